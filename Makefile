@@ -1,0 +1,39 @@
+# EarthSignature: `make demo` runs the main job, `make test` runs the tests. Both set everything up.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+export MLFLOW_DISABLE_TELEMETRY := true
+
+.PHONY: setup os-packages test lint proto proto-check demo clean-state
+
+setup: $(INSTALLED) os-packages
+
+# Reinstall only when the dependency list changes.
+$(INSTALLED): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[ml,dev]'
+	touch $@
+
+os-packages:
+	bash scripts/os-packages.sh
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check .
+
+proto: $(INSTALLED)
+	$(BIN)/python -m earthsignature.protogen
+
+proto-check: $(INSTALLED)
+	$(BIN)/python -m earthsignature.protogen --check
+
+test: setup lint proto-check
+	$(BIN)/pytest -q
+
+demo: setup
+	$(BIN)/earthsignature demo
+
+clean-state:
+	-$(BIN)/earthsignature db down
+	rm -rf var
