@@ -1,0 +1,76 @@
+"""The earthsignature command line, run in-process through click."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from earthsignature.cli import main
+from earthsignature.data.safe import SafeProduct
+from earthsignature.service.database.cluster import free_port
+
+
+def run(*args: str, expect: int = 0) -> str:
+    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    assert result.exit_code == expect, result.output
+    return result.output
+
+
+def test_help_lists_the_commands() -> None:
+    output = run("--help")
+    for command in ("db", "classes", "fixtures", "demo"):
+        assert command in output
+
+
+def test_classes_table_json_and_lookup_errors() -> None:
+    assert "#00a600  Coniferous forest" in run("classes")
+    records = json.loads(run("classes", "hrl", "--format", "json"))
+    assert [r["name"] for r in records] == ["Imperviousness", "Tree cover", "Grassland", "Water and wetness"]
+    assert 312 in records[1]["clc_codes"]
+    assert "Burnt areas" in run("classes", "--lookup", "334")
+    assert "did you mean 'Coniferous forest'" in run("classes", "--lookup", "conifer", expect=1)
+
+
+def test_fixtures_safe_writes_readable_products(tmp_path: Path) -> None:
+    output = run("fixtures", "safe", str(tmp_path), "--tile", "31TCJ", "--tile", "33UUP", "--size", "60",
+                 "--date", "2021-08-02T10:56:21", "--cloud-cover", "0")
+    paths = [Path(line) for line in output.split()]
+    assert [SafeProduct.open(p).tile_id for p in paths] == ["31TCJ", "33UUP"]
+    assert "multiple of 6" in run("fixtures", "safe", str(tmp_path), "--size", "50", expect=2)
+
+
+def test_fixtures_bigearthnet_and_pairs(tmp_path: Path) -> None:
+    assert "12 patches" in run("fixtures", "bigearthnet", str(tmp_path / "ben"), "--patches-per-tile", "4")
+    assert (tmp_path / "ben" / "metadata.parquet").exists()
+    assert "4 pairs" in run("fixtures", "pairs", str(tmp_path / "ua"), "--nomenclature", "urban_atlas",
+                            "--samples", "4", "--size", "32")
+
+
+@pytest.mark.postgis
+def test_db_lifecycle_through_config_overrides() -> None:
+    parent = Path(tempfile.mkdtemp(prefix="earthsignature-cli-"))
+    parent.chmod(0o755)  # as root the server user must traverse it
+    overrides = [f"db.data_dir={parent / 'pg'}", f"db.port={free_port()}", "db.name=cli_catalog"]
+    try:
+        assert "not initialised" in run("db", "status", *overrides, expect=3)
+        url = run("db", "up", *overrides).strip()
+        assert url.endswith("/cli_catalog") and url.startswith("postgresql+psycopg://postgres@127.0.0.1:")
+        assert run("db", "url", *overrides).strip() == url
+        assert "running on 127.0.0.1" in run("db", "status", *overrides)
+        assert run("db", "up", *overrides).strip() == url  # idempotent
+        run("db", "down", *overrides)
+        assert "stopped" in run("db", "status", *overrides, expect=3)
+    finally:
+        run("db", "down", *overrides)
+        shutil.rmtree(parent, ignore_errors=True)
+
+
+def test_db_refuses_to_manage_an_external_database() -> None:
+    output = run("db", "up", "db.url=postgresql+psycopg://user@db.example:5432/catalog", expect=1)
+    assert "not ours to manage" in output
+    assert run("db", "url", "db.url=postgresql+psycopg://u@h/c").strip() == "postgresql+psycopg://u@h/c"
