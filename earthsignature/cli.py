@@ -183,6 +183,40 @@ def fixtures_pairs(out: Path, nomenclature: str, samples: int, size: int, seed: 
     click.echo(f"{len(splits)} pairs in {out}: {splits['split'].value_counts().to_dict()}")
 
 
+# --- training toolkit (Hydra entry points) -------------------------------------------------------
+
+_HYDRA_PASSTHROUGH = {"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []}
+
+
+def _run_hydra(entry_point, prog: str, args: list[str]) -> None:
+    """Hand the arguments to a @hydra.main function as if it were its own program, so every Hydra
+    feature works: overrides, --multirun sweeps, --cfg job, --help."""
+    saved = sys.argv
+    sys.argv = [prog, *args]
+    try:
+        entry_point()
+    finally:
+        sys.argv = saved
+
+
+@main.command(context_settings=_HYDRA_PASSTHROUGH)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def train(args: tuple[str, ...]) -> None:
+    """Train a segmentation model: Hydra overrides, e.g. `experiment=smoke trainer.max_epochs=5`."""
+    from earthsignature.train.train import main as train_main
+
+    _run_hydra(train_main, "earthsignature train", list(args))
+
+
+@main.command(context_settings=_HYDRA_PASSTHROUGH)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def finetune(args: tuple[str, ...]) -> None:
+    """Fine-tune a pre-trained model on a pilot task: `pretrained=CKPT [finetune=head|full] data=...`."""
+    from earthsignature.train.train import finetune_main
+
+    _run_hydra(finetune_main, "earthsignature finetune", list(args))
+
+
 # --- demo -------------------------------------------------------------------------------------------
 
 

@@ -1,0 +1,90 @@
+"""BigEarthNet v2 (reBEN) with pixel-level CORINE Land Cover masks, for segmentation.
+
+Extends TorchGeo's ``BigEarthNetV2`` (which reads the release layout and the official splits) with
+what the seed's CLC model needs: a ``taxonomy`` (CLC level 3, 2 or 1, or BigEarthNet-19) applied to the
+reference maps, unlabeled / no-data pixels mapped to an ignore index (TorchGeo leaves unmapped CLC codes
+in the mask), and a choice of Sentinel-2 ``bands`` (default the seed's four 10 m bands), with 20 m and
+60 m bands resampled to the 120 x 120 grid.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import torch
+from rasterio.enums import Resampling
+from torch import Tensor
+from torchgeo.datasets import BigEarthNetV2, DatasetNotFoundError
+
+from earthsignature.data.nomenclature import Nomenclature, get_nomenclature
+from earthsignature.data.sentinel2 import L2A_BANDS, RGBN_BANDS
+
+IGNORE_INDEX = 255
+TAXONOMIES = {"clc_level3": "clc_level3", "clc_level2": "clc_level2", "clc_level1": "clc_level1",
+              "bigearthnet19": "bigearthnet19"}
+
+
+class BigEarthNetV2Segmentation(BigEarthNetV2):
+    """Samples ``{"image": float32 [bands, 120, 120] digital numbers, "mask": int64 [120, 120]}``."""
+
+    def __init__(
+        self,
+        root: str | Path = "data",
+        split: str = "train",
+        taxonomy: str = "clc_level3",
+        bands: Sequence[str] = RGBN_BANDS,
+        ignore_index: int = IGNORE_INDEX,
+        transforms: Callable[[dict[str, Tensor]], dict[str, Tensor]] | None = None,
+    ) -> None:
+        if taxonomy not in TAXONOMIES:
+            raise ValueError(f"taxonomy must be one of {sorted(TAXONOMIES)}, not {taxonomy!r}")
+        unknown = [b for b in bands if b not in L2A_BANDS]
+        if unknown:
+            raise ValueError(f"BigEarthNet v2 has no band {unknown}; its bands are {', '.join(L2A_BANDS)}")
+        self.taxonomy: Nomenclature = get_nomenclature(TAXONOMIES[taxonomy])
+        self.band_names = tuple(bands)
+        self.ignore_index = ignore_index
+        self._lut = torch.from_numpy(self.taxonomy.clc_lut(ignore_index))
+        super().__init__(root=str(root), split=split, bands="s2", transforms=transforms)
+        self.num_classes = len(self.taxonomy)
+
+    def _verify(self) -> None:
+        """Only what segmentation reads must exist: S2 patches, reference maps and the metadata."""
+        needed = [self.dir_file_names[k] for k in ("s2", "maps", "metadata")]
+        missing = [n for n in needed if not os.path.exists(os.path.join(self.root, n))]
+        if missing:
+            raise DatasetNotFoundError(self) from FileNotFoundError(
+                f"{self.root} lacks {', '.join(missing)} (see the README for the BigEarthNet v2 layout)")
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        sample = {"image": self._load_image(index, "s2"), "mask": self._load_map(index)}
+        if self.transforms is not None:
+            sample = self.transforms(sample)
+        return sample
+
+    def _patch_dir(self, folder: str, patch_id: str) -> str:
+        return os.path.join(self.root, folder, "_".join(patch_id.split("_")[:-2]), patch_id)
+
+    def _load_image(self, index: int, sensor: str) -> Tensor:
+        patch_id = str(self.metadata_df.loc[index, "patch_id"])
+        patch_dir = self._patch_dir(self.dir_file_names["s2"], patch_id)
+        bands = []
+        for band_name in self.band_names:
+            with rasterio.open(os.path.join(patch_dir, f"{patch_id}_{band_name}.tif")) as dataset:
+                bands.append(dataset.read(1, out_shape=self.image_size, out_dtype="float32",
+                                          resampling=Resampling.bilinear))
+        return torch.from_numpy(np.stack(bands))
+
+    def _load_map(self, index: int) -> Tensor:
+        patch_id = str(self.metadata_df.loc[index, "patch_id"])
+        path = os.path.join(self._patch_dir(self.dir_file_names["maps"], patch_id),
+                            f"{patch_id}_reference_map.tif")
+        with rasterio.open(path) as dataset:
+            codes = torch.from_numpy(dataset.read(1).astype(np.int64))
+        if codes.max() >= len(self._lut):
+            raise ValueError(f"{path}: value {int(codes.max())} is not a CLC code")
+        return self._lut[codes]

@@ -1,0 +1,153 @@
+"""LightningDataModules with the seed's preprocessing, one per data set family.
+
+Each one builds its train / validation / test datasets, computes the normalization statistics on the
+training split once (cached as JSON next to the data) unless a model's statistics are given (evaluation
+and fine-tuning reuse the pre-trained model's), normalises every split, and augments the training split
+with the joint flips and rotation. A ``fixture`` config makes ``prepare_data`` write a synthetic data
+set in the real layout when the root folder is missing (the smoke experiment, tests).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from lightning import LightningDataModule
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+from torchvision.transforms.v2 import Compose
+
+from earthsignature.data.augmentation import JointAugmentation
+from earthsignature.data.bigearthnet import BigEarthNetV2Segmentation
+from earthsignature.data.nomenclature import Nomenclature, get_nomenclature
+from earthsignature.data.normalization import NormalizationStats, Normalize, cached_stats
+from earthsignature.data.pairs import ImageMaskPairs, load_classes_yaml
+from earthsignature.data.sentinel2 import RGBN_BANDS
+
+Transform = Callable[[dict[str, Tensor]], dict[str, Tensor]]
+
+
+class SegmentationDataModule(LightningDataModule):
+    def __init__(
+        self,
+        root: str | Path,
+        bands: Sequence[str] = RGBN_BANDS,
+        batch_size: int = 128,
+        num_workers: int = 0,
+        augment: bool = True,
+        ignore_index: int = 255,
+        stats: NormalizationStats | Mapping[str, Any] | None = None,
+        stats_file: str | Path | None = None,
+        fixture: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.root = Path(root)
+        self.bands = tuple(bands)
+        self.batch_size, self.num_workers = batch_size, num_workers
+        self.augment, self.ignore_index = augment, ignore_index
+        if isinstance(stats, Mapping):
+            stats = NormalizationStats.from_dict(dict(stats))
+        if stats is not None and stats.bands != self.bands:
+            raise ValueError(f"the model was trained on bands {stats.bands}, the data asks for {self.bands}")
+        self.stats = stats
+        self.stats_file = Path(stats_file) if stats_file else self.root / (
+            f"earthsignature-stats-{'-'.join(self.bands)}.json")
+        self.fixture = dict(fixture) if fixture else None
+        self.datasets: dict[str, Dataset] = {}
+
+    # -- what a family defines ----------------------------------------------------------------------
+
+    def dataset(self, split: str, transforms: Transform | None) -> Dataset:
+        raise NotImplementedError
+
+    @property
+    def nomenclature(self) -> Nomenclature:
+        raise NotImplementedError
+
+    def write_fixture(self) -> None:
+        raise NotImplementedError
+
+    # -- shared machinery ---------------------------------------------------------------------------
+
+    def prepare_data(self) -> None:
+        if self.fixture is not None and not self.root.exists():
+            self.write_fixture()
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.stats is None:
+            raw_train = self.dataset("train", None)
+            self.stats = cached_stats(self.stats_file, (raw_train[i]["image"] for i in range(len(raw_train))),
+                                      self.bands)
+        normalize = Normalize(self.stats)
+        train_transforms = normalize
+        if self.augment:
+            train_transforms = Compose([normalize, JointAugmentation(ignore_index=self.ignore_index)])
+        self.datasets = {"train": self.dataset("train", train_transforms),
+                         "val": self.dataset("val", normalize), "test": self.dataset("test", normalize)}
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        return DataLoader(self.datasets[split], batch_size=self.batch_size, shuffle=shuffle,
+                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+
+class BigEarthNetDataModule(SegmentationDataModule):
+    """BigEarthNet v2 with CLC masks (the seed's CLC data set)."""
+
+    def __init__(self, root: str | Path, taxonomy: str = "clc_level3", **kwargs: Any) -> None:
+        super().__init__(root, **kwargs)
+        self.taxonomy = taxonomy
+
+    @property
+    def nomenclature(self) -> Nomenclature:
+        return get_nomenclature(self.taxonomy)
+
+    def dataset(self, split: str, transforms: Transform | None) -> Dataset:
+        return BigEarthNetV2Segmentation(self.root, split, self.taxonomy, self.bands, self.ignore_index,
+                                         transforms)
+
+    def write_fixture(self) -> None:
+        from earthsignature.data.fixtures.bigearthnet_writer import write_bigearthnet_v2
+
+        options = dict(self.fixture or {})
+        if "codes" in options:
+            options["codes"] = tuple(options["codes"])
+        write_bigearthnet_v2(self.root, **options)
+
+
+class PairsDataModule(SegmentationDataModule):
+    """Image/mask pair sets: ``kind`` is hrl, urban_atlas, burnt_area or pilot (classes.yaml)."""
+
+    def __init__(self, root: str | Path, kind: str = "pilot", **kwargs: Any) -> None:
+        super().__init__(root, **kwargs)
+        if kind not in ("hrl", "urban_atlas", "burnt_area", "pilot"):
+            raise ValueError(f"kind must be hrl, urban_atlas, burnt_area or pilot, not {kind!r}")
+        self.kind = kind
+
+    @property
+    def nomenclature(self) -> Nomenclature:
+        if self.kind == "pilot":
+            return load_classes_yaml(self.root / "classes.yaml")
+        return get_nomenclature(self.kind)
+
+    def dataset(self, split: str, transforms: Transform | None) -> Dataset:
+        return ImageMaskPairs(self.root, split, self.nomenclature, self.bands, self.ignore_index, transforms)
+
+    def write_fixture(self) -> None:
+        from earthsignature.data.fixtures.pairs_writer import write_image_mask_pairs
+
+        options = dict(self.fixture or {})
+        for key in ("codes", "weights"):
+            if key in options:
+                options[key] = tuple(options[key])
+        target = get_nomenclature(options.pop("nomenclature", self.kind))
+        write_image_mask_pairs(self.root, target, bands=self.bands, **options)

@@ -1,0 +1,113 @@
+"""Experiment tracking: what every run leaves in MLflow and in its run folder.
+
+Params: the full resolved Hydra config, flattened (``data.batch_size``...). Tags: the git commit (and
+whether the tree was dirty). Metrics: per epoch, by Lightning's MLFlowLogger. Artifacts: loss curves,
+the confusion matrix (CLC names and colors) and per-class IoU (CSV and bar chart) of the test split,
+and the best checkpoint. Every file is also written to the run folder, so a run without MLflow
+(``logger=none``) leaves the same pictures behind.
+"""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+from lightning import Callback, LightningModule, Trainer
+from lightning.pytorch.loggers import MLFlowLogger
+
+from earthsignature.config import PROJECT_ROOT
+from earthsignature.train.metrics import scores_from_confusion
+from earthsignature.train.plots import confusion_matrix_figure, iou_bar_chart, loss_curves_figure
+
+
+def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"data": {"bands": [...]}}`` -> ``{"data.bands": "[...]"}``."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def git_state() -> dict[str, str]:
+    """The commit the code comes from, and whether the working tree differed from it."""
+    def git(*args: str) -> str:
+        result = subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, check=False)
+        return result.stdout.strip() if result.returncode == 0 else ""
+
+    commit = git("rev-parse", "HEAD")
+    if not commit:
+        return {}
+    return {"mlflow.source.git.commit": commit, "git_dirty": str(bool(git("status", "--porcelain")))}
+
+
+class RunReport(Callback):
+    """Writes the run's pictures and tables into ``run_dir`` and logs them (and the config) to MLflow."""
+
+    def __init__(self, config: Mapping[str, Any], run_dir: Path):
+        self.config = dict(config)
+        self.run_dir = Path(run_dir)
+        self.history: dict[str, list[float]] = {"train_loss": [], "val_loss": []}
+
+    @staticmethod
+    def _mlflow(trainer: Trainer) -> MLFlowLogger | None:
+        return next((lg for lg in trainer.loggers if isinstance(lg, MLFlowLogger)), None)
+
+    def _save(self, trainer: Trainer, path: Path) -> None:
+        logger = self._mlflow(trainer)
+        if logger is not None and trainer.is_global_zero:
+            logger.experiment.log_artifact(logger.run_id, str(path))
+
+    def _save_figure(self, trainer: Trainer, figure: plt.Figure, name: str) -> None:
+        path = self.run_dir / name
+        figure.savefig(path, dpi=120)
+        plt.close(figure)
+        self._save(trainer, path)
+
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        logger = self._mlflow(trainer)
+        if logger is not None:
+            logger.log_hyperparams(flatten(self.config))
+            for key, value in git_state().items():
+                logger.experiment.set_tag(logger.run_id, key, value)
+
+    def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        for name in self.history:
+            value = trainer.callback_metrics.get(name)
+            if value is not None:
+                self.history[name].append(float(value))
+
+    def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if any(self.history.values()):
+            self._save_figure(trainer, loss_curves_figure(self.history), "loss_curves.png")
+        best = getattr(trainer.checkpoint_callback, "best_model_path", "")
+        if best:
+            self._save(trainer, Path(best))
+
+    def on_test_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        confusion = pl_module.last_confusion.get("test")
+        if confusion is None:
+            return
+        nomenclature = pl_module.nomenclature
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._save_figure(trainer, confusion_matrix_figure(confusion, nomenclature), "confusion_matrix.png")
+        scores = scores_from_confusion(confusion)
+        self._save_figure(trainer, iou_bar_chart(scores.per_class_iou, nomenclature), "per_class_iou.png")
+        path = self.run_dir / "per_class_iou.csv"
+        with path.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["index", "code", "name", "iou", "recall", "pixels"])
+            for cls in nomenclature:
+                writer.writerow([cls.index, cls.code, cls.name, scores.per_class_iou[cls.index],
+                                 scores.per_class_recall[cls.index], int(confusion[cls.index].sum())])
+        self._save(trainer, path)

@@ -1,0 +1,120 @@
+"""``earthsignature train`` / ``earthsignature finetune``: one Hydra experiment, one command.
+
+Also runnable as ``python -m earthsignature.train.train experiment=smoke`` (and ``--multirun`` sweeps).
+Fine-tuning is training with ``pretrained`` (a checkpoint) and ``finetune`` (head | full) set: the
+pre-trained network gets a new head for the data's classes (``conf/finetune.yaml``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import MLFlowLogger
+from omegaconf import DictConfig, OmegaConf
+
+from earthsignature.config import CONFIG_DIR
+from earthsignature.data.datamodules import BigEarthNetDataModule, PairsDataModule, SegmentationDataModule
+from earthsignature.train.module import SegmentationModule, class_records
+from earthsignature.train.tracking import RunReport
+
+_DATA_KEYS = ("root", "bands", "batch_size", "num_workers", "augment", "stats_file", "fixture")
+
+
+def build_datamodule(data: DictConfig, ignore_index: int, stats: dict | None = None
+                     ) -> SegmentationDataModule:
+    """The data module that ``data.family`` names, with a model's ``stats`` when given."""
+    options: dict[str, Any] = {k: OmegaConf.to_object(data[k]) if OmegaConf.is_config(data[k]) else data[k]
+                               for k in _DATA_KEYS if k in data}
+    options.update(ignore_index=ignore_index, stats=stats)
+    if data.family == "bigearthnet":
+        return BigEarthNetDataModule(taxonomy=data.taxonomy, **options)
+    if data.family == "pairs":
+        return PairsDataModule(kind=data.kind, **options)
+    raise ValueError(f"unknown data family {data.family!r}; choose bigearthnet or pairs")
+
+
+def build_module(cfg: DictConfig, datamodule: SegmentationDataModule) -> SegmentationModule:
+    """A new model, or (``pretrained`` + ``finetune``) a pre-trained one with a new head."""
+    optimizer = OmegaConf.to_object(cfg.optimizer)
+    if cfg.pretrained:
+        if cfg.finetune not in ("head", "full"):
+            raise ValueError("pretrained is set: finetune must be 'head' or 'full'")
+        return SegmentationModule.finetune_from(cfg.pretrained, datamodule.nomenclature, cfg.finetune,
+                                                task=cfg.task, **optimizer)
+    return SegmentationModule(
+        model=OmegaConf.to_object(cfg.model), nomenclature_name=datamodule.nomenclature.name,
+        classes=class_records(datamodule.nomenclature), bands=list(datamodule.bands),
+        normalization=datamodule.stats.to_dict(), task=cfg.task, ignore_index=cfg.ignore_index,
+        **optimizer)
+
+
+def _logger(cfg: DictConfig, run_dir: Path) -> MLFlowLogger | bool:
+    if not cfg.logger.enabled:
+        return False
+    return MLFlowLogger(experiment_name=cfg.logger.experiment_name, tracking_uri=cfg.logger.tracking_uri,
+                        run_name=cfg.logger.run_name, save_dir=str(run_dir / "mlruns"))
+
+
+def _resume_path(cfg: DictConfig, run_dir: Path) -> str | None:
+    if cfg.resume == "last":
+        last = run_dir / "checkpoints" / "last.ckpt"
+        if not last.exists():
+            raise FileNotFoundError(f"resume=last but {last} does not exist")
+        return str(last)
+    return cfg.resume or None
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Fit (and test) one experiment; return a summary (also written to ``run_dir/summary.json``)."""
+    run_dir = Path(cfg.run_dir)
+    L.seed_everything(cfg.seed, workers=True)
+    stats = None
+    if cfg.pretrained:  # fine-tuning keeps the pre-trained model's input normalization
+        pretrained = SegmentationModule.load_from_checkpoint(cfg.pretrained, map_location="cpu")
+        stats = pretrained.hparams.normalization
+    datamodule = build_datamodule(cfg.data, cfg.ignore_index, stats)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    module = build_module(cfg, datamodule)
+    checkpoints = ModelCheckpoint(dirpath=run_dir / "checkpoints", monitor=cfg.checkpoint.monitor,
+                                  mode=cfg.checkpoint.mode, save_last=True,
+                                  filename="best-{epoch:02d}-{val_loss:.4f}")
+    report = RunReport(OmegaConf.to_container(cfg, resolve=True), run_dir)
+    trainer = L.Trainer(**OmegaConf.to_object(cfg.trainer), default_root_dir=str(run_dir),
+                        logger=_logger(cfg, run_dir), callbacks=[checkpoints, report])
+    trainer.fit(module, datamodule=datamodule, ckpt_path=_resume_path(cfg, run_dir))
+    best_score = checkpoints.best_model_score
+    summary: dict[str, Any] = {
+        "best_checkpoint": checkpoints.best_model_path,
+        "best_val_loss": None if best_score is None else float(best_score),
+        "epochs": trainer.current_epoch,
+        "trainable_parameters": sum(p.numel() for p in module.parameters() if p.requires_grad),
+    }
+    if cfg.test_after_fit:
+        (results,) = trainer.test(module, datamodule=datamodule, ckpt_path="best", verbose=False)
+        summary["test"] = {k: float(v) for k, v in results.items()}
+    if isinstance(trainer.logger, MLFlowLogger):
+        summary["mlflow_run_id"] = trainer.logger.run_id
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+@hydra.main(config_path=str(CONFIG_DIR), config_name="train", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    summary = train(cfg)
+    print(json.dumps(summary, indent=1))
+
+
+@hydra.main(config_path=str(CONFIG_DIR), config_name="finetune", version_base="1.3")
+def finetune_main(cfg: DictConfig) -> None:
+    summary = train(cfg)
+    print(json.dumps(summary, indent=1))
+
+
+if __name__ == "__main__":
+    main()
