@@ -1,0 +1,109 @@
+"""Training end to end on fixture data: Hydra config, MLflow tracking, resume, head-only fine-tuning."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import mlflow
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+
+from earthsignature.config import load_config
+from earthsignature.train.module import SegmentationModule
+from earthsignature.train.train import train
+
+TINY = [
+    "experiment=smoke",
+    "data.fixture.patches_per_tile=4",
+    "data.batch_size=4",
+    "model.base_width=4",
+    "model.depth=2",
+    "trainer.max_epochs=2",
+    "trainer.enable_progress_bar=false",
+    "trainer.log_every_n_steps=1",
+]
+
+
+def _config(tmp: Path, *extra: str, tracking: bool = True):
+    logger = [f"logger.tracking_uri=sqlite:///{tmp / 'mlflow.db'}"] if tracking else ["logger=none"]
+    return load_config(None, "train", [*TINY, f"data.root={tmp / 'ben'}", f"run_dir={tmp / 'run'}",
+                                       *logger, *extra])
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    tmp = tmp_path_factory.mktemp("train")
+    summary = train(_config(tmp))
+    # a stable copy: a later run in the same folder (resume) may replace the best checkpoint
+    shutil.copy(summary["best_checkpoint"], tmp / "pretrained.ckpt")
+    return tmp, summary
+
+
+def test_training_writes_checkpoints_report_and_summary(trained) -> None:
+    tmp, summary = trained
+    run_dir = tmp / "run"
+    assert Path(summary["best_checkpoint"]).exists() and (run_dir / "checkpoints" / "last.ckpt").exists()
+    assert summary["epochs"] == 2
+    assert set(summary["test"]) == {"test_loss", "test_oa", "test_ana", "test_miou"}
+    assert json.loads((run_dir / "summary.json").read_text()) == summary
+    for picture in ("loss_curves.png", "confusion_matrix.png", "per_class_iou.png"):
+        assert (run_dir / picture).read_bytes().startswith(b"\x89PNG")
+    rows = (run_dir / "per_class_iou.csv").read_text().splitlines()
+    assert rows[0] == "index,code,name,iou,recall,pixels" and len(rows) == 45
+    assert (tmp / "ben" / "earthsignature-stats-B02-B03-B04-B08.json").exists()  # cached next to data
+
+
+def test_mlflow_run_has_config_metrics_artifacts_and_commit(trained) -> None:
+    tmp, summary = trained
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp / 'mlflow.db'}")
+    run = client.get_run(summary["mlflow_run_id"])
+    assert run.data.params["data.taxonomy"] == "clc_level3"
+    assert run.data.params["optimizer.lr"] == "0.001" and run.data.params["model.base_width"] == "4"
+    history = client.get_metric_history(run.info.run_id, "val_loss")
+    assert len(history) == 2  # one value per epoch
+    assert {"train_loss", "val_miou", "val_ana", "val_oa", "test_miou"} <= set(run.data.metrics)
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"confusion_matrix.png", "per_class_iou.csv", "per_class_iou.png", "loss_curves.png"} <= artifacts
+    assert any(a.endswith(".ckpt") for a in artifacts)
+    assert len(run.data.tags["mlflow.source.git.commit"]) == 40
+    mlflow.set_tracking_uri("")  # do not leak the store into other tests
+
+
+def test_checkpoint_carries_what_inference_needs(trained) -> None:
+    _, summary = trained
+    module = SegmentationModule.load_from_checkpoint(summary["best_checkpoint"], map_location="cpu")
+    assert module.hparams.bands == ["B02", "B03", "B04", "B08"]
+    assert len(module.nomenclature) == 44 and module.nomenclature.by_code(312).name == "Coniferous forest"
+    stats = module.normalization
+    assert stats.maximum > stats.minimum and len(stats.mean) == 4
+
+
+def test_resume_continues_from_the_last_checkpoint(trained) -> None:
+    tmp, _ = trained
+    summary = train(_config(tmp, "resume=last", "trainer.max_epochs=3", tracking=False))
+    assert summary["epochs"] == 3  # one more epoch, not three
+    last = torch.load(tmp / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert last["epoch"] == 2 and last["global_step"] == 3 * 2  # 6 training patches / batch 4 = 2 steps
+
+
+def test_head_only_finetuning_changes_only_the_head(trained, tmp_path: Path) -> None:
+    tmp, _ = trained
+    pretrained = SegmentationModule.load_from_checkpoint(tmp / "pretrained.ckpt", map_location="cpu")
+    cfg = load_config(None, "finetune", [
+        f"pretrained={tmp / 'pretrained.ckpt'}", f"data.root={tmp_path / 'burnt'}",
+        "data.batch_size=4", "data.num_workers=0",
+        "data.fixture={n_samples: 12, size: 32, codes: [312, 334]}",
+        "trainer.max_epochs=2", "trainer.enable_progress_bar=false", "trainer.accelerator=cpu",
+        f"run_dir={tmp_path / 'run'}", "logger=none"])
+    result = train(cfg)
+    tuned = SegmentationModule.load_from_checkpoint(result["best_checkpoint"], map_location="cpu")
+    assert tuned.nomenclature.names == ["Not burnt", "Burnt"] and tuned.hparams.finetune == "head"
+    assert tuned.hparams.normalization == pretrained.hparams.normalization
+    before, after = pretrained.model.state_dict(), tuned.model.state_dict()
+    body = [k for k in after if not k.startswith("head.")]
+    assert body and all(torch.equal(before[k], after[k]) for k in body)  # incl. batch-norm statistics
+    assert after["head.weight"].shape == (2, 4, 1, 1)
+    assert result["trainable_parameters"] == 2 * 4 + 2
