@@ -217,6 +217,15 @@ def finetune(args: tuple[str, ...]) -> None:
     _run_hydra(finetune_main, "earthsignature finetune", list(args))
 
 
+@main.command(context_settings=_HYDRA_PASSTHROUGH)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def evaluate(args: tuple[str, ...]) -> None:
+    """Score models on the Table 2 test sets: `checkpoint=CKPT [test_sets.burnt_area.checkpoint=...]`."""
+    from earthsignature.train.evaluate import main as evaluate_main
+
+    _run_hydra(evaluate_main, "earthsignature evaluate", list(args))
+
+
 # --- demo -------------------------------------------------------------------------------------------
 
 
