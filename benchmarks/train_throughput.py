@@ -62,9 +62,14 @@ class StepTimer(L.Callback):
 
 
 class TorchGeoWithOurUNet(SemanticSegmentationTask):
+    """TorchGeo's task (loss, metrics, logging, optimizer) around our UNet."""
+
+    def __init__(self, base_width: int, depth: int, **kwargs) -> None:
+        self.unet_shape = (base_width, depth)  # read by configure_models, which __init__ calls
+        super().__init__(**kwargs)
+
     def configure_models(self) -> None:
-        self.model = UNet(self.hparams["in_channels"], self.hparams["num_classes"],
-                          self.hparams["base_width"], self.hparams["depth"])
+        self.model = UNet(self.hparams["in_channels"], self.hparams["num_classes"], *self.unet_shape)
 
 
 def measure(module: L.LightningModule, data: Dataset, batch_size: int, steps: int, warmup: int) -> float:
@@ -85,7 +90,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     args = parser.parse_args()
     torch.manual_seed(0)
-    data = RandomPatches(args.batch_size * (args.steps + args.warmup))
+    # one batch more than the steps taken: no epoch ends, so no epoch-end work (schedulers) is timed
+    data = RandomPatches(args.batch_size * (args.steps + args.warmup + 1))
     stats = {"bands": ["B02", "B03", "B04", "B08"], "minimum": 0.0, "maximum": 1.0, "mean": [0.0] * 4}
     contenders = {
         "earthsignature": lambda: SegmentationModule(

@@ -107,7 +107,12 @@ def evaluate(cfg: DictConfig) -> list[EvaluationRow]:
     report_dir = Path(cfg.report_dir)
     modules: dict[str, SegmentationModule] = {}
     rows = []
+    unknown = set(cfg.only or ()) - set(cfg.test_sets)
+    if unknown:
+        raise ValueError(f"only names unknown test sets {sorted(unknown)}; known: {sorted(cfg.test_sets)}")
     for key, test_set in cfg.test_sets.items():
+        if cfg.only and key not in cfg.only:
+            continue
         checkpoint = str(test_set.get("checkpoint") or cfg.checkpoint)
         if checkpoint not in modules:
             modules[checkpoint] = SegmentationModule.load_from_checkpoint(checkpoint, map_location="cpu")

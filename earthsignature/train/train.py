@@ -83,7 +83,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     module = build_module(cfg, datamodule)
     checkpoints = ModelCheckpoint(dirpath=run_dir / "checkpoints", monitor=cfg.checkpoint.monitor,
                                   mode=cfg.checkpoint.mode, save_last=True,
-                                  filename="best-{epoch:02d}-{val_loss:.4f}")
+                                  # no "=" in names: paths must pass as Hydra overrides (pretrained=...)
+                                  filename="best-epoch{epoch:02d}-val_loss{val_loss:.4f}",
+                                  auto_insert_metric_name=False)
     report = RunReport(OmegaConf.to_container(cfg, resolve=True), run_dir)
     trainer = L.Trainer(**OmegaConf.to_object(cfg.trainer), default_root_dir=str(run_dir),
                         logger=_logger(cfg, run_dir), callbacks=[checkpoints, report])

@@ -46,6 +46,7 @@ def test_training_writes_checkpoints_report_and_summary(trained) -> None:
     tmp, summary = trained
     run_dir = tmp / "run"
     assert Path(summary["best_checkpoint"]).exists() and (run_dir / "checkpoints" / "last.ckpt").exists()
+    assert "=" not in summary["best_checkpoint"]  # usable as a Hydra override value
     assert summary["epochs"] == 2
     assert set(summary["test"]) == {"test_loss", "test_oa", "test_ana", "test_miou"}
     assert json.loads((run_dir / "summary.json").read_text()) == summary
