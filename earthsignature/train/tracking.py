@@ -10,6 +10,7 @@ and the best checkpoint. Every file is also written to the run folder, so a run 
 from __future__ import annotations
 
 import csv
+import json
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
@@ -79,16 +80,24 @@ class RunReport(Callback):
             for key, value in git_state().items():
                 logger.experiment.set_tag(logger.run_id, key, value)
 
+    def _record(self, trainer: Trainer, name: str) -> None:
+        value = trainer.callback_metrics.get(name)
+        if value is not None:
+            self.history[name].append(float(value))
+
+    # Each series in its own hook: validation runs before the training epoch's mean loss is logged.
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._record(trainer, "train_loss")
+
     def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if trainer.sanity_checking:
-            return
-        for name in self.history:
-            value = trainer.callback_metrics.get(name)
-            if value is not None:
-                self.history[name].append(float(value))
+        if not trainer.sanity_checking:
+            self._record(trainer, "val_loss")
 
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if any(self.history.values()):
+            history_file = self.run_dir / "loss_history.json"
+            history_file.write_text(json.dumps(self.history, indent=1))
+            self._save(trainer, history_file)
             self._save_figure(trainer, loss_curves_figure(self.history), "loss_curves.png")
         best = getattr(trainer.checkpoint_callback, "best_model_path", "")
         if best:

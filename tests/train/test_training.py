@@ -70,6 +70,13 @@ def test_mlflow_run_has_config_metrics_artifacts_and_commit(trained) -> None:
     assert {"confusion_matrix.png", "per_class_iou.csv", "per_class_iou.png", "loss_curves.png"} <= artifacts
     assert any(a.endswith(".ckpt") for a in artifacts)
     assert len(run.data.tags["mlflow.source.git.commit"]) == 40
+    # the loss curves are the per-epoch metrics, epoch for epoch (validation runs before the
+    # training epoch's mean is logged: a naive reader shifts the training curve by one epoch)
+    curves = json.loads((tmp / "run" / "loss_history.json").read_text())
+    for name in ("train_loss", "val_loss"):
+        metric = sorted(client.get_metric_history(run.info.run_id, name), key=lambda m: m.step)
+        logged = [m.value for m in metric]
+        assert curves[name] == pytest.approx(logged)
     mlflow.set_tracking_uri("")  # do not leak the store into other tests
 
 
