@@ -1,0 +1,121 @@
+"""Export a trained checkpoint to ONNX with its manifest, checked and verified against PyTorch.
+
+The ONNX graph takes ``image`` [batch, bands, height, width] (all three dynamic) of *normalised*
+inputs and returns ``logits`` [batch, classes, height, width]. Export runs the ONNX checker, then
+feeds random inputs of several sizes (odd ones included) to PyTorch and ONNX Runtime and compares:
+the largest absolute logit difference and the share of pixels whose argmax agrees. Above the
+tolerance the export fails and writes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+
+from earthsignature.service.model.manifest import ModelManifest, classes_from_records
+from earthsignature.train.module import SegmentationModule
+
+OPSET = 17
+PARITY_SHAPES = ((1, 120, 120), (2, 97, 131), (3, 64, 64))
+RESOLUTION_M = 10.0  # the models read 10 m grids (20 m and 60 m bands are resampled to it)
+
+
+class ExportError(RuntimeError):
+    """The exported model is invalid or disagrees with PyTorch."""
+
+
+@dataclass(frozen=True)
+class ParityReport:
+    max_abs_logit_diff: float
+    argmax_agreement: float
+    shapes: tuple[tuple[int, int, int], ...]
+
+    def as_metrics(self) -> dict[str, float]:
+        return {"parity_max_abs_logit_diff": self.max_abs_logit_diff,
+                "parity_argmax_agreement": self.argmax_agreement}
+
+
+def manifest_for(module: SegmentationModule, name: str, checkpoint: Path, tile_size: int, overlap: int,
+                 source: dict[str, Any] | None = None) -> ModelManifest:
+    hparams = module.hparams
+    return ModelManifest(
+        name=name, task=hparams.task if hparams.task in ("land_cover", "burnt_area", "crops") else "pilot",
+        bands=tuple(hparams.bands), resolution=RESOLUTION_M,
+        normalization={k: v for k, v in dict(hparams.normalization).items() if k != "bands"},
+        classes=classes_from_records(hparams.classes), nomenclature=hparams.nomenclature_name,
+        tile_size=tile_size, overlap=overlap,
+        source={"checkpoint": str(checkpoint), **(source or {})},
+    )
+
+
+def verify_parity(network: torch.nn.Module, onnx_path: Path, in_channels: int,
+                  shapes: tuple[tuple[int, int, int], ...] = PARITY_SHAPES, seed: int = 0) -> ParityReport:
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    generator = torch.Generator().manual_seed(seed)
+    worst, agree, total = 0.0, 0, 0
+    with torch.no_grad():
+        for batch, height, width in shapes:
+            x = torch.randn(batch, in_channels, height, width, generator=generator)
+            reference = network(x).numpy()
+            result = session.run(None, {"image": x.numpy()})[0]
+            if result.shape != reference.shape:
+                raise ExportError(f"ONNX output {result.shape} != PyTorch {reference.shape} for input {x.shape}")
+            worst = max(worst, float(np.abs(result - reference).max()))
+            agree += int((result.argmax(1) == reference.argmax(1)).sum())
+            total += reference.shape[0] * height * width
+    return ParityReport(worst, agree / total, shapes)
+
+
+def export_checkpoint(checkpoint: Path, out_dir: Path, name: str, tile_size: int = 256, overlap: int = 32,
+                      tolerance: float = 1e-3, min_agreement: float = 0.999
+                      ) -> tuple[Path, ModelManifest, ParityReport]:
+    """Write ``out_dir/model.onnx`` and ``out_dir/manifest.json``; return them and the parity report."""
+    checkpoint = Path(checkpoint)
+    module = SegmentationModule.load_from_checkpoint(checkpoint, map_location="cpu").eval()
+    network = module.model.eval()
+    source = _training_source(checkpoint)
+    manifest = manifest_for(module, name, checkpoint, tile_size, overlap, source)
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx_path = Path(tmp) / "model.onnx"
+        example = torch.zeros(1, len(manifest.bands), tile_size, tile_size)
+        torch.onnx.export(
+            network, (example,), str(onnx_path), input_names=[manifest.input_name],
+            output_names=[manifest.output_name], opset_version=OPSET, dynamo=False,
+            dynamic_axes={manifest.input_name: {0: "batch", 2: "height", 3: "width"},
+                          manifest.output_name: {0: "batch", 2: "height", 3: "width"}})
+        try:
+            onnx.checker.check_model(str(onnx_path), full_check=True)
+        except onnx.checker.ValidationError as error:
+            raise ExportError(f"the ONNX checker rejects the export: {error}") from error
+        report = verify_parity(network, onnx_path, len(manifest.bands))
+        if report.max_abs_logit_diff > tolerance or report.argmax_agreement < min_agreement:
+            raise ExportError(
+                f"ONNX and PyTorch disagree: max |logit diff| {report.max_abs_logit_diff:.2e} "
+                f"(tolerance {tolerance:.0e}), argmax agreement {report.argmax_agreement:.5f} "
+                f"(minimum {min_agreement})")
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(onnx_path), out_dir / "model.onnx")
+    manifest.save(out_dir / "manifest.json")
+    return out_dir / "model.onnx", manifest, report
+
+
+def _training_source(checkpoint: Path) -> dict[str, Any]:
+    """What the training run left beside its checkpoints (summary.json): run id and test metrics."""
+    summary_path = checkpoint.parent.parent / "summary.json"
+    if not summary_path.exists():
+        return {}
+    summary = json.loads(summary_path.read_text())
+    source: dict[str, Any] = {"test_metrics": summary.get("test", {})}
+    if summary.get("mlflow_run_id"):
+        source["training_run_id"] = summary["mlflow_run_id"]
+    return source
