@@ -5,9 +5,9 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: setup os-packages test lint proto proto-check demo clean-state
+.PHONY: setup os-packages triton test lint proto proto-check demo clean-state
 
-setup: $(INSTALLED) os-packages
+setup: $(INSTALLED) os-packages triton
 
 # Reinstall only when the dependency list changes.
 $(INSTALLED): pyproject.toml
@@ -18,6 +18,10 @@ $(INSTALLED): pyproject.toml
 
 os-packages:
 	bash scripts/os-packages.sh
+
+# A real Triton server (from the nvidia-pytriton wheel, without pytriton) for the model-service tests.
+triton: $(INSTALLED)
+	$(BIN)/python -m earthsignature.service.model.local_triton install >/dev/null
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

@@ -60,8 +60,9 @@ class ModelRegistry:
             mlflow.log_metrics({**metrics, **test_metrics})
             if "training_run_id" in manifest.source:
                 mlflow.set_tag("training_run_id", manifest.source["training_run_id"])
+            # one self-contained file (models here are far below protobuf's 2 GB limit)
             info = mlflow.onnx.log_model(onnx.load(str(onnx_path)), name="model",
-                                         registered_model_name=manifest.name)
+                                         registered_model_name=manifest.name, save_as_external_data=False)
             version = str(info.registered_model_version)
             registered = manifest.with_version(version)
             mlflow.log_dict(registered.to_dict(), "manifest.json")
@@ -122,8 +123,9 @@ class ModelRegistry:
         dest = Path(dest)
         dest.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory() as tmp:
+            source = self.client.get_model_version_download_uri(name, version)
             model_dir = Path(mlflow.artifacts.download_artifacts(
-                artifact_uri=f"models:/{name}/{version}", dst_path=tmp, tracking_uri=self.tracking_uri))
+                artifact_uri=source, dst_path=tmp, tracking_uri=self.tracking_uri))
             onnx_files = list(model_dir.rglob("*.onnx"))
             if len(onnx_files) != 1:
                 raise RegistryError(f"{name} version {version} holds {len(onnx_files)} ONNX files, expected 1")
