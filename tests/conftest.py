@@ -40,3 +40,33 @@ def postgis_db(postgis_cluster: PostgresCluster) -> Iterator[str]:
     postgis_cluster.create_database(name)
     yield postgis_cluster.url(name)
     postgis_cluster.drop_database(name)
+
+
+def write_checkpoint(path: Path, seed: int = 0, classes: str = "clc_level3") -> Path:
+    """A small seeded model saved as a Lightning checkpoint (export, registry and backend tests need
+    a model, not a trained one)."""
+    import lightning as L
+    import torch
+
+    from earthsignature.data.nomenclature import get_nomenclature
+    from earthsignature.train.module import SegmentationModule, class_records
+
+    torch.manual_seed(seed)
+    module = SegmentationModule(
+        model={"name": "unet", "base_width": 4, "depth": 2}, nomenclature_name=classes,
+        classes=class_records(get_nomenclature(classes)), bands=["B02", "B03", "B04", "B08"],
+        normalization={"bands": ["B02", "B03", "B04", "B08"], "minimum": 0.0, "maximum": 10000.0,
+                       "mean": [0.1, 0.12, 0.11, 0.3]})
+    trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    trainer.strategy.connect(module)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    trainer.save_checkpoint(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoints(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Two different small CLC models (for versions 1 and 2)."""
+    folder = tmp_path_factory.mktemp("checkpoints")
+    first = write_checkpoint(folder / "v1" / "model.ckpt", seed=1)
+    return first, write_checkpoint(folder / "v2" / "model.ckpt", seed=2)

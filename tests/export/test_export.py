@@ -1,0 +1,88 @@
+"""ONNX export, parity verification and the model manifest."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from earthsignature.data.normalization import NormalizationStats
+from earthsignature.export.onnx_export import ExportError, export_checkpoint
+from earthsignature.service.model.manifest import ManifestError, ModelManifest
+from earthsignature.train.module import SegmentationModule
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_checkpoints, tmp_path_factory: pytest.TempPathFactory):
+    return export_checkpoint(tiny_checkpoints[0], tmp_path_factory.mktemp("export"), "clc-tiny", 128, 16)
+
+
+def test_export_writes_a_checked_dynamic_onnx_model(exported) -> None:
+    onnx_path, _, report = exported
+    model = onnx.load(str(onnx_path))
+    onnx.checker.check_model(model, full_check=True)
+    assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= 17
+    (image,), (logits,) = model.graph.input, model.graph.output
+    assert (image.name, logits.name) == ("image", "logits")
+    dims = [d.dim_param or d.dim_value for d in image.type.tensor_type.shape.dim]
+    assert dims == ["batch", 4, "height", "width"]
+    assert [d.dim_param or d.dim_value for d in logits.type.tensor_type.shape.dim] == ["batch", 44, "height", "width"]
+    assert report.max_abs_logit_diff < 1e-4 and report.argmax_agreement > 0.999
+    assert (97, 131) in [(h, w) for _, h, w in report.shapes]  # odd sizes are checked too
+
+
+def test_onnx_matches_pytorch_on_a_new_input(exported, tiny_checkpoints) -> None:
+    import onnxruntime as ort
+
+    onnx_path, _, _ = exported
+    network = SegmentationModule.load_from_checkpoint(tiny_checkpoints[0], map_location="cpu").model.eval()
+    x = torch.randn(2, 4, 75, 53)
+    with torch.no_grad():
+        reference = network(x).numpy()
+    result = ort.InferenceSession(str(onnx_path)).run(None, {"image": x.numpy()})[0]
+    np.testing.assert_allclose(result, reference, atol=1e-4)
+
+
+def test_manifest_describes_the_model(exported, tiny_checkpoints) -> None:
+    onnx_path, manifest, _ = exported
+    module = SegmentationModule.load_from_checkpoint(tiny_checkpoints[0], map_location="cpu")
+    assert manifest.name == "clc-tiny" and manifest.task == "land_cover" and manifest.version is None
+    assert manifest.bands == ("B02", "B03", "B04", "B08") and manifest.resolution == 10.0
+    assert (manifest.tile_size, manifest.overlap) == (128, 16)
+    assert manifest.num_classes == 44 and manifest.classes[23].name == "Coniferous forest"
+    assert manifest.classes[23].color == (0, 166, 0) and manifest.nomenclature == "clc_level3"
+    assert manifest.source["checkpoint"] == str(tiny_checkpoints[0])
+    # preprocessing from the manifest is the training preprocessing, to the bit
+    digital_numbers = np.random.default_rng(0).integers(1, 9000, (4, 16, 16)).astype(np.uint16)
+    stats = NormalizationStats.from_dict(dict(module.hparams.normalization))
+    expected = stats.apply(torch.from_numpy(digital_numbers.astype(np.float32))).numpy()
+    np.testing.assert_allclose(manifest.normalize(digital_numbers), expected, rtol=1e-6)
+    assert ModelManifest.load(onnx_path.parent / "manifest.json") == manifest
+
+
+def test_manifest_round_trip_and_errors(exported, tmp_path: Path) -> None:
+    _, manifest, _ = exported
+    versioned = manifest.with_version("7")
+    assert ModelManifest.load(versioned.save(tmp_path / "m.json")) == versioned
+    assert versioned.model_id == "clc-tiny:7" and versioned.colormap()[0] == (230, 0, 77, 255)
+    record = json.loads((tmp_path / "m.json").read_text())
+    with pytest.raises(ManifestError, match="one value per band"):
+        ModelManifest.from_dict({**record, "bands": ["B02"]})
+    with pytest.raises(ManifestError, match="task must be one of"):
+        ModelManifest.from_dict({**record, "task": "weather"})
+    with pytest.raises(ManifestError, match="newer than this code reads"):
+        ModelManifest.from_dict({**record, "format_version": 99})
+    with pytest.raises(ManifestError, match="not a model manifest"):
+        ModelManifest.from_dict({"name": "x"})
+    with pytest.raises(ManifestError, match="takes 4 bands"):
+        manifest.normalize(np.zeros((3, 8, 8)))
+
+
+def test_export_fails_above_tolerance_and_writes_nothing(tiny_checkpoints, tmp_path: Path) -> None:
+    with pytest.raises(ExportError, match="ONNX and PyTorch disagree"):
+        export_checkpoint(tiny_checkpoints[0], tmp_path / "out", "clc-tiny", tolerance=0.0)
+    assert not (tmp_path / "out").exists()
