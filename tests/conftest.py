@@ -45,11 +45,10 @@ def postgis_db(postgis_cluster: PostgresCluster) -> Iterator[str]:
 def write_checkpoint(path: Path, seed: int = 0, classes: str = "clc_level3") -> Path:
     """A small seeded model saved as a Lightning checkpoint (export, registry and backend tests need
     a model, not a trained one)."""
-    import lightning as L
     import torch
 
     from earthsignature.data.nomenclature import get_nomenclature
-    from earthsignature.train.module import SegmentationModule, class_records
+    from earthsignature.train.module import SegmentationModule, class_records, save_checkpoint
 
     torch.manual_seed(seed)
     module = SegmentationModule(
@@ -57,11 +56,7 @@ def write_checkpoint(path: Path, seed: int = 0, classes: str = "clc_level3") -> 
         classes=class_records(get_nomenclature(classes)), bands=["B02", "B03", "B04", "B08"],
         normalization={"bands": ["B02", "B03", "B04", "B08"], "minimum": 0.0, "maximum": 10000.0,
                        "mean": [0.1, 0.12, 0.11, 0.3]})
-    trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False)
-    trainer.strategy.connect(module)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    trainer.save_checkpoint(path)
-    return path
+    return save_checkpoint(module, path)
 
 
 @pytest.fixture(scope="session")

@@ -134,3 +134,14 @@ class SegmentationModule(LightningModule):
         trainable = [p for p in self.parameters() if p.requires_grad]
         return torch.optim.Adam(trainable, lr=self.hparams.lr, betas=tuple(self.hparams.betas),
                                 weight_decay=self.hparams.weight_decay)
+
+
+def save_checkpoint(module: SegmentationModule, path: Path) -> Path:
+    """Save a module, trained or not, as a Lightning checkpoint (``load_from_checkpoint`` reads it)."""
+    from lightning import Trainer
+
+    trainer = Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    trainer.strategy.connect(module)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    trainer.save_checkpoint(path)
+    return Path(path)
