@@ -1,0 +1,110 @@
+"""The catalog on a real PostGIS: transactional, idempotent inserts and every filter."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+from shapely.geometry import box
+
+from earthsignature.service.database.catalog import (
+    Catalog,
+    CatalogError,
+    ClassRecord,
+    Filters,
+    ProductRecord,
+    SegmentationRecord,
+)
+from earthsignature.service.database.schema import upgrade
+
+pytestmark = pytest.mark.postgis
+DAY = datetime(2021, 8, 1, 9, 0, tzinfo=UTC)
+
+
+def product(number: int, tile: str = "34SGH", lon: float = 23.0, day: int = 0, cloud: float = 5.0) -> ProductRecord:
+    start = DAY + timedelta(days=day, minutes=number)
+    return ProductRecord(f"S2A_MSIL2A_{start:%Y%m%dT%H%M%S}_N0500_R093_T{tile}_X{number}", tile, "S2A", "L2A",
+                         start, start + timedelta(seconds=5), box(lon, 38.0, lon + 1.0, 39.0), cloud)
+
+
+def segmentation(model: str = "clc-unet", version: str = "1", burnt: float = 0.0) -> SegmentationRecord:
+    classes = [ClassRecord(0, 312, "Coniferous forest", 0x00A600, 600, 0.6 - burnt),
+               ClassRecord(1, 211, "Non-irrigated arable land", 0xFFFFA8, 400, 0.4)]
+    if burnt:
+        classes.append(ClassRecord(2, 334, "Burnt areas", 0, int(1000 * burnt), burnt))
+    return SegmentationRecord(model, version, f"file:///r/{model}/{version}.tif", "EPSG:32634",
+                              [700000, 10, 0, 4300000, 0, -10], 100, 100, classes)
+
+
+@pytest.fixture
+def catalog(postgis_db: str):
+    upgrade(postgis_db)
+    catalog = Catalog(postgis_db, pool_size=2)
+    yield catalog
+    catalog.dispose()
+
+
+def count(catalog: Catalog, table: str) -> int:
+    with catalog.engine.connect() as connection:
+        return connection.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one()
+
+
+def test_add_is_idempotent(catalog: Catalog) -> None:
+    first, created = catalog.add(product(1), segmentation())
+    again, created_again = catalog.add(product(1), segmentation())
+    assert created and not created_again and first == again
+    other, _ = catalog.add(product(1), segmentation(model="burnt-unet"))  # same product, second model
+    assert other != first
+    counts = [count(catalog, table) for table in ("products", "segmentations", "class_statistics")]
+    assert counts == [1, 2, 4]
+
+
+def test_a_failed_insert_leaves_nothing(catalog: Catalog) -> None:
+    broken = segmentation()
+    broken = SegmentationRecord(**{**broken.__dict__, "classes": [*broken.classes, broken.classes[0]]})  # dup value
+    with pytest.raises(sa.exc.IntegrityError):
+        catalog.add(product(2), broken)
+    assert count(catalog, "products") == 0 and count(catalog, "segmentations") == 0
+
+
+def test_filters(catalog: Catalog) -> None:
+    catalog.add(product(1, "34SGH", lon=23.0, day=0, cloud=5), segmentation(burnt=0.2))
+    catalog.add(product(2, "31TCJ", lon=1.0, day=1, cloud=40), segmentation())
+    catalog.add(product(3, "33UUP", lon=12.0, day=2, cloud=10), segmentation(model="burnt-unet"))
+
+    def tiles(**kwargs) -> list[str]:
+        return [f.segmentation.product.tile_id for f in catalog.search(Filters(**kwargs))]
+
+    assert tiles() == ["33UUP", "31TCJ", "34SGH"]  # newest first
+    assert tiles(area=box(23.5, 38.5, 23.6, 38.6)) == ["34SGH"]
+    assert tiles(area=box(50, 50, 51, 51)) == []
+    assert tiles(start=DAY + timedelta(days=1), end=DAY + timedelta(days=1, hours=23)) == ["31TCJ"]
+    assert tiles(product_ids=(product(2, "31TCJ", day=1).product_id,)) == ["31TCJ"]
+    assert tiles(tile_ids=("T34SGH", "33uup")) == ["33UUP", "34SGH"]
+    assert tiles(model_names=("burnt-unet",)) == ["33UUP"]
+    assert tiles(max_cloud_cover=10) == ["33UUP", "34SGH"]
+    assert tiles(category_codes=(334,)) == ["34SGH"]
+    assert tiles(category_names=("burnt areas",), min_category_fraction=0.25) == []
+    assert tiles(category_names=("non-irrigated arable land",), min_category_fraction=0.4) == ["33UUP", "31TCJ",
+                                                                                              "34SGH"]
+    assert tiles(words="burnt") == ["33UUP", "34SGH"]  # a class name and a model name
+    assert tiles(words="forests 31TCJ") == ["31TCJ"]  # stemming: forests ~ forest
+    assert catalog.known_category("Burnt Areas") and catalog.known_category("312")
+    assert not catalog.known_category("bananas")
+
+
+def test_paging_is_stable(catalog: Catalog) -> None:
+    for number in range(5):
+        catalog.add(product(number, day=number), segmentation())
+    seen, token = [], ""
+    while True:
+        page = catalog.search(Filters(limit=2, page_token=token))
+        if not page:
+            break
+        seen += [f.segmentation.id for f in page]
+        token = page[-1].page_key.token()
+        catalog.add(product(99, day=-5), segmentation())  # an old product arriving between pages
+    assert len(seen) == 6 and len(set(seen)) == 6
+    with pytest.raises(CatalogError, match="not one this server issued"):
+        catalog.search(Filters(page_token="garbage!"))
