@@ -133,6 +133,10 @@ class Catalog:
                        Segmentation.model_version == model_version)
             ).first()
 
+    def product_exists(self, product_id: str) -> bool:
+        with self.sessions() as session:
+            return session.scalar(sa.select(sa.exists().where(Product.product_id == product_id)))
+
     def add(self, product: ProductRecord, segmentation: SegmentationRecord) -> tuple[int, bool]:
         """Store the segmentation (and its product, once) in one transaction.
 

@@ -80,6 +80,22 @@ class RasterStore:
             self._put(staged, url)
         return url
 
+    def write_bytes(self, url: str, payload: bytes) -> str:
+        """Store a small file (a quicklook PNG) at ``url``."""
+        with tempfile.TemporaryDirectory() as tmp:
+            staged = Path(tmp) / "file"
+            staged.write_bytes(payload)
+            self._put(staged, url)
+        return url
+
+    def read_bytes(self, url: str) -> bytes:
+        if self.remote:
+            import fsspec
+
+            with fsspec.open(url, "rb") as handle:
+                return handle.read()
+        return Path(gdal_path(url)).read_bytes()
+
     def _put(self, local: Path, url: str) -> None:
         if self.remote:
             import fsspec
