@@ -76,6 +76,9 @@ class DatabaseService(database_pb2_grpc.DatabaseProductServiceServicer):
             stored = ingest(request, self.catalog, self.store)
         except IngestError as error:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+        except Exception as error:  # storage failures: nothing was kept (see ingest), say so plainly
+            log.exception("CreateProduct failed")
+            context.abort(grpc.StatusCode.INTERNAL, f"could not store the product, nothing was kept: {error}")
         log.info("product %s segmentation %s (%s)", stored.product_id, stored.segmentation_id,
                  "created" if stored.created else "already there")
         return database_pb2.CreateProductResponse(product_id=stored.product_id,

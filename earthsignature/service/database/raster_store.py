@@ -135,7 +135,7 @@ class RasterStore:
             factor = max(1, math.ceil(math.sqrt(window.width * window.height / max_pixels)))
             shape = (max(1, int(window.height) // factor), max(1, int(window.width) // factor))
             data = dataset.read(1, window=window, out_shape=shape, resampling=Resampling.nearest)
-            transform = dataset.window_transform(window) * Affine.scale(window.width / shape[1],
+            transform = dataset.window_transform(window) @ Affine.scale(window.width / shape[1],
                                                                          window.height / shape[0])
             crs, nodata = dataset.crs.to_string(), dataset.nodata
         if area is not None and nodata is not None:

@@ -35,7 +35,8 @@ class TlsFiles:
 
 
 def build_server(database_url: str, store_url: str, address: str, tls: TlsFiles | None, insecure: bool = False,
-                 limits: ApiLimits | None = None, workers: int = 16, migrate: bool = True
+                 limits: ApiLimits | None = None, workers: int = 16, migrate: bool = True,
+                 max_request_bytes: int = MAX_REQUEST_BYTES
                  ) -> tuple[grpc.Server, int, Catalog]:
     """A started server on ``address`` (port 0: any free port); returns it with its port."""
     if tls is None and not insecure:
@@ -47,7 +48,7 @@ def build_server(database_url: str, store_url: str, address: str, tls: TlsFiles 
     service = DatabaseService(catalog, RasterStore(store_url), limits,
                               RevocationList(tls.revoked if tls else None), insecure=tls is None)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers), options=[
-        ("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
+        ("grpc.max_receive_message_length", max_request_bytes),
         ("grpc.max_send_message_length", limits.max_response_bytes + 1024 * 1024),
     ])
     database_pb2_grpc.add_DatabaseProductServiceServicer_to_server(service, server)

@@ -1,0 +1,234 @@
+"""The Database service end to end: real PostGIS, real gRPC server with real TLS on 127.0.0.1."""
+
+from __future__ import annotations
+
+import re
+
+import grpc
+import numpy as np
+import pytest
+import sqlalchemy as sa
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from shapely.geometry import box, shape
+
+from earthsignature.client import EarthSignatureClient, Encoding
+from earthsignature.data.sentinel2 import tile
+from earthsignature.service.database.server import TlsFiles, build_server
+
+from .api_fixtures import class_map, make_certificates, product_request
+
+pytestmark = pytest.mark.postgis
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory):
+    return make_certificates(tmp_path_factory.mktemp("certs"))
+
+
+@pytest.fixture
+def api(postgis_db, certs, tmp_path):
+    tls = TlsFiles(certs.ca.cert_path, certs.server[1], certs.server[0], certs.ca.revoked_path)
+    server, port, catalog = build_server(postgis_db, str(tmp_path / "store"), "127.0.0.1:0", tls,
+                                         max_request_bytes=4 * 1024 * 1024)
+    address = f"127.0.0.1:{port}"
+
+    def client(who: str = "pilot", ca=None) -> EarthSignatureClient:
+        key, cert = getattr(certs, who)
+        return EarthSignatureClient(address, ca=ca or certs.ca.cert_path, cert=cert, key=key, timeout_s=30)
+
+    yield client, catalog, tmp_path / "store", address
+    server.stop(grace=None)
+    catalog.dispose()
+
+
+def seed(client) -> None:
+    with client("internal") as internal:
+        internal.create(product_request(1, "34SGH", day=0, burnt_share=0.3, cloud=5))
+        internal.create(product_request(2, "31TCJ", day=1, cloud=40))
+        internal.create(product_request(3, "33UUP", day=2, model="burnt-unet", cloud=10))
+
+
+def tiles(results) -> list[str]:
+    return [r.tile_id for r in results]
+
+
+def test_create_then_list_by_every_filter(api) -> None:
+    client, _, _, _ = api
+    seed(client)
+    geometry = tile("34SGH")
+    inside = box(*[v + d for v, d in zip(shape({"type": "Polygon", "coordinates": [
+        geometry.footprint_lonlat(1200, 1200)]}).bounds, (0.001, 0.001, -0.001, -0.001), strict=True)])
+    with client() as pilot:
+        assert tiles(pilot.list()) == ["33UUP", "31TCJ", "34SGH"]
+        assert tiles(pilot.list(wkt=inside.wkt)) == ["34SGH"]
+        assert tiles(pilot.list(start="2021-08-02T00:00:00", end="2021-08-02T23:59:59")) == ["31TCJ"]
+        first = next(pilot.list(wkt=inside.wkt))
+        assert tiles(pilot.list(product_ids=[first.product_id])) == ["34SGH"]
+        assert tiles(pilot.list(categories=["Burnt areas"])) == ["34SGH"]
+        assert tiles(pilot.list(categories=["334"], min_category_fraction=0.5)) == []
+        assert tiles(pilot.list(tile_ids=["T31TCJ"])) == ["31TCJ"]
+        assert tiles(pilot.search("burnt")) == ["33UUP", "34SGH"]  # a class name, a model name
+        assert tiles(pilot.search('class:"burnt areas" cloud<20')) == ["34SGH"]
+        assert tiles(pilot.search("after:2021-08-02 before:2021-08-02T23:59 forests")) == ["31TCJ"]
+
+
+def test_responses_carry_georeferenced_maps(api) -> None:
+    client, _, _, _ = api
+    seed(client)
+    with client() as pilot:
+        result = next(pilot.list(product_ids=[product_request(1).product_id]))
+    expected = class_map(120, 1, 0.3)
+    assert np.array_equal(result.classes, expected)
+    geometry = tile("34SGH")
+    assert result.transform.c == geometry.ulx and result.transform.f == geometry.uly and result.crs == "EPSG:32634"
+    assert result.start.isoformat() == "2021-08-01T09:21:00+00:00" and result.model == "clc-unet:1"
+    assert {v: round(f, 3) for v, (_, _, _, f) in result.legend.items()} == {
+        v: round(float((expected == v).mean()), 3) for v in np.unique(expected)}
+    assert result.legend[2][:2] == (334, "Burnt areas")
+    assert result.cloud_mask.sum() == 10 * 120 and result.footprint["type"] == "MultiPolygon"
+
+
+def test_area_queries_clip_and_downsample(api) -> None:
+    client, _, _, _ = api
+    seed(client)
+    geometry = tile("34SGH")
+    west_half = shape({"type": "Polygon", "coordinates": [geometry.footprint_lonlat(600, 1200)]})
+    with client() as pilot:
+        clipped = next(pilot.list(wkt=west_half.wkt, product_ids=[product_request(1).product_id]))
+        small = next(pilot.list(product_ids=[product_request(1).product_id], max_pixels=60 * 60))
+    # the west half (60 px) plus at most a few pixels of margin where the lon/lat box meets the UTM grid
+    assert 60 <= clipped.classes.shape[1] <= 64 and clipped.classes.shape[0] >= 118
+    assert small.classes.shape == (60, 60) and small.transform.a == pytest.approx(20.0)
+
+
+def test_legacy_and_polygon_encodings(api) -> None:
+    client, _, _, _ = api
+    seed(client)
+    product_id = product_request(1).product_id
+    with client() as pilot:
+        compressed = next(pilot.list(product_ids=[product_id]))
+        legacy = next(pilot.list(product_ids=[product_id], encoding=Encoding.RASTER_ENCODING_LEGACY_UINT32))
+        polygons = next(pilot.list(product_ids=[product_id], encoding=Encoding.RASTER_ENCODING_GEOBUF_POLYGONS))
+    assert np.array_equal(legacy.classes, compressed.classes)
+    assert legacy.wire_bytes > 20 * compressed.wire_bytes  # the seed's form: a varint per pixel
+    names = {f["properties"]["name"] for f in polygons.polygons["features"]}
+    assert names == {"Coniferous forest", "Non-irrigated arable land", "Burnt areas", "Water bodies"}
+
+
+def test_paging_and_idempotent_create(api) -> None:
+    client, catalog, _, _ = api
+    with client("internal") as internal:
+        for number in range(5):
+            assert internal.create(product_request(number, day=number)).created
+        again = internal.create(product_request(2, day=2))
+    assert not again.created
+    with catalog.engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT count(*) FROM segmentations")).scalar_one() == 5
+    with client() as pilot:
+        seen, token = [], ""
+        while True:
+            page = list(pilot.list(n_results=2, page_token=token))
+            if not page:
+                break
+            seen += [r.product_id for r in page]
+            token = page[-1].page_token
+    assert len(seen) == len(set(seen)) == 5
+
+
+@pytest.mark.parametrize(("kwargs", "status", "message"), [
+    ({"wkt": "POLYGON((1 2, 3"}, grpc.StatusCode.INVALID_ARGUMENT, "wkt is not Well-Known Text"),
+    ({"wkt": "POLYGON((500 0, 501 0, 501 1, 500 0))"}, grpc.StatusCode.INVALID_ARGUMENT, "EPSG:4326"),
+    ({"start": "2021-09-01", "end": "2021-08-01"}, grpc.StatusCode.INVALID_ARGUMENT, "is after end_date"),
+    ({"categories": ["Bananas"]}, grpc.StatusCode.INVALID_ARGUMENT, "unknown category 'Bananas'"),
+    ({"n_results": 101}, grpc.StatusCode.INVALID_ARGUMENT, r"n_results must be in 1\.\.100"),
+    ({"page_token": "forged"}, grpc.StatusCode.INVALID_ARGUMENT, "not one this server issued"),
+])
+def test_bad_list_requests(api, kwargs, status, message) -> None:
+    client, _, _, _ = api
+    seed(client)
+    with client() as pilot, pytest.raises(grpc.RpcError) as raised:
+        list(pilot.list(**kwargs))
+    assert raised.value.code() == status
+    assert re.search(message, raised.value.details())
+
+
+def test_bad_text_query_names_the_position(api) -> None:
+    client, _, _, _ = api
+    with client() as pilot, pytest.raises(grpc.RpcError) as raised:
+        list(pilot.search("forest cloud>20"))
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "query error at position 12" in raised.value.details()
+
+
+def test_bad_and_oversize_creates(api) -> None:
+    client, _, store, _ = api
+    request = product_request(1)
+    del request.classes[2:]  # the map holds values 2 and 3 that the legend no longer names
+    request.segmentation.CopyFrom(product_request(1, burnt_share=0.3).segmentation)
+    with client("internal") as internal:
+        with pytest.raises(grpc.RpcError) as raised:
+            internal.create(request)
+        assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "no class in the legend" in raised.value.details()
+        assert not [p for p in store.rglob("*") if p.is_file()]
+        # the server takes requests up to 4 MB here (256 MB by default)
+        assert internal.create(product_request(1, size=1200, encoding=Encoding.RASTER_ENCODING_RAW)).created
+        with pytest.raises(grpc.RpcError) as raised:
+            internal.create(product_request(2, size=2400, encoding=Encoding.RASTER_ENCODING_RAW))  # 5.8 MB
+        assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+def test_a_failure_half_way_leaves_nothing(api, monkeypatch) -> None:
+    client, catalog, store, _ = api
+
+    def broken_add(*args, **kwargs):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(catalog, "add", broken_add)
+    with client("internal") as internal, pytest.raises(grpc.RpcError) as raised:
+        internal.create(product_request(1))
+    assert raised.value.code() == grpc.StatusCode.INTERNAL and "nothing was kept" in raised.value.details()
+    assert not [p for p in store.rglob("*") if p.is_file()]  # the COGs written before the failure are gone
+    with catalog.engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT count(*) FROM products")).scalar_one() == 0
+
+
+def test_roles_certificates_and_revocation(api, certs) -> None:
+    client, _, _, address = api
+    with client("pilot") as pilot, pytest.raises(grpc.RpcError) as raised:
+        pilot.create(product_request(1))
+    assert raised.value.code() == grpc.StatusCode.PERMISSION_DENIED and "internal role" in raised.value.details()
+    with client("foreign", ca=certs.ca.cert_path) as mallory, pytest.raises(grpc.RpcError) as raised:
+        list(mallory.list())  # a certificate from another CA: refused in the handshake
+    assert raised.value.code() == grpc.StatusCode.UNAVAILABLE
+    channel = grpc.secure_channel(address, grpc.ssl_channel_credentials(certs.ca.cert_path.read_bytes()))
+    with pytest.raises(grpc.RpcError) as raised:  # no client certificate at all
+        health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
+    assert raised.value.code() == grpc.StatusCode.UNAVAILABLE
+    channel.close()
+    from cryptography import x509
+
+    serial = x509.load_pem_x509_certificate(certs.pilot[1].read_bytes()).serial_number
+    certs.ca.revoke(serial)
+    try:
+        with client("pilot") as pilot, pytest.raises(grpc.RpcError) as raised:
+            list(pilot.list())
+        assert raised.value.code() == grpc.StatusCode.UNAUTHENTICATED and str(serial) in raised.value.details()
+    finally:
+        certs.ca.revoked_path.write_text("[]\n")
+
+
+def test_health_and_reflection(api, certs) -> None:
+    _, _, _, address = api
+    key, cert = certs.pilot
+    credentials = grpc.ssl_channel_credentials(certs.ca.cert_path.read_bytes(), key.read_bytes(), cert.read_bytes())
+    with grpc.secure_channel(address, credentials) as channel:
+        status = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service="snapearth.api.v1.DatabaseProductService"), timeout=10)
+        assert status.status == health_pb2.HealthCheckResponse.SERVING
+        from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+        stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+        answers = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
+        services = {s.name for s in next(answers).list_services_response.service}
+    assert "snapearth.api.v1.DatabaseProductService" in services and "grpc.health.v1.Health" in services
