@@ -413,6 +413,213 @@ def model_serve_triton(repository: Path) -> None:
         pass
 
 
+# --- database service: certificates, server, queries ---------------------------------------------
+
+
+def _certs_dir(config: str, overrides: tuple[str, ...]) -> Path:
+    return Path(_service_config(config, overrides).api.certs_dir)
+
+
+@main.group()
+def certs() -> None:
+    """Certificates for the API's mutual TLS: the CA, server, internal and pilot certificates."""
+
+
+@certs.command("init")
+@click.option("--server-name", "server_names", multiple=True, default=("127.0.0.1", "localhost"), show_default=True,
+              help="host names / IP addresses the server certificate is valid for")
+@_config_option
+@_overrides_argument
+def certs_init(server_names: tuple[str, ...], config: str, overrides: tuple[str, ...]) -> None:
+    """Create the CA, the server certificate and the monitor's internal certificate (once)."""
+    from earthsignature.service.auth import CertificateAuthority
+
+    folder = _certs_dir(config, overrides)
+    ca = CertificateAuthority(folder / "ca")
+    ca.init()
+    for name, role, names in (("server", None, server_names), ("monitor", "internal", ())):
+        if not (folder / name / f"{name}.crt").exists():
+            ca.issue(folder / name, name, role, names)
+    click.echo(f"CA {ca.cert_path}\nserver {folder / 'server' / 'server.crt'}\n"
+               f"internal client {folder / 'monitor' / 'monitor.crt'}")
+
+
+@certs.command("request")
+@click.option("--name", required=True, help="the pilot's name (the certificate's common name)")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True)
+def certs_request(name: str, out: Path) -> None:
+    """(Pilot side) make a private key and a certificate signing request; send only the .csr."""
+    from earthsignature.service.auth import request_certificate
+
+    key, csr = request_certificate(out, name)
+    click.echo(f"key {key} (keep it)\nCSR {csr} (send it to the operator)")
+
+
+@certs.command("issue")
+@click.option("--csr", "csr_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True)
+@click.option("--role", type=click.Choice(["pilot", "internal"]), required=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="default: beside the CSR")
+@_config_option
+@_overrides_argument
+def certs_issue(csr_path: Path, role: str, out: Path | None, config: str, overrides: tuple[str, ...]) -> None:
+    """(Operator side) sign a CSR with the project CA, for a role."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    from earthsignature.service.auth import AuthError, CertificateAuthority
+
+    ca = CertificateAuthority(_certs_dir(config, overrides) / "ca")
+    try:
+        certificate = ca.sign(x509.load_pem_x509_csr(csr_path.read_bytes()), role)
+    except (AuthError, ValueError) as error:
+        raise click.ClickException(str(error)) from error
+    out = out or csr_path.with_suffix(".crt")
+    out.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    click.echo(f"{out} (serial {certificate.serial_number}); give it back with {ca.cert_path}")
+
+
+@certs.command("revoke")
+@click.argument("serial", type=int)
+@_config_option
+@_overrides_argument
+def certs_revoke(serial: int, config: str, overrides: tuple[str, ...]) -> None:
+    """Deny a certificate by serial number; a running server rereads the list."""
+    from earthsignature.service.auth import CertificateAuthority
+
+    CertificateAuthority(_certs_dir(config, overrides) / "ca").revoke(serial)
+    click.echo(f"revoked {serial}")
+
+
+@main.command()
+@click.option("--insecure", is_flag=True, help="plain-text gRPC, every caller internal: local development only")
+@_config_option
+@_overrides_argument
+def serve(insecure: bool, config: str, overrides: tuple[str, ...]) -> None:
+    """Run the Database service: gRPC API (mutual TLS) and its HTTP gateway, until SIGTERM or Ctrl-C."""
+    import signal
+    import threading
+
+    from earthsignature.service.database.api import ApiLimits
+    from earthsignature.service.database.http_gateway import start_gateway
+    from earthsignature.service.database.server import TlsFiles, build_server
+
+    cfg = _service_config(config, overrides)
+    database_url = cfg.db.url
+    if not database_url:
+        _, cluster = _cluster(config, overrides)
+        database_url = cluster.up(cfg.db.name)
+    folder = Path(cfg.api.certs_dir)
+    tls = None
+    if not insecure:
+        tls = TlsFiles(folder / "ca" / "ca.crt", folder / "server" / "server.crt", folder / "server" / "server.key",
+                       folder / "ca" / "revoked.json")
+        if not tls.server_cert.exists():
+            raise click.ClickException(f"no server certificate in {folder}: run `earthsignature certs init` "
+                                       "(or --insecure for local development)")
+    limits = ApiLimits(**cfg.api.limits)
+    server = build_server(database_url, cfg.api.store_url, cfg.api.address, tls, insecure, limits, cfg.api.workers)
+    gateway = None
+    if cfg.api.http_port:
+        host = cfg.api.address.rsplit(":", 1)[0]
+        gateway = start_gateway(server.service, (host, int(cfg.api.http_port)), tls)
+    click.echo(f"gRPC on {cfg.api.address} ({'insecure' if insecure else 'mutual TLS'})"
+               + (f", HTTP gateway on {host}:{cfg.api.http_port}" if gateway else ""), err=True)
+    stopping = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopping.set())
+    stopping.wait()
+    if gateway:
+        gateway.shutdown()
+    server.stop(grace=10)
+    click.echo("stopped", err=True)
+
+
+def _client(address: str | None, ca: Path | None, cert: Path | None, key: Path | None, insecure: bool,
+            config: str, overrides: tuple[str, ...]):
+    from earthsignature.client import EarthSignatureClient
+
+    cfg = _service_config(config, overrides)
+    folder = Path(cfg.api.certs_dir)
+    return EarthSignatureClient(address or cfg.api.address, ca=ca or folder / "ca" / "ca.crt",
+                                cert=cert or folder / "monitor" / "monitor.crt",
+                                key=key or folder / "monitor" / "monitor.key", insecure=insecure)
+
+
+def _connection_options(function):
+    for option in reversed([
+        click.option("--address", default=None, help="server host:port (default: api.address)"),
+        click.option("--ca", type=click.Path(exists=True, path_type=Path), default=None, help="CA certificate"),
+        click.option("--cert", type=click.Path(exists=True, path_type=Path), default=None, help="your certificate"),
+        click.option("--key", type=click.Path(exists=True, path_type=Path), default=None, help="your private key"),
+        click.option("--insecure", is_flag=True, help="plain-text connection (a server run with --insecure)"),
+        click.option("--save", type=click.Path(file_okay=False, path_type=Path), default=None,
+                     help="write each map as GeoTIFF and PNG into this folder"),
+        _config_option,
+    ]):
+        function = option(function)
+    return function
+
+
+@main.group()
+def query() -> None:
+    """Ask the API as a pilot does: list by area/date/ids/categories, or search with text."""
+
+
+def _print_and_save(results, save: Path | None) -> None:
+    from earthsignature.service.database.pictures import save_map_png
+
+    count = 0
+    for result in results:
+        count += 1
+        top = sorted(result.legend.values(), key=lambda v: -v[3])[:3]
+        click.echo(f"{result.start:%Y-%m-%d %H:%M}  {result.tile_id:<6} {result.model:<18} "
+                   f"cloud {result.cloud_cover:5.1f}%  " + ", ".join(f"{n} {f:.0%}" for _, n, _, f in top))
+        if save and result.classes is not None:
+            save.mkdir(parents=True, exist_ok=True)
+            stem = save / f"{result.product_id}_{result.model.replace(':', '_v')}"
+            result.save_geotiff(stem.with_suffix(".tif"))
+            save_map_png(result, stem.with_suffix(".png"))
+    click.echo(f"{count} result(s)" + (f", maps in {save}" if save and count else ""))
+
+
+@query.command("list")
+@click.option("--wkt", default=None, help="area, EPSG:4326 Well-Known Text")
+@click.option("--start", default=None, help="acquired after (ISO date)")
+@click.option("--end", default=None, help="acquired before (ISO date)")
+@click.option("--product", "products", multiple=True)
+@click.option("--category", "categories", multiple=True, help="class name or code (repeatable)")
+@click.option("-n", "--n-results", type=int, default=None)
+@_connection_options
+@_overrides_argument
+def query_list(wkt, start, end, products, categories, n_results, address, ca, cert, key, insecure, save, config,
+               overrides) -> None:
+    """ListSegmentation."""
+    import grpc
+
+    try:
+        with _client(address, ca, cert, key, insecure, config, overrides) as client:
+            _print_and_save(client.list(wkt=wkt, start=start, end=end, product_ids=products,
+                                        categories=categories, n_results=n_results), save)
+    except grpc.RpcError as error:
+        raise click.ClickException(f"{error.code().name}: {error.details()}") from error
+
+
+@query.command("search")
+@click.argument("text")
+@click.option("-n", "--n-results", type=int, default=None)
+@_connection_options
+@_overrides_argument
+def query_search(text, n_results, address, ca, cert, key, insecure, save, config, overrides) -> None:
+    """SearchSegmentation with the text query language (see the README)."""
+    import grpc
+
+    try:
+        with _client(address, ca, cert, key, insecure, config, overrides) as client:
+            _print_and_save(client.search(text, n_results=n_results), save)
+    except grpc.RpcError as error:
+        raise click.ClickException(f"{error.code().name}: {error.details()}") from error
+
+
 # --- demo -------------------------------------------------------------------------------------------
 
 

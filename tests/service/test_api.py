@@ -28,9 +28,9 @@ def certs(tmp_path_factory):
 @pytest.fixture
 def api(postgis_db, certs, tmp_path):
     tls = TlsFiles(certs.ca.cert_path, certs.server[1], certs.server[0], certs.ca.revoked_path)
-    server, port, catalog = build_server(postgis_db, str(tmp_path / "store"), "127.0.0.1:0", tls,
-                                         max_request_bytes=4 * 1024 * 1024)
-    address = f"127.0.0.1:{port}"
+    server = build_server(postgis_db, str(tmp_path / "store"), "127.0.0.1:0", tls,
+                          max_request_bytes=4 * 1024 * 1024)
+    address, catalog = f"127.0.0.1:{server.port}", server.catalog
 
     def client(who: str = "pilot", ca=None) -> EarthSignatureClient:
         key, cert = getattr(certs, who)
@@ -38,7 +38,6 @@ def api(postgis_db, certs, tmp_path):
 
     yield client, catalog, tmp_path / "store", address
     server.stop(grace=None)
-    catalog.dispose()
 
 
 def seed(client) -> None:

@@ -34,11 +34,23 @@ class TlsFiles:
     revoked: Path | None = None
 
 
+@dataclass
+class ApiServer:
+    grpc_server: grpc.Server
+    port: int
+    catalog: Catalog
+    service: DatabaseService
+
+    def stop(self, grace: float | None = 5.0) -> None:
+        """Finish in-flight calls (up to ``grace`` seconds), then release the database."""
+        self.grpc_server.stop(grace).wait()
+        self.catalog.dispose()
+
+
 def build_server(database_url: str, store_url: str, address: str, tls: TlsFiles | None, insecure: bool = False,
                  limits: ApiLimits | None = None, workers: int = 16, migrate: bool = True,
-                 max_request_bytes: int = MAX_REQUEST_BYTES
-                 ) -> tuple[grpc.Server, int, Catalog]:
-    """A started server on ``address`` (port 0: any free port); returns it with its port."""
+                 max_request_bytes: int = MAX_REQUEST_BYTES) -> ApiServer:
+    """A started server on ``address`` (port 0: any free port)."""
     if tls is None and not insecure:
         raise ValueError("TLS files are required unless insecure mode is asked for explicitly")
     limits = limits or ApiLimits()
@@ -65,4 +77,4 @@ def build_server(database_url: str, store_url: str, address: str, tls: TlsFiles 
     server.start()
     for name in ("", SERVICE_NAME):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return server, port, catalog
+    return ApiServer(server, port, catalog, service)

@@ -1,0 +1,34 @@
+"""Pictures of query results: the class map with its legend, as a PNG people can look at."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.patches import Patch
+
+
+def save_map_png(result, path: Path) -> Path:
+    """``result`` (an ``earthsignature.client.Result``) as a colored map with a legend of its classes."""
+    classes = result.classes
+    rgb = np.full((*classes.shape, 3), 255, dtype=np.uint8)
+    for value, (_, _, color, _) in result.legend.items():
+        rgb[classes == value] = color
+    figure, axis = plt.subplots(figsize=(7, 5.5))
+    height, width = classes.shape
+    t = result.transform
+    axis.imshow(rgb, extent=(t.c, t.c + t.a * width, t.f + t.e * height, t.f), interpolation="nearest")
+    axis.set_title(f"{result.product_id[:60]}\n{result.model}  {result.start:%Y-%m-%d %H:%M} UTC", fontsize=8)
+    axis.set_xlabel(f"x ({result.crs})", fontsize=8)
+    axis.tick_params(labelsize=7)
+    handles = [Patch(facecolor=np.array(color) / 255, edgecolor="black", label=f"{code} {name} ({fraction:.0%})")
+               for _, (code, name, color, fraction) in sorted(result.legend.items())]
+    axis.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=7, frameon=False)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(figure)
+    return Path(path)
