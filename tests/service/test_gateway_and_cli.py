@@ -55,7 +55,8 @@ def test_http_bindings_answer_like_grpc(running) -> None:
     status, lines = _get(gateway, certs, "/v1/segmentation:list?categories=Burnt%20areas")
     assert status == 200 and [line["result"]["tile_id"] for line in lines] == ["34SGH"]
     result = lines[0]["result"]
-    assert result["segmentation"]["crs"] == "EPSG:32634" and result["segmentation"]["encoding"] == "RASTER_ENCODING_ZSTD"
+    assert result["segmentation"]["crs"] == "EPSG:32634"
+    assert result["segmentation"]["encoding"] == "RASTER_ENCODING_ZSTD"
     assert {c["name"] for c in result["classes"]} >= {"Burnt areas", "Coniferous forest"}
     status, lines = _get(gateway, certs, "/v1/segmentation:search?query=tile:31TCJ&n_results=5")
     assert status == 200 and [line["result"]["tile_id"] for line in lines] == ["31TCJ"]
