@@ -34,7 +34,7 @@ def segmentation(model: str = "clc-unet", version: str = "1", burnt: float = 0.0
     if burnt:
         classes.append(ClassRecord(2, 334, "Burnt areas", 0, int(1000 * burnt), burnt))
     return SegmentationRecord(model, version, f"file:///r/{model}/{version}.tif", "EPSG:32634",
-                              [700000, 10, 0, 4300000, 0, -10], 100, 100, classes)
+                              [700000.0, 10, 0, 4300000.0, 0, -10], 100, 100, classes)  # mixed int/float
 
 
 @pytest.fixture

@@ -156,7 +156,8 @@ class Catalog:
                 product_pk=product_pk, model_name=segmentation.model_name,
                 model_version=segmentation.model_version, raster_url=segmentation.raster_url,
                 confidence_url=segmentation.confidence_url, cloud_mask_url=segmentation.cloud_mask_url,
-                crs=segmentation.crs, geotransform=list(segmentation.geotransform), width=segmentation.width,
+                crs=segmentation.crs, geotransform=[float(v) for v in segmentation.geotransform],
+                width=segmentation.width,
                 height=segmentation.height, search_document=sa.func.to_tsvector(SEARCH_CONFIG, document),
                 classes=[ClassStatistic(value=c.value, code=c.code, name=c.name, color=c.color,
                                         pixel_count=c.pixel_count, fraction=c.fraction)

@@ -1,0 +1,235 @@
+"""API benchmark: ListSegmentation over a catalog of 10,000 products, on loopback with mutual TLS.
+
+1. A private PostGIS cluster and a catalog of N products (default 10,000) with footprints scattered
+   over Europe's Sentinel-2 tiles, small segmentation COGs (64 x 64, shared in a pool of 100 files) and
+   one 1098 x 1098 product for the wire-size measurement.
+2. The gRPC server in its own process (so client threads do not share its interpreter lock).
+3. With 1, 8 and 32 concurrent clients (one channel each): latency p50/p99 and throughput of a
+   10 km x 10 km area query and of a categories query; the catalog query alone (PostGIS, no gRPC,
+   no rasters) is the baseline of the same run.
+4. Bytes on the wire for the same clipped 1000 x 1000 map: zstd (default), PNG, legacy repeated
+   uint32 (the seed's), and class polygons (geobuf), as ratios to the legacy form.
+
+    python benchmarks/api.py [--products 10000] [--seconds 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import platform
+import shutil
+import statistics
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+from affine import Affine
+from shapely.geometry import Polygon
+
+from earthsignature.client import EarthSignatureClient, Encoding
+from earthsignature.data.sentinel2 import tile
+from earthsignature.service.auth import CertificateAuthority
+from earthsignature.service.database.catalog import Catalog, ClassRecord, Filters, ProductRecord, SegmentationRecord
+from earthsignature.service.database.cluster import PostgresCluster, free_port
+from earthsignature.service.database.raster_store import RasterStore
+from earthsignature.service.database.schema import upgrade
+from earthsignature.service.database.server import TlsFiles, build_server
+
+RESULTS = Path(__file__).resolve().parent / "results"
+CLASSES = [(0, 312, "Coniferous forest", 0x00A600), (1, 211, "Non-irrigated arable land", 0xFFFFA8),
+           (2, 334, "Burnt areas", 0x000000), (3, 512, "Water bodies", 0x80F2E6)]
+# UTM zones 29..35, latitude bands S..V: most of the European Sentinel-2 grid
+ZONES, BANDS, COLUMNS, ROWS = range(29, 36), "STUV", "CDEFG", "ABCDEFGHJK"
+
+
+def european_tiles(rng: np.random.Generator, count: int) -> list:
+    tiles = []
+    while len(tiles) < count:
+        zone = int(rng.choice(list(ZONES)))
+        column_set = ("ABCDEFGH", "JKLMNPQR", "STUVWXYZ")[(zone - 1) % 3]
+        tile_id = f"{zone}{rng.choice(list(BANDS))}{column_set[int(rng.integers(2, 6))]}{rng.choice(list(ROWS))}"
+        try:
+            tiles.append(tile(tile_id))
+        except ValueError:
+            continue
+    return tiles
+
+
+def load_catalog(url: str, store: RasterStore, products: int) -> tuple[str, Polygon]:
+    """Fill the catalog; return the big product's id and a 10 km x 10 km area inside it."""
+    rng = np.random.default_rng(0)
+    catalog = Catalog(url, pool_size=2)
+    pool = []
+    for k in range(100):
+        data = rng.integers(0, 4, size=(64, 64)).astype(np.uint8)
+        pool.append(store.write_cog(store.url_for("pool", f"{k}.tif"), data, "EPSG:32634",
+                                    Affine(10, 0, 700000, 0, -10, 4300000), 255))
+    start = datetime(2021, 7, 1, tzinfo=UTC)
+    for k, geometry in enumerate(european_tiles(rng, products)):
+        moment = start + timedelta(minutes=int(rng.integers(0, 60 * 24 * 60)))
+        burnt = float(rng.uniform(0, 0.2)) if k % 5 == 0 else 0.0
+        classes = [ClassRecord(0, 312, "Coniferous forest", 0x00A600, 2000, 0.5 - burnt),
+                   ClassRecord(1, 211, "Non-irrigated arable land", 0xFFFFA8, 2000, 0.5)]
+        if burnt:
+            classes.append(ClassRecord(2, 334, "Burnt areas", 0, int(4096 * burnt), burnt))
+        footprint = Polygon(geometry.footprint_lonlat())
+        catalog.add(ProductRecord(f"S2X_BENCH_{k:06d}_T{geometry.tile_id}", geometry.tile_id, "S2A", "L2A", moment,
+                                  moment + timedelta(seconds=5), footprint, float(rng.uniform(0, 60))),
+                    SegmentationRecord("clc-unet", "1", pool[k % 100], "EPSG:32634",
+                                       [700000, 10, 0, 4300000, 0, -10], 64, 64, classes))
+    big = tile("34SGH")
+    size = 1098
+    data = np.zeros((size, size), dtype=np.uint8)
+    yy, xx = np.mgrid[:size, :size]
+    data[(xx // 137 + yy // 91) % 3 == 1] = 1
+    data[(xx - 500) ** 2 + (yy - 600) ** 2 < 200**2] = 2
+    data[yy > 900] = 3
+    url_big = store.write_cog(store.url_for("big", "classes.tif"), data, f"EPSG:{big.epsg}",
+                              Affine(10, 0, big.ulx, 0, -10, big.uly), 255)
+    classes = [ClassRecord(v, c, n, col, int((data == v).sum()), float((data == v).mean()))
+               for v, c, n, col in CLASSES]
+    big_id = "S2A_MSIL2A_20210801T092031_N0500_R093_T34SGH_20210801T122031"
+    catalog.add(ProductRecord(big_id, "34SGH", "S2A", "L2A", datetime(2021, 8, 1, 9, 20, tzinfo=UTC),
+                              datetime(2021, 8, 1, 9, 21, tzinfo=UTC),
+                              Polygon(big.footprint_lonlat(size * 10, size * 10)), 3.0),
+                SegmentationRecord("clc-unet", "1", url_big, f"EPSG:{big.epsg}",
+                                   [big.ulx, 10, 0, big.uly, 0, -10], size, size, classes))
+    catalog.dispose()
+    corner = Polygon(big.footprint_lonlat(10_000, 10_000))
+    return big_id, corner
+
+
+def serve(url: str, store_url: str, address: str, tls: TlsFiles, ready, stop) -> None:
+    server = build_server(url, store_url, address, tls, workers=32, migrate=False)
+    ready.set()
+    stop.wait()
+    server.stop(grace=None)
+
+
+def latencies(make_client, clients: int, seconds: float, call) -> dict:
+    times: list[float] = []
+    lock = threading.Lock()
+    deadline = time.perf_counter() + seconds
+
+    def worker() -> None:
+        with make_client() as client:
+            call(client)  # warm-up: connection and TLS handshake
+            local = []
+            while time.perf_counter() < deadline:
+                start = time.perf_counter()
+                call(client)
+                local.append(time.perf_counter() - start)
+        with lock:
+            times.extend(local)
+
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    begin = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - begin
+    times.sort()
+    return {"requests": len(times), "p50_ms": 1000 * statistics.median(times),
+            "p99_ms": 1000 * times[min(len(times) - 1, int(0.99 * len(times)))], "per_s": len(times) / elapsed}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--products", type=int, default=10_000)
+    parser.add_argument("--seconds", type=float, default=4.0)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="earthsignature-api-bench-"))
+    work.chmod(0o755)
+    cluster = PostgresCluster(work / "pg", port=free_port())
+    try:
+        run(args, work, cluster)
+    finally:
+        cluster.destroy()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run(args: argparse.Namespace, work: Path, cluster: PostgresCluster) -> None:
+    url = cluster.up("bench")
+    upgrade(url)
+    store = RasterStore(str(work / "store"))
+    started = time.perf_counter()
+    big_id, area = load_catalog(url, store, args.products)
+    load_seconds = time.perf_counter() - started
+    ca = CertificateAuthority(work / "certs" / "ca")
+    ca.init()
+    server_key, server_cert = ca.issue(work / "certs", "server", None, ("127.0.0.1",))
+    key, cert = ca.issue(work / "certs", "pilot", "pilot")
+    tls = TlsFiles(ca.cert_path, server_cert, server_key)
+    address = f"127.0.0.1:{free_port()}"
+    context = multiprocessing.get_context("spawn")
+    ready, stop = context.Event(), context.Event()
+    process = context.Process(target=serve, args=(url, str(work / "store"), address, tls, ready, stop))
+    process.start()
+    ready.wait(60)
+
+    def make_client() -> EarthSignatureClient:
+        return EarthSignatureClient(address, ca=ca.cert_path, cert=cert, key=key)
+
+    queries = {
+        "area 10 km x 10 km": lambda c: list(c.list(wkt=area.wkt)),
+        "categories (burnt areas)": lambda c: list(c.list(categories=["Burnt areas"])),
+    }
+    catalog = Catalog(url, pool_size=2)
+    baselines = {"area 10 km x 10 km": Filters(area=area),
+                 "categories (burnt areas)": Filters(category_names=("burnt areas",))}
+    rows = []
+    try:
+        for name, call in queries.items():
+            timings = []
+            for _ in range(50):
+                t = time.perf_counter()
+                catalog.search(baselines[name])
+                timings.append(time.perf_counter() - t)
+            base = 1000 * statistics.median(timings)
+            for clients in (1, 8, 32):
+                result = latencies(make_client, clients, args.seconds, call)
+                rows.append({"query": name, "clients": clients, **result, "catalog_only_p50_ms": base,
+                             "p50_over_catalog": result["p50_ms"] / base})
+        sizes = {}
+        with make_client() as client:
+            for label, encoding in (("zstd (default)", Encoding.RASTER_ENCODING_ZSTD),
+                                    ("PNG", Encoding.RASTER_ENCODING_PNG),
+                                    ("legacy repeated uint32 (seed)", Encoding.RASTER_ENCODING_LEGACY_UINT32),
+                                    ("class polygons (geobuf)", Encoding.RASTER_ENCODING_GEOBUF_POLYGONS)):
+                (message,) = list(client.list_messages(wkt=area.wkt, product_ids=[big_id], encoding=encoding))
+                sizes[label] = message.ByteSize()
+                if label.startswith("zstd"):
+                    pixels = message.segmentation.height * message.segmentation.width
+    finally:
+        catalog.dispose()
+        stop.set()
+        process.join(30)
+    legacy = sizes["legacy repeated uint32 (seed)"]
+    print(f"\ncatalog of {args.products + 1} products loaded in {load_seconds:.0f} s "
+          f"({(args.products + 1) / load_seconds:.0f} products/s through Catalog.add)")
+    print(f"{'query':<26} {'clients':>7} {'requests':>8} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>7} "
+          f"{'p50 / catalog':>14}")
+    for row in rows:
+        print(f"{row['query']:<26} {row['clients']:>7} {row['requests']:>8} {row['p50_ms']:>8.1f} "
+              f"{row['p99_ms']:>8.1f} {row['per_s']:>7.1f} {row['p50_over_catalog']:>13.1f}x")
+    print(f"\nbytes on the wire for one clipped map ({pixels:,} pixels):")
+    for label, size in sizes.items():
+        print(f"  {label:<32} {size:>10,} bytes  {size / legacy:>7.4f} of legacy")
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / "api.json"
+    out.write_text(json.dumps({
+        "date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": platform.platform(),
+        "cpus": os.cpu_count(), "products": args.products + 1, "load_seconds": load_seconds, "rows": rows,
+        "wire_bytes": sizes, "pixels": pixels}, indent=1))
+    print(f"written {out}")
+
+
+if __name__ == "__main__":
+    main()
