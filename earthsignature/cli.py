@@ -99,6 +99,18 @@ def db_url(config: str, overrides: tuple[str, ...]) -> None:
     click.echo(cluster.url(cfg.db.name))
 
 
+@db.command("migrate")
+@_config_option
+@_overrides_argument
+def db_migrate(config: str, overrides: tuple[str, ...]) -> None:
+    """Create or upgrade the catalog schema (Alembic) in db.url or the private cluster."""
+    from earthsignature.service.database.schema import upgrade
+
+    cfg = _service_config(config, overrides)
+    url = cfg.db.url or _cluster(config, overrides)[1].up(cfg.db.name)
+    click.echo(f"catalog schema at revision {upgrade(url)}")
+
+
 # --- nomenclatures ----------------------------------------------------------------------------------
 
 
