@@ -1,0 +1,96 @@
+"""Full-product inference: product preparation, seamless blending, no-data edges."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+
+from earthsignature.data.fixtures.safe_writer import ProductSpec, write_product
+from earthsignature.data.safe import SafeProduct
+from earthsignature.export.onnx_export import export_checkpoint
+from earthsignature.service.model.backends import OnnxRuntimeBackend
+from earthsignature.service.monitor.product_input import ProcessingError, ProductInput, to_l2a
+from earthsignature.service.monitor.segmenter import blend_window, segment_product, tile_starts
+
+
+@pytest.fixture(scope="module")
+def model(tiny_checkpoints, tmp_path_factory):
+    onnx_path, manifest, _ = export_checkpoint(tiny_checkpoints[0], tmp_path_factory.mktemp("m"), "clc-tiny", 64, 16)
+    return onnx_path, manifest
+
+
+@pytest.fixture(scope="module")
+def product(tmp_path_factory) -> Path:
+    spec = ProductSpec(size=300, seed=4, cloud_cover=15, nodata_fraction=0.2, feature_size=20)
+    return write_product(tmp_path_factory.mktemp("p"), spec)
+
+
+def test_tiles_cover_the_product() -> None:
+    assert tile_starts(300, 64, 48) == [0, 48, 96, 144, 192, 236]
+    assert tile_starts(50, 64, 48) == [0]
+    window = blend_window(64, 16)
+    assert window[32, 32] == 1.0 and 0 < window[0, 0] < 0.01 and window.shape == (64, 64)
+
+
+def test_product_input_reads_bands_on_the_model_grid(product, model) -> None:
+    _, manifest = model
+    source = ProductInput(SafeProduct.open(product), manifest)
+    assert (source.height, source.width, source.crs) == (300, 300, "EPSG:32634")
+    strip, valid = source.strip(100, 50)
+    assert strip.shape == (4, 50, 300) and strip.dtype == np.float32
+    with rasterio.open(SafeProduct.open(product).band_path("B02")) as dataset:
+        blue = dataset.read(1, window=((100, 150), (0, 300))).astype(np.float32)
+    stats = manifest.normalization
+    expected = (blue - stats["minimum"]) / (stats["maximum"] - stats["minimum"]) - stats["mean"][0]
+    assert np.allclose(strip[0][valid], expected[valid], atol=1e-6)  # 10 m bands are read as they are
+    clouds = source.cloud_mask(0, 300)
+    assert set(np.unique(clouds)) <= {0, 1, 255} and 0.05 < (clouds == 1).mean() < 0.3
+
+
+def test_l1c_without_sen2cor_names_the_tool(tmp_path, model, monkeypatch) -> None:
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")  # no L2A_Process
+    l1c = SafeProduct.open(write_product(tmp_path, ProductSpec(level="L1C", size=60)))
+    with pytest.raises(ProcessingError, match=r"L1C .* install ESA's Sen2Cor \(the `L2A_Process` command\)"):
+        to_l2a(l1c, tmp_path)
+    with pytest.raises(ProcessingError, match="convert it with to_l2a"):
+        ProductInput(l1c, model[1])
+
+
+def test_tiled_equals_one_piece_without_seams(product, model, tmp_path) -> None:
+    onnx_path, manifest = model
+    source = ProductInput(SafeProduct.open(product), manifest)
+    tiled = segment_product(source, OnnxRuntimeBackend(onnx_path, manifest, batch_size=4), tmp_path / "tiled")
+    whole_manifest = replace(manifest, tile_size=320, overlap=0)  # one tile covers the product
+    whole = segment_product(ProductInput(SafeProduct.open(product), whole_manifest),
+                            OnnxRuntimeBackend(onnx_path, whole_manifest), tmp_path / "whole")
+    with rasterio.open(tiled.classes_path) as a, rasterio.open(whole.classes_path) as b:
+        tiled_map, whole_map = a.read(1), b.read(1)
+        assert a.colormap(1)[23] == (0, 166, 0, 255)
+    valid = whole_map != 255
+    agreement = (tiled_map == whole_map)[valid].mean()
+    assert agreement > 0.97, agreement
+    # no seam: disagreement along tile borders is not concentrated there
+    borders = np.zeros_like(valid)
+    for start in tile_starts(300, 64, 48)[1:]:
+        borders[:, start - 1:start + 1] = borders[start - 1:start + 1, :] = True
+    border_errors = (tiled_map != whole_map)[valid & borders].mean()
+    assert border_errors < 3 * (1 - agreement) + 0.01, (border_errors, 1 - agreement)
+    assert tiled.pixel_counts.sum() == valid.sum() == whole.pixel_counts.sum()
+
+
+def test_nodata_edges_stay_nodata(product, model, tmp_path) -> None:
+    onnx_path, manifest = model
+    result = segment_product(ProductInput(SafeProduct.open(product), manifest),
+                             OnnxRuntimeBackend(onnx_path, manifest), tmp_path)
+    with rasterio.open(result.classes_path) as classes, rasterio.open(result.confidence_path) as confidence:
+        class_map, conf = classes.read(1), confidence.read(1)
+        assert classes.crs.to_epsg() == 32634 and classes.transform.a == 10.0
+    with rasterio.open(SafeProduct.open(product).band_path("B02")) as dataset:
+        nodata_input = dataset.read(1) == 0
+    assert nodata_input.mean() > 0.1
+    assert (class_map[nodata_input] == 255).all() and (conf[nodata_input] == 0).all()
+    assert (class_map[~nodata_input] != 255).all() and conf[~nodata_input].min() > 0
