@@ -38,7 +38,7 @@ def to_l2a(product: SafeProduct, work_dir: Path) -> SafeProduct:
     if executable is None:
         raise ProcessingError(
             f"{product.product_id} is L1C and the models read L2A: install ESA's Sen2Cor (the `{SEN2COR}` command) "
-            "to convert it, or search L2A products (monitor.product_type=S2MSI2A)")
+            "to convert it, or search L2A products only (monitor.product_types=[S2_MSI_L2A])")
     output = Path(tempfile.mkdtemp(prefix="sen2cor-", dir=work_dir))
     result = subprocess.run([executable, str(product.path), "--output_dir", str(output)], capture_output=True,
                             text=True, check=False)

@@ -135,7 +135,11 @@ class ProductSource:
             try:
                 shutil.rmtree(staging, ignore_errors=True)
                 downloaded = Path(self.dag.download(product, output_dir=str(staging), extract=False))
-                archive = downloaded if downloaded.is_file() else next(downloaded.rglob("*.zip"))
+                archives = [downloaded] if downloaded.is_file() else sorted(downloaded.rglob("*.zip"))
+                if len(archives) != 1:
+                    raise DownloadError(f"{self.provider} returned {len(archives)} zip archives, expected 1 "
+                                        "(interrupted or rejected transfer)")
+                archive = archives[0]
                 _verify_zip(archive)
                 _unpack(archive, target)
                 shutil.rmtree(staging, ignore_errors=True)
@@ -147,7 +151,8 @@ class ProductSource:
                     delay = self.backoff_s * 2**attempt
                     log.warning("download of %s failed (%s); retrying in %.1f s", product_id, error, delay)
                     time.sleep(delay)
-        raise DownloadError(f"{product_id}: download failed {self.retries + 1} times: {last_error}")
+        raise DownloadError(f"{product_id}: download failed {self.retries + 1} times: "
+                            f"{type(last_error).__name__}: {last_error}")
 
 
 def _verify_zip(archive: Path) -> None:

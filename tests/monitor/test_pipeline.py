@@ -1,0 +1,133 @@
+"""The whole daily ingestion against the real Database service (PostGIS, gRPC with mutual TLS)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from datetime import UTC, date
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
+from shapely.geometry import shape
+
+from earthsignature.cli import main
+from earthsignature.client import EarthSignatureClient
+from earthsignature.config import load_config
+from earthsignature.data.fixtures.safe_writer import ProductSpec, write_product
+from earthsignature.data.sentinel2 import ProductName, tile
+from earthsignature.export.onnx_export import export_checkpoint
+from earthsignature.service.database.server import TlsFiles, build_server
+from earthsignature.service.monitor.runner import run_days
+from earthsignature.service.monitor.stac_catalog import LocalStacServer
+
+from ..conftest import write_checkpoint
+
+pytestmark = pytest.mark.postgis
+DAY = date(2021, 8, 1)
+GOOD = ("34SGH", "31TCJ")
+
+
+@pytest.fixture
+def setting(postgis_db, tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")  # no Sen2Cor here
+    certs = tmp_path / "certs"
+    assert CliRunner().invoke(main, ["certs", "init", f"api.certs_dir={certs}"]).exit_code == 0
+    tls = TlsFiles(certs / "ca" / "ca.crt", certs / "server" / "server.crt", certs / "server" / "server.key")
+    server = build_server(postgis_db, str(tmp_path / "store"), "127.0.0.1:0", tls)
+    models = []
+    for name, classes in (("clc-tiny", "clc_level3"), ("burnt-tiny", "burnt_area")):
+        checkpoint = write_checkpoint(tmp_path / name / "model.ckpt", seed=3, classes=classes)
+        onnx_path, manifest, _ = export_checkpoint(checkpoint, tmp_path / "models" / name, name, 64, 16)
+        manifest.with_version("1").save(onnx_path.parent / "manifest.json")
+        models.append(str(onnx_path.parent))
+    products = tmp_path / "catalog"
+    for seed, tile_id in enumerate(GOOD):
+        write_product(products, ProductSpec(tile_id=tile_id, size=120, seed=seed, cloud_cover=10,
+                                            nodata_fraction=0.1), zipped=True)
+    write_product(products, ProductSpec(tile_id="35VLG", size=60, level="L1C"), zipped=True)
+    corrupted = write_product(products, ProductSpec(tile_id="33UUP", size=60), zipped=True)
+    with LocalStacServer(products) as stac:
+        corrupted.write_bytes(corrupted.read_bytes()[:5000])  # described in the catalog, broken on the wire
+        overrides = [f"monitor.work_dir={tmp_path / 'work'}", f"monitor.catalog_url={stac.catalog_url}",
+                     f"monitor.models=[{','.join(models)}]", "monitor.product_types=[S2_MSI_L2A,S2_MSI_L1C]",
+                     "monitor.download.retries=1",
+                     "monitor.download.backoff_s=0.05", f"api.address=127.0.0.1:{server.port}",
+                     f"api.certs_dir={certs}"]
+        yield overrides, server, certs, tmp_path
+    server.stop(grace=None)
+
+
+def count(server, table: str) -> int:
+    with server.catalog.engine.connect() as connection:
+        return connection.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one()
+
+
+def test_a_day_of_ingestion(setting) -> None:
+    overrides, server, certs, _ = setting
+    cfg = load_config("service", "embedded", overrides)
+    report = run_days(cfg, DAY, DAY, workers=2)
+    assert not report.succeeded
+    reasons = "\n".join(f"{task} {reason}" for task, reason in report.failures)
+    assert "Sen2Cor (the `L2A_Process` command)" in reasons and "MSIL1C" in reasons
+    assert "T33UUP" in reasons and "download failed 2 times" in reasons
+    assert len(report.failures) == 2
+    assert count(server, "segmentations") == 2 * len(GOOD)  # two products x two models
+
+    with EarthSignatureClient(f"127.0.0.1:{server.port}", ca=certs / "ca" / "ca.crt",
+                              cert=certs / "monitor" / "monitor.crt", key=certs / "monitor" / "monitor.key") as api:
+        results = list(api.list(start="2021-08-01T00:00:00", end="2021-08-01T23:59:59"))
+        burnt = list(api.list(categories=["Burnt"]))
+    assert sorted(r.tile_id for r in results) == sorted([*GOOD, *GOOD])
+    assert {r.model for r in results} == {"clc-tiny:1", "burnt-tiny:1"} and len(burnt) <= 2
+    for result in results:
+        assert result.start.date() == DAY and result.start.tzinfo == UTC
+        footprint = shape(result.footprint)
+        corner = tile(result.tile_id).footprint_lonlat(1200, 1200)
+        assert footprint.buffer(1e-4).contains(shape({"type": "Polygon", "coordinates": [corner]}))
+        assert sum(f for *_, f in result.legend.values()) == pytest.approx(1.0)
+        valid = result.classes != 255
+        assert 0.8 < valid.mean() < 0.95  # the product's no-data edge stays no-data
+        assert result.cloud_mask is not None and set(np.unique(result.cloud_mask)) <= {0, 1, 255}
+
+    # a second run does nothing new: no CreateProduct, same rows
+    started = time.perf_counter()
+    again = run_days(cfg, DAY, DAY, workers=2)
+    assert count(server, "segmentations") == 2 * len(GOOD) and len(again.failures) == 2
+    assert time.perf_counter() - started < 60
+
+
+def test_killed_in_the_middle_then_resumed(setting) -> None:
+    overrides, server, _, tmp_path = setting
+    work = tmp_path / "work"
+    command = [sys.executable, "-m", "earthsignature.cli", "monitor", "run", "--date", DAY.isoformat(),
+               "--workers", "1", *overrides]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not list(work.glob("2021-08-01/*/*/segmentation.json")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    process.kill()  # SIGKILL: no clean-up runs
+    process.wait()
+    assert count(server, "segmentations") < 2 * len(GOOD)
+    report = run_days(load_config("service", "embedded", overrides), DAY, DAY, workers=2)
+    assert len(report.failures) == 2  # only the L1C and the corrupted product
+    assert count(server, "segmentations") == 2 * len(GOOD) and count(server, "products") == len(GOOD)
+    products = work / "products"
+    downloaded = sorted(ProductName.parse(p.name).tile_id for p in products.glob("*.SAFE"))
+    assert downloaded == sorted([*GOOD, "35VLG"])  # the L1C one downloads, then fails at Process
+    assert not [p for p in products.iterdir() if p.name.startswith(".")]
+
+
+def test_cli_run_and_status(setting) -> None:
+    overrides, _, _, _ = setting
+    runner = CliRunner()
+    result = runner.invoke(main, ["monitor", "run", "--date", DAY.isoformat(), *overrides])
+    assert result.exit_code == 1 and "2 failure(s)" in result.output
+    status = runner.invoke(main, ["monitor", "status", "--date", DAY.isoformat(), *overrides])
+    assert status.exit_code == 0
+    assert status.output.count("clc-tiny-v1: published") == len(GOOD)
+    assert "33UUP  not downloaded" in status.output
+    bad = runner.invoke(main, ["monitor", "run", "--start", "2021-08-03", "--end", "2021-08-01", *overrides])
+    assert bad.exit_code == 2 and "is before --start" in bad.output
