@@ -119,12 +119,14 @@ def segment_product(source: ProductInput, backend: InferenceBackend, out_dir: Pa
             strip, valid = source.strip(row, tile_h)
             offset = row - top
             valid_rows[offset:offset + tile_h] |= valid
-            tiles = np.stack([strip[:, :, col:col + tile_w] for col in cols])
-            probabilities = softmax(backend.predict(tiles))
-            for k, col in enumerate(cols):
-                w = window[:tile_h, :tile_w]
-                weighted[:, offset:offset + tile_h, col:col + tile_w] += probabilities[k] * w
-                weights[offset:offset + tile_h, col:col + tile_w] += w
+            w = window[:tile_h, :tile_w]
+            for first in range(0, len(cols), backend.batch_size):  # one batch of logits in memory at a time
+                batch_cols = cols[first:first + backend.batch_size]
+                tiles = np.stack([strip[:, :, col:col + tile_w] for col in batch_cols])
+                probabilities = softmax(backend.predict(tiles))
+                for k, col in enumerate(batch_cols):
+                    weighted[:, offset:offset + tile_h, col:col + tile_w] += probabilities[k] * w
+                    weights[offset:offset + tile_h, col:col + tile_w] += w
             done_tiles += len(cols)
             if progress:
                 progress(done_tiles, total_tiles)
