@@ -698,15 +698,16 @@ def monitor_status(day: str, config: str, overrides: tuple[str, ...]) -> None:
 
 
 @main.command()
-@click.option("--keep-running", is_flag=True, help="leave the database running afterwards")
+@click.option("--keep-running", is_flag=True, help="leave the database and the gRPC server running afterwards")
 @_config_option
 @_overrides_argument
 def demo(keep_running: bool, config: str, overrides: tuple[str, ...]) -> None:
-    """Run the main job on embedded defaults (what exists so far: see the README)."""
-    from earthsignature.demo import run_demo
+    """Run the main job on embedded defaults: data, training, model service, database service, monitor,
+    and a pilot's queries."""
+    from earthsignature.demo import DemoSettings, run_demo
 
     cfg, cluster = _cluster(config, overrides)
-    run_demo(cfg, cluster, PROJECT_ROOT / "var" / "demo", keep_running=keep_running)
+    run_demo(cfg, cluster, list(overrides), DemoSettings(keep_running=keep_running))
 
 
 if __name__ == "__main__":

@@ -1,71 +1,233 @@
-"""The main job on embedded defaults, as far as the project has built it.
+"""The main job on embedded defaults: every part of EarthSignature, once, on one machine.
 
-Today: start the private PostGIS, write one day of sample Sentinel-2 L2A products over four European
-tiles (skipped when already there), read them back as the monitor will, and check the catalog database
-answers. Later stages (segmentation, catalog, gRPC, pilot queries) join as they land.
+1. the private PostGIS; 2. one day of sample Sentinel-2 L2A products over four European tiles, as a
+local STAC catalog; 3. the smoke land-cover model and a burnt-area head (trained once; re-runs reuse
+them); 4. ONNX export, MLflow registration, promotion to @champion, deployment to a Triton repository;
+5. TLS certificates and the gRPC server; 6. the monitor for that day with both models; 7. a pilot's
+queries (area + dates, a category, a text query), saved as GeoTIFFs and PNG maps with the legend.
+``DemoSettings`` scales it down for the end-to-end test.
 """
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import time
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import click
+import grpc
 from omegaconf import DictConfig
+from shapely.geometry import Polygon, box
 
+from earthsignature.config import PROJECT_ROOT, load_config
 from earthsignature.data.fixtures.safe_writer import ProductSpec, write_product
-from earthsignature.data.safe import SafeProduct
-from earthsignature.data.sentinel2 import ProductName
+from earthsignature.data.sentinel2 import tile
 from earthsignature.service.database.cluster import PostgresCluster
 
-DEMO_DAY = datetime(2021, 8, 1, tzinfo=UTC)
+DEMO_DAY = date(2021, 8, 1)
 #: (tile, sensing time of day, cloud cover %): Greece, France, Bavaria, Finland.
 DEMO_TILES = (("34SGH", "09:20:31", 4.0), ("31TCJ", "10:56:21", 12.0),
               ("33UUP", "10:15:59", 25.0), ("35VLG", "09:50:31", 8.0))
+#: The smoke model's classes plus burnt areas, so both models have something to find.
+DEMO_CODES = (112, 211, 231, 311, 312, 324, 333, 411, 512, 523, 334)
+
+
+@dataclass
+class DemoSettings:
+    workdir: Path = PROJECT_ROOT / "var" / "demo"
+    size: int = 1098  # pixels at 10 m per product
+    train_overrides: list[str] = field(default_factory=list)
+    finetune_overrides: list[str] = field(default_factory=list)
+    tile_size: int = 256
+    overlap: int = 32
+    workers: int = 2
+    keep_running: bool = False
 
 
 def demo_specs(size: int = 1098) -> list[ProductSpec]:
     specs = []
     for seed, (tile_id, clock, cloud) in enumerate(DEMO_TILES):
         hour, minute, second = (int(v) for v in clock.split(":"))
-        sensing = DEMO_DAY.replace(hour=hour, minute=minute, second=second)
-        specs.append(ProductSpec(tile_id=tile_id, sensing_time=sensing, size=size, seed=seed,
-                                 cloud_cover=cloud, nodata_fraction=0.1 * (seed % 2), feature_size=40))
+        sensing = datetime.combine(DEMO_DAY, datetime.min.time(), UTC).replace(hour=hour, minute=minute,
+                                                                               second=second)
+        specs.append(ProductSpec(tile_id=tile_id, sensing_time=sensing, size=size, seed=seed, cloud_cover=cloud,
+                                 nodata_fraction=0.1 * (seed % 2), codes=DEMO_CODES, feature_size=20))
     return specs
 
 
-def write_demo_products(products_dir: Path, size: int = 1098) -> list[Path]:
-    """The demo day's products, written once (a re-run reuses them)."""
+def write_demo_catalog(folder: Path, size: int) -> list[Path]:
+    """The day's products as zipped SAFE products (written once; re-runs reuse them)."""
     paths = []
     for spec in demo_specs(size):
-        path = products_dir / f"{spec.name}.SAFE"
+        path = folder / f"{spec.name}.zip"
         if not path.exists():
-            write_product(products_dir, spec)
+            write_product(folder, spec, zipped=True)
         paths.append(path)
     return paths
 
 
-def run_demo(cfg: DictConfig, cluster: PostgresCluster, workdir: Path, keep_running: bool = False) -> None:
+def _step(number: int, text: str) -> None:
+    click.secho(f"{number}. {text}", bold=True)
+
+
+def _train_models(settings: DemoSettings) -> tuple[Path, Path]:
+    """Best checkpoints of the smoke CLC model and its burnt-area head (trained once)."""
+    from earthsignature.train.train import train
+
+    runs = settings.workdir / "runs"
+    checkpoints = []
+    for name, config, overrides in (
+        ("clc", "train", ["experiment=smoke", *settings.train_overrides]),
+        ("burnt", "finetune", ["experiment=smoke_burnt_area", *settings.finetune_overrides]),
+    ):
+        summary_path = runs / name / "summary.json"
+        if not summary_path.exists():
+            if name == "burnt":
+                overrides = [f"pretrained={checkpoints[0]}", *overrides]
+            cfg = load_config(None, config, [*overrides, f"run_dir={runs / name}", "trainer.enable_progress_bar=false"])
+            train(cfg)
+        import json
+
+        checkpoints.append(Path(json.loads(summary_path.read_text())["best_checkpoint"]))
+        click.echo(f"   {name}: {checkpoints[-1]}")
+    return checkpoints[0], checkpoints[1]
+
+
+def _publish_models(checkpoints: tuple[Path, Path], repository: Path, tracking_uri: str, settings: DemoSettings
+                    ) -> list[Path]:
+    """Export, register, promote and deploy each model (once); return the deployed version folders."""
+    from earthsignature.export.onnx_export import export_checkpoint
+    from earthsignature.export.registry import ModelRegistry
+    from earthsignature.export.triton_repository import ServingOptions, write_model
+
+    registry = ModelRegistry(tracking_uri)
+    folders = []
+    for name, checkpoint in zip(("clc-unet-smoke", "burnt-unet-smoke"), checkpoints, strict=True):
+        deployed = sorted((repository / name).glob("[0-9]*"), key=lambda p: int(p.name))
+        if not deployed:
+            onnx_path, manifest, report = export_checkpoint(checkpoint, settings.workdir / "exports" / name, name,
+                                                            settings.tile_size, settings.overlap)
+            registered = registry.register(onnx_path, manifest, report.as_metrics())
+            registry.promote(name, registered.version, "champion")
+            _, version = registry.resolve(f"{name}@champion")
+            fetched_onnx, fetched = registry.fetch(name, version, settings.workdir / "exports" / f"{name}-fetched")
+            deployed = [write_model(repository, fetched_onnx, fetched.with_version(version),
+                                    ServingOptions(backend="python"))]
+        folders.append(deployed[-1])
+        click.echo(f"   {name} @champion -> {deployed[-1]}")
+    return folders
+
+
+def _start_server(overrides: list[str], address: str, certs: Path, log_file: Path) -> subprocess.Popen:
+    from earthsignature.client import EarthSignatureClient
+
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    process = subprocess.Popen([sys.executable, "-m", "earthsignature.cli", "serve", *overrides],
+                               stdout=log_file.open("ab"), stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise click.ClickException(f"the server exited: see {log_file}")
+        try:
+            with EarthSignatureClient(address, ca=certs / "ca" / "ca.crt", cert=certs / "monitor" / "monitor.crt",
+                                      key=certs / "monitor" / "monitor.key", timeout_s=2) as client:
+                list(client.list(n_results=1))
+            return process
+        except grpc.RpcError:
+            time.sleep(0.3)
+    process.terminate()
+    raise click.ClickException(f"the server did not answer within 60 s: see {log_file}")
+
+
+def _pilot(address: str, certs: Path, out: Path) -> dict[str, list]:
+    """A pilot's session: what it asks, what it gets, and the maps it saves."""
+    from earthsignature.client import EarthSignatureClient
+    from earthsignature.service.database.pictures import save_map_png
+
+    greece = tile("34SGH")
+    area = Polygon(greece.footprint_lonlat(20_000, 20_000)).intersection(box(-180, -90, 180, 90))
+    answers: dict[str, list] = {}
+    out.mkdir(parents=True, exist_ok=True)
+    with EarthSignatureClient(address, ca=certs / "ca" / "ca.crt", cert=certs / "pilot" / "pilot.crt",
+                              key=certs / "pilot" / "pilot.key") as client:
+        answers["area 34SGH + August 2021"] = list(client.list(wkt=area.wkt, start="2021-08-01", end="2021-08-31"))
+        answers["category: Burnt"] = list(client.list(categories=["Burnt"], min_category_fraction=0.01))
+        answers["text: forest after:2021-08-01 cloud<20"] = list(client.search("forest after:2021-08-01 cloud<20"))
+    for question, results in answers.items():
+        click.echo(f"   {question}: {len(results)} result(s)")
+        for result in results:
+            top = sorted(result.legend.values(), key=lambda v: -v[3])[:3]
+            click.echo(f"     {result.tile_id} {result.start:%Y-%m-%d %H:%M} {result.model:<22} "
+                       + ", ".join(f"{name} {fraction:.0%}" for _, name, _, fraction in top))
+            stem = out / f"{result.tile_id}_{result.model.replace(':', '_v')}"
+            if result.classes is not None and not stem.with_suffix(".png").exists():
+                result.save_geotiff(stem.with_suffix(".tif"))
+                save_map_png(result, stem.with_suffix(".png"))
+    return answers
+
+
+def run_demo(cfg: DictConfig, cluster: PostgresCluster, overrides: list[str], settings: DemoSettings) -> dict:
+    """The whole main job; returns the pilot's answers (for the end-to-end test)."""
+    from earthsignature.service.auth import CertificateAuthority
+    from earthsignature.service.monitor.runner import run_days
+
     started = time.monotonic()
-    click.secho("1. private PostGIS", bold=True)
+    work = settings.workdir
+    _step(1, "private PostGIS")
     url = cluster.up(cfg.db.name)
-    with cluster.connect(cfg.db.name) as conn:
-        version = conn.execute("SELECT PostGIS_Version()").fetchone()[0]
-    click.echo(f"   {url}  (PostGIS {version})")
+    click.echo(f"   {url}")
 
-    click.secho(f"2. sample Sentinel-2 L2A products for {DEMO_DAY:%Y-%m-%d}", bold=True)
-    products_dir = workdir / "products"
-    for path in write_demo_products(products_dir):
-        product = SafeProduct.open(path)
-        lon, lat = product.footprint.centroid.coords[0]
-        click.echo(f"   {ProductName.parse(path.name).tile_id}  {product.start_time:%H:%M:%S}  "
-                   f"cloud {product.cloud_cover:5.1f}%  centre {lat:6.2f}N {lon:6.2f}E  "
-                   f"{len(product.band_files)} band files")
-    click.echo(f"   in {products_dir}")
+    _step(2, f"sample Sentinel-2 L2A products of {DEMO_DAY} (local STAC catalog)")
+    catalog = work / "catalog"
+    for path in write_demo_catalog(catalog, settings.size):
+        click.echo(f"   {path.name}")
 
-    if keep_running:
-        click.echo(f"database left running: `earthsignature db down` stops it ({url})")
-    else:
+    _step(3, "training the smoke land-cover model and its burnt-area head")
+    checkpoints = _train_models(settings)
+
+    _step(4, "export, register, promote, deploy")
+    repository = work / "triton-repository"
+    models = _publish_models(checkpoints, repository, str(load_config("logger", "mlflow").tracking_uri), settings)
+
+    _step(5, "certificates and the gRPC server (mutual TLS)")
+    certs = Path(cfg.api.certs_dir)
+    ca = CertificateAuthority(certs / "ca")
+    ca.init()
+    for name, role, names in (("server", None, ("127.0.0.1", "localhost")), ("monitor", "internal", ()),
+                              ("pilot", "pilot", ())):
+        if not (certs / name / f"{name}.crt").exists():
+            ca.issue(certs / name, name, role, names)
+    server = _start_server(overrides, cfg.api.address, certs, work / "logs" / "server.log")
+    try:
+        click.echo(f"   gRPC on {cfg.api.address}, HTTPS gateway on port {cfg.api.http_port} (pid {server.pid})")
+
+        _step(6, f"the monitor for {DEMO_DAY} with both models")
+        monitor_cfg = load_config("service", "embedded", [
+            *overrides, f"monitor.local_catalog={catalog}", f"monitor.models=[{','.join(str(m) for m in models)}]"])
+        report = run_days(monitor_cfg, DEMO_DAY, DEMO_DAY, settings.workers)
+        for task, reason in report.failures:
+            click.echo(f"   FAILED {task}: {reason}")
+        click.echo(f"   {'all products published' if report.succeeded else 'some products failed'}")
+
+        _step(7, "a pilot's queries")
+        answers = _pilot(cfg.api.address, certs, work / "pilot")
+    finally:
+        if not settings.keep_running:
+            server.send_signal(signal.SIGTERM)
+            server.wait(30)
+    if not settings.keep_running:
         cluster.down()
-    click.secho(f"done in {time.monotonic() - started:.1f} s", bold=True)
+    click.secho(f"\ndone in {time.monotonic() - started:.0f} s", bold=True)
+    click.echo(f"  pilot maps (PNG + GeoTIFF): {work / 'pilot'}")
+    click.echo(f"  COG store:                  {cfg.api.store_url}")
+    click.echo(f"  monitor work folder:        {monitor_cfg.monitor.work_dir}")
+    click.echo(f"  MLflow UI:                  .venv/bin/mlflow ui --backend-store-uri "
+               f"{load_config('logger', 'mlflow').tracking_uri}")
+    if settings.keep_running:
+        click.echo(f"  server (pid {server.pid}):   {cfg.api.address}; stop: kill {server.pid} && "
+                   "earthsignature db down")
+    return answers

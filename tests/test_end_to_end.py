@@ -1,0 +1,58 @@
+"""The main job end to end on tiny products: what `make demo` does, small enough for CI."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from datetime import date
+from pathlib import Path
+
+import pytest
+from shapely.geometry import Polygon, shape
+
+from earthsignature.config import load_config
+from earthsignature.data.sentinel2 import tile
+from earthsignature.demo import DEMO_TILES, DemoSettings, run_demo
+from earthsignature.service.database.cluster import PostgresCluster, free_port
+
+pytestmark = pytest.mark.postgis
+
+
+def test_demo_on_tiny_products(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("EARTHSIGNATURE_HOME", str(tmp_path / "home"))  # MLflow store, runs
+    database_home = Path(tempfile.mkdtemp(prefix="earthsignature-e2e-"))
+    database_home.chmod(0o755)  # the PostgreSQL server user must reach its data folder
+    overrides = [f"db.data_dir={database_home / 'pg'}", f"db.port={free_port()}",
+                 f"api.address=127.0.0.1:{free_port()}", f"api.http_port={free_port()}",
+                 f"api.store_url={tmp_path / 'store'}", f"api.certs_dir={tmp_path / 'certs'}",
+                 f"monitor.work_dir={tmp_path / 'monitor'}"]
+    cfg = load_config("service", "embedded", overrides)
+    cluster = PostgresCluster(Path(cfg.db.data_dir), port=int(cfg.db.port))
+    tiny = ["data.fixture.patches_per_tile=4", "data.batch_size=4", "model.base_width=4", "model.depth=2",
+            "trainer.max_epochs=2", f"data.root={tmp_path / 'ben'}"]
+    tiny_burnt = ["data.fixture.n_samples=8", "data.fixture.size=48", "trainer.max_epochs=2", "data.batch_size=4",
+                  f"data.root={tmp_path / 'burnt'}"]
+    settings = DemoSettings(workdir=tmp_path / "demo", size=120, train_overrides=tiny, finetune_overrides=tiny_burnt,
+                            tile_size=64, overlap=16)
+    try:
+        answers = run_demo(cfg, cluster, overrides, settings)
+    finally:
+        cluster.destroy()
+        shutil.rmtree(database_home, ignore_errors=True)
+
+    by_area = answers["area 34SGH + August 2021"]
+    area = Polygon(tile("34SGH").footprint_lonlat(20_000, 20_000))
+    assert {r.tile_id for r in by_area} == {"34SGH"}
+    assert {r.model for r in by_area} == {"clc-unet-smoke:1", "burnt-unet-smoke:1"}
+    for result in by_area:
+        assert shape(result.footprint).intersects(area)
+        assert result.start.date() == date(2021, 8, 1)
+        assert result.classes is not None and len(result.legend) >= 1
+    everything = answers["text: forest after:2021-08-01 cloud<20"]
+    low_cloud = {t for t, _, cloud in DEMO_TILES if cloud < 20}
+    assert everything and {r.tile_id for r in everything} <= low_cloud
+    assert all(r.cloud_cover < 20 for r in everything)
+    for result in answers["category: Burnt"]:
+        assert any(name.lower().startswith("burnt") for _, name, _, _ in result.legend.values())
+    maps = list((tmp_path / "demo" / "pilot").glob("*.png"))
+    assert maps and len(list((tmp_path / "demo" / "pilot").glob("*.tif"))) == len(maps)
