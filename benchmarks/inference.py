@@ -11,18 +11,15 @@ backend achieves. Prints a table and writes JSON next to this script.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import torch
+from results_file import write_results  # benchmarks/results_file.py, beside this script
 from torch.utils.flop_counter import FlopCounterMode
 
 from earthsignature.data.nomenclature import clc_level3
@@ -31,8 +28,6 @@ from earthsignature.export.triton_repository import ServingOptions, write_model
 from earthsignature.service.model.backends import OnnxRuntimeBackend, TritonBackend
 from earthsignature.service.model.local_triton import LocalTritonServer
 from earthsignature.train.module import SegmentationModule, class_records, save_checkpoint
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def matmul_gflops(size: int = 2048, repeats: int = 5) -> float:
@@ -113,14 +108,9 @@ def run_benchmark(args: argparse.Namespace, work: Path) -> None:
     for row in rows:
         print(f"{row['backend']:<14} {row['batch']:>5} {row['tiles_per_s']:>9.2f} {row['megapixels_per_s']:>8.3f} "
               f"{row['ratio_to_eager']:>8.2f}x {row['share_of_matmul_rate']:>9.1%}")
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / "inference.json"
-    out.write_text(json.dumps({
-        "date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": platform.platform(),
-        "cpus": os.cpu_count(), "args": vars(args), "flops_per_tile": flops_per_tile,
-        "gflop_per_megapixel": flops_per_tile / megapixels_per_tile / 1e9, "matmul_gflops": peak, "rows": rows},
-        indent=1))
-    print(f"written {out}")
+    write_results("inference", {"args": vars(args), "flops_per_tile": flops_per_tile,
+                                "gflop_per_megapixel": flops_per_tile / megapixels_per_tile / 1e9,
+                                "matmul_gflops": peak, "rows": rows})
 
 
 if __name__ == "__main__":

@@ -15,23 +15,17 @@ Samples per second exclude the warm-up steps. Prints a table and writes JSON nex
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import time
-from datetime import UTC, datetime
-from pathlib import Path
 
 import lightning as L
 import torch
+from results_file import write_results  # benchmarks/results_file.py, beside this script
 from torch.utils.data import DataLoader, Dataset
 from torchgeo.trainers import SemanticSegmentationTask
 
 from earthsignature.data.nomenclature import clc_level3
 from earthsignature.models.unet import UNet
 from earthsignature.train.module import SegmentationModule, class_records
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 class RandomPatches(Dataset):
@@ -120,12 +114,7 @@ def main() -> None:
         row["ratio_to_torchgeo_same_net"] = row["samples_per_s"] / baseline
         print(f"{row['contender']:<20} {row['parameters']:>12,} {row['samples_per_s']:>10.2f} "
               f"{row['ratio_to_torchgeo_same_net']:>20.2f}x")
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / "train_throughput.json"
-    out.write_text(json.dumps({
-        "date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": platform.platform(),
-        "cpus": os.cpu_count(), "args": vars(args), "rows": rows}, indent=1))
-    print(f"written {out}")
+    write_results("train_throughput", {"args": vars(args), "rows": rows})
 
 
 if __name__ == "__main__":
