@@ -73,11 +73,17 @@ class ProductInput:
                                 boundless=False)
 
     def strip(self, row_off: int, rows: int) -> tuple[np.ndarray, np.ndarray]:
-        """Normalised bands [bands, rows, width] (float32) and the valid-pixel mask [rows, width]."""
+        """Normalised bands [bands, rows, width] (float32) and the valid-pixel mask [rows, width].
+
+        Digital numbers are harmonised to reflectance x 10000 first: products of processing baseline
+        04.00 and later carry a +1000 offset (BOA_ADD_OFFSET -1000 in their metadata) that the training
+        data (BigEarthNet v2) does not have, so the models expect the offset removed.
+        """
         rows = min(rows, self.height - row_off)
         digital_numbers = np.stack([self._read(b, row_off, rows, Resampling.bilinear) for b in self.manifest.bands])
         valid = (digital_numbers > 0).all(axis=0)
-        return self.manifest.normalize(digital_numbers), valid
+        harmonised = np.clip(digital_numbers.astype(np.float32) + self.product.offset, 0, None)
+        return self.manifest.normalize(harmonised), valid
 
     def cloud_mask(self, row_off: int, rows: int) -> np.ndarray:
         """1 where SCL says cloud, cloud shadow or cirrus, 0 elsewhere, 255 where SCL has no data."""
