@@ -62,7 +62,7 @@ def run_days(cfg: DictConfig, start: date, end: date, workers: int | None = None
             tasks = [RangeDaily(of=pipeline.MonitorDay, start=start, stop=end + timedelta(days=1))]
         else:
             tasks = [pipeline.MonitorDay(days[0])]
-        options = {"workers": workers or int(settings["workers"]), "detailed_summary": True}
+        options = {"workers": workers or int(settings["workers"]), "detailed_summary": True, "log_level": "WARNING"}
         if scheduler:
             host, port = scheduler.rsplit(":", 1)
             options.update(scheduler_host=host, scheduler_port=int(port))
