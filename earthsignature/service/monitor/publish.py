@@ -8,6 +8,7 @@ bands. It goes out over gRPC with the internal certificate.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import geobuf
@@ -43,10 +44,12 @@ def quicklook_png(product: SafeProduct, size: int = QUICKLOOK_PIXELS) -> bytes:
                     for b in ("B04", "B03", "B02")])
     image = np.clip(np.nan_to_num(rgb) / 0.3 * 255, 0, 255).astype(np.uint8)
     profile = {"driver": "PNG", "width": shape[1], "height": shape[0], "count": 3, "dtype": "uint8"}
-    with rasterio.io.MemoryFile() as memory:
-        with memory.open(**profile) as dataset:
-            dataset.write(image)
-        return memory.read()
+    with warnings.catch_warnings():  # a preview picture carries no georeferencing, on purpose
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        with rasterio.io.MemoryFile() as memory:
+            with memory.open(**profile) as dataset:
+                dataset.write(image)
+            return memory.read()
 
 
 def _raster(path: Path) -> segmentation_pb2.Raster:
