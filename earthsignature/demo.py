@@ -46,6 +46,7 @@ class DemoSettings:
     overlap: int = 32
     workers: int = 2
     keep_running: bool = False
+    text_query: str = "forest after:2021-08-01 cloud<20"
 
 
 def demo_specs(size: int = 1098) -> list[ProductSpec]:
@@ -143,7 +144,7 @@ def _start_server(overrides: list[str], address: str, certs: Path, log_file: Pat
     raise click.ClickException(f"the server did not answer within 60 s: see {log_file}")
 
 
-def _pilot(address: str, certs: Path, out: Path) -> dict[str, list]:
+def _pilot(address: str, certs: Path, out: Path, text_query: str) -> dict[str, list]:
     """A pilot's session: what it asks, what it gets, and the maps it saves."""
     from earthsignature.client import EarthSignatureClient
     from earthsignature.service.database.pictures import save_map_png
@@ -156,7 +157,7 @@ def _pilot(address: str, certs: Path, out: Path) -> dict[str, list]:
                               key=certs / "pilot" / "pilot.key") as client:
         answers["area 34SGH + August 2021"] = list(client.list(wkt=area.wkt, start="2021-08-01", end="2021-08-31"))
         answers["category: Burnt"] = list(client.list(categories=["Burnt"], min_category_fraction=0.01))
-        answers["text: forest after:2021-08-01 cloud<20"] = list(client.search("forest after:2021-08-01 cloud<20"))
+        answers[f"text: {text_query}"] = list(client.search(text_query))
     for question, results in answers.items():
         click.echo(f"   {question}: {len(results)} result(s)")
         for result in results:
@@ -214,7 +215,7 @@ def run_demo(cfg: DictConfig, cluster: PostgresCluster, overrides: list[str], se
         click.echo(f"   {'all products published' if report.succeeded else 'some products failed'}")
 
         _step(7, "a pilot's queries")
-        answers = _pilot(cfg.api.address, certs, work / "pilot")
+        answers = _pilot(cfg.api.address, certs, work / "pilot", settings.text_query)
     finally:
         if not settings.keep_running:
             server.send_signal(signal.SIGTERM)

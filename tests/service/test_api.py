@@ -231,3 +231,15 @@ def test_health_and_reflection(api, certs) -> None:
         answers = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
         services = {s.name for s in next(answers).list_services_response.service}
     assert "snapearth.api.v1.DatabaseProductService" in services and "grpc.health.v1.Health" in services
+
+
+def test_a_class_absent_from_every_map_is_known_but_matches_nothing(api) -> None:
+    client, _, _, _ = api
+    with client("internal") as internal:
+        internal.create(product_request(1, burnt_share=0.0))  # the legend names Burnt areas; no pixel is burnt
+    with client() as pilot:
+        assert list(pilot.list(categories=["Burnt areas"])) == []  # a known category, no match: not an error
+        assert len(list(pilot.list(categories=["Coniferous forest"]))) == 1
+        assert list(pilot.search("burnt")) == []  # full text indexes the classes present only
+        (result,) = list(pilot.list())
+    assert result.legend[2][1] == "Burnt areas" and result.legend[2][3] == 0.0

@@ -150,8 +150,9 @@ class Catalog:
                 Segmentation.model_version == segmentation.model_version))
             if existing is not None:
                 return existing, False
+            present = (c.name for c in segmentation.classes if c.pixel_count > 0)  # "forest" finds forests
             document = " ".join([product.product_id, product.tile_id, product.platform, product.processing_level,
-                                 segmentation.model_name, *(c.name for c in segmentation.classes)])
+                                 segmentation.model_name, *present])
             row = Segmentation(
                 product_pk=product_pk, model_name=segmentation.model_name,
                 model_version=segmentation.model_version, raster_url=segmentation.raster_url,
@@ -181,7 +182,7 @@ class Catalog:
     # -- reading ------------------------------------------------------------------------------------
 
     def known_category(self, token: str) -> bool:
-        """Whether any stored segmentation has a class with this code or (case-insensitive) name."""
+        """Whether any stored segmentation's legend has a class with this code or (case-insensitive) name."""
         with self.sessions() as session:
             condition = (ClassStatistic.code == int(token)) if token.strip().isdigit() else (
                 sa.func.lower(ClassStatistic.name) == token.strip().lower())
@@ -220,7 +221,7 @@ class Catalog:
             if filters.category_names:
                 matches.append(sa.func.lower(ClassStatistic.name).in_(filters.category_names))
             conditions.append(sa.exists().where(
-                ClassStatistic.segmentation_id == Segmentation.id, sa.or_(*matches),
+                ClassStatistic.segmentation_id == Segmentation.id, sa.or_(*matches), ClassStatistic.pixel_count > 0,
                 ClassStatistic.fraction >= filters.min_category_fraction))
         if filters.words.strip():
             conditions.append(Segmentation.search_document.op("@@")(

@@ -104,8 +104,12 @@ def class_records(request: database_pb2.CreateProductRequest, data: np.ndarray, 
     unknown = [int(v) for v in values[keep] if int(v) not in legend]
     if unknown:
         raise IngestError(f"pixel values {unknown[:10]} have no class in the legend (classes)")
-    return [ClassRecord(int(v), legend[int(v)][0], legend[int(v)][1], legend[int(v)][2], int(n), n / total)
-            for v, n in zip(values[keep], counts[keep], strict=True)]
+    found = {int(v): int(n) for v, n in zip(values[keep], counts[keep], strict=True)}
+    # a request's legend is kept whole (absent classes with 0 pixels), so every class of the model is a
+    # known category; without one (seed clients), only the classes present
+    listed = sorted(legend) if request.classes else sorted(found)
+    return [ClassRecord(v, legend[v][0], legend[v][1], legend[v][2], found.get(v, 0),
+                        found.get(v, 0) / total if total else 0.0) for v in listed]
 
 
 def _georeferenced(raster: segmentation_pb2.Raster, what: str) -> tuple[np.ndarray, Affine, str]:
