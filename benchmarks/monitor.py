@@ -12,19 +12,17 @@ by side (2 worker processes), as Luigi's workers run them. Prints a table and wr
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
 import os
-import platform
 import resource
 import time
-from datetime import UTC, datetime
 from pathlib import Path
+
+from results_file import write_results  # benchmarks/results_file.py, beside this script
 
 from earthsignature.config import PROJECT_ROOT
 from earthsignature.data.fixtures.safe_writer import ProductSpec, write_product
 
-RESULTS = Path(__file__).resolve().parent / "results"
 CACHE = PROJECT_ROOT / "var" / "bench"
 
 
@@ -153,12 +151,8 @@ def main() -> None:
         print(f"{name:<38} {stage['seconds']:>8.1f} {megapixels / stage['seconds']:>7.2f} {stage['peak_mb']:>8.0f}")
     print(f"\n2 products of {args.pair_size} x {args.pair_size}: 1 worker {sequential:.1f} s, "
           f"2 workers {parallel:.1f} s -> speed-up {sequential / parallel:.2f}x")
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "monitor.json").write_text(json.dumps({
-        "date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": platform.platform(),
-        "cpus": os.cpu_count(), "args": vars(args), "stages": stages, "sequential_s": sequential,
-        "parallel_s": parallel, "speedup": sequential / parallel}, indent=1))
-    print(f"written {RESULTS / 'monitor.json'}")
+    write_results("monitor", {"args": vars(args), "stages": stages, "sequential_s": sequential,
+                              "parallel_s": parallel, "speedup": sequential / parallel})
 
 
 if __name__ == "__main__":

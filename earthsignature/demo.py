@@ -10,6 +10,7 @@ queries (area + dates, a category, a text query), saved as GeoTIFFs and PNG maps
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -91,8 +92,6 @@ def _train_models(settings: DemoSettings) -> tuple[Path, Path]:
                 overrides = [f"pretrained={checkpoints[0]}", *overrides]
             cfg = load_config(None, config, [*overrides, f"run_dir={runs / name}", "trainer.enable_progress_bar=false"])
             train(cfg)
-        import json
-
         checkpoints.append(Path(json.loads(summary_path.read_text())["best_checkpoint"]))
         click.echo(f"   {name}: {checkpoints[-1]}")
     return checkpoints[0], checkpoints[1]
