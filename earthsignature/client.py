@@ -58,8 +58,7 @@ class Result:
             polygons = geobuf.decode(message.segmentation_polygons.SerializeToString())
         else:
             classes = raster_codec.decode(raster)
-        legend = {c.value: (c.code, c.name, ((c.color >> 16) & 255, (c.color >> 8) & 255, c.color & 255), c.fraction)
-                  for c in message.classes}
+        legend = {c.value: (c.code, c.name, raster_codec.unpack_rgb(c.color), c.fraction) for c in message.classes}
         return cls(
             product_id=message.product_id, tile_id=message.tile_id,
             start=message.start_date.ToDatetime(tzinfo=UTC), end=message.end_date.ToDatetime(tzinfo=UTC),

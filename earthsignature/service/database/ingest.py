@@ -96,8 +96,7 @@ def class_records(request: database_pb2.CreateProductRequest, data: np.ndarray, 
     CLC level 3 by class index when the request has none (the seed's rasters)."""
     legend = {c.value: (c.code, c.name, c.color) for c in request.classes}
     if not legend:
-        legend = {c.index: (c.code, c.name, (c.color[0] << 16) | (c.color[1] << 8) | c.color[2])
-                  for c in clc_level3()}
+        legend = {c.index: (c.code, c.name, raster_codec.pack_rgb(c.color)) for c in clc_level3()}
     values, counts = np.unique(data, return_counts=True)
     keep = values != nodata if nodata is not None else np.ones(len(values), dtype=bool)
     total = int(counts[keep].sum())
@@ -137,7 +136,7 @@ def ingest(request: database_pb2.CreateProductRequest, catalog: Catalog, store: 
     written: list[str] = []
     folder = (product_id or "unnamed", model_name, model_version)
     try:
-        colormap = {c.value: ((c.color >> 16) & 255, (c.color >> 8) & 255, c.color & 255, 255) for c in classes}
+        colormap = {c.value: (*raster_codec.unpack_rgb(c.color), 255) for c in classes}
         raster_url = store.write_cog(store.url_for(*folder, "classes.tif"), data.astype(np.uint8), crs, transform,
                                      NODATA if nodata is None else nodata, colormap)
         written.append(raster_url)

@@ -29,6 +29,17 @@ DEFAULT_ENCODING = E.RASTER_ENCODING_ZSTD
 _DTYPES = ("uint8", "uint16", "uint32", "int16", "int32", "float32")
 
 
+def pack_rgb(color: tuple[int, int, int]) -> int:
+    """(r, g, b) -> 0xRRGGBB, the form ``ClassStatistic.color`` carries."""
+    red, green, blue = color
+    return (red << 16) | (green << 8) | blue
+
+
+def unpack_rgb(value: int) -> tuple[int, int, int]:
+    """0xRRGGBB -> (r, g, b)."""
+    return (value >> 16) & 255, (value >> 8) & 255, value & 255
+
+
 class RasterCodecError(ValueError):
     """A raster message that cannot be decoded; the message says why."""
 

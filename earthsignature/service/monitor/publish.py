@@ -74,8 +74,7 @@ def create_request(product: SafeProduct, manifest: ModelManifest, result: Segmen
     request.confidence.CopyFrom(_raster(result.confidence_path))
     request.cloud_mask.CopyFrom(_raster(result.cloud_mask_path))
     for cls in manifest.classes:
-        request.classes.add(value=cls.index, code=cls.code, name=cls.name,
-                            color=(cls.color[0] << 16) | (cls.color[1] << 8) | cls.color[2],
+        request.classes.add(value=cls.index, code=cls.code, name=cls.name, color=raster_codec.pack_rgb(cls.color),
                             pixel_count=int(result.pixel_counts[cls.index]))
     return request
 
