@@ -21,10 +21,12 @@ os-packages:
 
 # A real Triton server (from the nvidia-pytriton wheel, without pytriton) for the model-service tests.
 triton: $(INSTALLED)
-	$(BIN)/python -m earthsignature.service.model.local_triton install >/dev/null
+	$(BIN)/python -m earthsignature.embedded.triton install >/dev/null
 
+# ruff, and the dependency rules of pyproject.toml's [tool.importlinter]
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 proto: $(INSTALLED)
 	$(BIN)/python -m earthsignature.protogen

@@ -31,13 +31,16 @@ from results_file import write_results  # benchmarks/results_file.py, beside thi
 from shapely.geometry import Polygon
 
 from earthsignature.client import EarthSignatureClient, Encoding
-from earthsignature.data.sentinel2 import tile
-from earthsignature.service.auth import CertificateAuthority
-from earthsignature.service.database.catalog import Catalog, ClassRecord, Filters, ProductRecord, SegmentationRecord
-from earthsignature.service.database.cluster import PostgresCluster, free_port
-from earthsignature.service.database.raster_store import RasterStore
-from earthsignature.service.database.schema import upgrade
-from earthsignature.service.database.server import TlsFiles, build_server
+from earthsignature.core.nomenclature import ClassShare, LandCoverClass
+from earthsignature.core.raster_codec import unpack_rgb
+from earthsignature.core.sentinel2 import tile
+from earthsignature.embedded.ports import free_port
+from earthsignature.embedded.postgres import PostgresCluster
+from earthsignature.service.api.auth import CertificateAuthority, TlsFiles
+from earthsignature.service.api.server import build_server
+from earthsignature.service.catalog.catalog import Catalog, Filters, ProductRecord, SegmentationRecord
+from earthsignature.service.catalog.raster_store import RasterStore
+from earthsignature.service.catalog.schema import upgrade
 
 CLASSES = [(0, 312, "Coniferous forest", 0x00A600), (1, 211, "Non-irrigated arable land", 0xFFFFA8),
            (2, 334, "Burnt areas", 0x000000), (3, 512, "Water bodies", 0x80F2E6)]
@@ -71,10 +74,10 @@ def load_catalog(url: str, store: RasterStore, products: int) -> tuple[str, Poly
     for k, geometry in enumerate(european_tiles(rng, products)):
         moment = start + timedelta(minutes=int(rng.integers(0, 60 * 24 * 60)))
         burnt = float(rng.uniform(0, 0.2)) if k % 5 == 0 else 0.0
-        classes = [ClassRecord(0, 312, "Coniferous forest", 0x00A600, 2000, 0.5 - burnt),
-                   ClassRecord(1, 211, "Non-irrigated arable land", 0xFFFFA8, 2000, 0.5)]
+        classes = [ClassShare(LandCoverClass(312, "Coniferous forest", unpack_rgb(0x00A600), 0), 2000, 0.5 - burnt),
+                   ClassShare(LandCoverClass(211, "Non-irrigated arable land", unpack_rgb(0xFFFFA8), 1), 2000, 0.5)]
         if burnt:
-            classes.append(ClassRecord(2, 334, "Burnt areas", 0, int(4096 * burnt), burnt))
+            classes.append(ClassShare(LandCoverClass(334, "Burnt areas", unpack_rgb(0), 2), int(4096 * burnt), burnt))
         footprint = Polygon(geometry.footprint_lonlat())
         catalog.add(ProductRecord(f"S2X_BENCH_{k:06d}_T{geometry.tile_id}", geometry.tile_id, "S2A", "L2A", moment,
                                   moment + timedelta(seconds=5), footprint, float(rng.uniform(0, 60))),
@@ -89,7 +92,7 @@ def load_catalog(url: str, store: RasterStore, products: int) -> tuple[str, Poly
     data[yy > 900] = 3
     url_big = store.write_cog(store.url_for("big", "classes.tif"), data, f"EPSG:{big.epsg}",
                               Affine(10, 0, big.ulx, 0, -10, big.uly), 255)
-    classes = [ClassRecord(v, c, n, col, int((data == v).sum()), float((data == v).mean()))
+    classes = [ClassShare(LandCoverClass(c, n, unpack_rgb(col), v), int((data == v).sum()), float((data == v).mean()))
                for v, c, n, col in CLASSES]
     big_id = "S2A_MSIL2A_20210801T092031_N0500_R093_T34SGH_20210801T122031"
     catalog.add(ProductRecord(big_id, "34SGH", "S2A", "L2A", datetime(2021, 8, 1, 9, 20, tzinfo=UTC),

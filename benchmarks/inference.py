@@ -22,12 +22,12 @@ import torch
 from results_file import write_results  # benchmarks/results_file.py, beside this script
 from torch.utils.flop_counter import FlopCounterMode
 
-from earthsignature.data.nomenclature import clc_level3
+from earthsignature.core.nomenclature import clc_level3
+from earthsignature.embedded.triton import LocalTritonServer
 from earthsignature.export.onnx_export import export_checkpoint
 from earthsignature.export.triton_repository import ServingOptions, write_model
-from earthsignature.service.model.backends import OnnxRuntimeBackend, TritonBackend
-from earthsignature.service.model.local_triton import LocalTritonServer
-from earthsignature.train.module import SegmentationModule, class_records, save_checkpoint
+from earthsignature.service.inference.backends import OnnxRuntimeBackend, TritonBackend
+from earthsignature.train.module import SegmentationModule, save_checkpoint
 
 
 def matmul_gflops(size: int = 2048, repeats: int = 5) -> float:
@@ -67,7 +67,7 @@ def run_benchmark(args: argparse.Namespace, work: Path) -> None:
     bands = ["B02", "B03", "B04", "B08"]
     untrained = SegmentationModule(
         model={"name": "unet", "base_width": args.base_width, "depth": args.depth},
-        nomenclature_name="clc_level3", classes=class_records(clc_level3()), bands=bands,
+        nomenclature_name="clc_level3", classes=clc_level3().to_records(), bands=bands,
         normalization={"bands": bands, "minimum": 0.0, "maximum": 10000.0, "mean": [0.1] * 4})
     checkpoint = save_checkpoint(untrained, work / "model.ckpt")  # speed does not depend on the weights
     onnx_path, manifest, _ = export_checkpoint(checkpoint, work / "export", "bench-unet", args.tile, 0)

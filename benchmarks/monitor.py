@@ -20,10 +20,10 @@ from pathlib import Path
 
 from results_file import write_results  # benchmarks/results_file.py, beside this script
 
-from earthsignature.config import PROJECT_ROOT
-from earthsignature.data.fixtures.safe_writer import ProductSpec, write_product
+from earthsignature.core.config import state_home
+from earthsignature.samples.safe_writer import ProductSpec, write_product
 
-CACHE = PROJECT_ROOT / "var" / "bench"
+CACHE = state_home() / "bench"
 
 
 def _peak_mb() -> float:
@@ -36,9 +36,9 @@ def _peak_mb() -> float:
 
 
 def _read_stage(product: str, model_dir: str, queue) -> None:
-    from earthsignature.data.safe import SafeProduct
-    from earthsignature.service.model.manifest import ModelManifest
-    from earthsignature.service.monitor.product_input import ProductInput
+    from earthsignature.core.manifest import ModelManifest
+    from earthsignature.core.safe import SafeProduct
+    from earthsignature.service.inference.product_input import ProductInput
 
     start = time.perf_counter()
     source = ProductInput(SafeProduct.open(product), ModelManifest.load(Path(model_dir) / "manifest.json"))
@@ -49,10 +49,10 @@ def _read_stage(product: str, model_dir: str, queue) -> None:
 
 
 def _segment_stage(product: str, model_dir: str, out_dir: str, threads: int, queue) -> None:
-    from earthsignature.data.safe import SafeProduct
-    from earthsignature.service.model.backends import create_backend
-    from earthsignature.service.monitor.product_input import ProductInput
-    from earthsignature.service.monitor.segmenter import segment_product
+    from earthsignature.core.safe import SafeProduct
+    from earthsignature.service.inference.backends import create_backend
+    from earthsignature.service.inference.product_input import ProductInput
+    from earthsignature.service.inference.segmenter import segment_product
 
     backend = create_backend({"kind": "onnxruntime", "threads": threads, "batch_size": 8}, Path(model_dir))
     start = time.perf_counter()
@@ -85,14 +85,14 @@ def model(base_width: int, depth: int) -> Path:
         # torch only here: the stage processes (spawned) must not carry it in their memory figures
         import torch
 
-        from earthsignature.data.nomenclature import clc_level3
+        from earthsignature.core.nomenclature import clc_level3
         from earthsignature.export.onnx_export import export_checkpoint
-        from earthsignature.train.module import SegmentationModule, class_records, save_checkpoint
+        from earthsignature.train.module import SegmentationModule, save_checkpoint
 
         torch.manual_seed(0)
         bands = ["B02", "B03", "B04", "B08"]
         module = SegmentationModule(model={"name": "unet", "base_width": base_width, "depth": depth},
-                                    nomenclature_name="clc_level3", classes=class_records(clc_level3()), bands=bands,
+                                    nomenclature_name="clc_level3", classes=clc_level3().to_records(), bands=bands,
                                     normalization={"bands": bands, "minimum": 0.0, "maximum": 10000.0,
                                                    "mean": [0.1] * 4})
         checkpoint = save_checkpoint(module, CACHE / "model.ckpt")

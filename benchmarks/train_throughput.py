@@ -23,9 +23,9 @@ from results_file import write_results  # benchmarks/results_file.py, beside thi
 from torch.utils.data import DataLoader, Dataset
 from torchgeo.trainers import SemanticSegmentationTask
 
-from earthsignature.data.nomenclature import clc_level3
+from earthsignature.core.nomenclature import clc_level3
 from earthsignature.models.unet import UNet
-from earthsignature.train.module import SegmentationModule, class_records
+from earthsignature.train.module import SegmentationModule
 
 
 class RandomPatches(Dataset):
@@ -90,7 +90,7 @@ def main() -> None:
     contenders = {
         "earthsignature": lambda: SegmentationModule(
             model={"name": "unet", "base_width": args.base_width, "depth": args.depth},
-            nomenclature_name="clc_level3", classes=class_records(clc_level3()), bands=stats["bands"],
+            nomenclature_name="clc_level3", classes=clc_level3().to_records(), bands=stats["bands"],
             normalization=stats),
         "torchgeo-same-net": lambda: TorchGeoWithOurUNet(
             in_channels=4, num_classes=44, ignore_index=255, lr=1e-3, base_width=args.base_width,

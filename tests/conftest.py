@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from earthsignature.service.database.cluster import PostgresCluster, free_port
+from earthsignature.embedded.ports import free_port
+from earthsignature.embedded.postgres import PostgresCluster
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
@@ -47,13 +48,13 @@ def write_checkpoint(path: Path, seed: int = 0, classes: str = "clc_level3") -> 
     a model, not a trained one)."""
     import torch
 
-    from earthsignature.data.nomenclature import get_nomenclature
-    from earthsignature.train.module import SegmentationModule, class_records, save_checkpoint
+    from earthsignature.core.nomenclature import get_nomenclature
+    from earthsignature.train.module import SegmentationModule, save_checkpoint
 
     torch.manual_seed(seed)
     module = SegmentationModule(
         model={"name": "unet", "base_width": 4, "depth": 2}, nomenclature_name=classes,
-        classes=class_records(get_nomenclature(classes)), bands=["B02", "B03", "B04", "B08"],
+        classes=get_nomenclature(classes).to_records(), bands=["B02", "B03", "B04", "B08"],
         normalization={"bands": ["B02", "B03", "B04", "B08"], "minimum": 0.0, "maximum": 10000.0,
                        "mean": [0.1, 0.12, 0.11, 0.3]})
     return save_checkpoint(module, path)

@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from earthsignature.cli import main
-from earthsignature.data.safe import SafeProduct
-from earthsignature.service.database.cluster import free_port
+from earthsignature.core.safe import SafeProduct
+from earthsignature.embedded.ports import free_port
 
 
 def run(*args: str, expect: int = 0) -> str:

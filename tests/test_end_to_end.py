@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 from shapely.geometry import Polygon, shape
 
-from earthsignature.config import load_config
-from earthsignature.data.sentinel2 import tile
-from earthsignature.demo import DEMO_TILES, DemoSettings, run_demo
-from earthsignature.service.database.cluster import PostgresCluster, free_port
+from earthsignature.core.config import load_config
+from earthsignature.core.sentinel2 import tile
+from earthsignature.embedded.demo import DEMO_TILES, DemoSettings, run_demo
+from earthsignature.embedded.ports import free_port
+from earthsignature.embedded.postgres import PostgresCluster
 
 pytestmark = pytest.mark.postgis
 
@@ -54,6 +55,6 @@ def test_demo_on_tiny_products(tmp_path: Path, monkeypatch) -> None:
     assert {r.tile_id for r in everything} == low_cloud  # every low-cloud product, no other
     assert all(r.cloud_cover < 20 for r in everything)
     for result in answers["category: Burnt"]:
-        assert any(name.lower().startswith("burnt") for _, name, _, _ in result.legend.values())
+        assert any(s.land_cover.name.lower().startswith("burnt") for s in result.legend.values())
     maps = list((tmp_path / "demo" / "pilot").glob("*.png"))
     assert maps and len(list((tmp_path / "demo" / "pilot").glob("*.tif"))) == len(maps)

@@ -20,8 +20,8 @@ from rasterio.enums import Resampling
 from torch import Tensor
 from torchgeo.datasets import BigEarthNetV2, DatasetNotFoundError
 
-from earthsignature.data.nomenclature import Nomenclature, get_nomenclature
-from earthsignature.data.sentinel2 import L2A_BANDS, RGBN_BANDS
+from earthsignature.core.nomenclature import Nomenclature, get_nomenclature
+from earthsignature.core.sentinel2 import L2A_BANDS, RGBN_BANDS
 
 IGNORE_INDEX = 255
 TAXONOMIES = {"clc_level3": "clc_level3", "clc_level2": "clc_level2", "clc_level1": "clc_level1",

@@ -18,12 +18,12 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms.v2 import Compose
 
+from earthsignature.core.nomenclature import Nomenclature, get_nomenclature
+from earthsignature.core.sentinel2 import RGBN_BANDS
 from earthsignature.data.augmentation import JointAugmentation
 from earthsignature.data.bigearthnet import BigEarthNetV2Segmentation
-from earthsignature.data.nomenclature import Nomenclature, get_nomenclature
 from earthsignature.data.normalization import NormalizationStats, Normalize, cached_stats
 from earthsignature.data.pairs import ImageMaskPairs, load_classes_yaml
-from earthsignature.data.sentinel2 import RGBN_BANDS
 
 Transform = Callable[[dict[str, Tensor]], dict[str, Tensor]]
 
@@ -116,7 +116,7 @@ class BigEarthNetDataModule(SegmentationDataModule):
                                          transforms)
 
     def write_fixture(self) -> None:
-        from earthsignature.data.fixtures.bigearthnet_writer import write_bigearthnet_v2
+        from earthsignature.samples.bigearthnet_writer import write_bigearthnet_v2
 
         options = dict(self.fixture or {})
         if "codes" in options:
@@ -143,7 +143,7 @@ class PairsDataModule(SegmentationDataModule):
         return ImageMaskPairs(self.root, split, self.nomenclature, self.bands, self.ignore_index, transforms)
 
     def write_fixture(self) -> None:
-        from earthsignature.data.fixtures.pairs_writer import write_image_mask_pairs
+        from earthsignature.samples.pairs_writer import write_image_mask_pairs
 
         options = dict(self.fixture or {})
         for key in ("codes", "weights"):

@@ -18,6 +18,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from earthsignature.core.manifest import scale_and_center
+
 
 @dataclass(frozen=True)
 class NormalizationStats:
@@ -34,9 +36,8 @@ class NormalizationStats:
 
     def apply(self, image: Tensor) -> Tensor:
         """Normalise a [C, H, W] or [N, C, H, W] image of digital numbers."""
-        shape = (-1, 1, 1)
-        scaled = (image.float() - self.minimum) / (self.maximum - self.minimum)
-        return scaled - torch.tensor(self.mean, dtype=torch.float32, device=image.device).view(shape)
+        mean = torch.tensor(self.mean, dtype=torch.float32, device=image.device).view(-1, 1, 1)
+        return scale_and_center(image.float(), self.minimum, self.maximum, mean)
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}

@@ -20,7 +20,7 @@ import yaml
 from torch import Tensor
 from torchgeo.datasets import NonGeoDataset
 
-from earthsignature.data.nomenclature import (
+from earthsignature.core.nomenclature import (
     LandCoverClass,
     Nomenclature,
     burnt_area,

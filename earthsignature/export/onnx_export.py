@@ -21,7 +21,8 @@ import onnx
 import onnxruntime as ort
 import torch
 
-from earthsignature.service.model.manifest import ModelManifest, classes_from_records
+from earthsignature.core.layout import ModelFolder
+from earthsignature.core.manifest import DEFAULT_OVERLAP, DEFAULT_TILE_SIZE, TASKS, ModelManifest
 from earthsignature.train.module import SegmentationModule
 
 OPSET = 17
@@ -48,10 +49,10 @@ def manifest_for(module: SegmentationModule, name: str, checkpoint: Path, tile_s
                  source: dict[str, Any] | None = None) -> ModelManifest:
     hparams = module.hparams
     return ModelManifest(
-        name=name, task=hparams.task if hparams.task in ("land_cover", "burnt_area", "crops") else "pilot",
+        name=name, task=hparams.task if hparams.task in TASKS else "pilot",
         bands=tuple(hparams.bands), resolution=RESOLUTION_M,
         normalization={k: v for k, v in dict(hparams.normalization).items() if k != "bands"},
-        classes=classes_from_records(hparams.classes), nomenclature=hparams.nomenclature_name,
+        classes=module.nomenclature.classes, nomenclature=hparams.nomenclature_name,
         tile_size=tile_size, overlap=overlap,
         source={"checkpoint": str(checkpoint), **(source or {})},
     )
@@ -75,7 +76,8 @@ def verify_parity(network: torch.nn.Module, onnx_path: Path, in_channels: int,
     return ParityReport(worst, agree / total, shapes)
 
 
-def export_checkpoint(checkpoint: Path, out_dir: Path, name: str, tile_size: int = 256, overlap: int = 32,
+def export_checkpoint(checkpoint: Path, out_dir: Path, name: str, tile_size: int = DEFAULT_TILE_SIZE,
+                      overlap: int = DEFAULT_OVERLAP,
                       tolerance: float = 1e-3, min_agreement: float = 0.999
                       ) -> tuple[Path, ModelManifest, ParityReport]:
     """Write ``out_dir/model.onnx`` and ``out_dir/manifest.json``; return them and the parity report."""
@@ -85,7 +87,7 @@ def export_checkpoint(checkpoint: Path, out_dir: Path, name: str, tile_size: int
     source = _training_source(checkpoint)
     manifest = manifest_for(module, name, checkpoint, tile_size, overlap, source)
     with tempfile.TemporaryDirectory() as tmp:
-        onnx_path = Path(tmp) / "model.onnx"
+        onnx_path = ModelFolder(Path(tmp)).onnx
         example = torch.zeros(1, len(manifest.bands), tile_size, tile_size)
         torch.onnx.export(
             network, (example,), str(onnx_path), input_names=[manifest.input_name],
@@ -102,11 +104,11 @@ def export_checkpoint(checkpoint: Path, out_dir: Path, name: str, tile_size: int
                 f"ONNX and PyTorch disagree: max |logit diff| {report.max_abs_logit_diff:.2e} "
                 f"(tolerance {tolerance:.0e}), argmax agreement {report.argmax_agreement:.5f} "
                 f"(minimum {min_agreement})")
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(onnx_path), out_dir / "model.onnx")
-    manifest.save(out_dir / "manifest.json")
-    return out_dir / "model.onnx", manifest, report
+        folder = ModelFolder(Path(out_dir))
+        folder.path.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(onnx_path), folder.onnx)
+    manifest.save(folder.manifest)
+    return folder.onnx, manifest, report
 
 
 def _training_source(checkpoint: Path) -> dict[str, Any]:

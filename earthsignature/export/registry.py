@@ -19,7 +19,8 @@ import onnx
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from earthsignature.service.model.manifest import ModelManifest
+from earthsignature.core.layout import ModelFolder
+from earthsignature.core.manifest import ModelManifest
 
 _GATE = re.compile(r"^\s*([\w.\-/]+)\s*(>=|<=|>|<|==)\s*([-+0-9.eE]+)\s*$")
 _OPERATORS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt, "==": operator.eq}
@@ -65,7 +66,7 @@ class ModelRegistry:
                                          registered_model_name=manifest.name, save_as_external_data=False)
             version = str(info.registered_model_version)
             registered = manifest.with_version(version)
-            mlflow.log_dict(registered.to_dict(), "manifest.json")
+            mlflow.log_dict(registered.to_dict(), ModelFolder.MANIFEST_NAME)
         self.client.set_model_version_tag(manifest.name, version, "task", manifest.task)
         self.client.set_model_version_tag(manifest.name, version, "export_run_id", run.info.run_id)
         return registered
@@ -129,10 +130,10 @@ class ModelRegistry:
             onnx_files = list(model_dir.rglob("*.onnx"))
             if len(onnx_files) != 1:
                 raise RegistryError(f"{name} version {version} holds {len(onnx_files)} ONNX files, expected 1")
-            target = dest / "model.onnx"
+            target = ModelFolder(dest).onnx
             onnx_files[0].replace(target)
         manifest_file = Path(mlflow.artifacts.download_artifacts(
-            run_id=info.run_id, artifact_path="manifest.json", dst_path=str(dest),
+            run_id=info.run_id, artifact_path=ModelFolder.MANIFEST_NAME, dst_path=str(dest),
             tracking_uri=self.tracking_uri))
         return target, ModelManifest.load(manifest_file)
 

@@ -23,7 +23,8 @@ from pathlib import Path
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
-from earthsignature.service.model.manifest import ModelManifest
+from earthsignature.core.layout import ModelFolder
+from earthsignature.core.manifest import ModelManifest
 
 PYTHON_MODEL = '''"""Triton Python backend: the ONNX model beside this file, run with ONNX Runtime (CPU).
 Written by earthsignature.export.triton_repository; do not edit."""
@@ -48,7 +49,7 @@ class TritonPythonModel:
         folder = os.path.join(args["model_repository"], args["model_version"])
         options = ort.SessionOptions()
         options.intra_op_num_threads = int(os.environ.get("EARTHSIGNATURE_ORT_THREADS", "0"))
-        self.session = ort.InferenceSession(os.path.join(folder, "model.onnx"), options,
+        self.session = ort.InferenceSession(os.path.join(folder, "__ONNX_NAME__"), options,
                                             providers=["CPUExecutionProvider"])
         config = json.loads(args["model_config"])
         self.input_name = config["input"][0]["name"]
@@ -116,10 +117,11 @@ def write_model(repository: Path, onnx_path: Path, manifest: ModelManifest,
     staging = model_dir / f".{manifest.version}.partial"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
-    shutil.copyfile(onnx_path, staging / "model.onnx")
-    manifest.save(staging / "manifest.json")
+    staged = ModelFolder(staging)
+    shutil.copyfile(onnx_path, staged.onnx)
+    manifest.save(staged.manifest)
     if options.backend == "python":
-        (staging / "model.py").write_text(PYTHON_MODEL)
+        (staging / "model.py").write_text(PYTHON_MODEL.replace("__ONNX_NAME__", ModelFolder.ONNX_NAME))
     # Config and labels first: a polling server sees a complete model when the version appears.
     _replace_text(model_dir / "config.pbtxt", text_format.MessageToString(model_config(manifest, options)))
     _replace_text(model_dir / "labels.txt", "".join(f"{c.name}\n" for c in manifest.classes))
@@ -128,7 +130,7 @@ def write_model(repository: Path, onnx_path: Path, manifest: ModelManifest,
     staging.rename(version_dir)
     newest = max(int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit())
     if int(manifest.version) == newest:
-        manifest.save(model_dir / "manifest.json")
+        manifest.save(ModelFolder(model_dir).manifest)  # the newest version describes the model
     return version_dir
 
 

@@ -17,27 +17,13 @@ from lightning import LightningModule
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassConfusionMatrix
 
-from earthsignature.data.nomenclature import LandCoverClass, Nomenclature
+from earthsignature.core.nomenclature import Nomenclature
 from earthsignature.data.normalization import NormalizationStats
 from earthsignature.models.factory import build_model
 from earthsignature.models.finetune import freeze_all_but_head, frozen_modules, replace_head
 from earthsignature.train.metrics import SegmentationScores, scores_from_confusion
 
 FINETUNE_MODES = (None, "head", "full")
-
-
-def nomenclature_from_records(name: str, records: Sequence[Mapping[str, Any]]) -> Nomenclature:
-    """Rebuild a nomenclature from the class records a checkpoint stores."""
-    return Nomenclature(name, tuple(
-        LandCoverClass(int(r["code"]), str(r["name"]), tuple(int(v) for v in r["color"]), i,
-                       tuple(int(c) for c in r.get("clc_codes", ())))
-        for i, r in enumerate(records)
-    ))
-
-
-def class_records(nomenclature: Nomenclature) -> list[dict[str, Any]]:
-    return [{"code": c.code, "name": c.name, "color": list(c.color), "clc_codes": list(c.clc_codes)}
-            for c in nomenclature]
 
 
 class SegmentationModule(LightningModule):
@@ -59,7 +45,7 @@ class SegmentationModule(LightningModule):
         if finetune not in FINETUNE_MODES:
             raise ValueError(f"finetune must be one of {FINETUNE_MODES}, not {finetune!r}")
         self.save_hyperparameters()
-        self.nomenclature = nomenclature_from_records(nomenclature_name, classes)
+        self.nomenclature = Nomenclature.from_records(nomenclature_name, classes)
         self.normalization = NormalizationStats.from_dict(dict(normalization))
         num_classes = len(self.nomenclature)
         self.model = build_model(dict(model), len(bands), num_classes)
@@ -83,7 +69,7 @@ class SegmentationModule(LightningModule):
         network = base.model
         replace_head(network, len(nomenclature))
         hparams = {**base.hparams, "nomenclature_name": nomenclature.name,
-                   "classes": class_records(nomenclature), "task": task, "finetune": mode, **overrides}
+                   "classes": nomenclature.to_records(), "task": task, "finetune": mode, **overrides}
         module = cls(**hparams)
         module.model = network
         if mode == "head":

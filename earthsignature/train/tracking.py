@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt
 from lightning import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import MLFlowLogger
 
-from earthsignature.config import PROJECT_ROOT
+from earthsignature.core.config import PACKAGE_DIR
 from earthsignature.train.metrics import scores_from_confusion
 from earthsignature.train.plots import confusion_matrix_figure, iou_bar_chart, loss_curves_figure
 
@@ -40,7 +40,7 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 def git_state() -> dict[str, str]:
     """The commit the code comes from, and whether the working tree differed from it."""
     def git(*args: str) -> str:
-        result = subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, check=False)
+        result = subprocess.run(["git", *args], cwd=PACKAGE_DIR, capture_output=True, text=True, check=False)
         return result.stdout.strip() if result.returncode == 0 else ""
 
     commit = git("rev-parse", "HEAD")

@@ -17,9 +17,9 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import MLFlowLogger
 from omegaconf import DictConfig, OmegaConf
 
-from earthsignature.config import CONFIG_DIR
+from earthsignature.core.config import CONFIG_DIR
 from earthsignature.data.datamodules import BigEarthNetDataModule, PairsDataModule, SegmentationDataModule
-from earthsignature.train.module import SegmentationModule, class_records
+from earthsignature.train.module import SegmentationModule
 from earthsignature.train.tracking import RunReport
 
 _DATA_KEYS = ("root", "bands", "batch_size", "num_workers", "augment", "stats_file", "fixture")
@@ -28,8 +28,8 @@ _DATA_KEYS = ("root", "bands", "batch_size", "num_workers", "augment", "stats_fi
 def build_datamodule(data: DictConfig, ignore_index: int, stats: dict | None = None
                      ) -> SegmentationDataModule:
     """The data module that ``data.family`` names, with a model's ``stats`` when given."""
-    options: dict[str, Any] = {k: OmegaConf.to_object(data[k]) if OmegaConf.is_config(data[k]) else data[k]
-                               for k in _DATA_KEYS if k in data}
+    values = OmegaConf.to_container(data, resolve=True)
+    options: dict[str, Any] = {k: values[k] for k in _DATA_KEYS if k in values}
     options.update(ignore_index=ignore_index, stats=stats)
     if data.family == "bigearthnet":
         return BigEarthNetDataModule(taxonomy=data.taxonomy, **options)
@@ -40,15 +40,15 @@ def build_datamodule(data: DictConfig, ignore_index: int, stats: dict | None = N
 
 def build_module(cfg: DictConfig, datamodule: SegmentationDataModule) -> SegmentationModule:
     """A new model, or (``pretrained`` + ``finetune``) a pre-trained one with a new head."""
-    optimizer = OmegaConf.to_object(cfg.optimizer)
+    optimizer = OmegaConf.to_container(cfg.optimizer, resolve=True)
     if cfg.pretrained:
         if cfg.finetune not in ("head", "full"):
             raise ValueError("pretrained is set: finetune must be 'head' or 'full'")
         return SegmentationModule.finetune_from(cfg.pretrained, datamodule.nomenclature, cfg.finetune,
                                                 task=cfg.task, **optimizer)
     return SegmentationModule(
-        model=OmegaConf.to_object(cfg.model), nomenclature_name=datamodule.nomenclature.name,
-        classes=class_records(datamodule.nomenclature), bands=list(datamodule.bands),
+        model=OmegaConf.to_container(cfg.model, resolve=True), nomenclature_name=datamodule.nomenclature.name,
+        classes=datamodule.nomenclature.to_records(), bands=list(datamodule.bands),
         normalization=datamodule.stats.to_dict(), task=cfg.task, ignore_index=cfg.ignore_index,
         **optimizer)
 
@@ -87,7 +87,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                                   filename="best-epoch{epoch:02d}-val_loss{val_loss:.4f}",
                                   auto_insert_metric_name=False)
     report = RunReport(OmegaConf.to_container(cfg, resolve=True), run_dir)
-    trainer = L.Trainer(**OmegaConf.to_object(cfg.trainer), default_root_dir=str(run_dir),
+    trainer = L.Trainer(**OmegaConf.to_container(cfg.trainer, resolve=True), default_root_dir=str(run_dir),
                         logger=_logger(cfg, run_dir), callbacks=[checkpoints, report])
     trainer.fit(module, datamodule=datamodule, ckpt_path=_resume_path(cfg, run_dir))
     best_score = checkpoints.best_model_score

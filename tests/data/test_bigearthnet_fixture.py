@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 import rasterio
 
-from earthsignature.data.fixtures.bigearthnet_writer import write_bigearthnet_v2
-from earthsignature.data.nomenclature import CLC_NODATA_CODE, bigearthnet19, clc_level3
+from earthsignature.core.nomenclature import CLC_NODATA_CODE, bigearthnet19, clc_level3
+from earthsignature.samples.bigearthnet_writer import write_bigearthnet_v2
 
 torchgeo_datasets = pytest.importorskip("torchgeo.datasets")
 

@@ -10,11 +10,11 @@ import rasterio
 import torch
 import yaml
 
+from earthsignature.core.nomenclature import bigearthnet19, burnt_area, clc_level3, get_nomenclature, hrl
 from earthsignature.data.bigearthnet import BigEarthNetV2Segmentation
-from earthsignature.data.fixtures.bigearthnet_writer import write_bigearthnet_v2
-from earthsignature.data.fixtures.pairs_writer import write_image_mask_pairs
-from earthsignature.data.nomenclature import bigearthnet19, burnt_area, clc_level3, get_nomenclature, hrl
 from earthsignature.data.pairs import BurntAreaDataset, HRLDataset, ImageMaskPairs, UrbanAtlasDataset
+from earthsignature.samples.bigearthnet_writer import write_bigearthnet_v2
+from earthsignature.samples.pairs_writer import write_image_mask_pairs
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from earthsignature.data.nomenclature import (
+from earthsignature.core.nomenclature import (
     NOMENCLATURE_NAMES,
+    Nomenclature,
     UnknownClassError,
     bigearthnet19,
     burnt_area,
@@ -30,7 +31,7 @@ def _eea_legend() -> list[dict[str, str]]:
     """The EEA legend: the shared copy when present, else the packaged one (identical, tested below)."""
     from importlib import resources
 
-    text = resources.files("earthsignature.data").joinpath("resources/clc_legend.csv").read_text()
+    text = resources.files("earthsignature.core").joinpath("resources/clc_legend.csv").read_text()
     return [row for row in csv.DictReader(text.splitlines()) if row["RGB"]]
 
 
@@ -38,7 +39,7 @@ def _eea_legend() -> list[dict[str, str]]:
 def test_packaged_legend_is_the_eea_legend() -> None:
     from importlib import resources
 
-    packaged = resources.files("earthsignature.data").joinpath("resources/clc_legend.csv").read_text()
+    packaged = resources.files("earthsignature.core").joinpath("resources/clc_legend.csv").read_text()
     assert packaged == SHARED_LEGEND.read_text()
 
 
@@ -142,6 +143,7 @@ def test_registry_and_records() -> None:
     for name in NOMENCLATURE_NAMES:
         nom = get_nomenclature(name)
         assert nom.name == name
-        records = nom.to_dict()
+        records = nom.to_records()
         assert [r["index"] for r in records] == list(range(len(nom)))
         assert all(len(r["color"]) == 3 for r in records)
+        assert Nomenclature.from_records(name, records).classes == nom.classes  # the plain form loses nothing

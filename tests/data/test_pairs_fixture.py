@@ -10,8 +10,8 @@ import pytest
 import rasterio
 import yaml
 
-from earthsignature.data.fixtures.pairs_writer import write_image_mask_pairs
-from earthsignature.data.nomenclature import burnt_area, hrl, urban_atlas
+from earthsignature.core.nomenclature import burnt_area, hrl, urban_atlas
+from earthsignature.samples.pairs_writer import write_image_mask_pairs
 
 
 @pytest.mark.parametrize(("nomenclature", "dtype", "nodata"), [

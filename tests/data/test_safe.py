@@ -11,10 +11,10 @@ import pytest
 import rasterio
 from shapely.geometry import Polygon
 
-from earthsignature.data.fixtures.safe_writer import ProductSpec, write_product
-from earthsignature.data.safe import ProductError, SafeProduct
-from earthsignature.data.sentinel2 import L1C_BANDS, L2A_BANDS, band, tile
-from earthsignature.data.synthetic import class_signature
+from earthsignature.core.safe import ProductError, SafeProduct
+from earthsignature.core.sentinel2 import L1C_BANDS, L2A_BANDS, band, tile
+from earthsignature.samples.safe_writer import ProductSpec, write_product
+from earthsignature.samples.synthetic import class_signature
 
 SENSING = datetime(2021, 8, 1, 9, 20, 31, tzinfo=UTC)
 

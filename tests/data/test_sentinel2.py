@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from earthsignature.data.sentinel2 import ProductName, band, tile
+from earthsignature.core.sentinel2 import ProductName, band, tile
 
 NAME = "S2B_MSIL2A_20210801T092031_N0301_R093_T34SGH_20210801T122519"
 

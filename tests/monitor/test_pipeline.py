@@ -15,13 +15,14 @@ from shapely.geometry import shape
 
 from earthsignature.cli import main
 from earthsignature.client import EarthSignatureClient
-from earthsignature.config import load_config
-from earthsignature.data.fixtures.safe_writer import ProductSpec, write_product
-from earthsignature.data.sentinel2 import ProductName, tile
+from earthsignature.core.config import load_config
+from earthsignature.core.sentinel2 import ProductName, tile
+from earthsignature.embedded.stac_provider import LocalStacServer
 from earthsignature.export.onnx_export import export_checkpoint
-from earthsignature.service.database.server import TlsFiles, build_server
+from earthsignature.samples.safe_writer import ProductSpec, write_product
+from earthsignature.service.api.auth import TlsFiles
+from earthsignature.service.api.server import build_server
 from earthsignature.service.monitor.runner import run_days
-from earthsignature.service.monitor.stac_catalog import LocalStacServer
 
 from ..conftest import write_checkpoint
 
@@ -87,7 +88,7 @@ def test_a_day_of_ingestion(setting) -> None:
         footprint = shape(result.footprint)
         corner = tile(result.tile_id).footprint_lonlat(1200, 1200)
         assert footprint.buffer(1e-4).contains(shape({"type": "Polygon", "coordinates": [corner]}))
-        assert sum(f for *_, f in result.legend.values()) == pytest.approx(1.0)
+        assert sum(s.fraction for s in result.legend.values()) == pytest.approx(1.0)
         valid = result.classes != 255
         assert 0.8 < valid.mean() < 0.95  # the product's no-data edge stays no-data
         assert result.cloud_mask is not None and set(np.unique(result.cloud_mask)) <= {0, 1, 255}

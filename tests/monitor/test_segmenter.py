@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import rasterio
 
-from earthsignature.data.fixtures.safe_writer import ProductSpec, write_product
-from earthsignature.data.safe import SafeProduct
+from earthsignature.core.safe import SafeProduct
 from earthsignature.export.onnx_export import export_checkpoint
-from earthsignature.service.model.backends import OnnxRuntimeBackend
-from earthsignature.service.monitor.product_input import ProcessingError, ProductInput, to_l2a
-from earthsignature.service.monitor.segmenter import blend_window, segment_product, tile_starts
+from earthsignature.samples.safe_writer import ProductSpec, write_product
+from earthsignature.service.inference.backends import OnnxRuntimeBackend
+from earthsignature.service.inference.product_input import ProcessingError, ProductInput, to_l2a
+from earthsignature.service.inference.segmenter import blend_window, segment_product, tile_starts
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,10 @@ from pathlib import Path
 import geobuf
 import numpy as np
 
-from earthsignature.data.sentinel2 import tile
+from earthsignature.core import raster_codec
+from earthsignature.core.sentinel2 import tile
 from earthsignature.pb.snapearth.api.v1 import database_pb2, segmentation_pb2
-from earthsignature.service.auth import CertificateAuthority
-from earthsignature.service.database import raster_codec
+from earthsignature.service.api.auth import CertificateAuthority
 
 CLASSES = [(0, 312, "Coniferous forest", 0x00A600), (1, 211, "Non-irrigated arable land", 0xFFFFA8),
            (2, 334, "Burnt areas", 0x000000), (3, 512, "Water bodies", 0x80F2E6)]

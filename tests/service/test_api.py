@@ -12,8 +12,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from shapely.geometry import box, shape
 
 from earthsignature.client import EarthSignatureClient, Encoding
-from earthsignature.data.sentinel2 import tile
-from earthsignature.service.database.server import TlsFiles, build_server
+from earthsignature.core.sentinel2 import tile
+from earthsignature.service.api.auth import TlsFiles
+from earthsignature.service.api.server import build_server
 
 from .api_fixtures import class_map, make_certificates, product_request
 
@@ -81,9 +82,9 @@ def test_responses_carry_georeferenced_maps(api) -> None:
     geometry = tile("34SGH")
     assert result.transform.c == geometry.ulx and result.transform.f == geometry.uly and result.crs == "EPSG:32634"
     assert result.start.isoformat() == "2021-08-01T09:21:00+00:00" and result.model == "clc-unet:1"
-    assert {v: round(f, 3) for v, (_, _, _, f) in result.legend.items()} == {
+    assert {v: round(s.fraction, 3) for v, s in result.legend.items()} == {
         v: round(float((expected == v).mean()), 3) for v in np.unique(expected)}
-    assert result.legend[2][:2] == (334, "Burnt areas")
+    assert (result.legend[2].land_cover.code, result.legend[2].land_cover.name) == (334, "Burnt areas")
     assert result.cloud_mask.sum() == 10 * 120 and result.footprint["type"] == "MultiPolygon"
 
 
@@ -242,4 +243,4 @@ def test_a_class_absent_from_every_map_is_known_but_matches_nothing(api) -> None
         assert len(list(pilot.list(categories=["Coniferous forest"]))) == 1
         assert list(pilot.search("burnt")) == []  # full text indexes the classes present only
         (result,) = list(pilot.list())
-    assert result.legend[2][1] == "Burnt areas" and result.legend[2][3] == 0.0
+    assert result.legend[2].land_cover.name == "Burnt areas" and result.legend[2].fraction == 0.0

@@ -8,15 +8,16 @@ import pytest
 import sqlalchemy as sa
 from shapely.geometry import box
 
-from earthsignature.service.database.catalog import (
+from earthsignature.core.nomenclature import ClassShare, LandCoverClass
+from earthsignature.core.raster_codec import unpack_rgb
+from earthsignature.service.catalog.catalog import (
     Catalog,
     CatalogError,
-    ClassRecord,
     Filters,
     ProductRecord,
     SegmentationRecord,
 )
-from earthsignature.service.database.schema import upgrade
+from earthsignature.service.catalog.schema import upgrade
 
 pytestmark = pytest.mark.postgis
 DAY = datetime(2021, 8, 1, 9, 0, tzinfo=UTC)
@@ -29,10 +30,10 @@ def product(number: int, tile: str = "34SGH", lon: float = 23.0, day: int = 0, c
 
 
 def segmentation(model: str = "clc-unet", version: str = "1", burnt: float = 0.0) -> SegmentationRecord:
-    classes = [ClassRecord(0, 312, "Coniferous forest", 0x00A600, 600, 0.6 - burnt),
-               ClassRecord(1, 211, "Non-irrigated arable land", 0xFFFFA8, 400, 0.4)]
+    classes = [ClassShare(LandCoverClass(312, "Coniferous forest", unpack_rgb(0x00A600), 0), 600, 0.6 - burnt),
+               ClassShare(LandCoverClass(211, "Non-irrigated arable land", unpack_rgb(0xFFFFA8), 1), 400, 0.4)]
     if burnt:
-        classes.append(ClassRecord(2, 334, "Burnt areas", 0, int(1000 * burnt), burnt))
+        classes.append(ClassShare(LandCoverClass(334, "Burnt areas", unpack_rgb(0), 2), int(1000 * burnt), burnt))
     return SegmentationRecord(model, version, f"file:///r/{model}/{version}.tif", "EPSG:32634",
                               [700000.0, 10, 0, 4300000.0, 0, -10], 100, 100, classes)  # mixed int/float
 

@@ -7,8 +7,8 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from earthsignature.service.database.models import Base
-from earthsignature.service.database.schema import alembic_config, current_revision, head_revision, upgrade
+from earthsignature.service.catalog.schema import alembic_config, current_revision, head_revision, upgrade
+from earthsignature.service.catalog.tables import Base
 
 pytestmark = pytest.mark.postgis
 

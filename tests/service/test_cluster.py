@@ -8,7 +8,8 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from earthsignature.service.database.cluster import ClusterError, PostgresCluster, free_port
+from earthsignature.embedded.ports import free_port
+from earthsignature.embedded.postgres import ClusterError, PostgresCluster
 
 
 @pytest.mark.postgis

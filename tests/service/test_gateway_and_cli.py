@@ -13,9 +13,10 @@ from click.testing import CliRunner
 
 from earthsignature.cli import main
 from earthsignature.client import EarthSignatureClient
-from earthsignature.service.database.cluster import free_port
-from earthsignature.service.database.http_gateway import start_gateway
-from earthsignature.service.database.server import TlsFiles, build_server
+from earthsignature.embedded.ports import free_port
+from earthsignature.service.api.auth import TlsFiles
+from earthsignature.service.api.http_gateway import start_gateway
+from earthsignature.service.api.server import build_server
 
 from .api_fixtures import make_certificates, product_request
 

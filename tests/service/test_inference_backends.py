@@ -9,17 +9,17 @@ import numpy as np
 import pytest
 import tritonclient.grpc as triton
 
+from earthsignature.embedded.ports import free_port
+from earthsignature.embedded.triton import LocalTritonServer
 from earthsignature.export.onnx_export import export_checkpoint
 from earthsignature.export.triton_repository import ServingOptions, write_model
-from earthsignature.service.database.cluster import free_port
-from earthsignature.service.model.backends import (
+from earthsignature.service.inference.backends import (
     InferenceError,
     ModelNotReadyError,
     OnnxRuntimeBackend,
     TritonBackend,
     create_backend,
 )
-from earthsignature.service.model.local_triton import LocalTritonServer
 
 OPTIONS = ServingOptions(backend="python", max_batch_size=8, preferred_batch_sizes=(2, 4))
 
@@ -128,8 +128,8 @@ def test_cli_predict_through_both_backends(models, server, tmp_path: Path) -> No
     from click.testing import CliRunner
 
     from earthsignature.cli import main
-    from earthsignature.data.fixtures.pairs_writer import write_image_mask_pairs
-    from earthsignature.data.nomenclature import hrl
+    from earthsignature.core.nomenclature import hrl
+    from earthsignature.samples.pairs_writer import write_image_mask_pairs
 
     running, repository = server
     write_image_mask_pairs(tmp_path / "set", hrl(), n_samples=1, size=64)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from earthsignature.config import PROJECT_ROOT, load_config
+from earthsignature.core.config import CONFIG_DIR, load_config
 from earthsignature.train.evaluate import evaluate
 
 COMMAND_OF = {
@@ -19,7 +19,7 @@ REQUIRED = {"train": ["run_dir=r"], "finetune": ["run_dir=r", "pretrained=p.ckpt
 
 
 def test_every_experiment_file_is_known() -> None:
-    assert {p.stem for p in (PROJECT_ROOT / "experiments").glob("*.yaml")} == set(COMMAND_OF)
+    assert {p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml")} == set(COMMAND_OF)
 
 
 @pytest.mark.parametrize("experiment", sorted(COMMAND_OF))

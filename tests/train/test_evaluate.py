@@ -13,10 +13,10 @@ import rasterio
 import torch
 from torch import nn
 
-from earthsignature.config import load_config
-from earthsignature.data.nomenclature import burnt_area, clc_level2, clc_level3, hrl, urban_atlas
+from earthsignature.core.config import load_config
+from earthsignature.core.nomenclature import burnt_area, clc_level2, clc_level3, hrl, urban_atlas
 from earthsignature.train.evaluate import class_mapping, evaluate, evaluate_set
-from earthsignature.train.module import SegmentationModule, class_records
+from earthsignature.train.module import SegmentationModule
 
 STATS = {"bands": ["B02", "B03", "B04", "B08"], "minimum": 0.0, "maximum": 10000.0, "mean": [0.1] * 4}
 CODES = [112, 211, 231, 311, 312, 512, 334]
@@ -47,14 +47,14 @@ class ConstantPrediction(nn.Module):
 
 def _clc_module() -> SegmentationModule:
     return SegmentationModule(model={"name": "unet", "base_width": 4, "depth": 2},
-                              nomenclature_name="clc_level3", classes=class_records(clc_level3()),
+                              nomenclature_name="clc_level3", classes=clc_level3().to_records(),
                               bands=STATS["bands"], normalization=STATS)
 
 
 @pytest.fixture(scope="module")
 def hrl_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("hrl")
-    from earthsignature.data.fixtures.pairs_writer import write_image_mask_pairs
+    from earthsignature.samples.pairs_writer import write_image_mask_pairs
 
     write_image_mask_pairs(root, hrl(), n_samples=8, size=32, codes=tuple(CODES), seed=4)
     return root

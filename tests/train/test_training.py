@@ -11,7 +11,7 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from earthsignature.config import load_config
+from earthsignature.core.config import load_config
 from earthsignature.train.module import SegmentationModule
 from earthsignature.train.train import train
 

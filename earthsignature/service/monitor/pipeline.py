@@ -22,6 +22,8 @@ from pathlib import Path
 import luigi
 from tqdm import tqdm
 
+from earthsignature.core.layout import ModelFolder, MonitorWorkFolder
+
 log = logging.getLogger(__name__)
 
 
@@ -53,16 +55,16 @@ def configure(settings_file: Path) -> None:
     config.set("earthsignature", "settings_file", str(settings_file))
 
 
-def work_dir() -> Path:
-    return Path(settings()["work_dir"])
+def work_dir() -> MonitorWorkFolder:
+    return MonitorWorkFolder(Path(settings()["work_dir"]))
 
 
 @cache
 def model_key(model: str) -> str:
     """A folder name for a model: ``name-vVERSION`` from its manifest (model folders are often all "1")."""
-    from earthsignature.service.model.manifest import ModelManifest
+    from earthsignature.core.manifest import ModelManifest
 
-    manifest = ModelManifest.load(Path(model) / "manifest.json")
+    manifest = ModelManifest.load(ModelFolder(Path(model)).manifest)
     return f"{manifest.name}-v{manifest.version or 0}"
 
 
@@ -76,7 +78,7 @@ def _source(product_type: str):
     from earthsignature.service.monitor.source import ProductSource
 
     config = settings()
-    return ProductSource(config["provider"], Path(config["work_dir"]) / "products", config.get("provider_yaml"),
+    return ProductSource(config["provider"], work_dir().products, config.get("provider_yaml"),
                          product_type, config["download"]["retries"], config["download"]["backoff_s"])
 
 
@@ -90,14 +92,14 @@ class MonitorTask(luigi.Task):
     def on_failure(self, exception: BaseException) -> str:
         """Keep the reason where `monitor run` and `monitor status` find it (workers may be other processes)."""
         reason = f"{type(exception).__name__}: {exception}"
-        failures = work_dir() / f"{self.day:%Y-%m-%d}" / "failures"
+        failures = work_dir().failures(self.day)
         failures.mkdir(parents=True, exist_ok=True)
         (failures / f"{self.task_id}.txt").write_text(f"{self.task_family} {self.param_kwargs}\n{reason}\n"
                                                       f"{traceback.format_exc()}")
         return reason
 
     def on_success(self) -> None:
-        stale = work_dir() / f"{self.day:%Y-%m-%d}" / "failures" / f"{self.task_id}.txt"
+        stale = work_dir().failures(self.day) / f"{self.task_id}.txt"
         stale.unlink(missing_ok=True)
 
 
@@ -105,7 +107,7 @@ class Search(MonitorTask):
     """The products of the day over the area (paged; no result counting)."""
 
     def output(self) -> luigi.LocalTarget:
-        return luigi.LocalTarget(str(work_dir() / f"{self.day:%Y-%m-%d}" / "search.json"))
+        return luigi.LocalTarget(str(work_dir().search(self.day)))
 
     def run(self) -> None:
         config = settings()
@@ -123,7 +125,7 @@ class Download(MonitorTask):
         return Search(self.day)
 
     def output(self) -> luigi.LocalTarget:
-        return luigi.LocalTarget(str(work_dir() / "products" / f"{self.product_id}.SAFE"))
+        return luigi.LocalTarget(str(work_dir().product(self.product_id)))
 
     def run(self) -> None:
         source = _source(_product_type_of(self.product_id))
@@ -143,11 +145,11 @@ class Process(MonitorTask):
         return Download(self.day, self.product_id)
 
     def output(self) -> luigi.LocalTarget:
-        return luigi.LocalTarget(str(work_dir() / f"{self.day:%Y-%m-%d}" / self.product_id / "l2a.json"))
+        return luigi.LocalTarget(str(work_dir().l2a_record(self.day, self.product_id)))
 
     def run(self) -> None:
-        from earthsignature.data.safe import SafeProduct
-        from earthsignature.service.monitor.product_input import to_l2a
+        from earthsignature.core.safe import SafeProduct
+        from earthsignature.service.inference.product_input import to_l2a
 
         folder = Path(self.output().path).parent
         folder.mkdir(parents=True, exist_ok=True)
@@ -163,17 +165,17 @@ class Segment(MonitorTask):
         return Process(self.day, self.product_id)
 
     def _folder(self) -> Path:
-        return work_dir() / f"{self.day:%Y-%m-%d}" / self.product_id / model_key(self.model)
+        return work_dir().model_output(self.day, self.product_id, model_key(self.model))
 
     def output(self) -> luigi.LocalTarget:
-        return luigi.LocalTarget(str(self._folder() / "segmentation.json"))
+        return luigi.LocalTarget(str(MonitorWorkFolder.segmentation(self._folder())))
 
     def run(self) -> None:
-        from earthsignature.data.safe import SafeProduct
-        from earthsignature.service.model.backends import create_backend
-        from earthsignature.service.monitor.product_input import ProductInput
+        from earthsignature.core.safe import SafeProduct
+        from earthsignature.service.inference.backends import create_backend
+        from earthsignature.service.inference.product_input import ProductInput
+        from earthsignature.service.inference.segmenter import segment_product
         from earthsignature.service.monitor.publish import to_cog
-        from earthsignature.service.monitor.segmenter import segment_product
 
         folder = self._folder()
         product = SafeProduct.open(json.loads(Path(self.input().path).read_text())["l2a"])
@@ -201,20 +203,20 @@ class Publish(MonitorTask):
         return Segment(self.day, self.product_id, self.model)
 
     def output(self) -> luigi.LocalTarget:
-        return luigi.LocalTarget(str(Path(self.input().path).parent / "published.json"))
+        return luigi.LocalTarget(str(MonitorWorkFolder.published(Path(self.input().path).parent)))
 
     def run(self) -> None:
         import numpy as np
 
         from earthsignature.client import EarthSignatureClient
-        from earthsignature.data.safe import SafeProduct
-        from earthsignature.service.model.manifest import ModelManifest
+        from earthsignature.core.manifest import ModelManifest
+        from earthsignature.core.safe import SafeProduct
+        from earthsignature.service.inference.segmenter import SegmentationResult
         from earthsignature.service.monitor.publish import create_request, quicklook_png
-        from earthsignature.service.monitor.segmenter import SegmentationResult
 
         segmentation = json.loads(Path(self.input().path).read_text())
         product = SafeProduct.open(segmentation["product"])
-        manifest = ModelManifest.load(Path(self.model) / "manifest.json")
+        manifest = ModelManifest.load(ModelFolder(Path(self.model)).manifest)
         cogs = {k: Path(v) for k, v in segmentation["cogs"].items()}
         result = SegmentationResult(cogs["classes"], cogs["confidence"], cogs["cloud_mask"],
                                     np.asarray(segmentation["pixel_counts"]), segmentation["height"],
@@ -235,7 +237,7 @@ class MonitorDay(MonitorTask):
         return Search(self.day)
 
     def output(self) -> luigi.LocalTarget:
-        return luigi.LocalTarget(str(work_dir() / f"{self.day:%Y-%m-%d}" / "done.json"))
+        return luigi.LocalTarget(str(work_dir().done(self.day)))
 
     def run(self):
         products = json.loads(Path(self.input().path).read_text())["products"]
@@ -246,7 +248,7 @@ class MonitorDay(MonitorTask):
 
 def failures(day: date) -> list[tuple[str, str]]:
     """(task, reason) of every task of ``day`` that failed and has not succeeded since."""
-    folder = work_dir() / f"{day:%Y-%m-%d}" / "failures"
+    folder = work_dir().failures(day)
     if not folder.exists():
         return []
     return [tuple(path.read_text().split("\n")[:2]) for path in sorted(folder.glob("*.txt"))]

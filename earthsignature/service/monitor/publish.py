@@ -18,12 +18,13 @@ import rasterio.shutil
 from rasterio.enums import Resampling
 from shapely.geometry import mapping
 
-from earthsignature.data.safe import SafeProduct
+from earthsignature.core import raster_codec
+from earthsignature.core.cog import COG_OPTIONS
+from earthsignature.core.manifest import ModelManifest
+from earthsignature.core.nomenclature import ClassShare
+from earthsignature.core.safe import SafeProduct
 from earthsignature.pb.snapearth.api.v1 import database_pb2, segmentation_pb2
-from earthsignature.service.database import raster_codec
-from earthsignature.service.database.raster_store import COG_OPTIONS
-from earthsignature.service.model.manifest import ModelManifest
-from earthsignature.service.monitor.segmenter import SegmentationResult
+from earthsignature.service.inference.segmenter import SegmentationResult
 
 QUICKLOOK_PIXELS = 512
 
@@ -73,8 +74,8 @@ def create_request(product: SafeProduct, manifest: ModelManifest, result: Segmen
     request.segmentation.CopyFrom(_raster(result.classes_path))
     request.confidence.CopyFrom(_raster(result.confidence_path))
     request.cloud_mask.CopyFrom(_raster(result.cloud_mask_path))
-    for cls in manifest.classes:
-        request.classes.add(value=cls.index, code=cls.code, name=cls.name, color=raster_codec.pack_rgb(cls.color),
-                            pixel_count=int(result.pixel_counts[cls.index]))
+    # the server computes the fractions from the map it stores
+    request.classes.extend(raster_codec.class_statistic(ClassShare(cls, int(result.pixel_counts[cls.index]), 0.0))
+                           for cls in manifest.classes)
     return request
 

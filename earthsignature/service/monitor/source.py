@@ -24,8 +24,8 @@ from pathlib import Path
 
 from shapely import wkt as shapely_wkt
 
-from earthsignature.config import PROJECT_ROOT
-from earthsignature.data.safe import ProductError, SafeProduct
+from earthsignature.core.config import state_home
+from earthsignature.core.safe import ProductError, SafeProduct
 
 log = logging.getLogger(__name__)
 #: Europe: the seed's area of interest (lon -25..45, lat 34..72)
@@ -67,7 +67,7 @@ def found_product(properties: dict) -> FoundProduct:
 def _environment() -> None:
     """Keep EODAG offline-safe and its files in the project (ENVIRONMENT.md)."""
     os.environ.setdefault("EODAG_STRICT_COLLECTIONS", "1")
-    os.environ.setdefault("EODAG_CFG_DIR", str(PROJECT_ROOT / "var" / "eodag"))
+    os.environ.setdefault("EODAG_CFG_DIR", str(state_home() / "eodag"))
     Path(os.environ["EODAG_CFG_DIR"]).mkdir(parents=True, exist_ok=True)
 
 

@@ -1,0 +1,5 @@
+"""``python -m earthsignature.cli``: the same command as ``earthsignature``."""
+
+from earthsignature.cli import main
+
+main()

@@ -1,0 +1,36 @@
+"""What every service command group shares: the service config (``-c NAME`` plus overrides) and the
+private PostGIS cluster it describes."""
+
+from __future__ import annotations
+
+import click
+from omegaconf import DictConfig
+
+from earthsignature.core.config import ConfigError, load_config
+
+config_option = click.option("-c", "--config", default="embedded", show_default=True,
+                             help="service config in earthsignature/conf/service/")
+overrides_argument = click.argument("overrides", nargs=-1)
+
+
+def service_config(config: str, overrides: tuple[str, ...] | list[str]) -> DictConfig:
+    try:
+        return load_config("service", config, list(overrides))
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from error
+
+
+def private_cluster(config: str, overrides: tuple[str, ...] | list[str]):
+    """The service config and its private cluster (refused when ``db.url`` names another database)."""
+    from earthsignature.embedded.postgres import cluster_from_config
+
+    cfg = service_config(config, overrides)
+    if cfg.db.url:
+        raise click.ClickException(f"db.url is set ({cfg.db.url}): that database is not ours to manage")
+    return cfg, cluster_from_config(cfg.db)
+
+
+def database_url(config: str, overrides: tuple[str, ...] | list[str]) -> str:
+    """``db.url``, else the private cluster's database, started when it is not running."""
+    cfg = service_config(config, overrides)
+    return cfg.db.url or private_cluster(config, overrides)[1].up(cfg.db.name)

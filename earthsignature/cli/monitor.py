@@ -1,0 +1,70 @@
+"""``earthsignature monitor``: the daily ingestion (run a day or a backfill, read a day's status)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from earthsignature.cli.common import config_option, overrides_argument, service_config
+
+
+@click.group()
+def monitor() -> None:
+    """The daily ingestion: search, download, segment and publish Sentinel-2 products (Luigi)."""
+
+
+@monitor.command("run")
+@click.option("--date", "day", default=None, help="the day to ingest (default: yesterday, UTC)")
+@click.option("--start", default=None, help="backfill: first day")
+@click.option("--end", default=None, help="backfill: last day")
+@click.option("--workers", type=int, default=None, help="parallel Luigi workers (default: monitor.workers)")
+@click.option("--scheduler", default=None, help="host:port of a luigid central scheduler (default: local)")
+@click.option("--insecure", is_flag=True, help="publish to a server run with --insecure")
+@config_option
+@overrides_argument
+def monitor_run(day, start, end, workers, scheduler, insecure, config, overrides) -> None:
+    """Ingest a day (or a backfill range); the exit code says whether every product succeeded."""
+    from datetime import UTC, date, datetime, timedelta
+
+    from earthsignature.embedded.stac_provider import local_provider
+    from earthsignature.service.monitor.runner import run_days
+
+    if day and (start or end):
+        raise click.UsageError("give --date or --start/--end, not both")
+    if bool(start) != bool(end):
+        raise click.UsageError("a backfill needs both --start and --end")
+    first = date.fromisoformat(start or day) if (start or day) else datetime.now(UTC).date() - timedelta(days=1)
+    last = date.fromisoformat(end) if end else first
+    if last < first:
+        raise click.UsageError(f"--end {last} is before --start {first}")
+    cfg = service_config(config, overrides)
+    try:
+        with local_provider(cfg.monitor) as catalog_url:
+            report = run_days(cfg, first, last, workers, scheduler, insecure, catalog_url)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from error
+    for task, reason in report.failures:
+        click.echo(f"FAILED {task}\n       {reason}", err=True)
+    click.echo(f"{'all products succeeded' if report.succeeded else f'{len(report.failures)} failure(s)'} "
+               f"for {first}..{last}")
+    sys.exit(0 if report.succeeded else 1)
+
+
+@monitor.command("status")
+@click.option("--date", "day", required=True)
+@config_option
+@overrides_argument
+def monitor_status(day: str, config: str, overrides: tuple[str, ...]) -> None:
+    """What the work folder says about a day's products."""
+    from datetime import date
+
+    from earthsignature.service.monitor.runner import day_status
+
+    rows = day_status(service_config(config, overrides), date.fromisoformat(day))
+    if not rows:
+        click.echo(f"nothing searched for {day} yet")
+    for row in rows:
+        models = ", ".join(f"{m}: {state}" for m, state in row["models"].items())
+        click.echo(f"{row['tile_id']:<6} {'downloaded' if row['downloaded'] else 'not downloaded':<15} {models}  "
+                   f"{row['product_id']}")

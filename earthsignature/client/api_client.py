@@ -1,0 +1,166 @@
+"""Python client of the EarthSignature API, for pilots and for the monitor.
+
+    from earthsignature.client import EarthSignatureClient
+    with EarthSignatureClient("es.example.org:443", ca="ca.crt", cert="acme.crt", key="acme.key") as api:
+        for result in api.list(wkt="POLYGON((...))", start="2021-08-01", end="2021-08-31"):
+            result.classes, result.transform, result.crs   # numpy array + georeferencing
+            result.save_geotiff("map.tif")
+
+Results decode every raster encoding into numpy arrays with their GDAL geotransform and CRS; errors
+are ``grpc.RpcError`` with the server's status code and message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import geobuf
+import grpc
+import numpy as np
+from affine import Affine
+
+from earthsignature.core import raster_codec
+from earthsignature.core.nomenclature import ClassShare
+from earthsignature.pb.snapearth.api.v1 import database_pb2, database_pb2_grpc, segmentation_pb2
+
+Encoding = segmentation_pb2.RasterEncoding
+
+
+@dataclass
+class Result:
+    """One segmentation as a pilot receives it."""
+
+    product_id: str
+    tile_id: str
+    start: datetime
+    end: datetime
+    model: str
+    footprint: dict  # GeoJSON geometry, EPSG:4326
+    classes: np.ndarray | None  # [H, W] class values (None with the polygon encoding)
+    transform: Affine
+    crs: str
+    nodata: int | None
+    legend: dict[int, ClassShare]  # pixel value -> its class and share of the map
+    cloud_mask: np.ndarray | None = None
+    polygons: dict | None = None  # GeoJSON FeatureCollection with the polygon encoding
+    cloud_cover: float = 0.0
+    page_token: str = ""
+    wire_bytes: int = field(default=0, repr=False)
+
+    @classmethod
+    def from_message(cls, message: database_pb2.SegmentationResponse) -> Result:
+        raster = message.segmentation
+        polygons = None
+        classes = None
+        if message.HasField("segmentation_polygons") and message.segmentation_polygons.ByteSize():
+            polygons = geobuf.decode(message.segmentation_polygons.SerializeToString())
+        else:
+            classes = raster_codec.decode(raster)
+        legend = {c.value: raster_codec.class_share(c) for c in message.classes}
+        return cls(
+            product_id=message.product_id, tile_id=message.tile_id,
+            start=message.start_date.ToDatetime(tzinfo=UTC), end=message.end_date.ToDatetime(tzinfo=UTC),
+            model=f"{message.model_name}:{message.model_version}",
+            footprint=geobuf.decode(message.footprint.SerializeToString()), classes=classes,
+            transform=Affine.from_gdal(*raster.geotransform) if len(raster.geotransform) == 6 else Affine.identity(),
+            crs=raster.crs, nodata=raster.nodata if raster.HasField("nodata") else None, legend=legend,
+            cloud_mask=raster_codec.decode(message.cloud_mask) if message.HasField("cloud_mask") else None,
+            polygons=polygons, cloud_cover=message.cloud_cover, page_token=message.page_token,
+            wire_bytes=message.ByteSize())
+
+    def summary(self, top: int = 3) -> str:
+        """One line: when, where, which model, clouds, and the classes covering most of the map."""
+        shares = sorted(self.legend.values(), key=lambda s: -s.fraction)[:top]
+        return (f"{self.start:%Y-%m-%d %H:%M}  {self.tile_id:<6} {self.model:<18} "
+                f"cloud {self.cloud_cover:5.1f}%  "
+                + ", ".join(f"{s.land_cover.name} {s.fraction:.0%}" for s in shares))
+
+    def save_geotiff(self, path: Path) -> Path:
+        """The class map as a GeoTIFF with the legend's colors."""
+        import rasterio
+
+        if self.classes is None:
+            raise ValueError("this result carries polygons, not a raster")
+        profile = {"driver": "GTiff", "width": self.classes.shape[1], "height": self.classes.shape[0], "count": 1,
+                   "dtype": self.classes.dtype.name, "crs": self.crs, "transform": self.transform,
+                   "nodata": self.nodata, "compress": "deflate"}
+        with rasterio.open(path, "w", **profile) as dataset:
+            dataset.write(self.classes, 1)
+            if self.classes.dtype == np.uint8:
+                dataset.write_colormap(1, {v: (*s.land_cover.color, 255) for v, s in self.legend.items()})
+        return Path(path)
+
+
+def _timestamp(value: str | datetime | None):
+    if value is None:
+        return None
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    stamp = Timestamp()
+    stamp.FromDatetime(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+    return stamp
+
+
+class EarthSignatureClient:
+    def __init__(self, address: str, ca: Path | None = None, cert: Path | None = None, key: Path | None = None,
+                 insecure: bool = False, timeout_s: float = 120.0, server_name: str | None = None):
+        options = [("grpc.max_receive_message_length", 256 * 1024 * 1024),
+                   ("grpc.max_send_message_length", 256 * 1024 * 1024)]
+        if server_name:
+            options.append(("grpc.ssl_target_name_override", server_name))
+        if insecure:
+            self.channel = grpc.insecure_channel(address, options=options)
+        else:
+            if not (ca and cert and key):
+                raise ValueError("mutual TLS needs ca, cert and key (or insecure=True for a local test server)")
+            credentials = grpc.ssl_channel_credentials(Path(ca).read_bytes(), Path(key).read_bytes(),
+                                                       Path(cert).read_bytes())
+            self.channel = grpc.secure_channel(address, credentials, options=options)
+        self.stub = database_pb2_grpc.DatabaseProductServiceStub(self.channel)
+        self.timeout_s = timeout_s
+
+    def __enter__(self) -> EarthSignatureClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def create(self, request: database_pb2.CreateProductRequest) -> database_pb2.CreateProductResponse:
+        return self.stub.CreateProduct(request, timeout=self.timeout_s)
+
+    def list_messages(self, wkt: str | None = None, start: str | datetime | None = None,
+                      end: str | datetime | None = None, product_ids: Iterable[str] = (),
+                      categories: Iterable[str] = (), n_results: int | None = None, page_token: str = "",
+                      encoding: int = 0, **extra) -> Iterator[database_pb2.SegmentationResponse]:
+        request = database_pb2.ListSegmentationRequest(
+            product_ids=list(product_ids), categories=list(categories), page_token=page_token,
+            raster_encoding=encoding, **extra)
+        if wkt is not None:
+            request.wkt = wkt
+        if n_results is not None:
+            request.n_results = n_results
+        for name, value in (("start_date", start), ("end_date", end)):
+            if value is not None:
+                getattr(request, name).CopyFrom(_timestamp(value))
+        yield from self.stub.ListSegmentation(request, timeout=self.timeout_s)
+
+    def list(self, **kwargs) -> Iterator[Result]:
+        """ListSegmentation; keyword arguments as ``list_messages``."""
+        for message in self.list_messages(**kwargs):
+            yield Result.from_message(message)
+
+    def search(self, query: str, n_results: int | None = None, page_token: str = "", encoding: int = 0,
+               max_pixels: int = 0) -> Iterator[Result]:
+        request = database_pb2.SearchSegmentationRequest(query=query, page_token=page_token,
+                                                         raster_encoding=encoding, max_pixels=max_pixels)
+        if n_results is not None:
+            request.n_results = n_results
+        for message in self.stub.SearchSegmentation(request, timeout=self.timeout_s):
+            yield Result.from_message(message)

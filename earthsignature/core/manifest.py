@@ -1,0 +1,127 @@
+"""The model manifest: the one description of an exported model that everything downstream reads.
+
+It travels with every exported model (beside ``model.onnx`` in MLflow and in the Triton repository):
+name, version, task, input bands in order, ground resolution, normalization statistics, recommended
+tile size and overlap, output classes (code, name, color) and where the model came from. The Triton
+config, the monitor's preprocessing, COG color tables and API category names are all derived from it;
+nothing is restated by hand. No torch here: services read manifests without the training stack.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from earthsignature.core.nomenclature import LandCoverClass
+
+ArrayT = TypeVar("ArrayT")
+
+FORMAT_VERSION = 1
+TASKS = ("land_cover", "burnt_area", "crops", "pilot")
+#: The tile a model is run on and the overlap between neighbouring tiles, unless its export says otherwise.
+DEFAULT_TILE_SIZE = 256
+DEFAULT_OVERLAP = 32
+
+
+def scale_and_center(image: ArrayT, minimum: float, maximum: float, mean: ArrayT) -> ArrayT:
+    """The seed's preprocessing, ``x' = (x - min) / (max - min) - mean[c]``, on a float32 [..., C, H, W]
+    array with ``mean`` shaped [C, 1, 1]: numpy (the model service) or torch (training) alike, so both
+    compute the same float32 operations in the same order."""
+    return (image - minimum) / (maximum - minimum) - mean
+
+
+class ManifestError(ValueError):
+    """A manifest that is missing a field or contradicts itself."""
+
+
+@dataclass(frozen=True)
+class ModelManifest:
+    name: str
+    task: str
+    bands: tuple[str, ...]
+    resolution: float  # metres per pixel of the model input
+    normalization: Mapping[str, Any]  # {minimum, maximum, mean[band]}: x' = (x - min)/(max - min) - mean
+    classes: tuple[LandCoverClass, ...]  # by output channel
+    nomenclature: str
+    tile_size: int = DEFAULT_TILE_SIZE
+    overlap: int = DEFAULT_OVERLAP
+    version: str | None = None  # the registry version; set when the model is registered
+    input_name: str = "image"
+    output_name: str = "logits"  # [N, classes, H, W] logits; softmax gives probabilities
+    source: Mapping[str, Any] = field(default_factory=dict)  # checkpoint, training run, git commit
+    format_version: int = FORMAT_VERSION
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ManifestError(f"task must be one of {TASKS}, not {self.task!r}")
+        if not self.bands:
+            raise ManifestError("a model needs at least one input band")
+        if [c.index for c in self.classes] != list(range(len(self.classes))):
+            raise ManifestError("classes must be listed by output channel, 0..n-1")
+        if len(self.normalization.get("mean", ())) != len(self.bands):
+            raise ManifestError("normalization.mean needs one value per band")
+        if not 0 <= self.overlap < self.tile_size:
+            raise ManifestError(f"overlap {self.overlap} must be in [0, tile_size {self.tile_size})")
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def model_id(self) -> str:
+        return f"{self.name}:{self.version or 'unregistered'}"
+
+    def normalize(self, digital_numbers: np.ndarray) -> np.ndarray:
+        """Preprocess [..., bands, H, W] digital numbers exactly as in training (float32)."""
+        if digital_numbers.shape[-3] != len(self.bands):
+            raise ManifestError(
+                f"{self.name} takes {len(self.bands)} bands ({', '.join(self.bands)}), "
+                f"got an input with {digital_numbers.shape[-3]}")
+        mean = np.asarray(self.normalization["mean"], dtype=np.float32).reshape(-1, 1, 1)
+        return scale_and_center(digital_numbers.astype(np.float32), float(self.normalization["minimum"]),
+                                float(self.normalization["maximum"]), mean)
+
+    def colormap(self) -> dict[int, tuple[int, int, int, int]]:
+        """Output channel -> RGBA, for GeoTIFF color tables."""
+        return {c.index: (*c.color, 255) for c in self.classes}
+
+    def with_version(self, version: str) -> ModelManifest:
+        return replace(self, version=str(version))
+
+    def to_dict(self) -> dict[str, Any]:
+        values = asdict(self)
+        values["bands"] = list(self.bands)
+        values["classes"] = [c.to_dict() for c in self.classes]
+        values["normalization"] = dict(self.normalization)
+        values["source"] = dict(self.source)
+        return values
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> ModelManifest:
+        try:
+            if int(values.get("format_version", FORMAT_VERSION)) > FORMAT_VERSION:
+                raise ManifestError(f"manifest format {values['format_version']} is newer than this code reads")
+            classes = tuple(LandCoverClass.from_dict(c) for c in values["classes"])
+            known = {k: values[k] for k in cls.__dataclass_fields__ if k in values}
+            return cls(**{**known, "bands": tuple(values["bands"]), "classes": classes,
+                          "resolution": float(values["resolution"])})
+        except (KeyError, TypeError) as error:
+            raise ManifestError(f"not a model manifest: {error!r}") from error
+
+    def save(self, path: Path) -> Path:
+        path = Path(path)
+        path.write_text(json.dumps(self.to_dict(), indent=1) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> ModelManifest:
+        try:
+            return cls.from_dict(json.loads(Path(path).read_text()))
+        except json.JSONDecodeError as error:
+            raise ManifestError(f"{path}: not JSON ({error})") from error
+

@@ -1,0 +1,410 @@
+"""Land-cover nomenclatures and the one class record every part shares.
+
+``LandCoverClass`` is the only shape a class has: training masks, checkpoints, model manifests, COG color
+tables, the catalog, the wire and the pilots' client all carry it (as its plain-dict form where a format
+needs one); ``ClassShare`` is a class with its pixel count in one map. The CORINE Land Cover (CLC) level-3 legend is
+read from the EEA legend shipped as package data; every other nomenclature is defined by which CLC
+level-3 codes each of its classes covers, so mapping a CLC mask or a CLC model's prediction onto it is
+a table lookup.
+
+A class has three identities that must not be confused:
+
+* ``code``: the nomenclature's own code (CLC ``111``..``523``, level 2 ``11``..``52``, HRL ``1``..``4``...);
+* ``index``: its position in the nomenclature, which is the model's output channel;
+* ``grid_code``: the value stored in EEA CLC rasters (``1``..``44``), for CLC level 3 only.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import numpy as np
+
+RGB = tuple[int, int, int]
+
+#: Value of BigEarthNet v2 reference maps (and of our masks before mapping) where CLC has no data.
+CLC_NODATA_CODE = 999
+#: Non-class grid values of EEA CLC rasters: NODATA, unclassified land, unclassified water, fill.
+CLC_NON_CLASS_GRID_CODES = (48, 49, 50, 255)
+#: Size of the code lookup tables: every CLC code (and 999) fits below it.
+_LUT_SIZE = 1000
+
+
+class UnknownClassError(KeyError):
+    """A code, name or grid value that the nomenclature does not define."""
+
+    def __str__(self) -> str:  # KeyError quotes its argument; a message reads better plain.
+        return str(self.args[0])
+
+
+@dataclass(frozen=True)
+class LandCoverClass:
+    """One class of a nomenclature."""
+
+    code: int
+    name: str
+    color: RGB
+    index: int
+    #: The CLC level-3 codes this class covers (``(code,)`` for CLC level 3 itself).
+    clc_codes: tuple[int, ...] = ()
+    #: Value in EEA CLC rasters; CLC level 3 only.
+    grid_code: int | None = None
+
+    @property
+    def hex_color(self) -> str:
+        return "#{:02x}{:02x}{:02x}".format(*self.color)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plain record that checkpoints and manifests store."""
+        return {"index": self.index, "code": self.code, "name": self.name, "color": list(self.color),
+                "clc_codes": list(self.clc_codes), "grid_code": self.grid_code}
+
+    @classmethod
+    def from_dict(cls, record: Mapping[str, Any], index: int | None = None) -> LandCoverClass:
+        """Read a plain record; ``index`` when the record is known by its position (older records)."""
+        grid_code = record.get("grid_code")
+        return cls(int(record["code"]), str(record["name"]), tuple(int(v) for v in record["color"]),
+                   int(record["index"] if index is None else index),
+                   tuple(int(c) for c in record.get("clc_codes", ())),
+                   None if grid_code is None else int(grid_code))
+
+
+@dataclass(frozen=True)
+class ClassShare:
+    """A class of one segmentation map with the pixels it covers there."""
+
+    land_cover: LandCoverClass
+    pixel_count: int
+    fraction: float  # of the map's valid (not no-data) pixels
+
+
+@dataclass(frozen=True)
+class Nomenclature:
+    """An ordered set of classes with lookups by code, name, index and grid value."""
+
+    name: str
+    classes: tuple[LandCoverClass, ...]
+    description: str = ""
+    _by_code: dict[int, LandCoverClass] = field(init=False, repr=False, compare=False)
+    _by_name: dict[str, LandCoverClass] = field(init=False, repr=False, compare=False)
+    _by_grid: dict[int, LandCoverClass] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        for position, cls in enumerate(self.classes):
+            if cls.index != position:
+                raise ValueError(f"{self.name}: class {cls.code} has index {cls.index}, expected {position}")
+        by_code = {c.code: c for c in self.classes}
+        by_name = {c.name.casefold(): c for c in self.classes}
+        if len(by_code) != len(self.classes) or len(by_name) != len(self.classes):
+            raise ValueError(f"{self.name}: class codes and names must be unique")
+        object.__setattr__(self, "_by_code", by_code)
+        object.__setattr__(self, "_by_name", by_name)
+        object.__setattr__(self, "_by_grid", {c.grid_code: c for c in self.classes if c.grid_code})
+
+    def __len__(self) -> int:
+        return len(self.classes)
+
+    def __iter__(self) -> Iterator[LandCoverClass]:
+        return iter(self.classes)
+
+    @property
+    def codes(self) -> list[int]:
+        return [c.code for c in self.classes]
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.classes]
+
+    @property
+    def colors(self) -> list[RGB]:
+        return [c.color for c in self.classes]
+
+    def by_code(self, code: int) -> LandCoverClass:
+        try:
+            return self._by_code[int(code)]
+        except (KeyError, ValueError, TypeError):
+            raise UnknownClassError(
+                f"{self.name} has no class with code {code!r}; codes are {self.codes}"
+            ) from None
+
+    def by_name(self, name: str) -> LandCoverClass:
+        """Case-insensitive lookup; the error suggests the closest names."""
+        key = name.strip().casefold()
+        if key in self._by_name:
+            return self._by_name[key]
+        close = difflib.get_close_matches(key, list(self._by_name), n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(repr(self._by_name[c].name) for c in close)}?" if close else ""
+        raise UnknownClassError(f"{self.name} has no class named {name!r}{hint}")
+
+    def by_index(self, index: int) -> LandCoverClass:
+        if not 0 <= index < len(self.classes):
+            raise UnknownClassError(f"{self.name} has no class index {index} (0..{len(self) - 1})")
+        return self.classes[index]
+
+    def by_grid_code(self, value: int) -> LandCoverClass:
+        try:
+            return self._by_grid[int(value)]
+        except KeyError:
+            raise UnknownClassError(
+                f"{self.name} has no class with raster grid code {value!r}"
+                + ("" if self._by_grid else " (it defines no grid codes)")
+            ) from None
+
+    def lookup(self, token: str | int) -> LandCoverClass:
+        """A class from a code (int or digits) or a name: what API category filters accept."""
+        if isinstance(token, int) or str(token).strip().isdigit():
+            return self.by_code(int(token))
+        return self.by_name(str(token))
+
+    def search(self, words: str) -> list[LandCoverClass]:
+        """Classes whose name contains every word given (case-insensitive), e.g. ``"burnt"``."""
+        terms = words.casefold().split()
+        return [c for c in self.classes if all(t in c.name.casefold() for t in terms)]
+
+    def colormap(self) -> dict[int, tuple[int, int, int, int]]:
+        """Index -> RGBA, the form rasterio's ``write_colormap`` takes for class-index rasters."""
+        return {c.index: (*c.color, 255) for c in self.classes}
+
+    def clc_lut(self, ignore_index: int = 255) -> np.ndarray:
+        """Table mapping a CLC level-3 code to this nomenclature's class index.
+
+        ``lut[mask]`` turns a CLC-coded mask (BigEarthNet v2 reference maps) into class indices;
+        codes outside every class (and 999, no data) map to ``ignore_index``.
+        """
+        lut = np.full(_LUT_SIZE, ignore_index, dtype=np.int64)
+        for cls in self.classes:
+            lut[list(cls.clc_codes)] = cls.index
+        return lut
+
+    def to_records(self) -> list[dict[str, Any]]:
+        """The classes as plain records (checkpoints, JSON output)."""
+        return [c.to_dict() for c in self]
+
+    @classmethod
+    def from_records(cls, name: str, records: Sequence[Mapping[str, Any]]) -> Nomenclature:
+        """Rebuild a nomenclature from plain records, listed by output channel."""
+        return cls(name, tuple(LandCoverClass.from_dict(r, index=i) for i, r in enumerate(records)))
+
+
+def map_clc_codes(codes: np.ndarray, target: Nomenclature, ignore_index: int = 255) -> np.ndarray:
+    """Map an array of CLC level-3 codes to ``target`` class indices (unknown codes -> ignore)."""
+    codes = np.asarray(codes)
+    if codes.size and (codes.min() < 0 or codes.max() >= _LUT_SIZE):
+        raise ValueError(f"CLC codes must lie in 0..{_LUT_SIZE - 1}, got {codes.min()}..{codes.max()}")
+    return target.clc_lut(ignore_index)[codes]
+
+
+# --- CLC level 3 and its rollups -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _LegendRow:
+    grid_code: int
+    code: int
+    label1: str
+    label2: str
+    label3: str
+    color: RGB
+
+
+@cache
+def _legend() -> tuple[_LegendRow, ...]:
+    text = resources.files("earthsignature.core").joinpath("resources/clc_legend.csv").read_text("utf-8")
+    rows = []
+    for row in csv.DictReader(text.splitlines()):
+        if not row["CLC_CODE"] or not row["RGB"]:  # NODATA / unclassified rows carry no class
+            continue
+        r, g, b = (int(v) for v in row["RGB"].split("-"))
+        rows.append(
+            _LegendRow(int(row["GRID_CODE"]), int(row["CLC_CODE"]), row["LABEL1"], row["LABEL2"],
+                       row["LABEL3"], (r, g, b))
+        )
+    return tuple(rows)
+
+
+def _rollup(level: int) -> Nomenclature:
+    """CLC level 1 or 2: a class per distinct code prefix; its color is its first member's (as the EEA
+    colors level-1 and level-2 maps), its name the legend's label."""
+    groups: dict[int, list[_LegendRow]] = {}
+    for row in _legend():
+        groups.setdefault(row.code // 10 ** (3 - level), []).append(row)
+    classes = tuple(
+        LandCoverClass(
+            code=code,
+            name=(rows[0].label1 if level == 1 else rows[0].label2),
+            color=rows[0].color,
+            index=i,
+            clc_codes=tuple(r.code for r in rows),
+        )
+        for i, (code, rows) in enumerate(groups.items())
+    )
+    return Nomenclature(f"clc_level{level}", classes, f"CORINE Land Cover level {level}")
+
+
+@cache
+def clc_level3() -> Nomenclature:
+    classes = tuple(
+        LandCoverClass(r.code, r.label3, r.color, i, (r.code,), r.grid_code) for i, r in enumerate(_legend())
+    )
+    return Nomenclature("clc_level3", classes, "CORINE Land Cover level 3 (44 classes)")
+
+
+@cache
+def clc_level2() -> Nomenclature:
+    return _rollup(2)
+
+
+@cache
+def clc_level1() -> Nomenclature:
+    return _rollup(1)
+
+
+def rollup_code(code: int, level: int) -> int:
+    """The level-1 or level-2 code that a CLC level-3 code belongs to (``312 -> 31 -> 3``)."""
+    clc_level3().by_code(code)  # validates
+    if level not in (1, 2, 3):
+        raise ValueError(f"CLC levels are 1, 2 and 3, not {level}")
+    return int(code) // 10 ** (3 - level)
+
+
+# --- Nomenclatures defined as groups of CLC level-3 codes -----------------------------------------
+
+
+def _grouped(
+    name: str, description: str, groups: Sequence[tuple[int, str, Iterable[int]]],
+    colors: Sequence[RGB] | None = None,
+) -> Nomenclature:
+    """A nomenclature whose classes cover CLC level-3 codes; colors default to the first member's."""
+    level3 = clc_level3()
+    classes = []
+    for i, (code, label, members) in enumerate(groups):
+        members = tuple(members)
+        for member in members:
+            level3.by_code(member)  # a typo in a table below fails at import, loudly
+        color = colors[i] if colors else level3.by_code(members[0]).color
+        classes.append(LandCoverClass(code, label, color, i, members))
+    return Nomenclature(name, tuple(classes), description)
+
+
+@cache
+def bigearthnet19() -> Nomenclature:
+    """The 19-class nomenclature of BigEarthNet (Sumbul et al. 2021), as groups of CLC codes.
+
+    CLC classes that BigEarthNet-19 drops (roads, ports, airports, mines, dumps, construction,
+    urban green, sport, bare rock, burnt areas, intertidal flats, glaciers) map to the ignore index.
+    """
+    return _grouped("bigearthnet19", "BigEarthNet 19-class nomenclature", [
+        (1, "Urban fabric", (111, 112)),
+        (2, "Industrial or commercial units", (121,)),
+        (3, "Arable land", (211, 212, 213)),
+        (4, "Permanent crops", (221, 222, 223, 241)),
+        (5, "Pastures", (231,)),
+        (6, "Complex cultivation patterns", (242,)),
+        (7, "Land principally occupied by agriculture, with significant areas of natural vegetation",
+         (243,)),
+        (8, "Agro-forestry areas", (244,)),
+        (9, "Broad-leaved forest", (311,)),
+        (10, "Coniferous forest", (312,)),
+        (11, "Mixed forest", (313,)),
+        (12, "Natural grassland and sparsely vegetated areas", (321, 333)),
+        (13, "Moors, heathland and sclerophyllous vegetation", (322, 323)),
+        (14, "Transitional woodland, shrub", (324,)),
+        (15, "Beaches, dunes, sands", (331,)),
+        (16, "Inland wetlands", (411, 412)),
+        (17, "Coastal wetlands", (421, 422)),
+        (18, "Inland waters", (511, 512)),
+        (19, "Marine waters", (521, 522, 523)),
+    ])
+
+
+@cache
+def hrl() -> Nomenclature:
+    """Copernicus High Resolution Layers as 4 thematic classes, each the CLC level-3 codes it covers.
+
+    The seed evaluates its CLC model on an HRL benchmark "mapped to their counterparts in CLC level 3"
+    without listing the mapping; this is ours: imperviousness, tree cover, grassland, water & wetness.
+    A CLC prediction scores as correct when it falls in the HRL class's group.
+    """
+    artificial = (111, 112, 121, 122, 123, 124, 131, 132, 133)
+    return _grouped("hrl", "Copernicus High Resolution Layers (4 classes)", [
+        (1, "Imperviousness", artificial),
+        (2, "Tree cover", (311, 312, 313, 324, 244)),
+        (3, "Grassland", (231, 321, 322, 141, 142)),
+        (4, "Water and wetness", (411, 412, 421, 422, 423, 511, 512, 521, 522, 523)),
+    ], colors=[(230, 0, 77), (0, 166, 0), (204, 242, 77), (0, 204, 242)])
+
+
+#: Urban Atlas 2018 codes merged into the 19 evaluation classes (densities of urban fabric, road types,
+#: land without current use, orchards).
+URBAN_ATLAS_CODE_MERGES: dict[int, int] = {
+    11210: 11200, 11220: 11200, 11230: 11200, 11240: 11200, 11300: 11200,
+    12210: 12200, 12220: 12200, 12230: 12200,
+    13400: 13300,
+    25000: 22000,
+}
+
+
+@cache
+def urban_atlas() -> Nomenclature:
+    """Urban Atlas in 19 classes (codes after ``URBAN_ATLAS_CODE_MERGES``), each mapped to CLC level 3."""
+    return _grouped("urban_atlas", "Copernicus Urban Atlas (19 classes)", [
+        (11100, "Continuous urban fabric", (111,)),
+        (11200, "Discontinuous urban fabric", (112,)),
+        (12100, "Industrial, commercial, public, military and private units", (121,)),
+        (12200, "Road and rail network and associated land", (122,)),
+        (12300, "Port areas", (123,)),
+        (12400, "Airports", (124,)),
+        (13100, "Mineral extraction and dump sites", (131, 132)),
+        (13300, "Construction sites and land without current use", (133,)),
+        (14100, "Green urban areas", (141,)),
+        (14200, "Sports and leisure facilities", (142,)),
+        (21000, "Arable land (annual crops)", (211, 212, 213)),
+        (22000, "Permanent crops", (221, 222, 223)),
+        (23000, "Pastures", (231,)),
+        (24000, "Complex and mixed cultivation patterns", (241, 242, 243, 244)),
+        (31000, "Forests", (311, 312, 313)),
+        (32000, "Herbaceous vegetation associations", (321, 322, 323, 324)),
+        (33000, "Open spaces with little or no vegetation", (331, 332, 333, 334, 335)),
+        (40000, "Wetlands", (411, 412, 421, 422, 423)),
+        (50000, "Water", (511, 512, 521, 522, 523)),
+    ])
+
+
+@cache
+def burnt_area() -> Nomenclature:
+    """Binary burnt-area nomenclature (the seed's CERTH set); burnt is CLC 334 "Burnt areas"."""
+    level3 = clc_level3()
+    unburnt = tuple(c for c in level3.codes if c != 334)
+    return _grouped("burnt_area", "Burnt areas (2 classes)", [
+        (0, "Not burnt", unburnt),
+        (1, "Burnt", (334,)),
+    ], colors=[(200, 200, 200), (200, 30, 0)])
+
+
+_REGISTRY = {
+    "clc_level3": clc_level3,
+    "clc_level2": clc_level2,
+    "clc_level1": clc_level1,
+    "bigearthnet19": bigearthnet19,
+    "hrl": hrl,
+    "urban_atlas": urban_atlas,
+    "burnt_area": burnt_area,
+}
+
+NOMENCLATURE_NAMES = tuple(_REGISTRY)
+
+
+def get_nomenclature(name: str) -> Nomenclature:
+    """A nomenclature by its registry name (``clc_level3``, ``bigearthnet19``, ``burnt_area``...)."""
+    try:
+        return _REGISTRY[name]()
+    except KeyError:
+        raise UnknownClassError(
+            f"unknown nomenclature {name!r}; known: {', '.join(NOMENCLATURE_NAMES)}"
+        ) from None

@@ -1,0 +1,151 @@
+"""Rasters on the wire: every ``RasterEncoding`` of the protocol, both ways, and class polygons.
+
+The seed's form (``LEGACY_UINT32``: one varint per pixel in ``data``) stays readable by seed clients;
+the default is zstd-compressed bytes with their dtype, georeferencing and CRS. ``GEOBUF_POLYGONS``
+returns the map as class polygons in EPSG:4326, a geobuf FeatureCollection with code and name per
+feature, the vector alternative the seed planned to measure against rasters (benchmarks/api.py).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+
+import geobuf
+import numpy as np
+import rasterio
+import rasterio.shutil
+import zstandard
+from affine import Affine
+from rasterio.features import shapes
+from rasterio.io import MemoryFile
+from rasterio.warp import transform_geom
+
+from earthsignature.core.nomenclature import ClassShare, LandCoverClass
+from earthsignature.pb.geobufproto import geobuf_pb2
+from earthsignature.pb.snapearth.api.v1 import segmentation_pb2 as pb
+
+E = pb.RasterEncoding
+DEFAULT_ENCODING = E.RASTER_ENCODING_ZSTD
+_DTYPES = ("uint8", "uint16", "uint32", "int16", "int32", "float32")
+
+
+def pack_rgb(color: tuple[int, int, int]) -> int:
+    """(r, g, b) -> 0xRRGGBB, the form ``ClassStatistic.color`` carries."""
+    red, green, blue = color
+    return (red << 16) | (green << 8) | blue
+
+
+def unpack_rgb(value: int) -> tuple[int, int, int]:
+    """0xRRGGBB -> (r, g, b)."""
+    return (value >> 16) & 255, (value >> 8) & 255, value & 255
+
+
+def class_statistic(share: ClassShare) -> pb.ClassStatistic:
+    """A class of a map as the wire carries it (its pixel value is the class's index)."""
+    cls = share.land_cover
+    return pb.ClassStatistic(value=cls.index, code=cls.code, name=cls.name, color=pack_rgb(cls.color),
+                             pixel_count=share.pixel_count, fraction=share.fraction)
+
+
+def class_share(message: pb.ClassStatistic) -> ClassShare:
+    """The wire's ``ClassStatistic`` as the class record every part uses."""
+    cls = LandCoverClass(message.code, message.name, unpack_rgb(message.color), message.value)
+    return ClassShare(cls, message.pixel_count, message.fraction)
+
+
+class RasterCodecError(ValueError):
+    """A raster message that cannot be decoded; the message says why."""
+
+
+def encode(data: np.ndarray, encoding: int, geotransform: Sequence[float] = (), crs: str = "",
+           nodata: int | None = None) -> pb.Raster:
+    """A ``Raster`` message holding ``data`` [H, W] in ``encoding`` (UNSPECIFIED means the default)."""
+    encoding = encoding or DEFAULT_ENCODING
+    height, width = data.shape
+    raster = pb.Raster(height=height, width=width, encoding=encoding, geotransform=list(geotransform), crs=crs,
+                       dtype=data.dtype.name)
+    if nodata is not None:
+        raster.nodata = int(nodata)
+    raw = np.ascontiguousarray(data).astype(data.dtype.newbyteorder("<"), copy=False).tobytes()
+    if encoding == E.RASTER_ENCODING_LEGACY_UINT32:
+        raster.data.extend(data.astype(np.uint32).ravel().tolist())
+    elif encoding == E.RASTER_ENCODING_RAW:
+        raster.encoded_data = raw
+    elif encoding == E.RASTER_ENCODING_DEFLATE:
+        raster.encoded_data = zlib.compress(raw, 6)
+    elif encoding == E.RASTER_ENCODING_ZSTD:
+        raster.encoded_data = zstandard.ZstdCompressor(level=3).compress(raw)
+    elif encoding in (E.RASTER_ENCODING_PNG, E.RASTER_ENCODING_COG):
+        raster.encoded_data = _image_file(data, encoding, geotransform, crs, nodata)
+    else:
+        raise RasterCodecError(f"cannot encode a raster as {E.Name(encoding)}")
+    return raster
+
+
+def _image_file(data: np.ndarray, encoding: int, geotransform: Sequence[float], crs: str,
+                nodata: int | None) -> bytes:
+    if encoding == E.RASTER_ENCODING_PNG and data.dtype not in (np.uint8, np.uint16):
+        raise RasterCodecError(f"PNG carries 8 or 16-bit pixels, not {data.dtype}")
+    driver = "PNG" if encoding == E.RASTER_ENCODING_PNG else "COG"
+    profile = {"driver": "GTiff", "width": data.shape[1], "height": data.shape[0], "count": 1,
+               "dtype": data.dtype.name, "nodata": nodata}
+    if crs and len(geotransform) == 6:
+        profile.update(crs=crs, transform=Affine.from_gdal(*geotransform))
+    with MemoryFile() as source, source.open(**profile) as dataset:
+        dataset.write(data, 1)
+        with MemoryFile() as target:
+            options = {"COMPRESS": "DEFLATE"} if driver == "COG" else {}
+            rasterio.shutil.copy(dataset, target.name, driver=driver, **options)
+            return target.read()
+
+
+def decode(raster: pb.Raster) -> np.ndarray:
+    """The pixels of a ``Raster`` message as [height, width]."""
+    height, width = raster.height, raster.width
+    if height <= 0 or width <= 0:
+        raise RasterCodecError(f"raster size must be positive, got {height} x {width}")
+    encoding = raster.encoding
+    if encoding in (E.RASTER_ENCODING_UNSPECIFIED, E.RASTER_ENCODING_LEGACY_UINT32):
+        if len(raster.data) != height * width:
+            raise RasterCodecError(f"data holds {len(raster.data)} values for {height} x {width} pixels")
+        values = np.fromiter(raster.data, dtype=np.uint32, count=height * width).reshape(height, width)
+        return values.astype(np.uint8) if values.size and values.max() < 256 else values
+    if encoding in (E.RASTER_ENCODING_PNG, E.RASTER_ENCODING_COG):
+        with MemoryFile(bytes(raster.encoded_data)) as memory, memory.open() as dataset:
+            data = dataset.read(1)
+        if data.shape != (height, width):
+            raise RasterCodecError(f"image is {data.shape}, the message says {height} x {width}")
+        return data
+    if raster.dtype not in _DTYPES:
+        raise RasterCodecError(f"dtype must be one of {_DTYPES}, not {raster.dtype!r}")
+    payload = bytes(raster.encoded_data)
+    try:
+        if encoding == E.RASTER_ENCODING_DEFLATE:
+            payload = zlib.decompress(payload)
+        elif encoding == E.RASTER_ENCODING_ZSTD:
+            payload = zstandard.ZstdDecompressor().decompress(payload, max_output_size=height * width * 8)
+        elif encoding != E.RASTER_ENCODING_RAW:
+            raise RasterCodecError(f"cannot decode a raster encoded as {E.Name(encoding)}")
+    except (zlib.error, zstandard.ZstdError) as error:
+        raise RasterCodecError(f"corrupt {E.Name(encoding)} payload: {error}") from error
+    dtype = np.dtype(raster.dtype).newbyteorder("<")
+    if len(payload) != height * width * dtype.itemsize:
+        raise RasterCodecError(f"payload is {len(payload)} bytes, {height} x {width} {raster.dtype} needs "
+                               f"{height * width * dtype.itemsize}")
+    return np.frombuffer(payload, dtype=dtype).reshape(height, width).astype(dtype.newbyteorder("="))
+
+
+def class_polygons(data: np.ndarray, transform: Affine, crs: str, classes: dict[int, LandCoverClass],
+                   nodata: int | None = None) -> geobuf_pb2.Data:
+    """The class map as polygons in EPSG:4326: a geobuf FeatureCollection whose features carry the pixel
+    ``value``, class ``code`` and ``name``."""
+    valid = None if nodata is None else data != nodata
+    features = []
+    for geometry, value in shapes(data.astype(np.int32), mask=valid, transform=transform, connectivity=4):
+        cls = classes.get(int(value))
+        code, name = (cls.code, cls.name) if cls else (int(value), str(int(value)))
+        features.append({"type": "Feature", "geometry": transform_geom(crs, "EPSG:4326", geometry),
+                         "properties": {"value": int(value), "code": code, "name": name}})
+    encoded = geobuf.encode({"type": "FeatureCollection", "features": features}, 6)
+    return geobuf_pb2.Data.FromString(encoded)

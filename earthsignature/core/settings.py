@@ -1,0 +1,243 @@
+"""Typed configuration: every setting's type and default, stated once.
+
+These dataclasses are Hydra structured configs (registered in the ConfigStore by ``core.config``): the
+YAML files of ``earthsignature/conf`` extend them and set only what they choose, and a value of the wrong
+type or an unknown key fails when the config is composed, with the key in the message. The code reads
+the same dataclasses (``ApiLimits``, ``BackendSettings``, the model settings), so no default is
+restated where a setting is used. Paths may use ``${home:}``, the state folder (see ``core.config``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from omegaconf import MISSING
+
+from earthsignature.core.raster_codec import DEFAULT_ENCODING
+
+# --- the services (conf/service/*.yaml) ---------------------------------------------------------------
+
+
+@dataclass
+class DatabaseSettings:
+    #: SQLAlchemy URL of the catalog; None: the project's private PostGIS cluster below.
+    url: str | None = None
+    name: str = "earthsignature"
+    #: Private cluster (used when url is None). None: <home>/postgres.
+    data_dir: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 55432
+    #: Folder of initdb/pg_ctl; None: the newest /usr/lib/postgresql/*/bin.
+    bin_dir: str | None = None
+
+
+@dataclass
+class ApiLimits:
+    default_results: int = 10
+    max_results: int = 100
+    default_pixels: int = 4_000_000  # per raster in a response; larger windows come from overviews
+    max_pixels: int = 16_000_000
+    max_response_bytes: int = 64 * 1024 * 1024
+    default_encoding: int = DEFAULT_ENCODING
+
+
+@dataclass
+class ApiSettings:
+    """The Database service (``earthsignature serve``)."""
+
+    address: str = "127.0.0.1:50051"  # gRPC; production: 0.0.0.0:443 behind the pilots' firewall rules
+    http_port: int | None = 8443  # the HTTPS gateway; None: none
+    store_url: str = "${home:}/rasters"  # COG store: a folder, or s3://bucket/prefix, gs://...
+    workers: int = 16
+    limits: ApiLimits = field(default_factory=ApiLimits)
+    certs_dir: str = "${home:}/certs"  # made by `earthsignature certs init`
+
+
+@dataclass
+class DownloadSettings:
+    retries: int = 3
+    backoff_s: float = 2.0
+
+
+@dataclass
+class BackendSettings:
+    """How the model service runs a model: ONNX Runtime in-process, or a Triton server."""
+
+    kind: str = "onnxruntime"  # onnxruntime | triton
+    batch_size: int = 8
+    threads: int = 0  # onnxruntime: intra-op threads, 0: all cores
+    # triton only
+    url: str | None = None  # host:port of its gRPC endpoint
+    model_name: str | None = None  # None: the manifest's name
+    model_version: str | None = None  # None: the manifest's version
+    timeout_s: float = 60.0
+    retries: int = 3
+    backoff_s: float = 0.5
+    wait_ready_s: float = 0.0
+    ssl: bool = False
+    root_certificates: str | None = None  # PEM files
+    private_key: str | None = None
+    certificate_chain: str | None = None
+
+
+@dataclass
+class MonitorSettings:
+    """The Monitor service (``earthsignature monitor run``): daily ingestion."""
+
+    work_dir: str = "${home:}/monitor"
+    #: EODAG provider. local_s2: a static STAC catalog: the zipped products of local_catalog served on
+    #: 127.0.0.1, or catalog_url; any EODAG provider name (cop_dataspace, earth_search...) searches and
+    #: downloads there, with credentials in EODAG's environment variables.
+    provider: str = "local_s2"
+    local_catalog: str = "${home:}/demo/catalog"
+    catalog_url: str | None = None
+    #: EODAG product types; L1C products (S2_MSI_L1C) need Sen2Cor (L2A_Process) installed.
+    product_types: list[str] = field(default_factory=lambda: ["S2_MSI_L2A"])
+    area_wkt: str = "POLYGON((-25 34, 45 34, 45 72, -25 72, -25 34))"  # Europe
+    max_cloud_cover: float | None = None  # percent
+    download: DownloadSettings = field(default_factory=DownloadSettings)
+    #: Model folders (model.onnx + manifest.json), e.g. Triton version folders written by `model deploy`.
+    models: list[str] = field(default_factory=list)
+    backend: BackendSettings = field(default_factory=BackendSettings)
+    workers: int = 2
+
+
+@dataclass
+class ServiceSettings:
+    db: DatabaseSettings = field(default_factory=DatabaseSettings)
+    api: ApiSettings = field(default_factory=ApiSettings)
+    monitor: MonitorSettings = field(default_factory=MonitorSettings)
+
+
+# --- the training toolkit (conf/train.yaml, finetune.yaml, evaluate.yaml and their groups) ----------
+
+
+@dataclass
+class DataSettings:
+    """A data set (conf/data/*.yaml): BigEarthNet v2 (family bigearthnet) or image/mask pairs."""
+
+    family: str = MISSING  # bigearthnet | pairs
+    root: str = MISSING
+    taxonomy: str | None = None  # bigearthnet: clc_level3 | clc_level2 | clc_level1 | bigearthnet19
+    kind: str | None = None  # pairs: hrl | urban_atlas | burnt_area | pilot
+    bands: list[str] = field(default_factory=lambda: ["B02", "B03", "B04", "B08"])  # the seed's 10 m bands
+    batch_size: int = 128
+    num_workers: int = 4
+    augment: bool = True
+    stats_file: str | None = None  # None: <root>/earthsignature-stats-<bands>.json
+    #: A mapping here writes a synthetic set at root when it is missing (smoke runs, tests).
+    fixture: Any = None  # a mapping (Any: Hydra cannot merge a mapping into an Optional[Dict] None)
+
+
+@dataclass
+class UNetSettings:
+    """The seed's UNet (conf/model/unet.yaml)."""
+
+    name: str = "unet"
+    base_width: int = 64
+    depth: int = 4
+
+
+@dataclass
+class SmpUNetSettings:
+    """A segmentation_models_pytorch model (conf/model/smp_unet.yaml)."""
+
+    name: str = "smp"
+    arch: str = "Unet"
+    encoder_name: str = "resnet18"
+    encoder_weights: str | None = None
+
+
+@dataclass
+class TrainerSettings:
+    """Lightning Trainer arguments (conf/trainer/*.yaml)."""
+
+    max_epochs: int = 34
+    accelerator: str = "auto"
+    devices: Any = 1  # a count, -1 (all), a list of ids or "auto"
+    strategy: str = "auto"
+    num_nodes: int = 1
+    precision: str = "32-true"
+    log_every_n_steps: int = 10
+    deterministic: bool = False
+    enable_progress_bar: bool = True
+    sync_batchnorm: bool = False
+
+
+@dataclass
+class LoggerSettings:
+    """MLflow tracking (conf/logger/*.yaml)."""
+
+    enabled: bool = True
+    tracking_uri: str = "sqlite:///${home:}/mlflow.db"
+    experiment_name: str = "earthsignature"
+    run_name: str | None = None
+
+
+@dataclass
+class OptimizerSettings:
+    """Adam with the seed's settings."""
+
+    lr: float = 1.0e-3
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    weight_decay: float = 0.0
+
+
+@dataclass
+class CheckpointSettings:
+    """The best checkpoint has the lowest validation loss (the seed picks epoch 34 by it)."""
+
+    monitor: str = "val_loss"
+    mode: str = "min"
+
+
+@dataclass
+class TrainSettings:
+    data: Any = MISSING  # a DataSettings, from the data group
+    model: Any = MISSING  # UNetSettings or SmpUNetSettings, from the model group
+    trainer: TrainerSettings = field(default_factory=TrainerSettings)
+    logger: LoggerSettings = field(default_factory=LoggerSettings)
+    seed: int = 42
+    task: str = "land_cover"
+    ignore_index: int = 255
+    optimizer: OptimizerSettings = field(default_factory=OptimizerSettings)
+    checkpoint: CheckpointSettings = field(default_factory=CheckpointSettings)
+    resume: str | None = None  # a checkpoint path, or "last" for this run folder's last.ckpt
+    pretrained: str | None = None  # fine-tuning: the pre-trained checkpoint
+    finetune: str | None = None  # head (the seed's protocol) | full (every layer)
+    run_dir: str = "${hydra:runtime.output_dir}"  # checkpoints and reports
+    test_after_fit: bool = True  # test the best checkpoint on the test split after training
+
+
+@dataclass
+class TestSetSettings:
+    label: str = MISSING  # the row name in the report (Table 2)
+    splits: list[str] = field(default_factory=lambda: ["test"])
+    data: Any = MISSING  # a DataSettings, from the data group
+    checkpoint: str | None = None  # a model for this set only (the fine-tuned burnt-area head)
+
+
+@dataclass
+class EvaluateSettings:
+    checkpoint: str = MISSING
+    only: list[str] | None = None  # names of test_sets to run; None: all
+    ignore_index: int = 255
+    batch_size: int = 64
+    num_workers: int = 0
+    report_dir: str = "${hydra:runtime.output_dir}"
+    test_sets: dict[str, TestSetSettings] = field(default_factory=dict)
+    logger: LoggerSettings = field(default_factory=LoggerSettings)
+
+
+#: ConfigStore entries: (group, name, schema); a YAML file extends its schema in its defaults list.
+SCHEMAS: tuple[tuple[str | None, str, type], ...] = (
+    ("service", "service_schema", ServiceSettings),
+    (None, "train_schema", TrainSettings),
+    (None, "evaluate_schema", EvaluateSettings),
+    ("data", "data_schema", DataSettings),
+    ("model", "unet_schema", UNetSettings),
+    ("model", "smp_unet_schema", SmpUNetSettings),
+    ("trainer", "trainer_schema", TrainerSettings),
+    ("logger", "logger_schema", LoggerSettings),
+)

@@ -1,0 +1,229 @@
+"""The main job on embedded defaults: every part of EarthSignature, once, on one machine.
+
+1. the private PostGIS; 2. one day of sample Sentinel-2 L2A products over four European tiles, as a
+local STAC catalog; 3. the smoke land-cover model and a burnt-area head (trained once; re-runs reuse
+them); 4. ONNX export, MLflow registration, promotion to @champion, deployment to a Triton repository;
+5. TLS certificates and the gRPC server; 6. the monitor for that day with both models; 7. a pilot's
+queries (area + dates, a category, a text query), saved as GeoTIFFs and PNG maps with the legend.
+``DemoSettings`` scales it down for the end-to-end test.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import click
+import grpc
+from omegaconf import DictConfig
+from shapely.geometry import Polygon, box
+
+from earthsignature.core.config import load_config, state_home
+from earthsignature.core.layout import CertificateFolder
+from earthsignature.core.manifest import DEFAULT_OVERLAP, DEFAULT_TILE_SIZE
+from earthsignature.core.sentinel2 import tile
+from earthsignature.embedded.postgres import PostgresCluster
+from earthsignature.samples.safe_writer import ProductSpec, write_product
+
+DEMO_DAY = date(2021, 8, 1)
+#: (tile, sensing time of day, cloud cover %): Greece, France, Bavaria, Finland.
+DEMO_TILES = (("34SGH", "09:20:31", 4.0), ("31TCJ", "10:56:21", 12.0),
+              ("33UUP", "10:15:59", 25.0), ("35VLG", "09:50:31", 8.0))
+#: The smoke model's classes plus burnt areas, so both models have something to find.
+DEMO_CODES = (112, 211, 231, 311, 312, 324, 333, 411, 512, 523, 334)
+
+
+@dataclass
+class DemoSettings:
+    config: str = "embedded"  # the service config (-c), used for every part the demo runs
+    workdir: Path = field(default_factory=lambda: state_home() / "demo")
+    size: int = 1098  # pixels at 10 m per product
+    train_overrides: list[str] = field(default_factory=list)
+    finetune_overrides: list[str] = field(default_factory=list)
+    tile_size: int = DEFAULT_TILE_SIZE
+    overlap: int = DEFAULT_OVERLAP
+    workers: int = 2
+    keep_running: bool = False
+    text_query: str = "forest after:2021-08-01 cloud<20"
+
+
+def demo_specs(size: int = 1098) -> list[ProductSpec]:
+    specs = []
+    for seed, (tile_id, clock, cloud) in enumerate(DEMO_TILES):
+        hour, minute, second = (int(v) for v in clock.split(":"))
+        sensing = datetime.combine(DEMO_DAY, datetime.min.time(), UTC).replace(hour=hour, minute=minute,
+                                                                               second=second)
+        specs.append(ProductSpec(tile_id=tile_id, sensing_time=sensing, size=size, seed=seed, cloud_cover=cloud,
+                                 nodata_fraction=0.1 * (seed % 2), codes=DEMO_CODES, feature_size=20))
+    return specs
+
+
+def write_demo_catalog(folder: Path, size: int) -> list[Path]:
+    """The day's products as zipped SAFE products (written once; re-runs reuse them)."""
+    paths = []
+    for spec in demo_specs(size):
+        path = folder / f"{spec.name}.zip"
+        if not path.exists():
+            write_product(folder, spec, zipped=True)
+        paths.append(path)
+    return paths
+
+
+def _step(number: int, text: str) -> None:
+    click.secho(f"{number}. {text}", bold=True)
+
+
+def _train_models(settings: DemoSettings) -> tuple[Path, Path]:
+    """Best checkpoints of the smoke CLC model and its burnt-area head (trained once)."""
+    from earthsignature.train.train import train
+
+    runs = settings.workdir / "runs"
+    checkpoints = []
+    for name, config, overrides in (
+        ("clc", "train", ["experiment=smoke", *settings.train_overrides]),
+        ("burnt", "finetune", ["experiment=smoke_burnt_area", *settings.finetune_overrides]),
+    ):
+        summary_path = runs / name / "summary.json"
+        if not summary_path.exists():
+            if name == "burnt":
+                overrides = [f"pretrained={checkpoints[0]}", *overrides]
+            cfg = load_config(None, config, [*overrides, f"run_dir={runs / name}", "trainer.enable_progress_bar=false"])
+            train(cfg)
+        checkpoints.append(Path(json.loads(summary_path.read_text())["best_checkpoint"]))
+        click.echo(f"   {name}: {checkpoints[-1]}")
+    return checkpoints[0], checkpoints[1]
+
+
+def _publish_models(checkpoints: tuple[Path, Path], repository: Path, tracking_uri: str, settings: DemoSettings
+                    ) -> list[Path]:
+    """Export, register, promote and deploy each model (once), as `earthsignature export`, `model promote`
+    and `model deploy` do; return the deployed version folders."""
+    from earthsignature.export.registry import ModelRegistry
+    from earthsignature.export.release import deploy, export_and_register
+    from earthsignature.export.triton_repository import ServingOptions
+
+    registry = ModelRegistry(tracking_uri)
+    folders = []
+    for name, checkpoint in zip(("clc-unet-smoke", "burnt-unet-smoke"), checkpoints, strict=True):
+        deployed = sorted((repository / name).glob("[0-9]*"), key=lambda p: int(p.name))
+        if not deployed:
+            _, registered, _ = export_and_register(checkpoint, settings.workdir / "exports" / name, name, registry,
+                                                   settings.tile_size, settings.overlap)
+            registry.promote(name, registered.version, "champion")
+            deployed = [deploy(registry, f"{name}@champion", repository, ServingOptions(backend="python"))]
+        folders.append(deployed[-1])
+        click.echo(f"   {name} @champion -> {deployed[-1]}")
+    return folders
+
+
+def _start_server(config: str, overrides: list[str], address: str, certs: CertificateFolder, log_file: Path
+                  ) -> subprocess.Popen:
+    """`earthsignature serve` in its own process (it outlives the demo with --keep-running), once it answers."""
+    from earthsignature.client import EarthSignatureClient
+
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    process = subprocess.Popen([sys.executable, "-m", "earthsignature.cli", "serve", "-c", config, *overrides],
+                               stdout=log_file.open("ab"), stderr=subprocess.STDOUT)
+    monitor = certs.identity("monitor")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise click.ClickException(f"the server exited: see {log_file}")
+        try:
+            with EarthSignatureClient(address, ca=certs.ca_cert, cert=monitor.cert, key=monitor.key,
+                                      timeout_s=2) as client:
+                list(client.list(n_results=1))
+            return process
+        except grpc.RpcError:
+            time.sleep(0.3)
+    process.terminate()
+    raise click.ClickException(f"the server did not answer within 60 s: see {log_file}")
+
+
+def _pilot(address: str, certs: CertificateFolder, out: Path, text_query: str) -> dict[str, list]:
+    """A pilot's session: what it asks, what it gets, and the maps it saves (as `earthsignature query`)."""
+    from earthsignature.client import EarthSignatureClient
+    from earthsignature.client.pictures import save_maps
+
+    greece = tile("34SGH")
+    area = Polygon(greece.footprint_lonlat(20_000, 20_000)).intersection(box(-180, -90, 180, 90))
+    answers: dict[str, list] = {}
+    out.mkdir(parents=True, exist_ok=True)
+    pilot = certs.identity("pilot")
+    with EarthSignatureClient(address, ca=certs.ca_cert, cert=pilot.cert, key=pilot.key) as client:
+        answers["area 34SGH + August 2021"] = list(client.list(wkt=area.wkt, start="2021-08-01", end="2021-08-31"))
+        answers["category: Burnt"] = list(client.list(categories=["Burnt"], min_category_fraction=0.01))
+        answers[f"text: {text_query}"] = list(client.search(text_query))
+    for question, results in answers.items():
+        click.echo(f"   {question}: {len(results)} result(s)")
+        for result in results:
+            click.echo(f"     {result.summary()}")
+            if result.classes is not None:
+                save_maps(result, out)
+    return answers
+
+
+def run_demo(cfg: DictConfig, cluster: PostgresCluster, overrides: list[str], settings: DemoSettings) -> dict:
+    """The whole main job; returns the pilot's answers (for the end-to-end test)."""
+    from earthsignature.embedded.stac_provider import local_provider
+    from earthsignature.service.api.auth import init_certificates
+    from earthsignature.service.monitor.runner import run_days
+
+    started = time.monotonic()
+    work = settings.workdir
+    _step(1, "private PostGIS")
+    url = cluster.up(cfg.db.name)
+    click.echo(f"   {url}")
+
+    _step(2, f"sample Sentinel-2 L2A products of {DEMO_DAY} (local STAC catalog)")
+    catalog = work / "catalog"
+    for path in write_demo_catalog(catalog, settings.size):
+        click.echo(f"   {path.name}")
+
+    _step(3, "training the smoke land-cover model and its burnt-area head")
+    checkpoints = _train_models(settings)
+
+    _step(4, "export, register, promote, deploy")
+    repository = work / "triton-repository"
+    models = _publish_models(checkpoints, repository, str(load_config("logger", "mlflow").tracking_uri), settings)
+
+    _step(5, "certificates and the gRPC server (mutual TLS)")
+    certs = CertificateFolder(Path(cfg.api.certs_dir))
+    init_certificates(certs, ("server", "monitor", "pilot"))
+    server = _start_server(settings.config, overrides, cfg.api.address, certs, work / "logs" / "server.log")
+    try:
+        click.echo(f"   gRPC on {cfg.api.address}, HTTPS gateway on port {cfg.api.http_port} (pid {server.pid})")
+
+        _step(6, f"the monitor for {DEMO_DAY} with both models")
+        monitor_cfg = load_config("service", settings.config, [
+            *overrides, f"monitor.local_catalog={catalog}", f"monitor.models=[{','.join(str(m) for m in models)}]"])
+        with local_provider(monitor_cfg.monitor) as catalog_url:
+            report = run_days(monitor_cfg, DEMO_DAY, DEMO_DAY, settings.workers, catalog_url=catalog_url)
+        for task, reason in report.failures:
+            click.echo(f"   FAILED {task}: {reason}")
+        click.echo(f"   {'all products published' if report.succeeded else 'some products failed'}")
+
+        _step(7, "a pilot's queries")
+        answers = _pilot(cfg.api.address, certs, work / "pilot", settings.text_query)
+    finally:
+        if not settings.keep_running:
+            server.send_signal(signal.SIGTERM)
+            server.wait(30)
+    if not settings.keep_running:
+        cluster.down()
+    click.secho(f"\ndone in {time.monotonic() - started:.0f} s", bold=True)
+    click.echo(f"  pilot maps (PNG + GeoTIFF): {work / 'pilot'}")
+    click.echo(f"  COG store:                  {cfg.api.store_url}")
+    click.echo(f"  monitor work folder:        {monitor_cfg.monitor.work_dir}")
+    click.echo(f"  MLflow UI:                  .venv/bin/mlflow ui --backend-store-uri "
+               f"{load_config('logger', 'mlflow').tracking_uri}")
+    if settings.keep_running:
+        click.echo(f"  server (pid {server.pid}):   {cfg.api.address}; stop: kill {server.pid} && "
+                   "earthsignature db down")
+    return answers

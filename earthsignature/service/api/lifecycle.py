@@ -1,0 +1,63 @@
+"""The Database service as one unit to start and stop: the gRPC server and its HTTP gateway.
+
+``serving(...)`` is what ``earthsignature serve`` runs (and the demo, through that command): both
+servers up on entry, the gateway shut and in-flight calls finished on exit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+
+from earthsignature.core.layout import CertificateFolder
+from earthsignature.core.settings import ApiLimits
+from earthsignature.service.api.auth import TlsFiles
+from earthsignature.service.api.http_gateway import start_gateway
+from earthsignature.service.api.server import ApiServer, build_server
+
+
+class MissingCertificates(FileNotFoundError):
+    """Mutual TLS was asked for and the server has no certificate yet."""
+
+
+@dataclass
+class RunningApi:
+    grpc: ApiServer
+    gateway: ThreadingHTTPServer | None
+
+    @property
+    def http_address(self) -> tuple[str, int] | None:
+        return self.gateway.server_address[:2] if self.gateway else None
+
+
+def server_tls(certs_dir: Path, insecure: bool) -> TlsFiles | None:
+    """The server's TLS files from the certificate folder (None in insecure mode)."""
+    if insecure:
+        return None
+    tls = TlsFiles.from_folder(CertificateFolder(Path(certs_dir)))
+    if not tls.server_cert.exists():
+        raise MissingCertificates(f"no server certificate in {certs_dir}: run `earthsignature certs init` "
+                                  "(or --insecure for local development)")
+    return tls
+
+
+@contextmanager
+def serving(database_url: str, api: object, insecure: bool = False, grace_s: float = 10.0) -> Iterator[RunningApi]:
+    """Run the service described by a config's ``api`` section against ``database_url``."""
+    tls = server_tls(Path(api.certs_dir), insecure)
+    limits = ApiLimits(**api.limits)
+    server = build_server(database_url, api.store_url, api.address, tls, insecure, limits, api.workers)
+    gateway = None
+    try:
+        if api.http_port:
+            host = api.address.rsplit(":", 1)[0]
+            gateway = start_gateway(server.service, (host, int(api.http_port)), tls)
+        yield RunningApi(server, gateway)
+    finally:
+        if gateway:
+            gateway.shutdown()
+            gateway.server_close()
+        server.stop(grace=grace_s)

@@ -1,0 +1,222 @@
+"""The catalog in PostGIS: store segmented products transactionally, find them by the API's filters.
+
+Queries combine an area (footprint intersection, GiST index), an acquisition period (overlap),
+product ids, tiles, models, a cloud-cover ceiling, categories (class codes or names through the
+per-class statistics, with a minimum fraction) and free words (PostgreSQL full-text search over class
+names and product metadata). Results come newest first, and pages continue from a keyset token
+(acquisition time, segmentation id), so pages stay stable while products arrive.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import sqlalchemy as sa
+from geoalchemy2.shape import from_shape
+from shapely.geometry import MultiPolygon, Polygon
+from shapely.geometry.base import BaseGeometry
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+
+from earthsignature.core.nomenclature import ClassShare
+from earthsignature.service.catalog.tables import ClassStatistic, Product, Segmentation
+
+SEARCH_CONFIG = "english"
+
+
+class CatalogError(ValueError):
+    """A request the catalog cannot answer as asked (bad filter, bad token)."""
+
+
+@dataclass(frozen=True)
+class ProductRecord:
+    product_id: str
+    tile_id: str
+    platform: str
+    processing_level: str
+    start_time: datetime
+    end_time: datetime
+    footprint: BaseGeometry  # EPSG:4326
+    cloud_cover: float | None = None
+    quicklook_url: str | None = None
+
+
+@dataclass(frozen=True)
+class SegmentationRecord:
+    model_name: str
+    model_version: str
+    raster_url: str
+    crs: str
+    geotransform: Sequence[float]
+    width: int
+    height: int
+    classes: Sequence[ClassShare]
+    confidence_url: str | None = None
+    cloud_mask_url: str | None = None
+
+
+@dataclass(frozen=True)
+class Filters:
+    area: BaseGeometry | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    product_ids: tuple[str, ...] = ()
+    tile_ids: tuple[str, ...] = ()
+    model_names: tuple[str, ...] = ()
+    category_codes: tuple[int, ...] = ()
+    category_names: tuple[str, ...] = ()  # lower-case class names
+    min_category_fraction: float = 0.0
+    max_cloud_cover: float | None = None
+    words: str = ""
+    limit: int = 10
+    page_token: str = ""
+
+
+@dataclass(frozen=True)
+class PageKey:
+    start_time: datetime
+    segmentation_id: int
+
+    def token(self) -> str:
+        payload = json.dumps({"t": self.start_time.isoformat(), "id": self.segmentation_id})
+        return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+
+    @classmethod
+    def parse(cls, token: str) -> PageKey:
+        try:
+            padded = token + "=" * (-len(token) % 4)
+            values = json.loads(base64.urlsafe_b64decode(padded.encode()))
+            return cls(datetime.fromisoformat(values["t"]), int(values["id"]))
+        except (ValueError, KeyError, TypeError) as error:
+            raise CatalogError(f"page_token {token!r} is not one this server issued") from error
+
+
+@dataclass
+class Found:
+    """One query answer: the segmentation with its product and classes, and the key to continue after it."""
+
+    segmentation: Segmentation
+    page_key: PageKey = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.page_key = PageKey(self.segmentation.product.start_time, self.segmentation.id)
+
+
+class Catalog:
+    def __init__(self, url: str, pool_size: int = 10):
+        self.engine = sa.create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    # -- writing ------------------------------------------------------------------------------------
+
+    def find_segmentation(self, product_id: str, model_name: str, model_version: str) -> Segmentation | None:
+        with self.sessions() as session:
+            return session.scalars(
+                sa.select(Segmentation).join(Product)
+                .where(Product.product_id == product_id, Segmentation.model_name == model_name,
+                       Segmentation.model_version == model_version)
+            ).first()
+
+    def product_exists(self, product_id: str) -> bool:
+        with self.sessions() as session:
+            return session.scalar(sa.select(sa.exists().where(Product.product_id == product_id)))
+
+    def add(self, product: ProductRecord, segmentation: SegmentationRecord) -> tuple[int, bool]:
+        """Store the segmentation (and its product, once) in one transaction.
+
+        Returns (segmentation id, created). Adding the same product and model version again changes
+        nothing and returns the existing id with created False; concurrent adds resolve the same way.
+        """
+        with self.sessions.begin() as session:
+            product_pk = self._upsert_product(session, product)
+            existing = session.scalar(sa.select(Segmentation.id).where(
+                Segmentation.product_pk == product_pk, Segmentation.model_name == segmentation.model_name,
+                Segmentation.model_version == segmentation.model_version))
+            if existing is not None:
+                return existing, False
+            present = (c.land_cover.name for c in segmentation.classes if c.pixel_count > 0)  # "forest" finds forests
+            document = " ".join([product.product_id, product.tile_id, product.platform, product.processing_level,
+                                 segmentation.model_name, *present])
+            row = Segmentation(
+                product_pk=product_pk, model_name=segmentation.model_name,
+                model_version=segmentation.model_version, raster_url=segmentation.raster_url,
+                confidence_url=segmentation.confidence_url, cloud_mask_url=segmentation.cloud_mask_url,
+                crs=segmentation.crs, geotransform=[float(v) for v in segmentation.geotransform],
+                width=segmentation.width,
+                height=segmentation.height, search_document=sa.func.to_tsvector(SEARCH_CONFIG, document),
+                classes=[ClassStatistic.from_share(c) for c in segmentation.classes])
+            session.add(row)
+            session.flush()
+            return row.id, True
+
+    @staticmethod
+    def _upsert_product(session: Session, product: ProductRecord) -> int:
+        footprint = product.footprint
+        if isinstance(footprint, Polygon):
+            footprint = MultiPolygon([footprint])
+        values = {"product_id": product.product_id, "tile_id": product.tile_id, "platform": product.platform,
+                  "processing_level": product.processing_level, "start_time": product.start_time,
+                  "end_time": product.end_time, "footprint": from_shape(footprint, srid=4326),
+                  "cloud_cover": product.cloud_cover, "quicklook_url": product.quicklook_url}
+        session.execute(insert(Product).values(**values).on_conflict_do_nothing(index_elements=["product_id"]))
+        return session.scalar(sa.select(Product.id).where(Product.product_id == product.product_id))
+
+    # -- reading ------------------------------------------------------------------------------------
+
+    def known_category(self, token: str) -> bool:
+        """Whether any stored segmentation's legend has a class with this code or (case-insensitive) name."""
+        with self.sessions() as session:
+            condition = (ClassStatistic.code == int(token)) if token.strip().isdigit() else (
+                sa.func.lower(ClassStatistic.name) == token.strip().lower())
+            return session.scalar(sa.select(sa.exists().where(condition)))
+
+    def search(self, filters: Filters) -> list[Found]:
+        query = (sa.select(Segmentation).join(Product)
+                 .options(selectinload(Segmentation.classes), selectinload(Segmentation.product)))
+        for condition in self._conditions(filters):
+            query = query.where(condition)
+        query = query.order_by(Product.start_time.desc(), Segmentation.id.desc()).limit(filters.limit)
+        with self.sessions() as session:
+            return [Found(row) for row in session.scalars(query)]
+
+    @staticmethod
+    def _conditions(filters: Filters) -> list[sa.ColumnElement[bool]]:
+        conditions: list[sa.ColumnElement[bool]] = []
+        if filters.area is not None:
+            conditions.append(sa.func.ST_Intersects(Product.footprint, from_shape(filters.area, srid=4326)))
+        if filters.start is not None:
+            conditions.append(Product.end_time >= filters.start)
+        if filters.end is not None:
+            conditions.append(Product.start_time <= filters.end)
+        if filters.product_ids:
+            conditions.append(Product.product_id.in_(filters.product_ids))
+        if filters.tile_ids:
+            conditions.append(Product.tile_id.in_([t.upper().removeprefix("T") for t in filters.tile_ids]))
+        if filters.model_names:
+            conditions.append(Segmentation.model_name.in_(filters.model_names))
+        if filters.max_cloud_cover is not None:
+            conditions.append(Product.cloud_cover <= filters.max_cloud_cover)
+        if filters.category_codes or filters.category_names:
+            matches = []
+            if filters.category_codes:
+                matches.append(ClassStatistic.code.in_(filters.category_codes))
+            if filters.category_names:
+                matches.append(sa.func.lower(ClassStatistic.name).in_(filters.category_names))
+            conditions.append(sa.exists().where(
+                ClassStatistic.segmentation_id == Segmentation.id, sa.or_(*matches), ClassStatistic.pixel_count > 0,
+                ClassStatistic.fraction >= filters.min_category_fraction))
+        if filters.words.strip():
+            conditions.append(Segmentation.search_document.op("@@")(
+                sa.func.plainto_tsquery(SEARCH_CONFIG, filters.words)))
+        if filters.page_token:
+            key = PageKey.parse(filters.page_token)
+            conditions.append(sa.tuple_(Product.start_time, Segmentation.id) < sa.tuple_(key.start_time,
+                                                                                        key.segmentation_id))
+        return conditions

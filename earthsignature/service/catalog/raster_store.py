@@ -1,0 +1,145 @@
+"""Segmentation rasters as Cloud-Optimized GeoTIFFs in a store addressed by URL.
+
+The store root is a local folder by default (``var/rasters``) or any URL GDAL reads and fsspec writes
+(``s3://bucket/prefix``, ``gs://...``): production swaps the URL, not code. COGs are tiled (256),
+deflate-compressed, with nearest-neighbour overviews and the model's color table. Readers ask for the
+part of a raster under an area (EPSG:4326) and a pixel budget: only that window is read, from the
+overview that matches the asked resolution, and pixels outside the area become nodata.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import rasterio.shutil
+from affine import Affine
+from rasterio.enums import Resampling
+from rasterio.features import geometry_mask
+from rasterio.io import MemoryFile
+from rasterio.warp import transform_bounds, transform_geom
+from rasterio.windows import Window, from_bounds
+from shapely.geometry import mapping
+from shapely.geometry.base import BaseGeometry
+
+from earthsignature.core.cog import COG_OPTIONS
+
+_REMOTE = ("s3://", "gs://", "az://", "http://", "https://")
+
+
+@dataclass(frozen=True)
+class RasterWindow:
+    """Pixels read from a COG with their georeferencing."""
+
+    data: np.ndarray  # [H, W]
+    transform: Affine
+    crs: str
+    nodata: int | None
+
+    @property
+    def geotransform(self) -> list[float]:
+        """GDAL order: x0, dx, rx, y0, ry, dy."""
+        return list(self.transform.to_gdal())
+
+
+def gdal_path(url: str) -> str:
+    """What rasterio opens for a store URL (object storage through GDAL's virtual file systems)."""
+    for scheme, prefix in (("s3://", "/vsis3/"), ("gs://", "/vsigs/"), ("az://", "/vsiaz/")):
+        if url.startswith(scheme):
+            return prefix + url[len(scheme):]
+    if url.startswith(("http://", "https://")):
+        return "/vsicurl/" + url
+    return url.removeprefix("file://")
+
+
+class RasterStore:
+    def __init__(self, root_url: str):
+        self.root_url = root_url.rstrip("/")
+        self.remote = self.root_url.startswith(_REMOTE)
+
+    def url_for(self, *parts: str) -> str:
+        return "/".join([self.root_url, *parts])
+
+    def write_cog(self, url: str, data: np.ndarray, crs: str, transform: Affine, nodata: int | None = None,
+                  colormap: dict[int, tuple[int, int, int, int]] | None = None) -> str:
+        """Write ``data`` [H, W] as a COG at ``url`` (atomically for local files); return the URL."""
+        profile = {"driver": "GTiff", "width": data.shape[1], "height": data.shape[0], "count": 1,
+                   "dtype": data.dtype.name, "crs": crs, "transform": transform, "nodata": nodata}
+        with tempfile.TemporaryDirectory() as tmp:
+            staged = Path(tmp) / "cog.tif"
+            with MemoryFile() as memory, memory.open(**profile) as dataset:
+                dataset.write(data, 1)
+                if colormap:
+                    dataset.write_colormap(1, colormap)
+                rasterio.shutil.copy(dataset, staged, driver="COG", **COG_OPTIONS)
+            self._put(staged, url)
+        return url
+
+    def write_bytes(self, url: str, payload: bytes) -> str:
+        """Store a small file (a quicklook PNG) at ``url``."""
+        with tempfile.TemporaryDirectory() as tmp:
+            staged = Path(tmp) / "file"
+            staged.write_bytes(payload)
+            self._put(staged, url)
+        return url
+
+    def read_bytes(self, url: str) -> bytes:
+        if self.remote:
+            import fsspec
+
+            with fsspec.open(url, "rb") as handle:
+                return handle.read()
+        return Path(gdal_path(url)).read_bytes()
+
+    def _put(self, local: Path, url: str) -> None:
+        if self.remote:
+            import fsspec
+
+            with local.open("rb") as source, fsspec.open(url, "wb") as target:
+                shutil.copyfileobj(source, target)
+            return
+        destination = Path(gdal_path(url))
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        partial = destination.with_name(f".{destination.name}.{os.getpid()}.partial")
+        shutil.copyfile(local, partial)
+        partial.replace(destination)
+
+    def delete(self, url: str) -> None:
+        if self.remote:
+            import fsspec
+
+            fs, path = fsspec.core.url_to_fs(url)
+            fs.rm(path)
+        else:
+            Path(gdal_path(url)).unlink(missing_ok=True)
+
+    def read(self, url: str, area: BaseGeometry | None = None, max_pixels: int = 4_000_000) -> RasterWindow | None:
+        """The pixels under ``area`` (EPSG:4326; None: everything), downsampled by a whole factor when
+        the window exceeds ``max_pixels``. None when the area misses the raster."""
+        with rasterio.open(gdal_path(url)) as dataset:
+            window = Window(0, 0, dataset.width, dataset.height)
+            if area is not None:
+                bounds = transform_bounds("EPSG:4326", dataset.crs, *area.bounds, densify_pts=21)
+                window = from_bounds(*bounds, transform=dataset.transform).round_offsets().round_lengths()
+                try:
+                    window = window.intersection(Window(0, 0, dataset.width, dataset.height))
+                except rasterio.errors.WindowError:
+                    return None
+                if window.width <= 0 or window.height <= 0:
+                    return None
+            factor = max(1, math.ceil(math.sqrt(window.width * window.height / max_pixels)))
+            shape = (max(1, int(window.height) // factor), max(1, int(window.width) // factor))
+            data = dataset.read(1, window=window, out_shape=shape, resampling=Resampling.nearest)
+            transform = dataset.window_transform(window) @ Affine.scale(window.width / shape[1],
+                                                                         window.height / shape[0])
+            crs, nodata = dataset.crs.to_string(), dataset.nodata
+        if area is not None and nodata is not None:
+            outside = geometry_mask([transform_geom("EPSG:4326", crs, mapping(area))], shape, transform)
+            data = np.where(outside, np.asarray(nodata, dtype=data.dtype), data)
+        return RasterWindow(data, transform, crs, None if nodata is None else int(nodata))
