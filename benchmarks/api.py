@@ -31,7 +31,7 @@ from results_file import write_results  # benchmarks/results_file.py, beside thi
 from shapely.geometry import Polygon
 
 from earthsignature.client import EarthSignatureClient, Encoding
-from earthsignature.core.nomenclature import ClassShare, LandCoverClass
+from earthsignature.core.classes import ClassShare, LandCoverClass
 from earthsignature.core.raster_codec import unpack_rgb
 from earthsignature.core.sentinel2 import tile
 from earthsignature.embedded.ports import free_port

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import click
 
-from earthsignature.core.nomenclature import NOMENCLATURE_NAMES, UnknownClassError, get_nomenclature
+from earthsignature.core.classes import UnknownClassError
+from earthsignature.core.nomenclature import NOMENCLATURE_NAMES, get_nomenclature
 
 
 @click.command()

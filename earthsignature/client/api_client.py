@@ -23,7 +23,7 @@ import numpy as np
 from affine import Affine
 
 from earthsignature.core import raster_codec
-from earthsignature.core.nomenclature import ClassShare
+from earthsignature.core.classes import ClassShare
 from earthsignature.pb.snapearth.api.v1 import database_pb2, database_pb2_grpc, segmentation_pb2
 
 Encoding = segmentation_pb2.RasterEncoding

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from earthsignature.core.nomenclature import LandCoverClass
+from earthsignature.core.classes import LandCoverClass
 
 ArrayT = TypeVar("ArrayT")
 

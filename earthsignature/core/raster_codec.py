@@ -21,7 +21,7 @@ from rasterio.features import shapes
 from rasterio.io import MemoryFile
 from rasterio.warp import transform_geom
 
-from earthsignature.core.nomenclature import ClassShare, LandCoverClass
+from earthsignature.core.classes import ClassShare, LandCoverClass
 from earthsignature.pb.geobufproto import geobuf_pb2
 from earthsignature.pb.snapearth.api.v1 import segmentation_pb2 as pb
 

@@ -20,7 +20,8 @@ from rasterio.enums import Resampling
 from torch import Tensor
 from torchgeo.datasets import BigEarthNetV2, DatasetNotFoundError
 
-from earthsignature.core.nomenclature import Nomenclature, get_nomenclature
+from earthsignature.core.classes import Nomenclature
+from earthsignature.core.nomenclature import get_nomenclature
 from earthsignature.core.sentinel2 import L2A_BANDS, RGBN_BANDS
 
 IGNORE_INDEX = 255

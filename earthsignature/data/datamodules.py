@@ -18,7 +18,8 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms.v2 import Compose
 
-from earthsignature.core.nomenclature import Nomenclature, get_nomenclature
+from earthsignature.core.classes import Nomenclature
+from earthsignature.core.nomenclature import get_nomenclature
 from earthsignature.core.sentinel2 import RGBN_BANDS
 from earthsignature.data.augmentation import JointAugmentation
 from earthsignature.data.bigearthnet import BigEarthNetV2Segmentation

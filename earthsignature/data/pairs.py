@@ -20,13 +20,8 @@ import yaml
 from torch import Tensor
 from torchgeo.datasets import NonGeoDataset
 
-from earthsignature.core.nomenclature import (
-    LandCoverClass,
-    Nomenclature,
-    burnt_area,
-    hrl,
-    urban_atlas,
-)
+from earthsignature.core.classes import LandCoverClass, Nomenclature
+from earthsignature.core.nomenclature import burnt_area, hrl, urban_atlas
 
 IGNORE_INDEX = 255
 SPLIT_NAMES = {"train": "train", "val": "validation", "validation": "validation", "test": "test"}

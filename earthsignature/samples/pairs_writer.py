@@ -22,7 +22,7 @@ import rasterio
 import yaml
 from rasterio.transform import from_origin
 
-from earthsignature.core.nomenclature import Nomenclature
+from earthsignature.core.classes import Nomenclature
 from earthsignature.core.sentinel2 import QUANTIFICATION_VALUE, RGBN_BANDS, tile
 from earthsignature.samples.synthetic import LabelField, render_reflectance
 

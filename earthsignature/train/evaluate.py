@@ -25,8 +25,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import ConcatDataset, DataLoader
 
+from earthsignature.core.classes import Nomenclature
 from earthsignature.core.config import CONFIG_DIR
-from earthsignature.core.nomenclature import Nomenclature
 from earthsignature.train.metrics import SegmentationScores, scores_from_confusion
 from earthsignature.train.module import SegmentationModule
 from earthsignature.train.plots import confusion_matrix_figure

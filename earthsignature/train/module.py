@@ -17,7 +17,7 @@ from lightning import LightningModule
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassConfusionMatrix
 
-from earthsignature.core.nomenclature import Nomenclature
+from earthsignature.core.classes import Nomenclature
 from earthsignature.data.normalization import NormalizationStats
 from earthsignature.models.factory import build_model
 from earthsignature.models.finetune import freeze_all_but_head, frozen_modules, replace_head

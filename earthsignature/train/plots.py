@@ -13,7 +13,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from earthsignature.core.nomenclature import Nomenclature
+from earthsignature.core.classes import Nomenclature
 
 
 def _present(confusion: np.ndarray) -> np.ndarray:

@@ -8,10 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from earthsignature.core.classes import Nomenclature, UnknownClassError, map_clc_codes
 from earthsignature.core.nomenclature import (
     NOMENCLATURE_NAMES,
-    Nomenclature,
-    UnknownClassError,
     bigearthnet19,
     burnt_area,
     clc_level1,
@@ -19,7 +18,6 @@ from earthsignature.core.nomenclature import (
     clc_level3,
     get_nomenclature,
     hrl,
-    map_clc_codes,
     rollup_code,
     urban_atlas,
 )

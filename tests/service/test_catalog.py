@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 from shapely.geometry import box
 
-from earthsignature.core.nomenclature import ClassShare, LandCoverClass
+from earthsignature.core.classes import ClassShare, LandCoverClass
 from earthsignature.core.raster_codec import unpack_rgb
 from earthsignature.service.catalog.catalog import (
     Catalog,

@@ -22,7 +22,7 @@ from shapely.geometry.base import BaseGeometry
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from earthsignature.core.nomenclature import ClassShare
+from earthsignature.core.classes import ClassShare
 from earthsignature.service.catalog.tables import ClassStatistic, Product, Segmentation
 
 SEARCH_CONFIG = "english"

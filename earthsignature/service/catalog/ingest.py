@@ -18,7 +18,8 @@ from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
 from earthsignature.core import raster_codec
-from earthsignature.core.nomenclature import ClassShare, clc_level3
+from earthsignature.core.classes import ClassShare
+from earthsignature.core.nomenclature import clc_level3
 from earthsignature.core.sentinel2 import ProductName
 from earthsignature.pb.snapearth.api.v1 import database_pb2, segmentation_pb2
 from earthsignature.service.catalog.catalog import (

@@ -28,7 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from earthsignature.core.nomenclature import ClassShare, LandCoverClass
+from earthsignature.core.classes import ClassShare, LandCoverClass
 from earthsignature.core.raster_codec import pack_rgb, unpack_rgb
 
 NAMING = {"ix": "ix_%(table_name)s_%(column_0_name)s", "uq": "uq_%(table_name)s_%(column_0_name)s",

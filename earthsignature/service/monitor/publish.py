@@ -19,9 +19,9 @@ from rasterio.enums import Resampling
 from shapely.geometry import mapping
 
 from earthsignature.core import raster_codec
+from earthsignature.core.classes import ClassShare
 from earthsignature.core.cog import COG_OPTIONS
 from earthsignature.core.manifest import ModelManifest
-from earthsignature.core.nomenclature import ClassShare
 from earthsignature.core.safe import SafeProduct
 from earthsignature.pb.snapearth.api.v1 import database_pb2, segmentation_pb2
 from earthsignature.service.inference.segmenter import SegmentationResult
