@@ -16,6 +16,7 @@ from shapely.geometry import shape
 from earthsignature.cli import main
 from earthsignature.client import EarthSignatureClient
 from earthsignature.core.config import load_config
+from earthsignature.core.layout import CertificateFolder, ModelFolder
 from earthsignature.core.sentinel2 import ProductName, tile
 from earthsignature.embedded.stac_provider import LocalStacServer
 from earthsignature.export.onnx_export import export_checkpoint
@@ -36,13 +37,11 @@ def setting(postgis_db, tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", "/usr/bin:/bin")  # no Sen2Cor here
     certs = tmp_path / "certs"
     assert CliRunner().invoke(main, ["certs", "init", f"api.certs_dir={certs}"]).exit_code == 0
-    tls = TlsFiles(certs / "ca" / "ca.crt", certs / "server" / "server.crt", certs / "server" / "server.key")
-    server = build_server(postgis_db, str(tmp_path / "store"), "127.0.0.1:0", tls)
     models = []
     for name, classes in (("clc-tiny", "clc_level3"), ("burnt-tiny", "burnt_area")):
         checkpoint = write_checkpoint(tmp_path / name / "model.ckpt", seed=3, classes=classes)
         onnx_path, manifest, _ = export_checkpoint(checkpoint, tmp_path / "models" / name, name, 64, 16)
-        manifest.with_version("1").save(onnx_path.parent / "manifest.json")
+        manifest.with_version("1").save(ModelFolder(onnx_path.parent).manifest)
         models.append(str(onnx_path.parent))
     products = tmp_path / "catalog"
     for seed, tile_id in enumerate(GOOD):
@@ -50,7 +49,9 @@ def setting(postgis_db, tmp_path, monkeypatch):
                                             nodata_fraction=0.1), zipped=True)
     write_product(products, ProductSpec(tile_id="35VLG", size=60, level="L1C"), zipped=True)
     corrupted = write_product(products, ProductSpec(tile_id="33UUP", size=60), zipped=True)
-    with LocalStacServer(products) as stac:
+    tls = TlsFiles.from_folder(CertificateFolder(certs))
+    with build_server(postgis_db, str(tmp_path / "store"), "127.0.0.1:0", tls) as server, \
+            LocalStacServer(products) as stac:
         corrupted.write_bytes(corrupted.read_bytes()[:5000])  # described in the catalog, broken on the wire
         overrides = [f"monitor.work_dir={tmp_path / 'work'}", f"monitor.catalog_url={stac.catalog_url}",
                      f"monitor.models=[{','.join(models)}]", "monitor.product_types=[S2_MSI_L2A,S2_MSI_L1C]",
@@ -58,7 +59,6 @@ def setting(postgis_db, tmp_path, monkeypatch):
                      "monitor.download.backoff_s=0.05", f"api.address=127.0.0.1:{server.port}",
                      f"api.certs_dir={certs}"]
         yield overrides, server, certs, tmp_path
-    server.stop(grace=None)
 
 
 def count(server, table: str) -> int:
@@ -77,8 +77,10 @@ def test_a_day_of_ingestion(setting) -> None:
     assert len(report.failures) == 2
     assert count(server, "segmentations") == 2 * len(GOOD)  # two products x two models
 
-    with EarthSignatureClient(f"127.0.0.1:{server.port}", ca=certs / "ca" / "ca.crt",
-                              cert=certs / "monitor" / "monitor.crt", key=certs / "monitor" / "monitor.key") as api:
+    folder = CertificateFolder(certs)
+    monitor = folder.identity("monitor")
+    with EarthSignatureClient(f"127.0.0.1:{server.port}", ca=folder.ca_cert, cert=monitor.cert,
+                              key=monitor.key) as api:
         results = list(api.list(start="2021-08-01T00:00:00", end="2021-08-01T23:59:59"))
         burnt = list(api.list(categories=["Burnt"]))
     assert sorted(r.tile_id for r in results) == sorted([*GOOD, *GOOD])

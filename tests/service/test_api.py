@@ -29,16 +29,15 @@ def certs(tmp_path_factory):
 @pytest.fixture
 def api(postgis_db, certs, tmp_path):
     tls = TlsFiles(certs.ca.cert_path, certs.server[1], certs.server[0], certs.ca.revoked_path)
-    server = build_server(postgis_db, str(tmp_path / "store"), "127.0.0.1:0", tls,
-                          max_request_bytes=4 * 1024 * 1024)
-    address, catalog = f"127.0.0.1:{server.port}", server.catalog
+    with build_server(postgis_db, str(tmp_path / "store"), "127.0.0.1:0", tls,
+                      max_request_bytes=4 * 1024 * 1024) as server:
+        address, catalog = f"127.0.0.1:{server.port}", server.catalog
 
-    def client(who: str = "pilot", ca=None) -> EarthSignatureClient:
-        key, cert = getattr(certs, who)
-        return EarthSignatureClient(address, ca=ca or certs.ca.cert_path, cert=cert, key=key, timeout_s=30)
+        def client(who: str = "pilot", ca=None) -> EarthSignatureClient:
+            key, cert = getattr(certs, who)
+            return EarthSignatureClient(address, ca=ca or certs.ca.cert_path, cert=cert, key=key, timeout_s=30)
 
-    yield client, catalog, tmp_path / "store", address
-    server.stop(grace=None)
+        yield client, catalog, tmp_path / "store", address
 
 
 def seed(client) -> None:

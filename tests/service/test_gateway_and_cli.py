@@ -27,15 +27,14 @@ pytestmark = pytest.mark.postgis
 def running(postgis_db, tmp_path):
     certs = make_certificates(tmp_path / "certs")
     tls = TlsFiles(certs.ca.cert_path, certs.server[1], certs.server[0], certs.ca.revoked_path)
-    server = build_server(postgis_db, str(tmp_path / "store"), "127.0.0.1:0", tls)
-    gateway = start_gateway(server.service, ("127.0.0.1", free_port()), tls)
-    key, cert = certs.internal
-    with EarthSignatureClient(f"127.0.0.1:{server.port}", ca=certs.ca.cert_path, cert=cert, key=key) as client:
-        client.create(product_request(1, "34SGH", burnt_share=0.3))
-        client.create(product_request(2, "31TCJ", day=1))
-    yield certs, server, gateway
-    gateway.shutdown()
-    server.stop(grace=None)
+    with build_server(postgis_db, str(tmp_path / "store"), "127.0.0.1:0", tls) as server:
+        gateway = start_gateway(server.service, ("127.0.0.1", free_port()), tls)
+        key, cert = certs.internal
+        with EarthSignatureClient(f"127.0.0.1:{server.port}", ca=certs.ca.cert_path, cert=cert, key=key) as client:
+            client.create(product_request(1, "34SGH", burnt_share=0.3))
+            client.create(product_request(2, "31TCJ", day=1))
+        yield certs, server, gateway
+        gateway.shutdown()
 
 
 def _get(gateway, certs, path: str, who: str = "pilot") -> tuple[int, list[dict]]:
