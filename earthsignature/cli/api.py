@@ -56,7 +56,7 @@ def certs_issue(csr_path: Path, role: str, out: Path | None, config: str, overri
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
 
-    from earthsignature.service.api.auth import AuthError, CertificateAuthority
+    from earthsignature.service.api.auth import AuthError, CertificateAuthority, format_serial
 
     ca = CertificateAuthority(_certs(config, overrides).authority.path)
     try:
@@ -65,19 +65,24 @@ def certs_issue(csr_path: Path, role: str, out: Path | None, config: str, overri
         raise click.ClickException(str(error)) from error
     out = out or csr_path.with_suffix(".crt")
     out.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    click.echo(f"{out} (serial {certificate.serial_number}); give it back with {ca.cert_path}")
+    click.echo(f"{out} (serial {format_serial(certificate.serial_number)}); give it back with {ca.cert_path}")
 
 
 @certs.command("revoke")
-@click.argument("serial", type=int)
+@click.argument("serial")
 @config_option
 @overrides_argument
-def certs_revoke(serial: int, config: str, overrides: tuple[str, ...]) -> None:
-    """Deny a certificate by serial number; a running server rereads the list."""
-    from earthsignature.service.api.auth import CertificateAuthority
+def certs_revoke(serial: str, config: str, overrides: tuple[str, ...]) -> None:
+    """Deny a certificate by serial number (decimal, or hexadecimal as `openssl x509 -serial` prints it:
+    3A4F..., 3a:4f:..., 0x3a4f...); a running server rereads the list."""
+    from earthsignature.service.api.auth import AuthError, CertificateAuthority, format_serial, parse_serial
 
-    CertificateAuthority(_certs(config, overrides).authority.path).revoke(serial)
-    click.echo(f"revoked {serial}")
+    try:
+        number = parse_serial(serial)
+    except AuthError as error:
+        raise click.ClickException(str(error)) from error
+    CertificateAuthority(_certs(config, overrides).authority.path).revoke(number)
+    click.echo(f"revoked {format_serial(number)} ({number})")
 
 
 @click.command()

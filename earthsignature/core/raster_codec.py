@@ -27,7 +27,7 @@ from earthsignature.pb.snapearth.api.v1 import segmentation_pb2 as pb
 
 E = pb.RasterEncoding
 DEFAULT_ENCODING = E.RASTER_ENCODING_ZSTD
-_DTYPES = ("uint8", "uint16", "uint32", "int16", "int32", "float32")
+DTYPES = ("uint8", "uint16", "uint32", "int16", "int32", "float32")
 
 
 def pack_rgb(color: tuple[int, int, int]) -> int:
@@ -112,28 +112,45 @@ def decode(raster: pb.Raster) -> np.ndarray:
         values = np.fromiter(raster.data, dtype=np.uint32, count=height * width).reshape(height, width)
         return values.astype(np.uint8) if values.size and values.max() < 256 else values
     if encoding in (E.RASTER_ENCODING_PNG, E.RASTER_ENCODING_COG):
-        with MemoryFile(bytes(raster.encoded_data)) as memory, memory.open() as dataset:
-            data = dataset.read(1)
-        if data.shape != (height, width):
-            raise RasterCodecError(f"image is {data.shape}, the message says {height} x {width}")
-        return data
-    if raster.dtype not in _DTYPES:
-        raise RasterCodecError(f"dtype must be one of {_DTYPES}, not {raster.dtype!r}")
-    payload = bytes(raster.encoded_data)
-    try:
-        if encoding == E.RASTER_ENCODING_DEFLATE:
-            payload = zlib.decompress(payload)
-        elif encoding == E.RASTER_ENCODING_ZSTD:
-            payload = zstandard.ZstdDecompressor().decompress(payload, max_output_size=height * width * 8)
-        elif encoding != E.RASTER_ENCODING_RAW:
-            raise RasterCodecError(f"cannot decode a raster encoded as {E.Name(encoding)}")
-    except (zlib.error, zstandard.ZstdError) as error:
-        raise RasterCodecError(f"corrupt {E.Name(encoding)} payload: {error}") from error
+        return _decode_image(raster)
+    if raster.dtype not in DTYPES:
+        raise RasterCodecError(f"dtype must be one of {DTYPES}, not {raster.dtype!r}")
     dtype = np.dtype(raster.dtype).newbyteorder("<")
-    if len(payload) != height * width * dtype.itemsize:
+    expected = height * width * dtype.itemsize
+    payload = _inflate(bytes(raster.encoded_data), encoding, expected)
+    if len(payload) != expected:
         raise RasterCodecError(f"payload is {len(payload)} bytes, {height} x {width} {raster.dtype} needs "
                                f"{height * width * dtype.itemsize}")
     return np.frombuffer(payload, dtype=dtype).reshape(height, width).astype(dtype.newbyteorder("="))
+
+
+def _inflate(payload: bytes, encoding: int, expected: int) -> bytes:
+    """Decompress at most ``expected`` + 1 bytes: a payload that inflates beyond its declared size is
+    refused without ever being inflated whole."""
+    try:
+        if encoding == E.RASTER_ENCODING_DEFLATE:
+            inflater = zlib.decompressobj()
+            return inflater.decompress(payload, expected + 1)
+        if encoding == E.RASTER_ENCODING_ZSTD:
+            reader = zstandard.ZstdDecompressor().stream_reader(payload)
+            return reader.read(expected + 1)
+        if encoding == E.RASTER_ENCODING_RAW:
+            return payload
+    except (zlib.error, zstandard.ZstdError) as error:
+        raise RasterCodecError(f"corrupt {E.Name(encoding)} payload: {error}") from error
+    raise RasterCodecError(f"cannot decode a raster encoded as {E.Name(encoding)}")
+
+
+def _decode_image(raster: pb.Raster) -> np.ndarray:
+    """A PNG or COG payload, its size checked against the message before its pixels are read."""
+    try:
+        with MemoryFile(bytes(raster.encoded_data)) as memory, memory.open() as dataset:
+            if (dataset.height, dataset.width) != (raster.height, raster.width) or dataset.count < 1:
+                raise RasterCodecError(f"image is {dataset.height} x {dataset.width}, the message says "
+                                       f"{raster.height} x {raster.width}")
+            return dataset.read(1)
+    except rasterio.errors.RasterioError as error:
+        raise RasterCodecError(f"not a readable {E.Name(raster.encoding)} image") from error
 
 
 def class_polygons(data: np.ndarray, transform: Affine, crs: str, classes: dict[int, LandCoverClass],

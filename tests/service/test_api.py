@@ -212,7 +212,7 @@ def test_roles_certificates_and_revocation(api, certs) -> None:
     try:
         with client("pilot") as pilot, pytest.raises(grpc.RpcError) as raised:
             list(pilot.list())
-        assert raised.value.code() == grpc.StatusCode.UNAUTHENTICATED and str(serial) in raised.value.details()
+        assert raised.value.code() == grpc.StatusCode.UNAUTHENTICATED and f"{serial:X}" in raised.value.details()
     finally:
         certs.ca.revoked_path.write_text("[]\n")
 

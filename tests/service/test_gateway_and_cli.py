@@ -92,7 +92,7 @@ def test_certificate_exchange_through_the_cli(running, tmp_path: Path) -> None:
     result = runner.invoke(main, ["certs", "issue", "--csr", str(pilot_dir / "acme.csr"), "--role", "pilot",
                                   f"api.certs_dir={certs_dir}"])
     assert result.exit_code == 0, result.output
-    serial = int(result.output.split("serial ")[1].split(")")[0])
+    serial = result.output.split("serial ")[1].split(")")[0]  # hexadecimal, as openssl prints it
     arguments = ["query", "search", "burnt", "--address", f"127.0.0.1:{server.port}", "--ca", str(certs.ca.cert_path),
                  "--cert", str(pilot_dir / "acme.crt"), "--key", str(pilot_dir / "acme.key"),
                  "--save", str(tmp_path / "maps")]
@@ -100,6 +100,6 @@ def test_certificate_exchange_through_the_cli(running, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "1 result(s)" in result.output and "Burnt areas 30%" in result.output
     assert len(list((tmp_path / "maps").glob("*.tif"))) == 1 and len(list((tmp_path / "maps").glob("*.png"))) == 1
-    assert runner.invoke(main, ["certs", "revoke", str(serial), f"api.certs_dir={certs_dir}"]).exit_code == 0
+    assert runner.invoke(main, ["certs", "revoke", f"serial={serial}", f"api.certs_dir={certs_dir}"]).exit_code == 0
     result = runner.invoke(main, arguments)
-    assert result.exit_code == 1 and "UNAUTHENTICATED" in result.output and str(serial) in result.output
+    assert result.exit_code == 1 and "UNAUTHENTICATED" in result.output and serial in result.output

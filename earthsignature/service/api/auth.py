@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import json
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from earthsignature.core.layout import AuthorityFolder, CertificateFolder, Identity
 
+log = logging.getLogger(__name__)
 ROLES = ("internal", "pilot")
 VALIDITY_DAYS = 825
 
@@ -208,26 +210,65 @@ def init_certificates(folder: CertificateFolder, identities: Sequence[str] = ("s
 
 
 def caller_from_pem(pem: bytes) -> Caller:
-    certificate = x509.load_pem_x509_certificate(pem)
+    """The caller a verified client certificate names: exactly one common name and at most one role
+    (organizational unit); anything else is refused rather than guessed."""
+    try:
+        certificate = x509.load_pem_x509_certificate(pem)
+    except ValueError as error:
+        raise AuthError("the client certificate cannot be read") from error
     units = certificate.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)
     names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    role = units[0].value if units else ""
-    return Caller(names[0].value if names else "", role, certificate.serial_number)
+    serial = format_serial(certificate.serial_number)
+    if len(names) != 1 or not str(names[0].value).strip():
+        raise AuthError(f"certificate {serial} must name exactly one common name (CN)")
+    if len(units) > 1:
+        raise AuthError(f"certificate {serial} names {len(units)} roles (OU); exactly one is allowed")
+    return Caller(str(names[0].value), str(units[0].value) if units else "", certificate.serial_number)
+
+
+def format_serial(serial: int) -> str:
+    """A serial as openssl prints it (``x509 -serial``): upper-case hexadecimal."""
+    return f"{serial:X}"
+
+
+def parse_serial(text: str) -> int:
+    """A serial as openssl prints it, hexadecimal (``serial=3A4F``, ``3a:4f``, ``0x3a4f``, ``3A4F``), or
+    in decimal when it is digits only (``3A4F``-style serials made only of digits: write them with
+    ``serial=`` or ``0x``)."""
+    cleaned = text.strip()
+    hexadecimal = cleaned.lower().startswith(("serial=", "0x")) or ":" in cleaned or not cleaned.isdigit()
+    cleaned = cleaned.split("=", 1)[-1].lower().removeprefix("0x").replace(":", "")
+    try:
+        return int(cleaned, 16 if hexadecimal else 10)
+    except ValueError:
+        raise AuthError(f"{text[:40]!r} is not a certificate serial (decimal or hexadecimal)") from None
+
+
+class RevocationUnavailable(RuntimeError):
+    """The revocation list is missing or unreadable: callers are refused until it is mended."""
 
 
 class RevocationList:
-    """The CA's deny list, reread whenever the file changes."""
+    """The CA's deny list, reread whenever the file changes. It fails closed: when a list is configured
+    and cannot be read, ``revoked`` raises instead of letting anybody through."""
 
     def __init__(self, path: Path | None):
         self.path = Path(path) if path else None
-        self._mtime: float | None = None
+        self._mtime: int | None = None
         self._serials: frozenset[int] = frozenset()
 
     def __contains__(self, serial: int) -> bool:
-        if self.path is None or not self.path.exists():
+        if self.path is None:  # no list configured (insecure local mode)
             return False
-        mtime = self.path.stat().st_mtime_ns
-        if mtime != self._mtime:
-            self._serials = frozenset(int(s) for s in json.loads(self.path.read_text()))
-            self._mtime = mtime
+        try:
+            mtime = self.path.stat().st_mtime_ns
+            if mtime != self._mtime:
+                serials = json.loads(self.path.read_text())
+                if not isinstance(serials, list) or not all(isinstance(s, int) for s in serials):
+                    raise ValueError("not a JSON list of serial numbers")
+                self._serials, self._mtime = frozenset(serials), mtime
+        except (OSError, ValueError, RecursionError) as error:
+            log.error("revocation list %s unusable (%s): refusing every caller", self.path, error)
+            raise RevocationUnavailable("the server cannot check certificate revocations now; retry later"
+                                        ) from error
         return serial in self._serials

@@ -11,13 +11,14 @@ from concurrent import futures
 from dataclasses import dataclass
 
 import grpc
+from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from earthsignature.core.settings import ApiLimits
-from earthsignature.pb.snapearth.api.v1 import database_pb2, database_pb2_grpc
+from earthsignature.pb.snapearth.api.v1 import database_pb2
 from earthsignature.service.api.auth import RevocationList, TlsFiles
-from earthsignature.service.api.servicer import DatabaseService
+from earthsignature.service.api.servicer import DatabaseService, Undecodable
 from earthsignature.service.catalog.catalog import Catalog
 from earthsignature.service.catalog.raster_store import RasterStore
 from earthsignature.service.catalog.schema import upgrade
@@ -45,6 +46,31 @@ class ApiServer:
         self.stop(grace=None)
 
 
+def _tolerant(message_class):
+    """A deserializer that hands undecodable bytes to the service as ``Undecodable`` (answered with
+    INVALID_ARGUMENT) instead of failing inside grpcio (which answers INTERNAL)."""
+    def parse(data: bytes):
+        try:
+            return message_class.FromString(data)
+        except (DecodeError, RuntimeError, ValueError):
+            return Undecodable(message_class.DESCRIPTOR.name)
+    return parse
+
+
+def _handlers(service: DatabaseService) -> grpc.GenericRpcHandler:
+    """The service's three methods, as the generated code registers them but with tolerant parsing."""
+    response = database_pb2.SegmentationResponse.SerializeToString
+    return grpc.method_handlers_generic_handler(SERVICE_NAME, {
+        "ListSegmentation": grpc.unary_stream_rpc_method_handler(
+            service.ListSegmentation, _tolerant(database_pb2.ListSegmentationRequest), response),
+        "SearchSegmentation": grpc.unary_stream_rpc_method_handler(
+            service.SearchSegmentation, _tolerant(database_pb2.SearchSegmentationRequest), response),
+        "CreateProduct": grpc.unary_unary_rpc_method_handler(
+            service.CreateProduct, _tolerant(database_pb2.CreateProductRequest),
+            database_pb2.CreateProductResponse.SerializeToString),
+    })
+
+
 def build_server(database_url: str, store_url: str, address: str, tls: TlsFiles | None, insecure: bool = False,
                  limits: ApiLimits | None = None, workers: int = 16, migrate: bool = True,
                  max_request_bytes: int = MAX_REQUEST_BYTES) -> ApiServer:
@@ -61,7 +87,7 @@ def build_server(database_url: str, store_url: str, address: str, tls: TlsFiles 
         ("grpc.max_receive_message_length", max_request_bytes),
         ("grpc.max_send_message_length", limits.max_response_bytes + 1024 * 1024),
     ])
-    database_pb2_grpc.add_DatabaseProductServiceServicer_to_server(service, server)
+    server.add_generic_rpc_handlers((_handlers(service),))
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)

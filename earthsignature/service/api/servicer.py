@@ -9,29 +9,63 @@ without an area), downsampled through the COG overviews when it exceeds the pixe
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Iterator
 from datetime import UTC
 
 import geobuf
 import grpc
+import psycopg
 from geoalchemy2.shape import to_shape
-from shapely import wkt as shapely_wkt
-from shapely.errors import ShapelyError
+from rasterio.errors import RasterioError
 from shapely.geometry import mapping
 from shapely.geometry.base import BaseGeometry
+from sqlalchemy import exc as sa_exc
 
 from earthsignature.core import raster_codec
 from earthsignature.core.settings import ApiLimits
 from earthsignature.pb.geobufproto import geobuf_pb2
 from earthsignature.pb.snapearth.api.v1 import database_pb2, database_pb2_grpc, segmentation_pb2
-from earthsignature.service.api.auth import ROLES, Caller, RevocationList, caller_from_pem
+from earthsignature.service.api import validation
+from earthsignature.service.api.auth import (
+    ROLES,
+    AuthError,
+    Caller,
+    RevocationList,
+    RevocationUnavailable,
+    caller_from_pem,
+    format_serial,
+)
+from earthsignature.service.api.errors import (
+    ApiError,
+    InvalidArgument,
+    PermissionDenied,
+    ResourceExhausted,
+    Unauthenticated,
+    Unavailable,
+    excerpt,
+)
 from earthsignature.service.catalog import query_language
 from earthsignature.service.catalog.catalog import Catalog, CatalogError, Filters, Found
-from earthsignature.service.catalog.ingest import IngestError, ingest
-from earthsignature.service.catalog.raster_store import RasterStore
+from earthsignature.service.catalog.ingest import IngestError, StorageFailure, ingest
+from earthsignature.service.catalog.raster_store import RasterStore, UnsafePath
 
 log = logging.getLogger(__name__)
 E = segmentation_pb2.RasterEncoding
+
+
+class Undecodable:
+    """What the server's deserializer hands over for bytes that are not the expected message."""
+
+    def __init__(self, message_name: str):
+        self.message_name = message_name
+
+
+#: Errors that mean the catalog database cannot be reached now (retryable).
+DATABASE_DOWN = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError, sa_exc.TimeoutError,
+                 psycopg.OperationalError)
+#: Errors of a stored raster that cannot be read: that product is left out of the answer.
+UNREADABLE_RASTER = (RasterioError, OSError, raster_codec.RasterCodecError)
 
 
 class DatabaseService(database_pb2_grpc.DatabaseProductServiceServicer):
@@ -41,6 +75,17 @@ class DatabaseService(database_pb2_grpc.DatabaseProductServiceServicer):
         self.revoked = revoked or RevocationList(None)
         self.insecure = insecure
 
+    # -- the three calls: authorize, validate, answer; errors become status codes here only ------------
+
+    def CreateProduct(self, request, context):
+        return _answer(context, lambda: self._create(request, context))
+
+    def ListSegmentation(self, request, context):
+        yield from _stream(context, lambda: self._list(request, context))
+
+    def SearchSegmentation(self, request, context):
+        yield from _stream(context, lambda: self._search(request, context))
+
     # -- authorization ------------------------------------------------------------------------------
 
     def _caller(self, context: grpc.ServicerContext, required: str | None = None) -> Caller:
@@ -48,28 +93,37 @@ class DatabaseService(database_pb2_grpc.DatabaseProductServiceServicer):
             return Caller("insecure-local", "internal", 0)
         certificates = context.auth_context().get("x509_pem_cert")
         if not certificates:
-            context.abort(grpc.StatusCode.UNAUTHENTICATED, "a client certificate signed by the project CA is required")
-        caller = caller_from_pem(certificates[0])
-        if caller.serial in self.revoked:
-            context.abort(grpc.StatusCode.UNAUTHENTICATED, f"certificate serial {caller.serial} is revoked")
+            raise Unauthenticated("a client certificate signed by the project CA is required")
+        try:
+            caller = caller_from_pem(certificates[0])
+        except AuthError as error:
+            raise Unauthenticated(str(error)) from error
+        try:
+            revoked = caller.serial in self.revoked
+        except RevocationUnavailable as error:
+            raise Unavailable(str(error)) from error
+        if revoked:
+            raise Unauthenticated(f"certificate serial {format_serial(caller.serial)} is revoked")
         if caller.role not in ROLES:
-            context.abort(grpc.StatusCode.PERMISSION_DENIED, f"certificate of {caller.common_name!r} has no role")
+            raise PermissionDenied(f"certificate of {excerpt(caller.common_name)} has no role")
         if required and caller.role != required:
-            context.abort(grpc.StatusCode.PERMISSION_DENIED,
-                          f"{caller.common_name!r} ({caller.role}) may not do this: the {required} role is required")
+            raise PermissionDenied(f"{excerpt(caller.common_name)} ({caller.role}) may not do this: the {required} "
+                                   "role is required")
         return caller
 
     # -- CreateProduct ------------------------------------------------------------------------------
 
-    def CreateProduct(self, request, context):
+    def _create(self, request, context) -> database_pb2.CreateProductResponse:
         self._caller(context, "internal")
+        _decoded(request)
+        validation.create_request(request)
         try:
             stored = ingest(request, self.catalog, self.store)
-        except IngestError as error:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
-        except Exception as error:  # storage failures: nothing was kept (see ingest), say so plainly
-            log.exception("CreateProduct failed")
-            context.abort(grpc.StatusCode.INTERNAL, f"could not store the product, nothing was kept: {error}")
+        except (IngestError, UnsafePath) as error:
+            raise InvalidArgument(None, str(error)) from error
+        except StorageFailure as error:  # the cause decides the code; the message says what was kept
+            code = Unavailable if isinstance(error.__cause__, DATABASE_DOWN) else ApiError
+            raise code(str(error)) from error
         log.info("product %s segmentation %s (%s)", stored.product_id, stored.segmentation_id,
                  "created" if stored.created else "already there")
         return database_pb2.CreateProductResponse(product_id=stored.product_id,
@@ -77,97 +131,86 @@ class DatabaseService(database_pb2_grpc.DatabaseProductServiceServicer):
 
     # -- queries ------------------------------------------------------------------------------------
 
-    def ListSegmentation(self, request, context):
+    def _list(self, request, context) -> Iterator:
         self._caller(context)
-        filters = self._list_filters(request, context)
-        yield from self._respond(filters, request.raster_encoding, request.max_pixels, context)
+        _decoded(request)
+        validation.list_request(request)
+        yield from self._respond(self._list_filters(request), request.raster_encoding, request.max_pixels)
 
-    def SearchSegmentation(self, request, context):
+    def _search(self, request, context) -> Iterator:
         self._caller(context)
+        _decoded(request)
+        validation.search_request(request)
         try:
             parsed = query_language.parse(request.query)
         except query_language.QuerySyntaxError as error:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
-        codes, names = self._categories(parsed.categories, context)
+            raise InvalidArgument(None, str(error)) from error
+        codes, names = self._categories(validation.categories("query class", parsed.categories))
         filters = Filters(area=parsed.area, start=parsed.start, end=parsed.end,
-                          product_ids=tuple(parsed.product_ids), tile_ids=tuple(parsed.tile_ids),
-                          model_names=tuple(parsed.model_names), category_codes=codes, category_names=names,
+                          product_ids=validation.identifiers("query product", parsed.product_ids, 128),
+                          tile_ids=validation.tile_ids("query tile", parsed.tile_ids),
+                          model_names=validation.identifiers("query model", parsed.model_names, 64),
+                          category_codes=codes, category_names=names,
                           min_category_fraction=parsed.min_fraction, max_cloud_cover=parsed.max_cloud_cover,
                           words=" ".join(parsed.words),
-                          limit=self._limit(request.n_results if request.HasField("n_results") else None, context),
+                          limit=self._limit(request.n_results if request.HasField("n_results") else None),
                           page_token=request.page_token)
-        yield from self._respond(filters, request.raster_encoding, request.max_pixels, context)
+        yield from self._respond(filters, request.raster_encoding, request.max_pixels)
 
-    def _limit(self, asked: int | None, context: grpc.ServicerContext) -> int:
+    def _limit(self, asked: int | None) -> int:
         if asked is None or asked == 0:
             return self.limits.default_results
         if asked < 0 or asked > self.limits.max_results:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                          f"n_results must be in 1..{self.limits.max_results}, got {asked}")
+            raise InvalidArgument("n_results", f"must be in 1..{self.limits.max_results}, got {asked}")
         return asked
 
-    def _categories(self, tokens, context) -> tuple[tuple[int, ...], tuple[str, ...]]:
+    def _categories(self, tokens) -> tuple[tuple[int, ...], tuple[str, ...]]:
         codes, names = [], []
         for token in tokens:
             if not self.catalog.known_category(token):
-                context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                              f"unknown category {token!r}: no stored segmentation has a class with that name or code")
+                raise InvalidArgument(None, f"unknown category {excerpt(token)}: no stored segmentation "
+                                                    "has a class with that name or code")
             if token.strip().isdigit():
                 codes.append(int(token))
             else:
                 names.append(token.strip().lower())
         return tuple(codes), tuple(names)
 
-    def _list_filters(self, request, context) -> Filters:
-        area = None
-        if request.HasField("wkt") and request.wkt.strip():
-            area = self._area(request.wkt, context)
+    def _list_filters(self, request) -> Filters:
+        area = validation.area("wkt", request.wkt) if request.HasField("wkt") and request.wkt.strip() else None
         start = request.start_date.ToDatetime(tzinfo=UTC) if request.HasField("start_date") else None
         end = request.end_date.ToDatetime(tzinfo=UTC) if request.HasField("end_date") else None
         if start and end and start > end:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"start_date {start:%Y-%m-%d %H:%M} is after "
-                                                            f"end_date {end:%Y-%m-%d %H:%M}")
-        if not 0 <= request.min_category_fraction <= 1:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "min_category_fraction must be in [0, 1]")
-        codes, names = self._categories(list(request.categories), context)
+            raise InvalidArgument("start_date", f"{start:%Y-%m-%d %H:%M} is after end_date {end:%Y-%m-%d %H:%M}")
+        codes, names = self._categories(list(request.categories))
         return Filters(
             area=area, start=start, end=end, product_ids=tuple(request.product_ids),
             tile_ids=tuple(request.tile_ids), model_names=tuple(request.model_names), category_codes=codes,
             category_names=names, min_category_fraction=request.min_category_fraction,
             max_cloud_cover=request.max_cloud_cover if request.HasField("max_cloud_cover") else None,
-            limit=self._limit(request.n_results if request.HasField("n_results") else None, context),
+            limit=self._limit(request.n_results if request.HasField("n_results") else None),
             page_token=request.page_token)
 
-    @staticmethod
-    def _area(text: str, context) -> BaseGeometry:
-        try:
-            area = shapely_wkt.loads(text)
-        except (ShapelyError, ValueError) as error:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"wkt is not Well-Known Text: {error}")
-        if area.is_empty or area.geom_type not in ("Polygon", "MultiPolygon", "Point", "LineString"):
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"wkt must be a non-empty polygon, got {area.geom_type}")
-        minx, miny, maxx, maxy = area.bounds
-        if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "wkt must be in EPSG:4326 (longitude latitude)")
-        if not area.is_valid:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "wkt is not a valid geometry (self-intersecting?)")
-        return area
-
-    def _respond(self, filters: Filters, encoding: int, max_pixels: int, context) -> Iterator:
+    def _respond(self, filters: Filters, encoding: int, max_pixels: int) -> Iterator:
         if max_pixels < 0 or max_pixels > self.limits.max_pixels:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"max_pixels must be in 0..{self.limits.max_pixels}")
+            raise InvalidArgument("max_pixels", f"must be in 0..{self.limits.max_pixels}, got {max_pixels}")
         try:
             found = self.catalog.search(filters)
         except CatalogError as error:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+            raise InvalidArgument(None, str(error)) from error
         for item in found:
-            response = self._response(item, filters.area, encoding or self.limits.default_encoding,
-                                      max_pixels or self.limits.default_pixels)
+            product_id = item.segmentation.product.product_id
+            try:
+                response = self._response(item, filters.area, encoding or self.limits.default_encoding,
+                                          max_pixels or self.limits.default_pixels)
+            except UNREADABLE_RASTER as error:  # one damaged map must not fail the whole answer
+                log.error("left %s (%s) out of an answer: its stored raster is unreadable: %s", product_id,
+                          item.segmentation.model_name, error)
+                continue
             if response.ByteSize() > self.limits.max_response_bytes:
-                context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                              f"the response for {item.segmentation.product.product_id} would be "
-                              f"{response.ByteSize()} bytes (limit {self.limits.max_response_bytes}): ask a smaller "
-                              "area, a lower max_pixels or a compressed encoding")
+                raise ResourceExhausted(f"the response for {product_id} would be {response.ByteSize()} bytes "
+                                        f"(limit {self.limits.max_response_bytes}): ask a smaller area, a lower "
+                                        "max_pixels or a compressed encoding")
             yield response
 
     def _response(self, item: Found, area: BaseGeometry | None, encoding: int, max_pixels: int):
@@ -204,3 +247,34 @@ class DatabaseService(database_pb2_grpc.DatabaseProductServiceServicer):
                 getattr(response, field_name).CopyFrom(raster_codec.encode(
                     extra.data, extra_encoding, extra.geotransform, extra.crs, extra.nodata))
         return response
+
+
+def _decoded(request) -> None:
+    if isinstance(request, Undecodable):
+        raise InvalidArgument(None, f"the bytes received are not a {request.message_name} message")
+
+
+def _abort(context: grpc.ServicerContext, error: Exception) -> None:
+    """The status code for ``error``, by cause; nothing of the server's internals in the message."""
+    if isinstance(error, ApiError):
+        context.abort(error.code, error.message)
+    if isinstance(error, DATABASE_DOWN):
+        log.warning("catalog database unavailable: %s", str(error).splitlines()[0] if str(error) else error)
+        context.abort(grpc.StatusCode.UNAVAILABLE, "the catalog database is unavailable; retry later")
+    reference = uuid.uuid4().hex[:12]
+    log.exception("internal error %s", reference, exc_info=error)
+    context.abort(grpc.StatusCode.INTERNAL, f"internal error (reference {reference} in the server's log)")
+
+
+def _answer(context: grpc.ServicerContext, call):
+    try:
+        return call()
+    except Exception as error:
+        _abort(context, error)
+
+
+def _stream(context: grpc.ServicerContext, produce) -> Iterator:
+    try:
+        yield from produce()
+    except Exception as error:
+        _abort(context, error)

@@ -85,14 +85,23 @@ class PageKey:
         payload = json.dumps({"t": self.start_time.isoformat(), "id": self.segmentation_id})
         return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
 
+    MAX_TOKEN = 256
+
     @classmethod
     def parse(cls, token: str) -> PageKey:
+        """A token this server issued; anything else (however nested or large) is a ``CatalogError``."""
+        refused = CatalogError("page_token is not one this server issued")
+        if len(token) > cls.MAX_TOKEN:
+            raise refused
         try:
             padded = token + "=" * (-len(token) % 4)
             values = json.loads(base64.urlsafe_b64decode(padded.encode()))
-            return cls(datetime.fromisoformat(values["t"]), int(values["id"]))
-        except (ValueError, KeyError, TypeError) as error:
-            raise CatalogError(f"page_token {token!r} is not one this server issued") from error
+            moment, identifier = datetime.fromisoformat(values["t"]), values["id"]
+        except (ValueError, KeyError, TypeError, IndexError, RecursionError) as error:
+            raise refused from error
+        if moment.tzinfo is None or type(identifier) is not int or not 0 < identifier < 2**63:
+            raise refused
+        return cls(moment, identifier)
 
 
 @dataclass
@@ -124,17 +133,20 @@ class Catalog:
                        Segmentation.model_version == model_version)
             ).first()
 
-    def product_exists(self, product_id: str) -> bool:
+    def product_quicklook(self, product_id: str) -> str | None:
         with self.sessions() as session:
-            return session.scalar(sa.select(sa.exists().where(Product.product_id == product_id)))
+            return session.scalar(sa.select(Product.quicklook_url).where(Product.product_id == product_id))
 
     def add(self, product: ProductRecord, segmentation: SegmentationRecord) -> tuple[int, bool]:
         """Store the segmentation (and its product, once) in one transaction.
 
         Returns (segmentation id, created). Adding the same product and model version again changes
-        nothing and returns the existing id with created False; concurrent adds resolve the same way.
+        nothing and returns the existing id with created False; concurrent adds of the same product and
+        model wait for each other (a transaction-scoped advisory lock), so exactly one creates it.
         """
+        key = f"{product.product_id}\x1f{segmentation.model_name}\x1f{segmentation.model_version}"
         with self.sessions.begin() as session:
+            session.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key})
             product_pk = self._upsert_product(session, product)
             existing = session.scalar(sa.select(Segmentation.id).where(
                 Segmentation.product_pk == product_pk, Segmentation.model_name == segmentation.model_name,

@@ -8,13 +8,18 @@ with the existing ids.
 
 from __future__ import annotations
 
+import dataclasses
+import math
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import geobuf
 import numpy as np
 from affine import Affine
-from shapely.geometry import shape
+from rasterio.errors import CRSError
+from rasterio.warp import transform_bounds
+from shapely.geometry import box, shape
 from shapely.geometry.base import BaseGeometry
 
 from earthsignature.core import raster_codec
@@ -27,7 +32,7 @@ from earthsignature.service.catalog.catalog import (
     ProductRecord,
     SegmentationRecord,
 )
-from earthsignature.service.catalog.raster_store import RasterStore
+from earthsignature.service.catalog.raster_store import SAFE_PART, RasterStore, UnsafePath
 
 NODATA = 255
 
@@ -120,54 +125,122 @@ def _georeferenced(raster: segmentation_pb2.Raster, what: str) -> tuple[np.ndarr
     return data, Affine.from_gdal(*raster.geotransform), raster.crs
 
 
+class StorageFailure(RuntimeError):
+    """Storing failed after validation (the database or the store); the message says truthfully what
+    was kept."""
+
+
 def ingest(request: database_pb2.CreateProductRequest, catalog: Catalog, store: RasterStore) -> Stored:
+    """Store the request's maps under names of their own (a folder per request), then the catalog rows.
+
+    Concurrent identical requests each write their own files; the catalog lets one commit (a lock per
+    product and model), and the others delete only what they wrote. A file that a committed row names is
+    never deleted here."""
     if not request.HasField("segmentation"):
         raise IngestError("segmentation is required")
     model_name = request.model_name or "unknown"
     model_version = request.model_version or "0"
     product_id = request.product_id or str(_footprint_and_properties(request.data)[1].get("product_id", ""))
-    existing = catalog.find_segmentation(product_id, model_name, model_version) if product_id else None
+    for field_name, value in (("product_id", product_id), ("model_name", model_name),
+                              ("model_version", model_version)):
+        if not SAFE_PART.fullmatch(value):
+            raise IngestError(f"{field_name} {value[:40]!r} is not an identifier (letters, digits, '_', '.', '-')")
+    existing = catalog.find_segmentation(product_id, model_name, model_version)
     if existing is not None:
         return Stored(product_id, existing.id, False)
     data, transform, crs = _georeferenced(request.segmentation, "segmentation")
     nodata = request.segmentation.nodata if request.segmentation.HasField("nodata") else None
     classes = class_shares(request, data, nodata)
+    product = product_record(request, None)
+    _check_grid(data.shape, transform, crs, product.footprint)
+    extras = {name: _extra_layer(request, name, data.shape) for name in ("confidence", "cloud_mask")
+              if request.HasField(name)}
     written: list[str] = []
-    folder = (product_id or "unnamed", model_name, model_version)
     try:
-        colormap = {c.land_cover.index: (*c.land_cover.color, 255) for c in classes}
-        raster_url = store.write_cog(store.url_for(*folder, "classes.tif"), data.astype(np.uint8), crs, transform,
-                                     NODATA if nodata is None else nodata, colormap)
-        written.append(raster_url)
-        urls = {}
-        for field_name in ("confidence", "cloud_mask"):
-            if request.HasField(field_name):
-                extra, extra_transform, extra_crs = _georeferenced(getattr(request, field_name), field_name)
-                urls[field_name] = store.write_cog(store.url_for(*folder, f"{field_name}.tif"),
-                                                   extra.astype(np.uint8), extra_crs, extra_transform, NODATA)
-                written.append(urls[field_name])
-        quicklook_url = None
-        if request.quicklook_png:
-            quicklook_url = store.url_for(product_id, "quicklook.png")
-            store.write_bytes(quicklook_url, request.quicklook_png)
-            written.append(quicklook_url)
-        product = product_record(request, quicklook_url)
-        segmentation = SegmentationRecord(model_name, model_version, raster_url, crs, transform.to_gdal(),
-                                          data.shape[1], data.shape[0], classes, urls.get("confidence"),
-                                          urls.get("cloud_mask"))
-        segmentation_id, created = catalog.add(product, segmentation)
-        return Stored(product.product_id, segmentation_id, created)
-    except BaseException:
-        _remove_unreferenced(written, store, catalog, product_id, model_name, model_version)
+        stored = _store(request, catalog, store, (product, data, transform, crs, nodata, classes, extras), written)
+    except (IngestError, UnsafePath):
+        _remove(written, store)
         raise
+    except Exception as error:
+        left = _remove(written, store)
+        kept = "nothing was kept" if not left else (
+            f"{len(left)} file(s) could not be removed; `earthsignature store check --repair` removes them")
+        raise StorageFailure(f"could not store the product, {kept}") from error
+    if not stored.created:  # another request committed the same product and model first: ours are spare
+        _remove(written, store)
+    return stored
 
 
-def _remove_unreferenced(written: list[str], store: RasterStore, catalog: Catalog, product_id: str,
-                         model_name: str, model_version: str) -> None:
-    """Delete what a failed request wrote, except files the catalog references (a concurrent request for
-    the same product may have committed them; the quicklook belongs to the product, not one model)."""
-    segmentation_kept = catalog.find_segmentation(product_id, model_name, model_version) is not None
-    product_kept = catalog.product_exists(product_id)
-    for url in written:
-        if not (product_kept if url.endswith("quicklook.png") else segmentation_kept):
+def _store(request, catalog: Catalog, store: RasterStore, parts, written: list[str]) -> Stored:
+    product, data, transform, crs, nodata, classes, extras = parts
+    folder = (product.product_id, request.model_name or "unknown", request.model_version or "0",
+              uuid.uuid4().hex[:16])
+    values, nodata = _class_values(data, nodata)
+    colormap = {c.land_cover.index: (*c.land_cover.color, 255) for c in classes} if values.dtype == np.uint8 else None
+    raster_url = store.write_cog(store.url_for(*folder, "classes.tif"), values, crs, transform, nodata, colormap)
+    written.append(raster_url)
+    urls = {}
+    for name, layer in extras.items():
+        urls[name] = store.write_cog(store.url_for(*folder, f"{name}.tif"), layer, crs, transform, NODATA)
+        written.append(urls[name])
+    quicklook_url = None
+    if request.quicklook_png:
+        quicklook_url = store.url_for(product.product_id, f"quicklook-{folder[-1]}.png")
+        written.append(store.write_bytes(quicklook_url, request.quicklook_png))
+    product = dataclasses.replace(product, quicklook_url=quicklook_url)
+    segmentation = SegmentationRecord(folder[1], folder[2], raster_url, crs, transform.to_gdal(), data.shape[1],
+                                      data.shape[0], classes, urls.get("confidence"), urls.get("cloud_mask"))
+    segmentation_id, created = catalog.add(product, segmentation)
+    if created and quicklook_url and catalog.product_quicklook(product.product_id) != quicklook_url:
+        written.remove(quicklook_url)  # the product was stored before with its own quicklook
+        store.delete(quicklook_url)
+    if created:
+        written.clear()  # committed: these files belong to the catalog now
+    return Stored(product.product_id, segmentation_id, created)
+
+
+def _class_values(data: np.ndarray, nodata: int | None) -> tuple[np.ndarray, int]:
+    """The class map in the smallest type that holds its values and its no-data value, never truncated."""
+    highest = int(data.max()) if data.size else 0
+    if highest < NODATA and (nodata is None or nodata <= 255):
+        return data.astype(np.uint8), NODATA if nodata is None else int(nodata)
+    if highest < 65_535 and (nodata is None or nodata <= 65_535):
+        return data.astype(np.uint16), 65_535 if nodata is None else int(nodata)
+    raise IngestError(f"class values must be below 65535, the map holds {highest}")
+
+
+def _extra_layer(request, name: str, shape: tuple[int, int]) -> np.ndarray:
+    layer, _, _ = _georeferenced(getattr(request, name), name)
+    if layer.shape != shape:
+        raise IngestError(f"{name} is {layer.shape[0]} x {layer.shape[1]}, the segmentation {shape[0]} x {shape[1]}")
+    if layer.size and (int(layer.max()) > 255 or int(layer.min()) < 0):
+        raise IngestError(f"{name} values must be in 0..255")
+    return layer.astype(np.uint8)
+
+
+def _check_grid(shape: tuple[int, int], transform: Affine, crs: str, footprint: BaseGeometry) -> None:
+    """The map must lie where its footprint says, in its CRS (a UTM grid labelled EPSG:4326 does not)."""
+    height, width = shape
+    left, top = transform * (0, 0)
+    right, bottom = transform * (width, height)
+    try:
+        bounds = transform_bounds(crs, "EPSG:4326", min(left, right), min(top, bottom), max(left, right),
+                                  max(top, bottom), densify_pts=21)
+    except (CRSError, ValueError) as error:
+        raise IngestError(f"the segmentation's grid cannot be placed on the Earth in {crs[:40]!r}") from error
+    if not all(math.isfinite(v) for v in bounds) or not (-180 <= bounds[0] <= bounds[2] <= 180
+                                                         and -90 <= bounds[1] <= bounds[3] <= 90):
+        raise IngestError("the segmentation's geotransform does not fit its crs (its corners are not on the Earth)")
+    if not box(*bounds).buffer(0.05).intersects(footprint):
+        raise IngestError("the segmentation's grid does not overlap the footprint: check geotransform and crs")
+
+
+def _remove(urls: list[str], store: RasterStore) -> list[str]:
+    """Delete files this request wrote and nobody references; the ones that could not be deleted."""
+    left = []
+    for url in urls:
+        try:
             store.delete(url)
+        except OSError:
+            left.append(url)
+    return left

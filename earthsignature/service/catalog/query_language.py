@@ -34,7 +34,11 @@ _KEYS = {"class", "fraction", "after", "before", "tile", "product", "model", "cl
 
 
 class QuerySyntaxError(ValueError):
+    MAX_MESSAGE = 160  # the query's own text is echoed only this far
+
     def __init__(self, message: str, position: int):
+        if len(message) > self.MAX_MESSAGE:
+            message = message[: self.MAX_MESSAGE] + "…"
         super().__init__(f"query error at position {position}: {message}")
         self.position = position
 

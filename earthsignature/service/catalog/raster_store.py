@@ -10,9 +10,10 @@ overview that matches the asked resolution, and pixels outside the area become n
 from __future__ import annotations
 
 import math
-import os
+import re
 import shutil
 import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,13 @@ from shapely.geometry.base import BaseGeometry
 from earthsignature.core.cog import COG_OPTIONS
 
 _REMOTE = ("s3://", "gs://", "az://", "http://", "https://")
+#: What a name in the store may be: a letter or digit first, then letters, digits, '_', '.', '-'. So a
+#: client's identifier never becomes '..', a separator or a control character in a path.
+SAFE_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
+
+
+class UnsafePath(ValueError):
+    """A name that may not become part of a store path."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +72,9 @@ class RasterStore:
         self.remote = self.root_url.startswith(_REMOTE)
 
     def url_for(self, *parts: str) -> str:
+        for part in parts:
+            if not SAFE_PART.fullmatch(part):
+                raise UnsafePath(f"{part[:40]!r} may not name a file or folder in the raster store")
         return "/".join([self.root_url, *parts])
 
     def write_cog(self, url: str, data: np.ndarray, crs: str, transform: Affine, nodata: int | None = None,
@@ -106,7 +117,7 @@ class RasterStore:
             return
         destination = Path(gdal_path(url))
         destination.parent.mkdir(parents=True, exist_ok=True)
-        partial = destination.with_name(f".{destination.name}.{os.getpid()}.partial")
+        partial = destination.with_name(f".{destination.name}.{uuid.uuid4().hex}.partial")  # per request
         shutil.copyfile(local, partial)
         partial.replace(destination)
 
