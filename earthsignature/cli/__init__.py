@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from earthsignature.cli import api, data, db, demo, ml, model, monitor, query
+from earthsignature.cli import api, data, db, demo, ml, model, monitor, query, store
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -17,5 +17,5 @@ def main() -> None:
 
 
 for command in (db.db, data.classes, data.fixtures, ml.train, ml.finetune, ml.evaluate, model.export_command,
-                model.model, api.certs, api.serve, query.query, monitor.monitor, demo.demo):
+                model.model, api.certs, api.serve, store.store, query.query, monitor.monitor, demo.demo):
     main.add_command(command)

@@ -6,6 +6,7 @@ servers up on entry, the gateway shut and in-flight calls finished on exit.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,6 +18,9 @@ from earthsignature.core.settings import ApiLimits
 from earthsignature.service.api.auth import TlsFiles
 from earthsignature.service.api.http_gateway import start_gateway
 from earthsignature.service.api.server import ApiServer, build_server
+from earthsignature.service.catalog.store_check import check_store
+
+log = logging.getLogger(__name__)
 
 
 class MissingCertificates(FileNotFoundError):
@@ -52,6 +56,8 @@ def serving(database_url: str, api: object, insecure: bool = False, grace_s: flo
     server = build_server(database_url, api.store_url, api.address, tls, insecure, limits, api.workers)
     gateway = None
     try:
+        report = check_store(server.catalog, server.service.store, repair=True)
+        log.info("raster store at start: %s", report.summary())
         if api.http_port:
             host = api.address.rsplit(":", 1)[0]
             gateway = start_gateway(server.service, (host, int(api.http_port)), tls)

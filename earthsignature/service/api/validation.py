@@ -102,11 +102,12 @@ def area(field: str, value: str) -> BaseGeometry:
     text(field, value, MAX_LENGTHS["wkt"])
     try:
         geometry = shapely_wkt.loads(value)
-    except (ShapelyError, ValueError, TypeError):
+        kind, empty = geometry.geom_type, geometry.is_empty
+    except (ShapelyError, ValueError, TypeError, NotImplementedError):  # curves raise NotImplementedError
         raise InvalidArgument(field, f"is not Well-Known Text of a {' or '.join(AREA_TYPES)}: "
                                      f"{excerpt(value)}") from None
-    if geometry.is_empty or geometry.geom_type not in AREA_TYPES:
-        raise InvalidArgument(field, f"must be a non-empty {' or '.join(AREA_TYPES)}, got {geometry.geom_type}")
+    if empty or kind not in AREA_TYPES:  # curves (CIRCULARSTRING...) included: PostGIS would refuse them
+        raise InvalidArgument(field, f"must be a non-empty {' or '.join(AREA_TYPES)}, got {kind}")
     minx, miny, maxx, maxy = geometry.bounds
     if not all(math.isfinite(v) for v in geometry.bounds) or not (
             -180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):

@@ -221,8 +221,8 @@ def _extra_layer(request, name: str, shape: tuple[int, int]) -> np.ndarray:
 def _check_grid(shape: tuple[int, int], transform: Affine, crs: str, footprint: BaseGeometry) -> None:
     """The map must lie where its footprint says, in its CRS (a UTM grid labelled EPSG:4326 does not)."""
     height, width = shape
-    left, top = transform * (0, 0)
-    right, bottom = transform * (width, height)
+    left, top = transform @ (0, 0)
+    right, bottom = transform @ (width, height)
     try:
         bounds = transform_bounds(crs, "EPSG:4326", min(left, right), min(top, bottom), max(left, right),
                                   max(top, bottom), densify_pts=21)
