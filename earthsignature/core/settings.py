@@ -52,6 +52,9 @@ class ApiSettings:
     workers: int = 16
     limits: ApiLimits = field(default_factory=ApiLimits)
     certs_dir: str = "${home:}/certs"  # made by `earthsignature certs init`
+    #: At start the server removes store files no catalog row names, if older than this (younger ones
+    #: may belong to an ingestion in flight in another server process); 0 when it is the only server.
+    store_check_min_age_s: float = 3600.0
 
 
 @dataclass

@@ -176,9 +176,10 @@ class PostgresCluster:
             tail = self.log_file.read_text()[-2000:] if self.log_file.exists() else result.stderr
             raise ClusterError(f"PostgreSQL did not start on {self.host}:{self.port}:\n{tail}")
 
-    def stop(self) -> None:
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server: ``fast`` (clients disconnected cleanly) or ``immediate`` (a crash, for drills)."""
         if self.is_running():
-            self._run("pg_ctl", "stop", "-w", "-m", "fast", "-D", str(self.data_dir))
+            self._run("pg_ctl", "stop", "-w", "-m", mode, "-D", str(self.data_dir))
 
     def up(self, database: str = "earthsignature") -> str:
         """Initialise if needed, start if stopped, create ``database`` with PostGIS; return its URL."""

@@ -56,7 +56,8 @@ def serving(database_url: str, api: object, insecure: bool = False, grace_s: flo
     server = build_server(database_url, api.store_url, api.address, tls, insecure, limits, api.workers)
     gateway = None
     try:
-        report = check_store(server.catalog, server.service.store, repair=True)
+        report = check_store(server.catalog, server.service.store, repair=True,
+                             min_age_s=float(api.store_check_min_age_s))
         log.info("raster store at start: %s", report.summary())
         if api.http_port:
             host = api.address.rsplit(":", 1)[0]
