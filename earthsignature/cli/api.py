@@ -101,9 +101,12 @@ def serve(insecure: bool, config: str, overrides: tuple[str, ...]) -> None:
         server_tls(Path(cfg.api.certs_dir), insecure)  # fail before starting the database
     except MissingCertificates as error:
         raise click.ClickException(str(error)) from error
+    if cfg.api.processes > 1 and cfg.api.address.endswith(":0"):
+        raise click.ClickException("api.processes > 1 needs a fixed port in api.address")
     with serving(database_url(config, overrides), cfg.api, insecure) as running:
         http = running.http_address
-        click.echo(f"gRPC on {cfg.api.address} ({'insecure' if insecure else 'mutual TLS'})"
+        click.echo(f"gRPC on {cfg.api.address} ({'insecure' if insecure else 'mutual TLS'}, "
+                   f"{cfg.api.processes} process(es))"
                    + (f", HTTP gateway on {http[0]}:{http[1]}" if http else ""), err=True)
         stopping = threading.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):

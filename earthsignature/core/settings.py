@@ -49,7 +49,10 @@ class ApiSettings:
     address: str = "127.0.0.1:50051"  # gRPC; production: 0.0.0.0:443 behind the pilots' firewall rules
     http_port: int | None = 8443  # the HTTPS gateway; None: none
     store_url: str = "${home:}/rasters"  # COG store: a folder, or s3://bucket/prefix, gs://...
-    workers: int = 16
+    workers: int = 16  # gRPC threads per process
+    #: Server processes sharing the gRPC port (SO_REUSEPORT: the kernel spreads connections), to use
+    #: every core; more than 1 needs a fixed port in address. The HTTP gateway runs in the first.
+    processes: int = 1
     limits: ApiLimits = field(default_factory=ApiLimits)
     certs_dir: str = "${home:}/certs"  # made by `earthsignature certs init`
     #: At start the server removes store files no catalog row names, if older than this (younger ones

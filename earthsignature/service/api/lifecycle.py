@@ -7,14 +7,18 @@ servers up on entry, the gateway shut and in-flight calls finished on exit.
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 
+from omegaconf import OmegaConf
+
 from earthsignature.core.layout import CertificateFolder
-from earthsignature.core.settings import ApiLimits
+from earthsignature.core.settings import ApiLimits, ApiSettings
 from earthsignature.service.api.auth import TlsFiles
 from earthsignature.service.api.http_gateway import start_gateway
 from earthsignature.service.api.server import ApiServer, build_server
@@ -49,22 +53,54 @@ def server_tls(certs_dir: Path, insecure: bool) -> TlsFiles | None:
 
 
 @contextmanager
-def serving(database_url: str, api: object, insecure: bool = False, grace_s: float = 10.0) -> Iterator[RunningApi]:
-    """Run the service described by a config's ``api`` section against ``database_url``."""
+def serving(database_url: str, api: object, insecure: bool = False, grace_s: float = 10.0,
+            first: bool = True) -> Iterator[RunningApi]:
+    """Run the service described by a config's ``api`` section against ``database_url``; with
+    ``api.processes`` > 1 the extra processes start too. ``first``: this process repairs the store at
+    start and runs the HTTP gateway (the extra processes do neither)."""
     tls = server_tls(Path(api.certs_dir), insecure)
-    limits = ApiLimits(**api.limits)
-    server = build_server(database_url, api.store_url, api.address, tls, insecure, limits, api.workers)
-    gateway = None
+    limits = api.limits if isinstance(api.limits, ApiLimits) else ApiLimits(**api.limits)
+    processes = int(api.processes)
+    if processes > 1 and api.address.rsplit(":", 1)[-1] == "0":
+        raise ValueError("api.processes > 1 needs a fixed port in api.address")
+    server = build_server(database_url, api.store_url, api.address, tls, insecure, limits, api.workers,
+                          migrate=first, share_port=processes > 1)
+    gateway, extra, stop = None, [], None
     try:
-        report = check_store(server.catalog, server.service.store, repair=True,
-                             min_age_s=float(api.store_check_min_age_s))
-        log.info("raster store at start: %s", report.summary())
-        if api.http_port:
-            host = api.address.rsplit(":", 1)[0]
-            gateway = start_gateway(server.service, (host, int(api.http_port)), tls)
+        if first:
+            report = check_store(server.catalog, server.service.store, repair=True,
+                                 min_age_s=float(api.store_check_min_age_s))
+            log.info("raster store at start: %s", report.summary())
+            if api.http_port:
+                host = api.address.rsplit(":", 1)[0]
+                gateway = start_gateway(server.service, (host, int(api.http_port)), tls)
+            extra, stop = _start_extra_processes(database_url, api, insecure, processes - 1)
         yield RunningApi(server, gateway)
     finally:
+        if stop is not None:
+            stop.set()
+            for process in extra:
+                process.join(grace_s + 5)
         if gateway:
             gateway.shutdown()
             gateway.server_close()
         server.stop(grace=grace_s)
+
+
+def _start_extra_processes(database_url: str, api: object, insecure: bool, count: int):
+    if count < 1:
+        return [], None
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter: no inherited gRPC threads
+    stop = context.Event()
+    settings = OmegaConf.to_object(api) if OmegaConf.is_config(api) else api
+    processes = [context.Process(target=_extra_process, args=(database_url, settings, insecure, stop),
+                                 name=f"earthsignature-api-{k + 2}", daemon=True) for k in range(count)]
+    for process in processes:
+        process.start()
+    return processes, stop
+
+
+def _extra_process(database_url: str, api: ApiSettings, insecure: bool, stop) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the first process, which stops the others
+    with serving(database_url, api, insecure, first=False):
+        stop.wait()

@@ -73,7 +73,7 @@ def _handlers(service: DatabaseService) -> grpc.GenericRpcHandler:
 
 def build_server(database_url: str, store_url: str, address: str, tls: TlsFiles | None, insecure: bool = False,
                  limits: ApiLimits | None = None, workers: int = 16, migrate: bool = True,
-                 max_request_bytes: int = MAX_REQUEST_BYTES) -> ApiServer:
+                 max_request_bytes: int = MAX_REQUEST_BYTES, share_port: bool = False) -> ApiServer:
     """A started server on ``address`` (port 0: any free port)."""
     if tls is None and not insecure:
         raise ValueError("TLS files are required unless insecure mode is asked for explicitly")
@@ -86,6 +86,8 @@ def build_server(database_url: str, store_url: str, address: str, tls: TlsFiles 
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers), options=[
         ("grpc.max_receive_message_length", max_request_bytes),
         ("grpc.max_send_message_length", limits.max_response_bytes + 1024 * 1024),
+        # several server processes on one port only when asked: otherwise a second server fails to bind
+        ("grpc.so_reuseport", 1 if share_port else 0),
     ])
     server.add_generic_rpc_handlers((_handlers(service),))
     health_servicer = health.HealthServicer()

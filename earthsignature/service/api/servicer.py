@@ -122,6 +122,7 @@ class DatabaseService(database_pb2_grpc.DatabaseProductServiceServicer):
         except (IngestError, UnsafePath) as error:
             raise InvalidArgument(None, str(error)) from error
         except StorageFailure as error:  # the cause decides the code; the message says what was kept
+            log.error("CreateProduct %s: %s", request.product_id, error, exc_info=error.__cause__)
             code = Unavailable if isinstance(error.__cause__, DATABASE_DOWN) else ApiError
             raise code(str(error)) from error
         log.info("product %s segmentation %s (%s)", stored.product_id, stored.segmentation_id,

@@ -19,6 +19,7 @@ import numpy as np
 from affine import Affine
 from rasterio.errors import CRSError
 from rasterio.warp import transform_bounds
+from shapely.errors import ShapelyError
 from shapely.geometry import box, shape
 from shapely.geometry.base import BaseGeometry
 
@@ -55,14 +56,22 @@ def _timestamp(message, present: bool) -> datetime | None:
 def _footprint_and_properties(data) -> tuple[BaseGeometry, dict]:
     if not data.ByteSize():
         raise IngestError("data (the product footprint as geobuf) is required")
-    geojson = geobuf.decode(data.SerializeToString())
+    try:  # geobuf's decoder trusts its input (sizes and precision are bounded by the API beforehand)
+        geojson = geobuf.decode(data.SerializeToString())
+    except Exception as error:
+        raise IngestError("data is not a decodable geobuf footprint") from error
+    if not isinstance(geojson, dict):
+        raise IngestError("data must hold a GeoJSON Feature, FeatureCollection or Geometry")
     if geojson.get("type") == "FeatureCollection":
-        if len(geojson["features"]) != 1:
+        if len(geojson.get("features") or ()) != 1:
             raise IngestError("data must hold one footprint feature")
         geojson = geojson["features"][0]
-    properties = dict(geojson.get("properties") or {}) if geojson.get("type") == "Feature" else {}
-    geometry = geojson.get("geometry", geojson)
-    footprint = shape(geometry)
+    try:
+        properties = dict(geojson.get("properties") or {}) if geojson.get("type") == "Feature" else {}
+        footprint = shape(geojson.get("geometry", geojson))
+        footprint.is_valid  # noqa: B018 (GEOS checks coordinates here)
+    except (ShapelyError, ValueError, TypeError, KeyError, IndexError, AttributeError) as error:
+        raise IngestError("data does not hold a GeoJSON footprint geometry") from error
     if footprint.geom_type not in ("Polygon", "MultiPolygon") or not footprint.is_valid:
         raise IngestError(f"the footprint must be a valid (multi)polygon in EPSG:4326, got {footprint.geom_type}")
     if not (footprint.bounds[0] >= -180 and footprint.bounds[2] <= 180 and footprint.bounds[1] >= -90

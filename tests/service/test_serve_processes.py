@@ -1,0 +1,78 @@
+"""`earthsignature serve` as an operator runs it: a separate process, several server processes on one
+port, the store repaired at start, a clean stop on SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+
+from earthsignature.client import EarthSignatureClient
+from earthsignature.core.layout import CertificateFolder
+from earthsignature.embedded.ports import free_port
+from earthsignature.service.api.auth import init_certificates
+
+from .api_fixtures import product_request
+
+pytestmark = pytest.mark.postgis
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_two_server_processes_share_the_port_and_stop_together(postgis_db, tmp_path) -> None:
+    certs = CertificateFolder(tmp_path / "certs")
+    init_certificates(certs, ("server", "monitor", "pilot"))
+    orphan = tmp_path / "store" / "S2X_killed" / "m" / "1" / "abc" / "classes.tif"
+    orphan.parent.mkdir(parents=True)
+    orphan.write_bytes(b"left by a killed ingestion")
+    address = f"127.0.0.1:{free_port()}"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "earthsignature.cli", "serve", f"db.url={postgis_db}", f"api.address={address}",
+         "api.http_port=null", f"api.store_url={tmp_path / 'store'}", f"api.certs_dir={certs.path}",
+         "api.processes=2", "api.store_check_min_age_s=0"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    monitor, pilot = certs.identity("monitor"), certs.identity("pilot")
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with EarthSignatureClient(address, ca=certs.ca_cert, cert=monitor.cert, key=monitor.key,
+                                          timeout_s=5) as client:
+                    client.create(product_request(1))
+                break
+            except grpc.RpcError:
+                assert time.monotonic() < deadline and server.poll() is None, "the server did not start"
+                time.sleep(0.3)
+        assert not orphan.exists()  # the store was repaired at start
+        while len(_children(server.pid)) < 2 and time.monotonic() < deadline:  # the spawned server + its tracker
+            time.sleep(0.2)
+        answers = []
+        for _ in range(12):  # separate connections, spread by the kernel over both processes
+            with EarthSignatureClient(address, ca=certs.ca_cert, cert=pilot.cert, key=pilot.key,
+                                      timeout_s=30) as client:
+                answers.append(len(list(client.list())))
+        assert answers == [1] * 12
+        children = _children(server.pid)
+        assert children
+    finally:
+        server.send_signal(signal.SIGTERM)
+        output = server.communicate(timeout=60)[0].decode()
+    assert server.returncode == 0 and "stopped" in output
+    deadline = time.monotonic() + 15  # multiprocessing's resource tracker leaves just after its parent
+    while [pid for pid in children if Path(f"/proc/{pid}").exists()] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [pid for pid in children if Path(f"/proc/{pid}").exists()]  # no process left behind
