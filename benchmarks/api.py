@@ -1,22 +1,26 @@
 """API benchmark: ListSegmentation over a catalog of 10,000 products, on loopback with mutual TLS.
 
 1. A private PostGIS cluster and a catalog of N products (default 10,000) with footprints scattered
-   over Europe's Sentinel-2 tiles, small segmentation COGs (64 x 64, shared in a pool of 100 files) and
-   one 1098 x 1098 product for the wire-size measurement.
-2. The gRPC server in its own process (so client threads do not share its interpreter lock).
+   over Europe's Sentinel-2 tiles, small segmentation COGs (64 x 64, shared in a pool of 100 files), one
+   1098 x 1098 product for the wire-size measurement, and 10 acquisitions whose maps are a full-size
+   10980 x 10980 COG with overviews (the realistic case: every result is a window read).
+2. The Database service as `earthsignature serve` runs it, in its own processes: 1 server process, then
+   one per core (api.processes; several processes share the port).
 3. With 1, 8 and 32 concurrent clients (one channel each): latency p50/p99 and throughput of a
-   10 km x 10 km area query and of a categories query; the catalog query alone (PostGIS, no gRPC,
-   no rasters) is the baseline of the same run.
+   10 km x 10 km area query, a categories query, and 10 km windows of the full-size maps; throughput as
+   a ratio to 1 client of the same server, and the catalog query alone (PostGIS, no gRPC, no rasters) as
+   the baseline of the same run.
 4. Bytes on the wire for the same clipped 1000 x 1000 map: zstd (default), PNG, legacy repeated
    uint32 (the seed's), and class polygons (geobuf), as ratios to the legacy form.
 
-    python benchmarks/api.py [--products 10000] [--seconds 4]
+    python benchmarks/api.py [--products 10000] [--seconds 4] [--full-size 10980]
 """
 
 from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import shutil
 import statistics
 import tempfile
@@ -32,18 +36,21 @@ from shapely.geometry import Polygon
 
 from earthsignature.client import EarthSignatureClient, Encoding
 from earthsignature.core.classes import ClassShare, LandCoverClass
+from earthsignature.core.layout import CertificateFolder
 from earthsignature.core.raster_codec import unpack_rgb
 from earthsignature.core.sentinel2 import tile
+from earthsignature.core.settings import ApiSettings
 from earthsignature.embedded.ports import free_port
 from earthsignature.embedded.postgres import PostgresCluster
-from earthsignature.service.api.auth import CertificateAuthority, TlsFiles
-from earthsignature.service.api.server import build_server
+from earthsignature.service.api.auth import init_certificates
+from earthsignature.service.api.lifecycle import serving
 from earthsignature.service.catalog.catalog import Catalog, Filters, ProductRecord, SegmentationRecord
 from earthsignature.service.catalog.raster_store import RasterStore
 from earthsignature.service.catalog.schema import upgrade
 
 CLASSES = [(0, 312, "Coniferous forest", 0x00A600), (1, 211, "Non-irrigated arable land", 0xFFFFA8),
            (2, 334, "Burnt areas", 0x000000), (3, 512, "Water bodies", 0x80F2E6)]
+FULL_SIZE_PRODUCTS, FULL_SIZE_MODEL = 10, "clc-unet-full"
 # UTM zones 29..35, latitude bands S..V: most of the European Sentinel-2 grid
 ZONES, BANDS, COLUMNS, ROWS = range(29, 36), "STUV", "CDEFG", "ABCDEFGHJK"
 
@@ -61,7 +68,7 @@ def european_tiles(rng: np.random.Generator, count: int) -> list:
     return tiles
 
 
-def load_catalog(url: str, store: RasterStore, products: int) -> tuple[str, Polygon]:
+def load_catalog(url: str, store: RasterStore, products: int, full_size: int) -> tuple[str, Polygon]:
     """Fill the catalog; return the big product's id and a 10 km x 10 km area inside it."""
     rng = np.random.default_rng(0)
     catalog = Catalog(url, pool_size=2)
@@ -100,28 +107,53 @@ def load_catalog(url: str, store: RasterStore, products: int) -> tuple[str, Poly
                               Polygon(big.footprint_lonlat(size * 10, size * 10)), 3.0),
                 SegmentationRecord("clc-unet", "1", url_big, f"EPSG:{big.epsg}",
                                    [big.ulx, 10, 0, big.uly, 0, -10], size, size, classes))
+    _add_full_size_products(catalog, store, big, full_size)
     catalog.dispose()
     corner = Polygon(big.footprint_lonlat(10_000, 10_000))
     return big_id, corner
 
 
-def serve(url: str, store_url: str, address: str, tls: TlsFiles, ready, stop) -> None:
-    server = build_server(url, store_url, address, tls, workers=32, migrate=False)
-    ready.set()
-    stop.wait()
-    server.stop(grace=None)
+def _add_full_size_products(catalog: Catalog, store: RasterStore, big, size: int) -> None:
+    """FULL_SIZE_PRODUCTS acquisitions of one tile whose maps are one size x size COG with overviews (a
+    whole 10980 x 10980 product by default): the realistic case, where each result is a window read."""
+    rows = np.arange(size, dtype=np.int32)[:, None]
+    data = ((rows // 311 + np.arange(size, dtype=np.int32)[None, :] // 233) % 4).astype(np.uint8)
+    url = store.write_cog(store.url_for("full", "classes.tif"), data, f"EPSG:{big.epsg}",
+                          Affine(10, 0, big.ulx, 0, -10, big.uly), 255)
+    counts = np.bincount(data.ravel(), minlength=4)
+    del data
+    classes = [ClassShare(LandCoverClass(c, n, unpack_rgb(col), v), int(counts[v]), float(counts[v] / size**2))
+               for v, c, n, col in CLASSES]
+    for k in range(FULL_SIZE_PRODUCTS):
+        moment = datetime(2021, 6, 1, 9, 20, tzinfo=UTC) + timedelta(days=k)
+        catalog.add(ProductRecord(f"S2B_MSIL2A_{moment:%Y%m%dT%H%M%S}_N0500_R093_T34SGH_FULL{k:02d}", "34SGH",
+                                  "S2B", "L2A", moment, moment + timedelta(seconds=5),
+                                  Polygon(big.footprint_lonlat(size * 10, size * 10)), 3.0),
+                    SegmentationRecord(FULL_SIZE_MODEL, "1", url, f"EPSG:{big.epsg}",
+                                       [big.ulx, 10, 0, big.uly, 0, -10], size, size, classes))
+
+
+def serve(url: str, settings: ApiSettings, ready, stop) -> None:
+    """The Database service as `earthsignature serve` runs it (settings.processes server processes)."""
+    with serving(url, settings):
+        ready.set()
+        stop.wait()
 
 
 def latencies(make_client, clients: int, seconds: float, call) -> dict:
+    """Each client connects and sends one warm-up request (TLS handshake), then all send as fast as they can
+    for ``seconds``; throughput is the timed requests over the timed window only."""
     times: list[float] = []
     lock = threading.Lock()
-    deadline = time.perf_counter() + seconds
+    ready = threading.Barrier(clients + 1)
+    window: dict[str, float] = {}
 
     def worker() -> None:
         with make_client() as client:
             call(client)  # warm-up: connection and TLS handshake
+            ready.wait()
             local = []
-            while not local or time.perf_counter() < deadline:  # at least one timed request per client
+            while not local or time.perf_counter() < window["end"]:  # at least one timed request per client
                 start = time.perf_counter()
                 call(client)
                 local.append(time.perf_counter() - start)
@@ -129,9 +161,12 @@ def latencies(make_client, clients: int, seconds: float, call) -> dict:
             times.extend(local)
 
     threads = [threading.Thread(target=worker) for _ in range(clients)]
-    begin = time.perf_counter()
     for thread in threads:
         thread.start()
+    window["end"] = time.perf_counter() + 3600  # set before release: nobody reads it earlier
+    ready.wait()
+    begin = time.perf_counter()
+    window["end"] = begin + seconds
     for thread in threads:
         thread.join()
     elapsed = time.perf_counter() - begin
@@ -144,6 +179,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--products", type=int, default=10_000)
     parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--full-size", type=int, default=10_980, help="side of the full-size maps, pixels")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="earthsignature-api-bench-"))
     work.chmod(0o755)
@@ -160,43 +196,57 @@ def run(args: argparse.Namespace, work: Path, cluster: PostgresCluster) -> None:
     upgrade(url)
     store = RasterStore(str(work / "store"))
     started = time.perf_counter()
-    big_id, area = load_catalog(url, store, args.products)
+    big_id, area = load_catalog(url, store, args.products, args.full_size)
     load_seconds = time.perf_counter() - started
-    ca = CertificateAuthority(work / "certs" / "ca")
-    ca.init()
-    server_key, server_cert = ca.issue(work / "certs", "server", None, ("127.0.0.1",))
-    key, cert = ca.issue(work / "certs", "pilot", "pilot")
-    tls = TlsFiles(ca.cert_path, server_cert, server_key)
+    certs = CertificateFolder(work / "certs")
+    init_certificates(certs, ("server", "pilot"))
+    pilot = certs.identity("pilot")
     address = f"127.0.0.1:{free_port()}"
-    context = multiprocessing.get_context("spawn")
-    ready, stop = context.Event(), context.Event()
-    process = context.Process(target=serve, args=(url, str(work / "store"), address, tls, ready, stop))
-    process.start()
-    ready.wait(60)
-
-    def make_client() -> EarthSignatureClient:
-        return EarthSignatureClient(address, ca=ca.cert_path, cert=cert, key=key)
-
     queries = {
         "area 10 km x 10 km": lambda c: list(c.list(wkt=area.wkt)),
         "categories (burnt areas)": lambda c: list(c.list(categories=["Burnt areas"])),
+        "10 km windows of full-size maps": lambda c: list(c.list(wkt=area.wkt, model_names=[FULL_SIZE_MODEL])),
     }
-    catalog = Catalog(url, pool_size=2)
     baselines = {"area 10 km x 10 km": Filters(area=area),
-                 "categories (burnt areas)": Filters(category_names=("burnt areas",))}
+                 "categories (burnt areas)": Filters(category_names=("burnt areas",)),
+                 "10 km windows of full-size maps": Filters(area=area, model_names=(FULL_SIZE_MODEL,))}
+
+    def make_client() -> EarthSignatureClient:
+        return EarthSignatureClient(address, ca=certs.ca_cert, cert=pilot.cert, key=pilot.key)
+
+    catalog = Catalog(url, pool_size=2)
+    base = {}
+    for name, filters in baselines.items():
+        timings = []
+        for _ in range(50):
+            t = time.perf_counter()
+            catalog.search(filters)
+            timings.append(time.perf_counter() - t)
+        base[name] = 1000 * statistics.median(timings)
     rows = []
+    context = multiprocessing.get_context("spawn")
+    for processes in sorted({1, os.cpu_count() or 1}):
+        settings = ApiSettings(address=address, http_port=None, store_url=str(work / "store"),
+                               certs_dir=str(certs.path), workers=32, processes=processes)
+        ready, stop = context.Event(), context.Event()
+        process = context.Process(target=serve, args=(url, settings, ready, stop))
+        process.start()
+        ready.wait(120)
+        try:
+            for name, call in queries.items():
+                for clients in (1, 8, 32):
+                    result = latencies(make_client, clients, args.seconds, call)
+                    rows.append({"query": name, "server_processes": processes, "clients": clients, **result,
+                                 "catalog_only_p50_ms": base[name], "p50_over_catalog": result["p50_ms"] / base[name]})
+                one = next(r for r in rows if (r["query"], r["server_processes"], r["clients"]) == (name, processes, 1))
+                for row in rows:
+                    if (row["query"], row["server_processes"]) == (name, processes):
+                        row["throughput_vs_1_client"] = row["per_s"] / one["per_s"]
+        finally:
+            if processes != max({1, os.cpu_count() or 1}):
+                stop.set()
+                process.join(60)
     try:
-        for name, call in queries.items():
-            timings = []
-            for _ in range(50):
-                t = time.perf_counter()
-                catalog.search(baselines[name])
-                timings.append(time.perf_counter() - t)
-            base = 1000 * statistics.median(timings)
-            for clients in (1, 8, 32):
-                result = latencies(make_client, clients, args.seconds, call)
-                rows.append({"query": name, "clients": clients, **result, "catalog_only_p50_ms": base,
-                             "p50_over_catalog": result["p50_ms"] / base})
         sizes = {}
         with make_client() as client:
             for label, encoding in (("zstd (default)", Encoding.RASTER_ENCODING_ZSTD),
@@ -210,19 +260,21 @@ def run(args: argparse.Namespace, work: Path, cluster: PostgresCluster) -> None:
     finally:
         catalog.dispose()
         stop.set()
-        process.join(30)
+        process.join(60)
     legacy = sizes["legacy repeated uint32 (seed)"]
     print(f"\ncatalog of {args.products + 1} products loaded in {load_seconds:.0f} s "
           f"({(args.products + 1) / load_seconds:.0f} products/s through Catalog.add)")
-    print(f"{'query':<26} {'clients':>7} {'requests':>8} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>7} "
-          f"{'p50 / catalog':>14}")
+    print(f"{'query':<32} {'procs':>5} {'clients':>7} {'requests':>8} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>7} "
+          f"{'vs 1 client':>11} {'p50 / catalog':>14}")
     for row in rows:
-        print(f"{row['query']:<26} {row['clients']:>7} {row['requests']:>8} {row['p50_ms']:>8.1f} "
-              f"{row['p99_ms']:>8.1f} {row['per_s']:>7.1f} {row['p50_over_catalog']:>13.1f}x")
+        print(f"{row['query']:<32} {row['server_processes']:>5} {row['clients']:>7} {row['requests']:>8} "
+              f"{row['p50_ms']:>8.1f} {row['p99_ms']:>8.1f} {row['per_s']:>7.1f} "
+              f"{row['throughput_vs_1_client']:>10.2f}x {row['p50_over_catalog']:>13.1f}x")
     print(f"\nbytes on the wire for one clipped map ({pixels:,} pixels):")
     for label, size in sizes.items():
         print(f"  {label:<32} {size:>10,} bytes  {size / legacy:>7.4f} of legacy")
-    write_results("api", {"products": args.products + 1, "load_seconds": load_seconds, "rows": rows,
+    write_results("api", {"products": args.products + 1, "full_size": args.full_size,
+                          "load_seconds": load_seconds, "rows": rows,
                           "wire_bytes": sizes, "pixels": pixels})
 
 
