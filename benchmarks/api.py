@@ -21,9 +21,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
-import shutil
 import statistics
-import tempfile
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -41,7 +39,7 @@ from earthsignature.core.raster_codec import unpack_rgb
 from earthsignature.core.sentinel2 import tile
 from earthsignature.core.settings import ApiSettings
 from earthsignature.embedded.ports import free_port
-from earthsignature.embedded.postgres import PostgresCluster
+from earthsignature.embedded.postgres import PostgresCluster, scratch_cluster
 from earthsignature.service.api.auth import init_certificates
 from earthsignature.service.api.lifecycle import serving
 from earthsignature.service.catalog.catalog import Catalog, Filters, ProductRecord, SegmentationRecord
@@ -181,14 +179,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--full-size", type=int, default=10_980, help="side of the full-size maps, pixels")
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="earthsignature-api-bench-"))
-    work.chmod(0o755)
-    cluster = PostgresCluster(work / "pg", port=free_port())
-    try:
+    with scratch_cluster("earthsignature-api-bench-") as (cluster, work):
         run(args, work, cluster)
-    finally:
-        cluster.destroy()
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def run(args: argparse.Namespace, work: Path, cluster: PostgresCluster) -> None:

@@ -19,19 +19,14 @@ import argparse
 import collections
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import geobuf
 import grpc
-import numpy as np
 import rasterio
 import sqlalchemy as sa
 from hypothesis import HealthCheck, Phase, given, settings
@@ -41,10 +36,10 @@ from results_file import write_results  # benchmarks/results_file.py, beside thi
 from earthsignature.client import EarthSignatureClient
 from earthsignature.core import raster_codec
 from earthsignature.core.layout import CertificateFolder
-from earthsignature.core.sentinel2 import tile
 from earthsignature.embedded.ports import free_port
-from earthsignature.embedded.postgres import PostgresCluster
+from earthsignature.embedded.postgres import PostgresCluster, scratch_cluster
 from earthsignature.pb.snapearth.api.v1 import database_pb2, segmentation_pb2
+from earthsignature.samples.requests import product_request as sample_request
 from earthsignature.service.api.auth import init_certificates
 from earthsignature.service.catalog.catalog import Catalog
 from earthsignature.service.catalog.raster_store import RasterStore, gdal_path
@@ -53,37 +48,15 @@ from earthsignature.service.catalog.store_check import check_store
 
 E = segmentation_pb2.RasterEncoding
 TILES = ("34SGH", "31TCJ", "33UUP", "35VLG")
-CLASSES = [(0, 312, "Coniferous forest", 0x00A600), (1, 211, "Non-irrigated arable land", 0xFFFFA8),
-           (2, 334, "Burnt areas", 0x000000), (3, 512, "Water bodies", 0x80F2E6)]
 SERVICE = "/snapearth.api.v1.DatabaseProductService/"
 
 
 # --- requests ------------------------------------------------------------------------------------------
 
 
-def product_request(number: int, tile_id: str = "34SGH", size: int = 64, model: str = "clc-unet"
-                    ) -> database_pb2.CreateProductRequest:
-    """A valid CreateProduct request: a class map with quadrants, its cloud mask, legend and footprint."""
-    geometry = tile(tile_id)
-    start = datetime(2021, 8, 1, 9, 20, tzinfo=UTC) + timedelta(minutes=number)
-    product_id = f"S2A_MSIL2A_{start:%Y%m%dT%H%M%S}_N0500_R093_T{tile_id}_{start:%Y%m%dT%H%M%S}"
-    footprint = {"type": "Feature", "properties": {"product_id": product_id},
-                 "geometry": {"type": "Polygon", "coordinates": [geometry.footprint_lonlat(size * 10, size * 10)]}}
-    request = database_pb2.CreateProductRequest(product_id=product_id, tile_id=tile_id, platform="S2A",
-                                                processing_level="L2A", cloud_cover=5.0, model_name=model,
-                                                model_version="1")
-    request.data.ParseFromString(geobuf.encode(footprint))
-    request.start_date.FromDatetime(start)
-    request.end_date.FromDatetime(start + timedelta(seconds=5))
-    gdal = [geometry.ulx, 10.0, 0.0, geometry.uly, 0.0, -10.0]
-    data = np.zeros((size, size), dtype=np.uint8)
-    data[: size // 2, size // 2:], data[size // 2:, : size // 2], data[:, : number % 7] = 1, 3, 2
-    request.segmentation.CopyFrom(raster_codec.encode(data, E.RASTER_ENCODING_ZSTD, gdal, f"EPSG:{geometry.epsg}"))
-    request.cloud_mask.CopyFrom(raster_codec.encode((data == 3).astype(np.uint8), E.RASTER_ENCODING_ZSTD, gdal,
-                                                    f"EPSG:{geometry.epsg}"))
-    for value, code, name, color in CLASSES:
-        request.classes.add(value=value, code=code, name=name, color=color)
-    return request
+def product_request(number: int, tile_id: str = "34SGH") -> database_pb2.CreateProductRequest:
+    """A valid, small CreateProduct request (64 x 64 maps), a distinct product per number."""
+    return sample_request(number, tile_id, size=64, burnt_share=(number % 7) / 10)
 
 
 HOSTILE_TEXT = st.one_of(
@@ -427,14 +400,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="earthsignature-fuzz-"))
-    work.chmod(0o755)
-    cluster = PostgresCluster(work / "pg", port=free_port())
-    try:
+    with scratch_cluster("earthsignature-fuzz-") as (cluster, work):
         run(args, work, cluster)
-    finally:
-        cluster.destroy()
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def run(args: argparse.Namespace, work: Path, cluster: PostgresCluster) -> None:

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from earthsignature.embedded.ports import free_port
-from earthsignature.embedded.postgres import PostgresCluster
+from earthsignature.embedded.postgres import PostgresCluster, scratch_cluster
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
@@ -20,18 +17,12 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 @pytest.fixture(scope="session")
 def postgis_cluster() -> Iterator[PostgresCluster]:
     """A real PostgreSQL + PostGIS cluster on 127.0.0.1, started once and destroyed at the end."""
-    # As root the server runs as `postgres`: its folder must be traversable (pytest's tmp is 0700).
-    parent = Path(tempfile.mkdtemp(prefix="earthsignature-postgis-"))
-    parent.chmod(0o755)
-    cluster = PostgresCluster(parent / "data", port=free_port(), fast_unsafe=True)
-    try:
+    # pytest's tmp is 0700: as root the server (run as `postgres`) could not reach it
+    with scratch_cluster("earthsignature-postgis-", fast_unsafe=True) as (cluster, _):
         cluster.init()
         cluster.start()
         cluster.ensure_template()
         yield cluster
-    finally:
-        cluster.destroy()
-        shutil.rmtree(parent, ignore_errors=True)
 
 
 @pytest.fixture

@@ -17,7 +17,10 @@ import os
 import pwd
 import shutil
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +28,7 @@ import psycopg
 from psycopg import sql
 
 from earthsignature.core.config import state_home
+from earthsignature.embedded.ports import free_port
 
 SUPERUSER = "postgres"
 TEMPLATE_DB = "template_postgis"
@@ -248,3 +252,17 @@ def cluster_from_config(db: object) -> PostgresCluster:
     """The private cluster that the ``db`` section of a service config describes."""
     data_dir = Path(db.data_dir) if db.data_dir else default_data_dir(state_home())
     return PostgresCluster(data_dir, port=int(db.port), host=db.host, bin_dir=db.bin_dir)
+
+
+@contextmanager
+def scratch_cluster(prefix: str, fast_unsafe: bool = False) -> Iterator[tuple[PostgresCluster, Path]]:
+    """A private cluster (not started) in a new temporary folder the server user can reach, and that folder
+    for other scratch files; both are removed afterwards (tests, benchmarks, drills)."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    work.chmod(0o755)  # as root the server runs as `postgres`, which must traverse it
+    cluster = PostgresCluster(work / "pg", port=free_port(), fast_unsafe=fast_unsafe)
+    try:
+        yield cluster, work
+    finally:
+        cluster.destroy()
+        shutil.rmtree(work, ignore_errors=True)

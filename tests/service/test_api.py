@@ -13,17 +13,11 @@ from shapely.geometry import box, shape
 
 from earthsignature.client import EarthSignatureClient, Encoding
 from earthsignature.core.sentinel2 import tile
+from earthsignature.samples.requests import class_map, product_request
 from earthsignature.service.api.auth import TlsFiles
 from earthsignature.service.api.server import build_server
 
-from .api_fixtures import class_map, make_certificates, product_request
-
 pytestmark = pytest.mark.postgis
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory):
-    return make_certificates(tmp_path_factory.mktemp("certs"))
 
 
 @pytest.fixture

@@ -14,11 +14,12 @@ from click.testing import CliRunner
 from earthsignature.cli import main
 from earthsignature.client import EarthSignatureClient
 from earthsignature.embedded.ports import free_port
+from earthsignature.samples.requests import product_request
 from earthsignature.service.api.auth import TlsFiles
 from earthsignature.service.api.http_gateway import start_gateway
 from earthsignature.service.api.server import build_server
 
-from .api_fixtures import make_certificates, product_request
+from .api_fixtures import make_certificates
 
 pytestmark = pytest.mark.postgis
 

@@ -20,21 +20,15 @@ from earthsignature.cli import main
 from earthsignature.client import EarthSignatureClient
 from earthsignature.core import raster_codec
 from earthsignature.pb.snapearth.api.v1 import database_pb2, segmentation_pb2
+from earthsignature.samples.requests import product_request
 from earthsignature.service.api.auth import TlsFiles
 from earthsignature.service.api.server import build_server
 from earthsignature.service.catalog.raster_store import RasterStore
 from earthsignature.service.catalog.store_check import check_store
 
-from .api_fixtures import make_certificates, product_request
-
 pytestmark = pytest.mark.postgis
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 E = segmentation_pb2.RasterEncoding
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory):
-    return make_certificates(tmp_path_factory.mktemp("certs"))
 
 
 @pytest.fixture

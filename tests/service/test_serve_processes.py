@@ -15,9 +15,8 @@ import pytest
 from earthsignature.client import EarthSignatureClient
 from earthsignature.core.layout import CertificateFolder
 from earthsignature.embedded.ports import free_port
+from earthsignature.samples.requests import product_request
 from earthsignature.service.api.auth import init_certificates
-
-from .api_fixtures import product_request
 
 pytestmark = pytest.mark.postgis
 
