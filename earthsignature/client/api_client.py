@@ -12,6 +12,7 @@ are ``grpc.RpcError`` with the server's status code and message.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -105,11 +106,23 @@ def _timestamp(value: str | datetime | None):
     return stamp
 
 
+def _retry_config(retries: int) -> str:
+    policy = {"maxAttempts": min(retries + 1, 5), "initialBackoff": "0.2s", "maxBackoff": "2s",
+              "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}
+    service = database_pb2.DESCRIPTOR.services_by_name["DatabaseProductService"].full_name
+    return json.dumps({"methodConfig": [{"name": [{"service": service}], "retryPolicy": policy}]})
+
+
 class EarthSignatureClient:
     def __init__(self, address: str, ca: Path | None = None, cert: Path | None = None, key: Path | None = None,
-                 insecure: bool = False, timeout_s: float = 120.0, server_name: str | None = None):
+                 insecure: bool = False, timeout_s: float = 120.0, server_name: str | None = None,
+                 retries: int = 3):
+        """``retries``: how many times a call answered UNAVAILABLE (the server restarting, its database
+        away) is sent again, with exponential backoff from 0.2 s; every call of the API is safe to repeat."""
         options = [("grpc.max_receive_message_length", 256 * 1024 * 1024),
                    ("grpc.max_send_message_length", 256 * 1024 * 1024)]
+        if retries > 0:
+            options += [("grpc.enable_retries", 1), ("grpc.service_config", _retry_config(retries))]
         if server_name:
             options.append(("grpc.ssl_target_name_override", server_name))
         if insecure:

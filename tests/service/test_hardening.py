@@ -312,3 +312,18 @@ def test_store_check_finds_and_repairs_orphans_and_missing_files(api, postgis_db
     assert result.exit_code == 0, result.output
     with client("pilot") as pilot:
         assert len(list(pilot.list())) == 1  # the segmentation whose map was lost is gone, the other answers
+
+
+def test_a_resend_repairs_a_segmentation_whose_map_was_lost(api) -> None:
+    client, server, store = api
+    with client() as internal:
+        first = internal.create(product_request(1))
+    with server.catalog.engine.connect() as connection:
+        url = connection.execute(sa.text("SELECT raster_url FROM segmentations")).scalar_one()
+    RasterStore(str(store)).delete(url)
+    with client() as internal:
+        again = internal.create(product_request(1))
+    assert first.created and again.created and again.segmentation_id != first.segmentation_id
+    with client("pilot") as pilot:
+        (result,) = pilot.list()
+    assert result.classes is not None

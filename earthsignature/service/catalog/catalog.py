@@ -133,6 +133,10 @@ class Catalog:
                        Segmentation.model_version == model_version)
             ).first()
 
+    def remove_segmentation(self, segmentation_id: int) -> None:
+        with self.sessions.begin() as session:
+            session.execute(sa.delete(Segmentation).where(Segmentation.id == segmentation_id))
+
     def product_quicklook(self, product_id: str) -> str | None:
         with self.sessions() as session:
             return session.scalar(sa.select(Product.quicklook_url).where(Product.product_id == product_id))

@@ -156,7 +156,9 @@ def ingest(request: database_pb2.CreateProductRequest, catalog: Catalog, store: 
             raise IngestError(f"{field_name} {value[:40]!r} is not an identifier (letters, digits, '_', '.', '-')")
     existing = catalog.find_segmentation(product_id, model_name, model_version)
     if existing is not None:
-        return Stored(product_id, existing.id, False)
+        if store.exists(existing.raster_url):
+            return Stored(product_id, existing.id, False)
+        catalog.remove_segmentation(existing.id)  # its map was lost: a re-send stores it again
     data, transform, crs = _georeferenced(request.segmentation, "segmentation")
     nodata = request.segmentation.nodata if request.segmentation.HasField("nodata") else None
     classes = class_shares(request, data, nodata)

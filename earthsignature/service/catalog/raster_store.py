@@ -121,6 +121,14 @@ class RasterStore:
         shutil.copyfile(local, partial)
         partial.replace(destination)
 
+    def exists(self, url: str) -> bool:
+        if self.remote:
+            import fsspec
+
+            fs, path = fsspec.core.url_to_fs(url)
+            return fs.exists(path)
+        return Path(gdal_path(url)).exists()
+
     def delete(self, url: str) -> None:
         if self.remote:
             import fsspec
