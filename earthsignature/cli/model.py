@@ -46,7 +46,7 @@ def _checkpoint_from(source: str, tracking_uri: str | None) -> Path:
               help="folder for model.onnx + manifest.json (default: var/exports/NAME)")
 @click.option("--tile-size", type=int, default=DEFAULT_TILE_SIZE, show_default=True, help="recommended inference tile")
 @click.option("--overlap", type=int, default=DEFAULT_OVERLAP, show_default=True, help="recommended tile overlap")
-@click.option("--tolerance", type=float, default=1e-3, show_default=True, help="max |logit difference|")
+@click.option("--tolerance", type=float, default=1e-3, show_default=True, help="max |probability diff| vs PyTorch")
 @click.option("--register/--no-register", default=True, show_default=True,
               help="register the export as a new version in the MLflow registry")
 @_tracking_option
@@ -63,7 +63,7 @@ def export_command(source: str, name: str, out: Path | None, tile_size: int, ove
                                                        tile_size, overlap, tolerance)
     except (ExportError, FileNotFoundError) as error:
         raise click.ClickException(str(error)) from error
-    click.echo(f"{folder.onnx}  max |logit diff| {report.max_abs_logit_diff:.2e}, "
+    click.echo(f"{folder.onnx}  max |probability diff| {report.max_abs_diff:.2e}, "
                f"argmax agreement {report.argmax_agreement:.5f} on {len(report.shapes)} input sizes")
     if register:
         click.echo(f"registered {manifest.name} version {manifest.version}")

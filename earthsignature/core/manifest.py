@@ -23,6 +23,7 @@ ArrayT = TypeVar("ArrayT")
 
 FORMAT_VERSION = 1
 TASKS = ("land_cover", "burnt_area", "crops", "pilot")
+OUTPUT_KINDS = ("probabilities", "logits")
 #: The tile a model is run on and the overlap between neighbouring tiles, unless its export says otherwise.
 DEFAULT_TILE_SIZE = 256
 DEFAULT_OVERLAP = 32
@@ -52,7 +53,10 @@ class ModelManifest:
     overlap: int = DEFAULT_OVERLAP
     version: str | None = None  # the registry version; set when the model is registered
     input_name: str = "image"
-    output_name: str = "logits"  # [N, classes, H, W] logits; softmax gives probabilities
+    output_name: str = "probabilities"  # [N, classes, H, W]
+    #: What the output holds: "probabilities" (the softmax is in the graph; every export since it was
+    #: added) or "logits" (earlier exports: the model service applies the softmax).
+    output_kind: str = "probabilities"
     source: Mapping[str, Any] = field(default_factory=dict)  # checkpoint, training run, git commit
     format_version: int = FORMAT_VERSION
 
@@ -65,6 +69,8 @@ class ModelManifest:
             raise ManifestError("classes must be listed by output channel, 0..n-1")
         if len(self.normalization.get("mean", ())) != len(self.bands):
             raise ManifestError("normalization.mean needs one value per band")
+        if self.output_kind not in OUTPUT_KINDS:
+            raise ManifestError(f"output_kind must be one of {OUTPUT_KINDS}, not {self.output_kind!r}")
         if not 0 <= self.overlap < self.tile_size:
             raise ManifestError(f"overlap {self.overlap} must be in [0, tile_size {self.tile_size})")
 
@@ -108,6 +114,7 @@ class ModelManifest:
                 raise ManifestError(f"manifest format {values['format_version']} is newer than this code reads")
             classes = tuple(LandCoverClass.from_dict(c) for c in values["classes"])
             known = {k: values[k] for k in cls.__dataclass_fields__ if k in values}
+            known.setdefault("output_kind", "logits")  # manifests written before the softmax moved in the graph
             return cls(**{**known, "bands": tuple(values["bands"]), "classes": classes,
                           "resolution": float(values["resolution"])})
         except (KeyError, TypeError) as error:

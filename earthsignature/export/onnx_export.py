@@ -1,10 +1,12 @@
 """Export a trained checkpoint to ONNX with its manifest, checked and verified against PyTorch.
 
 The ONNX graph takes ``image`` [batch, bands, height, width] (all three dynamic) of *normalised*
-inputs and returns ``logits`` [batch, classes, height, width]. Export runs the ONNX checker, then
-feeds random inputs of several sizes (odd ones included) to PyTorch and ONNX Runtime and compares:
-the largest absolute logit difference and the share of pixels whose argmax agrees. Above the
-tolerance the export fails and writes nothing.
+inputs and returns ``probabilities`` [batch, classes, height, width]: the network's logits with the
+softmax over classes appended to the graph, as element-wise operations (ONNX Runtime runs those about
+20 times faster than numpy, and than its own ``Softmax`` on axis 1, which transposes). Export runs the
+ONNX checker, then feeds random inputs of several sizes (odd ones included) to PyTorch and ONNX Runtime
+and compares: the largest absolute probability difference and the share of pixels whose argmax agrees.
+Above the tolerance the export fails and writes nothing.
 """
 
 from __future__ import annotations
@@ -30,18 +32,44 @@ PARITY_SHAPES = ((1, 120, 120), (2, 97, 131), (3, 64, 64))
 RESOLUTION_M = 10.0  # the models read 10 m grids (20 m and 60 m bands are resampled to it)
 
 
+LOGITS = "logits"  # the network's own output, inside the graph
+
+
+def append_softmax(onnx_path: Path, logits: str, probabilities: str) -> None:
+    """Replace the graph's output ``logits`` [N, C, H, W] by ``probabilities``, the softmax over C written
+    as ReduceMax, Sub, Exp, ReduceSum and Div (opset 17: ReduceMax takes its axes as an attribute,
+    ReduceSum as an input)."""
+    model = onnx.load(str(onnx_path))
+    (output,) = model.graph.output
+    dims = output.type.tensor_type.shape.dim
+    axes = onnx.helper.make_tensor("softmax_axes", onnx.TensorProto.INT64, [1], [1])
+    nodes = [
+        onnx.helper.make_node("ReduceMax", [logits], ["softmax_max"], axes=[1], keepdims=1),
+        onnx.helper.make_node("Sub", [logits, "softmax_max"], ["softmax_shifted"]),
+        onnx.helper.make_node("Exp", ["softmax_shifted"], ["softmax_exp"]),
+        onnx.helper.make_node("ReduceSum", ["softmax_exp", "softmax_axes"], ["softmax_sum"], keepdims=1),
+        onnx.helper.make_node("Div", ["softmax_exp", "softmax_sum"], [probabilities]),
+    ]
+    model.graph.initializer.append(axes)
+    model.graph.node.extend(nodes)
+    model.graph.output.remove(output)
+    model.graph.output.append(onnx.helper.make_tensor_value_info(
+        probabilities, onnx.TensorProto.FLOAT, [d.dim_param or d.dim_value for d in dims]))
+    onnx.save(model, str(onnx_path))
+
+
 class ExportError(RuntimeError):
     """The exported model is invalid or disagrees with PyTorch."""
 
 
 @dataclass(frozen=True)
 class ParityReport:
-    max_abs_logit_diff: float
+    max_abs_diff: float  # of class probabilities
     argmax_agreement: float
     shapes: tuple[tuple[int, int, int], ...]
 
     def as_metrics(self) -> dict[str, float]:
-        return {"parity_max_abs_logit_diff": self.max_abs_logit_diff,
+        return {"parity_max_abs_probability_diff": self.max_abs_diff,
                 "parity_argmax_agreement": self.argmax_agreement}
 
 
@@ -66,7 +94,7 @@ def verify_parity(network: torch.nn.Module, onnx_path: Path, in_channels: int,
     with torch.no_grad():
         for batch, height, width in shapes:
             x = torch.randn(batch, in_channels, height, width, generator=generator)
-            reference = network(x).numpy()
+            reference = torch.softmax(network(x), dim=1).numpy()
             result = session.run(None, {"image": x.numpy()})[0]
             if result.shape != reference.shape:
                 raise ExportError(f"ONNX output {result.shape} != PyTorch {reference.shape} for input {x.shape}")
@@ -91,17 +119,18 @@ def export_checkpoint(checkpoint: Path, out_dir: Path, name: str, tile_size: int
         example = torch.zeros(1, len(manifest.bands), tile_size, tile_size)
         torch.onnx.export(
             network, (example,), str(onnx_path), input_names=[manifest.input_name],
-            output_names=[manifest.output_name], opset_version=OPSET, dynamo=False,
+            output_names=[LOGITS], opset_version=OPSET, dynamo=False,
             dynamic_axes={manifest.input_name: {0: "batch", 2: "height", 3: "width"},
-                          manifest.output_name: {0: "batch", 2: "height", 3: "width"}})
+                          LOGITS: {0: "batch", 2: "height", 3: "width"}})
+        append_softmax(onnx_path, LOGITS, manifest.output_name)
         try:
             onnx.checker.check_model(str(onnx_path), full_check=True)
         except onnx.checker.ValidationError as error:
             raise ExportError(f"the ONNX checker rejects the export: {error}") from error
         report = verify_parity(network, onnx_path, len(manifest.bands))
-        if report.max_abs_logit_diff > tolerance or report.argmax_agreement < min_agreement:
+        if report.max_abs_diff > tolerance or report.argmax_agreement < min_agreement:
             raise ExportError(
-                f"ONNX and PyTorch disagree: max |logit diff| {report.max_abs_logit_diff:.2e} "
+                f"ONNX and PyTorch disagree: max |probability diff| {report.max_abs_diff:.2e} "
                 f"(tolerance {tolerance:.0e}), argmax agreement {report.argmax_agreement:.5f} "
                 f"(minimum {min_agreement})")
         folder = ModelFolder(Path(out_dir))

@@ -59,8 +59,8 @@ class TritonPythonModel:
         responses = []
         for request in requests:
             image = pb_utils.get_input_tensor_by_name(request, self.input_name).as_numpy()
-            logits = self.session.run(None, {self.input_name: image.astype(np.float32)})[0]
-            responses.append(pb_utils.InferenceResponse([pb_utils.Tensor(self.output_name, logits)]))
+            output = self.session.run(None, {self.input_name: image.astype(np.float32)})[0]
+            responses.append(pb_utils.InferenceResponse([pb_utils.Tensor(self.output_name, output)]))
         return responses
 '''
 

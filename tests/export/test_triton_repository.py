@@ -32,7 +32,7 @@ def test_layout_and_config(export, tmp_path: Path) -> None:
     assert (config.input[0].name, config.input[0].data_type, list(config.input[0].dims)) == (
         "image", mc.TYPE_FP32, [4, -1, -1])
     assert (config.output[0].name, list(config.output[0].dims), config.output[0].label_filename) == (
-        "logits", [44, -1, -1], "labels.txt")
+        "probabilities", [44, -1, -1], "labels.txt")
     assert list(config.dynamic_batching.preferred_batch_size) == [4, 8]
     assert config.dynamic_batching.max_queue_delay_microseconds == 250
     assert (config.instance_group[0].kind, config.instance_group[0].count) == (mc.ModelInstanceGroup.KIND_GPU, 2)

@@ -71,7 +71,7 @@ def test_readiness_and_metadata(models, server) -> None:
     assert client.is_server_live() and client.is_server_ready()
     metadata = client.get_model_metadata("clc-tiny", "1")
     assert [(i.name, i.datatype, list(i.shape)) for i in metadata.inputs] == [("image", "FP32", [-1, 4, -1, -1])]
-    assert [(o.name, list(o.shape)) for o in metadata.outputs] == [("logits", [-1, 44, -1, -1])]
+    assert [(o.name, list(o.shape)) for o in metadata.outputs] == [("probabilities", [-1, 44, -1, -1])]
     config = client.get_model_config("clc-tiny").config
     assert config.max_batch_size == 8 and list(config.dynamic_batching.preferred_batch_size) == [2, 4]
     client.close()

@@ -1,4 +1,5 @@
-"""Inference backends: a batch of normalised tiles in, class logits out.
+"""Inference backends: a batch of normalised tiles in, the model's output out (class probabilities, or
+logits for models exported before the softmax was part of the graph: ``manifest.output_kind``).
 
 Two implementations of one small interface, chosen by config (``create_backend``):
 
@@ -36,7 +37,7 @@ class InferenceBackend(Protocol):
     batch_size: int
 
     def predict(self, tiles: np.ndarray) -> np.ndarray:
-        """[N, bands, H, W] float32 normalised tiles -> [N, classes, H, W] float32 logits."""
+        """[N, bands, H, W] float32 normalised tiles -> [N, classes, H, W] float32 model output."""
         ...
 
 

@@ -51,6 +51,13 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return exponentials / exponentials.sum(axis=1, keepdims=True)
 
 
+def probabilities_of(backend: InferenceBackend, tiles: np.ndarray) -> np.ndarray:
+    """[N, classes, H, W] class probabilities: the model's own output, or the softmax of its logits for
+    models exported before the softmax moved into the graph."""
+    output = backend.predict(tiles)
+    return output if backend.manifest.output_kind == "probabilities" else softmax(output)
+
+
 @dataclass
 class SegmentationResult:
     classes_path: Path
@@ -123,7 +130,7 @@ def segment_product(source: ProductInput, backend: InferenceBackend, out_dir: Pa
             for first in range(0, len(cols), backend.batch_size):  # one batch of logits in memory at a time
                 batch_cols = cols[first:first + backend.batch_size]
                 tiles = np.stack([strip[:, :, col:col + tile_w] for col in batch_cols])
-                probabilities = softmax(backend.predict(tiles))
+                probabilities = probabilities_of(backend, tiles)
                 for k, col in enumerate(batch_cols):
                     weighted[:, offset:offset + tile_h, col:col + tile_w] += probabilities[k] * w
                     weights[offset:offset + tile_h, col:col + tile_w] += w
