@@ -1,8 +1,11 @@
 """Prepare a Sentinel-2 product for a model: the manifest's bands, at its resolution, normalised.
 
 L2A products are read directly: each band at its native resolution, resampled (bilinear) to the model's
-ground resolution, in horizontal strips so memory stays bounded; the scene classification (SCL, 20 m)
-gives the cloud mask. L1C products go through ESA's Sen2Cor (``L2A_Process``) first when it is
+ground resolution, in chunks of ``CHUNK_ROWS`` rows aligned with the JPEG 2000 tiles of ESA's products,
+so each compressed tile row is decoded once (the tiles of a segmenter's strips overlap) and memory stays
+bounded; the next chunk is read by a background thread (GDAL releases the interpreter lock, and decodes
+with all cores) while the model works on this one. The scene classification (SCL, 20 m) gives the cloud
+mask. L1C products go through ESA's Sen2Cor (``L2A_Process``) first when it is
 installed; without it they fail with a message naming the tool, never fed silently to an L2A model.
 """
 
@@ -11,6 +14,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -48,8 +52,12 @@ def to_l2a(product: SafeProduct, work_dir: Path) -> SafeProduct:
     return SafeProduct.open(produced[0])
 
 
+#: Rows of the model grid read at once: ESA's 10 m bands are JPEG 2000 in 1024 x 1024 tiles.
+CHUNK_ROWS = 1024
+
+
 class ProductInput:
-    """Windows of a product as a model sees them."""
+    """Windows of a product as a model sees them, read chunk by chunk ahead of use."""
 
     def __init__(self, product: SafeProduct, manifest: ModelManifest):
         if product.level != "L2A":
@@ -63,10 +71,22 @@ class ProductInput:
             self.crs = dataset.crs.to_string()
         for name in manifest.bands:
             product.band_path(name)  # a missing band fails now, with the product's band list
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="product-reader")
+        self._chunks: dict[tuple[str, int], Future] = {}
+
+    def close(self) -> None:
+        self._reader.shutdown(wait=True, cancel_futures=True)
+        self._chunks.clear()
+
+    def __enter__(self) -> ProductInput:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _read(self, name: str, row_off: int, rows: int, resampling: Resampling) -> np.ndarray:
         """Rows [row_off, row_off + rows) of a band on the model's grid."""
-        with rasterio.open(self.product.band_path(name)) as dataset:
+        with rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS"), rasterio.open(self.product.band_path(name)) as dataset:
             factor = dataset.height / self.height  # band pixels per model pixel
             window = Window(0, row_off * factor, dataset.width, rows * factor)
             return dataset.read(1, window=window, out_shape=(rows, self.width), resampling=resampling,
@@ -80,7 +100,7 @@ class ProductInput:
         data (BigEarthNet v2) does not have, so the models expect the offset removed.
         """
         rows = min(rows, self.height - row_off)
-        digital_numbers = np.stack([self._read(b, row_off, rows, Resampling.bilinear) for b in self.manifest.bands])
+        digital_numbers = self._rows("bands", row_off, rows)
         valid = (digital_numbers > 0).all(axis=0)
         harmonised = np.clip(digital_numbers.astype(np.float32) + self.product.offset, 0, None)
         return self.manifest.normalize(harmonised), valid
@@ -88,7 +108,34 @@ class ProductInput:
     def cloud_mask(self, row_off: int, rows: int) -> np.ndarray:
         """1 where SCL says cloud, cloud shadow or cirrus, 0 elsewhere, 255 where SCL has no data."""
         rows = min(rows, self.height - row_off)
-        scl = self._read("SCL", row_off, rows, Resampling.nearest)
+        scl = self._rows("SCL", row_off, rows)[0]
         mask = np.isin(scl, SCL_CLOUD_VALUES).astype(np.uint8)
         mask[scl == 0] = 255
         return mask
+
+    def _rows(self, layer: str, row_off: int, rows: int) -> np.ndarray:
+        """[bands, rows, width] digital numbers of ``layer`` ("bands": the manifest's, or "SCL"), put
+        together from the cached chunks; the chunk after the last one used is read ahead."""
+        first, last = row_off // CHUNK_ROWS, (row_off + rows - 1) // CHUNK_ROWS
+        for stale in [key for key in self._chunks if key[0] == layer and key[1] < first]:
+            del self._chunks[stale]  # the segmenter moves down the product: chunks above are done
+        parts = []
+        for k in range(first, last + 1):
+            chunk = self._chunk(layer, k).result()
+            start = max(row_off - k * CHUNK_ROWS, 0)
+            stop = min(row_off + rows - k * CHUNK_ROWS, CHUNK_ROWS)
+            parts.append(chunk[:, start:stop])
+        self._chunk(layer, last + 1)
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+
+    def _chunk(self, layer: str, k: int) -> Future:
+        if (layer, k) not in self._chunks and k * CHUNK_ROWS < self.height:
+            self._chunks[(layer, k)] = self._reader.submit(self._read_chunk, layer, k)
+        return self._chunks.get((layer, k))
+
+    def _read_chunk(self, layer: str, k: int) -> np.ndarray:
+        row_off = k * CHUNK_ROWS
+        rows = min(CHUNK_ROWS, self.height - row_off)
+        if layer == "SCL":
+            return self._read("SCL", row_off, rows, Resampling.nearest)[None]
+        return np.stack([self._read(b, row_off, rows, Resampling.bilinear) for b in self.manifest.bands])

@@ -55,7 +55,9 @@ def probabilities_of(backend: InferenceBackend, tiles: np.ndarray) -> np.ndarray
     """[N, classes, H, W] class probabilities: the model's own output, or the softmax of its logits for
     models exported before the softmax moved into the graph."""
     output = backend.predict(tiles)
-    return output if backend.manifest.output_kind == "probabilities" else softmax(output)
+    if backend.manifest.output_kind == "logits":
+        return softmax(output)
+    return output if output.flags.writeable else output.copy()  # the segmenter weights it in place
 
 
 @dataclass
@@ -90,10 +92,11 @@ def segment_product(source: ProductInput, backend: InferenceBackend, out_dir: Pa
     tile_h, tile_w = min(tile, height), min(tile, width)
     out_dir.mkdir(parents=True, exist_ok=True)
     counts = np.zeros(classes, dtype=np.int64)
-    # Rolling accumulators: row i of the buffer is product row `top + i`.
-    weighted = np.zeros((classes, tile_h + stride, width), dtype=np.float32)
-    weights = np.zeros((tile_h + stride, width), dtype=np.float32)
-    valid_rows = np.zeros((tile_h + stride, width), dtype=bool)
+    # Rolling accumulators, one tile tall: row i of the buffer is product row `top + i` (a tile row starts
+    # at `top` once the rows above it are flushed).
+    weighted = np.zeros((classes, tile_h, width), dtype=np.float32)
+    weights = np.zeros((tile_h, width), dtype=np.float32)
+    valid_rows = np.zeros((tile_h, width), dtype=bool)
     top = 0
     paths = (out_dir / "classes.tif", out_dir / "confidence.tif", out_dir / "cloud_mask.tif")
     done_tiles, total_tiles = 0, len(rows) * len(cols)
@@ -106,9 +109,11 @@ def segment_product(source: ProductInput, backend: InferenceBackend, out_dir: Pa
             n = until - top
             if n <= 0:
                 return
-            probabilities = weighted[:, :n] / np.maximum(weights[:n], 1e-12)
-            class_map = probabilities.argmax(axis=0).astype(np.uint8)
-            confidence = np.rint(probabilities.max(axis=0) * 255).astype(np.uint8)
+            # a pixel's weights are positive and common to its classes: the argmax of the weighted sums is
+            # the argmax of the blended probabilities, and only the maximum needs dividing
+            class_map = weighted[:, :n].argmax(axis=0).astype(np.uint8)
+            best = np.take_along_axis(weighted[:, :n], class_map[None].astype(np.intp), axis=0)[0]
+            confidence = np.rint(best / np.maximum(weights[:n], 1e-12) * 255).astype(np.uint8)
             valid = valid_rows[:n]
             class_map[~valid], confidence[~valid] = NODATA, 0
             counts[:] += np.bincount(class_map[valid].ravel(), minlength=classes)[:classes]
@@ -116,9 +121,10 @@ def segment_product(source: ProductInput, backend: InferenceBackend, out_dir: Pa
             class_out.write(class_map, 1, window=target)
             confidence_out.write(confidence, 1, window=target)
             cloud_out.write(source.cloud_mask(top, n), 1, window=target)
+            carry = weighted.shape[1] - n  # rows still being blended move to the top
             for buffer in (weighted, weights, valid_rows):
-                buffer[..., :-n, :] = buffer[..., n:, :]
-                buffer[..., -n:, :] = 0
+                buffer[..., :carry, :] = buffer[..., n:, :]
+                buffer[..., carry:, :] = 0
             top = until
 
         for row_index, row in enumerate(rows):
@@ -132,7 +138,8 @@ def segment_product(source: ProductInput, backend: InferenceBackend, out_dir: Pa
                 tiles = np.stack([strip[:, :, col:col + tile_w] for col in batch_cols])
                 probabilities = probabilities_of(backend, tiles)
                 for k, col in enumerate(batch_cols):
-                    weighted[:, offset:offset + tile_h, col:col + tile_w] += probabilities[k] * w
+                    np.multiply(probabilities[k], w, out=probabilities[k])  # in place: no tile-sized temporary
+                    weighted[:, offset:offset + tile_h, col:col + tile_w] += probabilities[k]
                     weights[offset:offset + tile_h, col:col + tile_w] += w
             done_tiles += len(cols)
             if progress:
