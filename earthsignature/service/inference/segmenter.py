@@ -1,14 +1,17 @@
-"""Segment a whole product tile by tile: overlapping windows, weighted blending, bounded memory.
+"""Segment a whole product tile by tile: overlapping windows, weighted blending only where tiles overlap,
+memory bounded by the overlaps, not by the product.
 
-Tiles of the manifest's size overlap by its overlap; each tile's class probabilities are weighted by a
-window that is 1 in its interior and ramps down (to a small floor, never 0) across the overlap, and the
-weighted sums are normalised, so predictions blend smoothly and no seam follows the tile grid. Tiles
-are processed one tile row at a time: a rolling accumulator as tall as a tile holds the rows still
-being blended, finished rows are written out at once (windowed writes), so memory depends on the tile
-size and the product width, never its height: about classes x tile x width x 4 bytes.
+Tiles of the manifest's size are spread evenly so neighbours overlap by at least the manifest's overlap
+(at most half a tile). Where a pixel is covered by one tile its class probabilities are that tile's;
+where tiles overlap, each tile's probabilities are weighted by a window that ramps down across the
+overlap (to a small floor, never 0) and the weighted sums are normalised, so predictions blend smoothly
+and no seam follows the tile grid. A tile row is finished as soon as its tiles are: the rows it shares
+with the next tile row wait in a buffer as tall as the overlap, the columns a tile shares with the next
+tile in one as wide; so memory is about classes x overlap x product width x 4 bytes, plus one batch.
+The argmax and the confidence are computed once per finished pixel.
 
 Outputs: the class map (uint8 channel indices, 255 where the input has no data), the confidence (max
-probability x 255), the cloud mask from SCL, and the per-class pixel counts.
+probability x 255, 0 where there is no data), the cloud mask from SCL, and the per-class pixel counts.
 """
 
 from __future__ import annotations
@@ -28,11 +31,12 @@ NODATA = 255
 
 
 def tile_starts(length: int, tile: int, stride: int) -> list[int]:
-    """Start offsets covering [0, length): regular steps, the last one flush with the end."""
+    """Start offsets of the fewest tiles whose steps are at most ``stride``, spread evenly over
+    [0, length): every pair of neighbours overlaps by about the same amount, at least tile - stride."""
     if length <= tile:
         return [0]
-    starts = list(range(0, length - tile, stride))
-    return [*starts, length - tile]
+    count = -(-(length - tile) // stride) + 1
+    return [round(k * (length - tile) / (count - 1)) for k in range(count)]
 
 
 def blend_window(tile: int, overlap: int, floor: float = 1e-3) -> np.ndarray:
@@ -80,71 +84,122 @@ def _geotiff(path: Path, source: ProductInput, colormap: dict | None = None) -> 
     return dataset
 
 
+@dataclass(frozen=True)
+class _Span:
+    """Where a tile lies along one axis: [start, end), and the parts it shares with its neighbours."""
+
+    start: int
+    end: int
+    shared_before: int  # the first pixel not shared with the previous tile
+    shared_after: int  # the first pixel shared with the next tile
+
+
+def _spans(length: int, tile: int, overlap: int) -> list[_Span]:
+    starts = tile_starts(length, tile, tile - overlap)
+    size = min(tile, length)
+    spans = []
+    for k, start in enumerate(starts):
+        before = starts[k - 1] + size if k else start
+        after = starts[k + 1] if k + 1 < len(starts) else start + size
+        if before > after:
+            raise ValueError(f"an overlap of {overlap} px is more than half the {tile} px tile: three tiles "
+                             "would cover one pixel")
+        spans.append(_Span(start, start + size, before, after))
+    return spans
+
+
+def _finish(weighted: np.ndarray, weights: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Class indices and confidence (0..255) of [classes, ...] probabilities, or of weighted sums with their
+    weights (positive and common to a pixel's classes: the argmax of the sums is the blended argmax)."""
+    classes = weighted.argmax(axis=0)
+    best = np.take_along_axis(weighted, classes[None], axis=0)[0]
+    if weights is not None:
+        best = best / weights
+    return classes.astype(np.uint8), np.rint(np.clip(best, 0, 1) * 255).astype(np.uint8)
+
+
+class _TileRow:
+    """The finished rows [top, bottom) of one tile row: its classes and confidence, filled tile by tile."""
+
+    def __init__(self, top: int, bottom: int, width: int):
+        self.top, self.bottom = top, bottom
+        self.classes = np.full((bottom - top, width), NODATA, dtype=np.uint8)
+        self.confidence = np.zeros((bottom - top, width), dtype=np.uint8)
+
+    def put(self, rows: slice, cols: slice, finished: tuple[np.ndarray, np.ndarray]) -> None:
+        self.classes[rows, cols], self.confidence[rows, cols] = finished
+
+
 def segment_product(source: ProductInput, backend: InferenceBackend, out_dir: Path,
                     progress: Callable[[int, int], None] | None = None) -> SegmentationResult:
     """Write classes.tif, confidence.tif and cloud_mask.tif (tiled GeoTIFFs) for the whole product."""
     manifest = backend.manifest
-    tile, overlap = manifest.tile_size, manifest.overlap
-    stride = tile - overlap
-    height, width, classes = source.height, source.width, manifest.num_classes
-    window = blend_window(tile, overlap)
-    rows, cols = tile_starts(height, tile, stride), tile_starts(width, tile, stride)
+    tile, overlap, classes = manifest.tile_size, manifest.overlap, manifest.num_classes
+    height, width = source.height, source.width
+    row_spans, col_spans = _spans(height, tile, overlap), _spans(width, tile, overlap)
     tile_h, tile_w = min(tile, height), min(tile, width)
+    window = blend_window(tile, overlap)[:tile_h, :tile_w]
     out_dir.mkdir(parents=True, exist_ok=True)
     counts = np.zeros(classes, dtype=np.int64)
-    # Rolling accumulators, one tile tall: row i of the buffer is product row `top + i` (a tile row starts
-    # at `top` once the rows above it are flushed).
-    weighted = np.zeros((classes, tile_h, width), dtype=np.float32)
-    weights = np.zeros((tile_h, width), dtype=np.float32)
-    valid_rows = np.zeros((tile_h, width), dtype=bool)
-    top = 0
     paths = (out_dir / "classes.tif", out_dir / "confidence.tif", out_dir / "cloud_mask.tif")
-    done_tiles, total_tiles = 0, len(rows) * len(cols)
+    # rows shared by this tile row and the previous one: weighted sums and weights, the whole width
+    above, above_weights = np.zeros((classes, 0, width), np.float32), np.zeros((0, width), np.float32)
     with _geotiff(paths[0], source, manifest.colormap()) as class_out, _geotiff(paths[1], source) as confidence_out, \
             _geotiff(paths[2], source) as cloud_out:
-
-        def flush(until: int) -> None:
-            """Write product rows [top, until) and shift the buffers up."""
-            nonlocal top
-            n = until - top
-            if n <= 0:
-                return
-            # a pixel's weights are positive and common to its classes: the argmax of the weighted sums is
-            # the argmax of the blended probabilities, and only the maximum needs dividing
-            class_map = weighted[:, :n].argmax(axis=0).astype(np.uint8)
-            best = np.take_along_axis(weighted[:, :n], class_map[None].astype(np.intp), axis=0)[0]
-            confidence = np.rint(best / np.maximum(weights[:n], 1e-12) * 255).astype(np.uint8)
-            valid = valid_rows[:n]
-            class_map[~valid], confidence[~valid] = NODATA, 0
-            counts[:] += np.bincount(class_map[valid].ravel(), minlength=classes)[:classes]
-            target = Window(0, top, width, n)
-            class_out.write(class_map, 1, window=target)
-            confidence_out.write(confidence, 1, window=target)
-            cloud_out.write(source.cloud_mask(top, n), 1, window=target)
-            carry = weighted.shape[1] - n  # rows still being blended move to the top
-            for buffer in (weighted, weights, valid_rows):
-                buffer[..., :carry, :] = buffer[..., n:, :]
-                buffer[..., carry:, :] = 0
-            top = until
-
-        for row_index, row in enumerate(rows):
-            flush(row)  # rows above this tile row are final
-            strip, valid = source.strip(row, tile_h)
-            offset = row - top
-            valid_rows[offset:offset + tile_h] |= valid
-            w = window[:tile_h, :tile_w]
-            for first in range(0, len(cols), backend.batch_size):  # one batch of logits in memory at a time
-                batch_cols = cols[first:first + backend.batch_size]
-                tiles = np.stack([strip[:, :, col:col + tile_w] for col in batch_cols])
-                probabilities = probabilities_of(backend, tiles)
-                for k, col in enumerate(batch_cols):
-                    np.multiply(probabilities[k], w, out=probabilities[k])  # in place: no tile-sized temporary
-                    weighted[:, offset:offset + tile_h, col:col + tile_w] += probabilities[k]
-                    weights[offset:offset + tile_h, col:col + tile_w] += w
-            done_tiles += len(cols)
+        for done, rows in enumerate(row_spans, start=1):
+            strip, valid = source.strip(rows.start, tile_h)
+            shared_top = rows.shared_before - rows.start  # rows of `above`
+            shared_bottom = rows.shared_after - rows.start  # from here on: shared with the next tile row
+            below = np.zeros((classes, tile_h - shared_bottom, width), np.float32)
+            below_weights = np.zeros((tile_h - shared_bottom, width), np.float32)
+            finished = _TileRow(rows.start, rows.shared_after, width)
+            _tile_row(backend, strip, col_spans, window, (shared_top, shared_bottom), (above, above_weights),
+                      (below, below_weights), finished)
+            if shared_top:  # every tile of this row has added to the rows shared with the previous one
+                finished.put(slice(0, shared_top), slice(None), _finish(above, above_weights))
+            _write(finished, valid[: finished.bottom - finished.top], source, (class_out, confidence_out, cloud_out),
+                   counts)
+            above, above_weights = below, below_weights
             if progress:
-                progress(done_tiles, total_tiles)
-            if row_index == len(rows) - 1:
-                flush(height)
+                progress(done * len(col_spans), len(row_spans) * len(col_spans))
     return SegmentationResult(*paths, counts, height, width)
 
+
+def _tile_row(backend: InferenceBackend, strip: np.ndarray, col_spans: list[_Span], window: np.ndarray,
+              shared: tuple[int, int], above: tuple[np.ndarray, np.ndarray], below: tuple[np.ndarray, np.ndarray],
+              finished: _TileRow) -> None:
+    """Run the tiles of one tile row in batches; finish what only they cover, add the rest to the buffers."""
+    shared_top, shared_bottom = shared
+    middle = slice(shared_top, shared_bottom)
+    pending: tuple[np.ndarray, np.ndarray] | None = None  # the previous tile's share of the next columns
+    for first in range(0, len(col_spans), backend.batch_size):  # one batch of probabilities at a time
+        batch = col_spans[first:first + backend.batch_size]
+        probabilities = probabilities_of(backend, np.stack([strip[:, :, c.start:c.end] for c in batch]))
+        for k, cols in enumerate(batch):
+            tile = probabilities[k]
+            left, right = cols.shared_before - cols.start, cols.shared_after - cols.start
+            # only this tile covers the middle rows between its shared columns: its probabilities are final
+            finished.put(middle, slice(cols.shared_before, cols.shared_after), _finish(tile[:, middle, left:right],
+                                                                                       None))
+            np.multiply(tile, window, out=tile)  # weighted, in place, for what it shares
+            if pending is not None:  # the columns shared with the previous tile are complete now
+                weighted, weights = pending
+                weighted += tile[:, middle, :left]
+                weights += window[middle, :left]
+                finished.put(middle, slice(cols.start, cols.shared_before), _finish(weighted, weights))
+            pending = (tile[:, middle, right:].copy(), window[middle, right:].copy()) if right < tile.shape[2] \
+                else None
+            for (sums, weights), rows in ((above, slice(0, shared_top)), (below, slice(shared_bottom, None))):
+                sums[:, :, cols.start:cols.end] += tile[:, rows]
+                weights[:, cols.start:cols.end] += window[rows]
+
+
+def _write(finished: _TileRow, valid: np.ndarray, source: ProductInput, outputs: tuple, counts: np.ndarray) -> None:
+    class_out, confidence_out, cloud_out = outputs
+    rows = finished.bottom - finished.top
+    finished.classes[~valid], finished.confidence[~valid] = NODATA, 0
+    counts += np.bincount(finished.classes[valid].ravel(), minlength=len(counts))[: len(counts)]
+    target = Window(0, finished.top, source.width, rows)
+    class_out.write(finished.classes, 1, window=target)
+    confidence_out.write(finished.confidence, 1, window=target)
+    cloud_out.write(source.cloud_mask(finished.top, rows), 1, window=target)
