@@ -8,6 +8,7 @@ import click
 
 from earthsignature.core.config import load_config, state_home
 from earthsignature.core.manifest import DEFAULT_OVERLAP, DEFAULT_TILE_SIZE
+from earthsignature.core.settings import BackendSettings
 
 
 def _tracking_uri(explicit: str | None) -> str:
@@ -144,7 +145,7 @@ def model_deploy(reference: str, repository: Path, backend: str, instance_kind: 
 @click.argument("output", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--backend", type=click.Choice(["onnxruntime", "triton"]), default="onnxruntime", show_default=True)
 @click.option("--url", default="127.0.0.1:8001", show_default=True, help="Triton gRPC address")
-@click.option("--batch-size", type=int, default=8, show_default=True)
+@click.option("--batch-size", type=int, default=BackendSettings.batch_size, show_default=True, help="tiles per call")
 def model_predict(model_dir: Path, image: Path, output: Path, backend: str, url: str, batch_size: int) -> None:
     """Segment a GeoTIFF of the model's bands (digital numbers) into a class-map GeoTIFF.
 

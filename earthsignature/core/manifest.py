@@ -89,7 +89,7 @@ class ModelManifest:
                 f"{self.name} takes {len(self.bands)} bands ({', '.join(self.bands)}), "
                 f"got an input with {digital_numbers.shape[-3]}")
         mean = np.asarray(self.normalization["mean"], dtype=np.float32).reshape(-1, 1, 1)
-        return scale_and_center(digital_numbers.astype(np.float32), float(self.normalization["minimum"]),
+        return scale_and_center(np.asarray(digital_numbers, dtype=np.float32), float(self.normalization["minimum"]),
                                 float(self.normalization["maximum"]), mean)
 
     def colormap(self) -> dict[int, tuple[int, int, int, int]]:

@@ -94,3 +94,22 @@ def test_nodata_edges_stay_nodata(product, model, tmp_path) -> None:
     assert nodata_input.mean() > 0.1
     assert (class_map[nodata_input] == 255).all() and (conf[nodata_input] == 0).all()
     assert (class_map[~nodata_input] != 255).all() and conf[~nodata_input].min() > 0
+
+
+def test_memory_is_bounded_by_the_configuration_not_the_product_height(product, model, tmp_path) -> None:
+    import tracemalloc
+
+    from earthsignature.service.inference.segmenter import working_memory
+
+    onnx_path, manifest = model
+    backend = OnnxRuntimeBackend(onnx_path, manifest, batch_size=2)
+    with ProductInput(SafeProduct.open(product), manifest) as source:
+        tracemalloc.start()
+        segment_product(source, backend, tmp_path)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        bound = working_memory(manifest, source.height, source.width, batch=2)
+    assert peak <= 1.25 * bound, (peak, bound)
+    # past one chunk of rows, the height changes nothing: 10 or 100 times as tall, the same bound
+    assert working_memory(manifest, 10 * source.height, source.width, 2) == working_memory(
+        manifest, 100 * source.height, source.width, 2)

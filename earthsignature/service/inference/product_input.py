@@ -102,7 +102,9 @@ class ProductInput:
         rows = min(rows, self.height - row_off)
         digital_numbers = self._rows("bands", row_off, rows)
         valid = (digital_numbers > 0).all(axis=0)
-        harmonised = np.clip(digital_numbers.astype(np.float32) + self.product.offset, 0, None)
+        harmonised = digital_numbers.astype(np.float32)  # one float copy, harmonised in place
+        harmonised += self.product.offset
+        np.maximum(harmonised, 0, out=harmonised)
         return self.manifest.normalize(harmonised), valid
 
     def cloud_mask(self, row_off: int, rows: int) -> np.ndarray:

@@ -108,6 +108,22 @@ def _spans(length: int, tile: int, overlap: int) -> list[_Span]:
     return spans
 
 
+def working_memory(manifest, height: int, width: int, batch: int) -> int:
+    """Bytes the segmenter holds at most for a product, besides the model itself: the two overlap-tall
+    accumulators, one batch of tiles and of their probabilities, a tile's shared columns, one tile row's
+    outputs, the strip being read and the chunks read ahead. It grows with the width, never the height."""
+    from earthsignature.service.inference.product_input import CHUNK_ROWS
+
+    tile, classes, bands = manifest.tile_size, manifest.num_classes, len(manifest.bands)
+    tile_h, tile_w = min(tile, height), min(tile, width)
+    shared = max(s.start + tile_h - s.shared_after for s in _spans(height, tile, manifest.overlap))
+    accumulators = 2 * (classes + 1) * shared * width * 4
+    batches = batch * (classes + bands) * tile_h * tile_w * 4 + classes * tile_h * tile_w * 4
+    outputs = tile_h * width * (2 + 8 + 4)  # classes, confidence, argmax indices, confidence before scaling
+    reading = bands * tile_h * width * (4 + 4 + 2) + 3 * (bands + 1) * min(CHUNK_ROWS, height) * width * 2
+    return accumulators + batches + outputs + reading
+
+
 def _finish(weighted: np.ndarray, weights: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """Class indices and confidence (0..255) of [classes, ...] probabilities, or of weighted sums with their
     weights (positive and common to a pixel's classes: the argmax of the sums is the blended argmax)."""
