@@ -42,7 +42,8 @@ class _TimedBackend:
     """A backend that adds up the wall time spent inside its calls."""
 
     def __init__(self, backend):
-        self.backend, self.manifest, self.batch_size, self.seconds = backend, backend.manifest, backend.batch_size, 0.0
+        self.backend, self.manifest, self.seconds = backend, backend.manifest, 0.0
+        self.batch_size, self.tiles_per_call = backend.batch_size, backend.tiles_per_call
 
     def predict(self, tiles):
         start = time.perf_counter()

@@ -75,6 +75,10 @@ class BackendSettings:
     #: grow with batch x tile^2: about 0.7 GB for 2 tiles of 512 px with the benchmark's UNet, 2.5 GB for 8).
     batch_size: int = 2
     threads: int = 0  # onnxruntime: intra-op threads, 0: all cores
+    #: onnxruntime: execution providers in order of preference: cpu, cuda, tensorrt (a GPU build of
+    #: onnxruntime where there is a GPU; the CPU is always the last resort)
+    providers: list[str] = field(default_factory=lambda: ["cpu"])
+    in_flight: int = 2  # triton: requests kept in flight, so the server computes while the client blends
     # triton only
     url: str | None = None  # host:port of its gRPC endpoint
     model_name: str | None = None  # None: the manifest's name

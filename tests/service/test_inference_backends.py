@@ -63,6 +63,10 @@ def test_triton_answers_like_onnxruntime(models, server) -> None:
     local = OnnxRuntimeBackend(onnx_path, manifest).predict(x)
     remote = TritonBackend(running.grpc_url, manifest, batch_size=3, wait_ready_s=30).predict(x)
     np.testing.assert_allclose(remote, local, atol=1e-5)
+    several = TritonBackend(running.grpc_url, manifest, batch_size=2, wait_ready_s=30, in_flight=3)
+    assert several.tiles_per_call == 6
+    np.testing.assert_allclose(several.predict(x), local, atol=1e-5)  # 4 requests, 3 in flight, in order
+    several.close()
 
 
 def test_readiness_and_metadata(models, server) -> None:
@@ -145,3 +149,16 @@ def test_cli_predict_through_both_backends(models, server, tmp_path: Path) -> No
             maps.append(dataset.read(1))
             assert dataset.colormap(1)[23] == (0, 166, 0, 255)  # CLC 312 coniferous green
     assert np.array_equal(maps[0], maps[1])
+
+
+def test_execution_providers_come_from_the_settings(models) -> None:
+    from earthsignature.service.inference.backends import InferenceError, onnxruntime_providers
+
+    assert onnxruntime_providers(["cpu"]) == ["CPUExecutionProvider"]
+    with pytest.raises(InferenceError, match="unknown execution provider 'npu'"):
+        onnxruntime_providers(["npu"])
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():  # CI has no GPU: a clear refusal
+        with pytest.raises(InferenceError, match=r"no cuda provider .* install onnxruntime-gpu"):
+            onnxruntime_providers(["cuda"])

@@ -13,7 +13,8 @@ Both split a request into chunks of the model's batch size, so callers may pass 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -34,7 +35,8 @@ class ModelNotReadyError(InferenceError):
 
 class InferenceBackend(Protocol):
     manifest: ModelManifest
-    batch_size: int
+    batch_size: int  # tiles per model call
+    tiles_per_call: int  # tiles worth handing to one predict() (Triton: batch_size x requests in flight)
 
     def predict(self, tiles: np.ndarray) -> np.ndarray:
         """[N, bands, H, W] float32 normalised tiles -> [N, classes, H, W] float32 model output."""
@@ -55,14 +57,38 @@ def _in_batches(run, tiles: np.ndarray, batch_size: int) -> np.ndarray:
     return np.concatenate([run(tiles[i:i + batch_size]) for i in range(0, len(tiles), batch_size)])
 
 
+#: Execution providers of ONNX Runtime by their names in the settings.
+PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
+
+
+def onnxruntime_providers(names: Sequence[str]) -> list[str]:
+    """ONNX Runtime's provider names for ``names`` (cpu, cuda, tensorrt), the CPU last; an unknown name or
+    one this onnxruntime build lacks is an error that lists what there is."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    chosen = []
+    for name in names:
+        provider = PROVIDERS.get(name)
+        if provider is None:
+            raise InferenceError(f"unknown execution provider {name!r}; choose from {sorted(PROVIDERS)}")
+        if provider not in available:
+            raise InferenceError(f"this onnxruntime has no {name} provider (it has {', '.join(available)}); "
+                                 "install onnxruntime-gpu on a machine with a GPU")
+        chosen.append(provider)
+    return [*[p for p in chosen if p != PROVIDERS["cpu"]], PROVIDERS["cpu"]]
+
+
 class OnnxRuntimeBackend:
-    def __init__(self, model_path: Path, manifest: ModelManifest, batch_size: int = 8, threads: int = 0):
+    def __init__(self, model_path: Path, manifest: ModelManifest, batch_size: int = 2, threads: int = 0,
+                 providers: Sequence[str] = ("cpu",)):
         import onnxruntime as ort
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads  # 0: ONNX Runtime picks (all cores)
-        self.session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(str(model_path), options, providers=onnxruntime_providers(providers))
         self.manifest, self.batch_size = manifest, batch_size
+        self.tiles_per_call = batch_size
 
     def predict(self, tiles: np.ndarray) -> np.ndarray:
         tiles = check_tiles(tiles, self.manifest)
@@ -75,11 +101,14 @@ class TritonBackend:
                  model_version: str | None = None, batch_size: int = 8, timeout_s: float = 60.0,
                  retries: int = 3, backoff_s: float = 0.5, ssl: bool = False,
                  root_certificates: str | None = None, private_key: str | None = None,
-                 certificate_chain: str | None = None, wait_ready_s: float = 0.0):
+                 certificate_chain: str | None = None, wait_ready_s: float = 0.0, in_flight: int = 2):
         import tritonclient.grpc as triton
 
         self._triton = triton
         self.url, self.manifest, self.batch_size = url, manifest, batch_size
+        self.in_flight = max(1, in_flight)
+        self.tiles_per_call = batch_size * self.in_flight  # a call sends in_flight requests at once
+        self._requests = ThreadPoolExecutor(max_workers=self.in_flight, thread_name_prefix="triton-request")
         self.model_name = model_name or manifest.name
         self.model_version = str(model_version or manifest.version or "")
         self.timeout_s, self.retries, self.backoff_s = timeout_s, retries, backoff_s
@@ -121,9 +150,13 @@ class TritonBackend:
         raise AssertionError("unreachable")
 
     def predict(self, tiles: np.ndarray) -> np.ndarray:
-        return _in_batches(self._infer, check_tiles(tiles, self.manifest), self.batch_size)
+        """Batches sent ``in_flight`` at a time (the gRPC client is thread-safe), results in order."""
+        tiles = check_tiles(tiles, self.manifest)
+        batches = [tiles[i:i + self.batch_size] for i in range(0, len(tiles), self.batch_size)]
+        return np.concatenate(list(self._requests.map(self._infer, batches)))
 
     def close(self) -> None:
+        self._requests.shutdown(wait=True)
         self.client.close()
 
 
@@ -140,7 +173,7 @@ def create_backend(config: BackendSettings | Mapping[str, Any], model_dir: Path)
     except TypeError as error:
         raise ValueError(f"backend settings: {error}") from error
     if settings.kind == "onnxruntime":
-        return OnnxRuntimeBackend(folder.onnx, manifest, settings.batch_size, settings.threads)
+        return OnnxRuntimeBackend(folder.onnx, manifest, settings.batch_size, settings.threads, settings.providers)
     if settings.kind == "triton":
         if not settings.url:
             raise ValueError("the triton backend needs url (host:port of the server's gRPC endpoint)")
@@ -151,5 +184,5 @@ def create_backend(config: BackendSettings | Mapping[str, Any], model_dir: Path)
         return TritonBackend(settings.url, manifest, settings.model_name, settings.model_version,
                              settings.batch_size, settings.timeout_s, settings.retries, settings.backoff_s,
                              settings.ssl, read(settings.root_certificates), read(settings.private_key),
-                             read(settings.certificate_chain), settings.wait_ready_s)
+                             read(settings.certificate_chain), settings.wait_ready_s, settings.in_flight)
     raise ValueError(f"unknown inference backend {settings.kind!r}; choose onnxruntime or triton")

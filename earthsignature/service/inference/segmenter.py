@@ -188,8 +188,9 @@ def _tile_row(backend: InferenceBackend, strip: np.ndarray, col_spans: list[_Spa
     shared_top, shared_bottom = shared
     middle = slice(shared_top, shared_bottom)
     pending: tuple[np.ndarray, np.ndarray] | None = None  # the previous tile's share of the next columns
-    for first in range(0, len(col_spans), backend.batch_size):  # one batch of probabilities at a time
-        batch = col_spans[first:first + backend.batch_size]
+    per_call = backend.tiles_per_call  # Triton: several requests in flight
+    for first in range(0, len(col_spans), per_call):  # one call's probabilities in memory at a time
+        batch = col_spans[first:first + per_call]
         probabilities = probabilities_of(backend, np.stack([strip[:, :, c.start:c.end] for c in batch]))
         for k, cols in enumerate(batch):
             tile = probabilities[k]
