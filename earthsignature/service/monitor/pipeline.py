@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import traceback
 from datetime import date
 from functools import cache
@@ -180,11 +181,15 @@ class Segment(MonitorTask):
         folder = self._folder()
         product = SafeProduct.open(json.loads(Path(self.input().path).read_text())["l2a"])
         backend = create_backend(settings()["backend"], Path(self.model))
-        source = ProductInput(product, backend.manifest)
-        with tqdm(desc=f"{product.tile_id} {backend.manifest.name}", unit="tile", leave=False) as bar:
+        with ProductInput(product, backend.manifest) as source, \
+                tqdm(desc=f"{product.tile_id} {backend.manifest.name}", unit="tile", leave=False) as bar:
+            started = time.monotonic()
+
             def progress(done: int, total: int) -> None:
                 bar.total = total
                 bar.update(done - bar.n)
+                megapixels = source.height * source.width * done / total / 1e6
+                bar.set_postfix_str(f"{megapixels / max(time.monotonic() - started, 1e-6):.2f} Mpx/s")
 
             result = segment_product(source, backend, folder, progress)
         cogs = {name: str(to_cog(path)) for name, path in (("classes", result.classes_path),
