@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 from pathlib import Path
 
@@ -113,3 +114,16 @@ def test_memory_is_bounded_by_the_configuration_not_the_product_height(product, 
     # past one chunk of rows, the height changes nothing: 10 or 100 times as tall, the same bound
     assert working_memory(manifest, 10 * source.height, source.width, 2) == working_memory(
         manifest, 100 * source.height, source.width, 2)
+
+
+@pytest.mark.parametrize("length", [65, 100, 120, 129, 300, 1098, 10980])
+def test_no_pixel_is_covered_by_three_tiles_in_a_row(length: int) -> None:
+    for tile, stride in ((64, 48), (512, 448), (64, 16)):
+        starts = tile_starts(length, tile, stride)
+        assert starts[0] == 0 and starts[-1] == max(0, length - tile)  # the product is covered
+        if 2 * stride >= tile and len(starts) > 2:  # the overlap asked is kept (at most half a tile)
+            assert all(b - a <= stride for a, b in itertools.pairwise(starts))
+        cover = np.zeros(length, dtype=int)
+        for start in starts:
+            cover[start:start + tile] += 1
+        assert cover.min() >= 1 and cover.max() <= 2
