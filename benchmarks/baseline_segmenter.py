@@ -10,18 +10,18 @@ removed, so it pays for the softmax as it did.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import onnx
-import rasterio
 from rasterio.enums import Resampling
 from rasterio.windows import Window
 
 from earthsignature.core.layout import ModelFolder
 from earthsignature.core.manifest import ModelManifest
 from earthsignature.service.inference.product_input import ProductInput
+from earthsignature.service.inference.segmenter import NODATA, SegmentationResult, _geotiff, blend_window, softmax
 
 
 class BaselineInput(ProductInput):
@@ -63,7 +63,6 @@ def logits_model(folder: Path, out: Path) -> Path:
     return target.path
 
 
-NODATA = 255
 
 
 def tile_starts(length: int, tile: int, stride: int) -> list[int]:
@@ -72,42 +71,6 @@ def tile_starts(length: int, tile: int, stride: int) -> list[int]:
         return [0]
     starts = list(range(0, length - tile, stride))
     return [*starts, length - tile]
-
-
-def blend_window(tile: int, overlap: int, floor: float = 1e-3) -> np.ndarray:
-    """[tile, tile] weights: 1 inside, a linear ramp across ``overlap`` pixels at each border."""
-    if overlap == 0:
-        return np.ones((tile, tile), dtype=np.float32)
-    position = np.arange(tile, dtype=np.float32)
-    ramp = np.minimum(1.0, np.minimum(position + 0.5, tile - position - 0.5) / overlap)
-    ramp = np.maximum(ramp, floor)
-    return np.outer(ramp, ramp).astype(np.float32)
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    exponentials = np.exp(shifted)
-    return exponentials / exponentials.sum(axis=1, keepdims=True)
-
-
-@dataclass
-class SegmentationResult:
-    classes_path: Path
-    confidence_path: Path
-    cloud_mask_path: Path
-    pixel_counts: np.ndarray  # per output channel, valid pixels only
-    height: int
-    width: int
-
-
-def _geotiff(path: Path, source: BaselineInput, colormap: dict | None = None) -> rasterio.io.DatasetWriter:
-    profile = {"driver": "GTiff", "width": source.width, "height": source.height, "count": 1, "dtype": "uint8",
-               "crs": source.crs, "transform": source.transform, "nodata": NODATA, "tiled": True,
-               "blockxsize": 256, "blockysize": 256, "compress": "deflate"}
-    dataset = rasterio.open(path, "w", **profile)
-    if colormap:
-        dataset.write_colormap(1, colormap)
-    return dataset
 
 
 def segment_product(source: BaselineInput, backend, out_dir: Path,
