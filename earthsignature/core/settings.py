@@ -71,9 +71,9 @@ class BackendSettings:
     """How the model service runs a model: ONNX Runtime in-process, or a Triton server."""
 
     kind: str = "onnxruntime"  # onnxruntime | triton
-    #: Tiles per call. Small batches are as fast on a CPU and bound ONNX Runtime's memory (its activations
-    #: grow with batch x tile^2: about 0.7 GB for 2 tiles of 512 px with the benchmark's UNet, 2.5 GB for 8).
-    batch_size: int = 2
+    #: Tiles per call. One is as fast on a CPU as more and bounds ONNX Runtime's memory (its activations
+    #: grow with batch x tile^2: 0.4 GB for one 512 px tile with the benchmark's UNet, 2.5 GB for 8).
+    batch_size: int = 1
     threads: int = 0  # onnxruntime: intra-op threads, 0: all cores
     #: onnxruntime: execution providers in order of preference: cpu, cuda, tensorrt (a GPU build of
     #: onnxruntime where there is a GPU; the CPU is always the last resort)
