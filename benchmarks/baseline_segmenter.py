@@ -53,6 +53,9 @@ def logits_model(folder: Path, out: Path) -> Path:
             or (n.op_type == "Div" and not n.input[0].startswith("softmax_"))]
     del model.graph.node[:]
     model.graph.node.extend(kept)
+    unused = [i for i in model.graph.initializer if i.name.startswith("softmax_")]
+    for initializer in unused:
+        model.graph.initializer.remove(initializer)
     (output,) = model.graph.output
     dims = [d.dim_param or d.dim_value for d in output.type.tensor_type.shape.dim]
     model.graph.output.remove(output)

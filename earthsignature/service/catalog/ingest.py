@@ -168,7 +168,8 @@ def ingest(request: database_pb2.CreateProductRequest, catalog: Catalog, store: 
               if request.HasField(name)}
     written: list[str] = []
     try:
-        stored = _store(request, catalog, store, (product, data, transform, crs, nodata, classes, extras), written)
+        stored = _store(request, catalog, store, (product, model_name, model_version, data, transform, crs, nodata,
+                                                  classes, extras), written)
     except (IngestError, UnsafePath):
         _remove(written, store)
         raise
@@ -183,9 +184,8 @@ def ingest(request: database_pb2.CreateProductRequest, catalog: Catalog, store: 
 
 
 def _store(request, catalog: Catalog, store: RasterStore, parts, written: list[str]) -> Stored:
-    product, data, transform, crs, nodata, classes, extras = parts
-    folder = (product.product_id, request.model_name or "unknown", request.model_version or "0",
-              uuid.uuid4().hex[:16])
+    product, model_name, model_version, data, transform, crs, nodata, classes, extras = parts
+    folder = (product.product_id, model_name, model_version, uuid.uuid4().hex[:16])  # this request's own
     values, nodata = _class_values(data, nodata)
     colormap = {c.land_cover.index: (*c.land_cover.color, 255) for c in classes} if values.dtype == np.uint8 else None
     raster_url = store.write_cog(store.url_for(*folder, "classes.tif"), values, crs, transform, nodata, colormap)
@@ -199,7 +199,7 @@ def _store(request, catalog: Catalog, store: RasterStore, parts, written: list[s
         quicklook_url = store.url_for(product.product_id, f"quicklook-{folder[-1]}.png")
         written.append(store.write_bytes(quicklook_url, request.quicklook_png))
     product = dataclasses.replace(product, quicklook_url=quicklook_url)
-    segmentation = SegmentationRecord(folder[1], folder[2], raster_url, crs, transform.to_gdal(), data.shape[1],
+    segmentation = SegmentationRecord(model_name, model_version, raster_url, crs, transform.to_gdal(), data.shape[1],
                                       data.shape[0], classes, urls.get("confidence"), urls.get("cloud_mask"))
     segmentation_id, created = catalog.add(product, segmentation)
     if created and quicklook_url and catalog.product_quicklook(product.product_id) != quicklook_url:
