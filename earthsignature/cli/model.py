@@ -48,11 +48,12 @@ def _checkpoint_from(source: str, tracking_uri: str | None) -> Path:
 @click.option("--tile-size", type=int, default=DEFAULT_TILE_SIZE, show_default=True, help="recommended inference tile")
 @click.option("--overlap", type=int, default=DEFAULT_OVERLAP, show_default=True, help="recommended tile overlap")
 @click.option("--tolerance", type=float, default=1e-3, show_default=True, help="max |probability diff| vs PyTorch")
+@click.option("--float16-output", is_flag=True, help="probabilities as float16 (half the bytes from a Triton server)")
 @click.option("--register/--no-register", default=True, show_default=True,
               help="register the export as a new version in the MLflow registry")
 @_tracking_option
 def export_command(source: str, name: str, out: Path | None, tile_size: int, overlap: int, tolerance: float,
-                   register: bool, tracking_uri: str | None) -> None:
+                   float16_output: bool, register: bool, tracking_uri: str | None) -> None:
     """Export a checkpoint (path or runs:/RUN_ID) to ONNX + manifest, verify parity, register it."""
     from earthsignature.export.onnx_export import ExportError
     from earthsignature.export.release import export_and_register
@@ -61,7 +62,7 @@ def export_command(source: str, name: str, out: Path | None, tile_size: int, ove
     registry = _registry(tracking_uri) if register else None
     try:
         folder, manifest, report = export_and_register(_checkpoint_from(source, tracking_uri), out, name, registry,
-                                                       tile_size, overlap, tolerance)
+                                                       tile_size, overlap, tolerance, float16_output)
     except (ExportError, FileNotFoundError) as error:
         raise click.ClickException(str(error)) from error
     click.echo(f"{folder.onnx}  max |probability diff| {report.max_abs_diff:.2e}, "

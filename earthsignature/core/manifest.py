@@ -57,6 +57,8 @@ class ModelManifest:
     #: What the output holds: "probabilities" (the softmax is in the graph; every export since it was
     #: added) or "logits" (earlier exports: the model service applies the softmax).
     output_kind: str = "probabilities"
+    #: float32, or float16: half the bytes between a Triton server and its clients, and in memory
+    output_dtype: str = "float32"
     source: Mapping[str, Any] = field(default_factory=dict)  # checkpoint, training run, git commit
     format_version: int = FORMAT_VERSION
 
@@ -69,6 +71,8 @@ class ModelManifest:
             raise ManifestError("classes must be listed by output channel, 0..n-1")
         if len(self.normalization.get("mean", ())) != len(self.bands):
             raise ManifestError("normalization.mean needs one value per band")
+        if self.output_dtype not in ("float32", "float16"):
+            raise ManifestError(f"output_dtype must be float32 or float16, not {self.output_dtype!r}")
         if self.output_kind not in OUTPUT_KINDS:
             raise ManifestError(f"output_kind must be one of {OUTPUT_KINDS}, not {self.output_kind!r}")
         if not 0 <= self.overlap < self.tile_size:

@@ -11,6 +11,7 @@ Above the tolerance the export fails and writes nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import tempfile
@@ -35,7 +36,7 @@ RESOLUTION_M = 10.0  # the models read 10 m grids (20 m and 60 m bands are resam
 LOGITS = "logits"  # the network's own output, inside the graph
 
 
-def append_softmax(onnx_path: Path, logits: str, probabilities: str) -> None:
+def append_softmax(onnx_path: Path, logits: str, probabilities: str, float16: bool = False) -> None:
     """Replace the graph's output ``logits`` [N, C, H, W] by ``probabilities``, the softmax over C written
     as ReduceMax, Sub, Exp, ReduceSum and Div (opset 17: ReduceMax takes its axes as an attribute,
     ReduceSum as an input)."""
@@ -48,13 +49,18 @@ def append_softmax(onnx_path: Path, logits: str, probabilities: str) -> None:
         onnx.helper.make_node("Sub", [logits, "softmax_max"], ["softmax_shifted"]),
         onnx.helper.make_node("Exp", ["softmax_shifted"], ["softmax_exp"]),
         onnx.helper.make_node("ReduceSum", ["softmax_exp", "softmax_axes"], ["softmax_sum"], keepdims=1),
-        onnx.helper.make_node("Div", ["softmax_exp", "softmax_sum"], [probabilities]),
+        onnx.helper.make_node("Div", ["softmax_exp", "softmax_sum"], ["softmax_probabilities" if float16
+                                                                      else probabilities]),
     ]
+    if float16:  # computed in float32, handed over in float16
+        nodes.append(onnx.helper.make_node("Cast", ["softmax_probabilities"], [probabilities],
+                                           to=onnx.TensorProto.FLOAT16))
     model.graph.initializer.append(axes)
     model.graph.node.extend(nodes)
     model.graph.output.remove(output)
     model.graph.output.append(onnx.helper.make_tensor_value_info(
-        probabilities, onnx.TensorProto.FLOAT, [d.dim_param or d.dim_value for d in dims]))
+        probabilities, onnx.TensorProto.FLOAT16 if float16 else onnx.TensorProto.FLOAT,
+        [d.dim_param or d.dim_value for d in dims]))
     onnx.save(model, str(onnx_path))
 
 
@@ -95,7 +101,7 @@ def verify_parity(network: torch.nn.Module, onnx_path: Path, in_channels: int,
         for batch, height, width in shapes:
             x = torch.randn(batch, in_channels, height, width, generator=generator)
             reference = torch.softmax(network(x), dim=1).numpy()
-            result = session.run(None, {"image": x.numpy()})[0]
+            result = session.run(None, {"image": x.numpy()})[0].astype(np.float32)
             if result.shape != reference.shape:
                 raise ExportError(f"ONNX output {result.shape} != PyTorch {reference.shape} for input {x.shape}")
             worst = max(worst, float(np.abs(result - reference).max()))
@@ -106,14 +112,16 @@ def verify_parity(network: torch.nn.Module, onnx_path: Path, in_channels: int,
 
 def export_checkpoint(checkpoint: Path, out_dir: Path, name: str, tile_size: int = DEFAULT_TILE_SIZE,
                       overlap: int = DEFAULT_OVERLAP,
-                      tolerance: float = 1e-3, min_agreement: float = 0.999
+                      tolerance: float = 1e-3, min_agreement: float = 0.999, float16_output: bool = False
                       ) -> tuple[Path, ModelManifest, ParityReport]:
-    """Write ``out_dir/model.onnx`` and ``out_dir/manifest.json``; return them and the parity report."""
+    """Write ``out_dir/model.onnx`` and ``out_dir/manifest.json``; return them and the parity report.
+    ``float16_output``: the probabilities leave the graph as float16 (half the bytes on a Triton wire)."""
     checkpoint = Path(checkpoint)
     module = SegmentationModule.load_from_checkpoint(checkpoint, map_location="cpu").eval()
     network = module.model.eval()
     source = _training_source(checkpoint)
-    manifest = manifest_for(module, name, checkpoint, tile_size, overlap, source)
+    manifest = dataclasses.replace(manifest_for(module, name, checkpoint, tile_size, overlap, source),
+                                   output_dtype="float16" if float16_output else "float32")
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = ModelFolder(Path(tmp)).onnx
         example = torch.zeros(1, len(manifest.bands), tile_size, tile_size)
@@ -122,7 +130,7 @@ def export_checkpoint(checkpoint: Path, out_dir: Path, name: str, tile_size: int
             output_names=[LOGITS], opset_version=OPSET, dynamo=False,
             dynamic_axes={manifest.input_name: {0: "batch", 2: "height", 3: "width"},
                           LOGITS: {0: "batch", 2: "height", 3: "width"}})
-        append_softmax(onnx_path, LOGITS, manifest.output_name)
+        append_softmax(onnx_path, LOGITS, manifest.output_name, float16_output)
         try:
             onnx.checker.check_model(str(onnx_path), full_check=True)
         except onnx.checker.ValidationError as error:

@@ -15,10 +15,12 @@ from earthsignature.export.triton_repository import ServingOptions, write_model
 
 def export_and_register(checkpoint: Path, out: Path, name: str, registry: ModelRegistry | None,
                         tile_size: int = DEFAULT_TILE_SIZE, overlap: int = DEFAULT_OVERLAP,
-                        tolerance: float = 1e-3) -> tuple[ModelFolder, ModelManifest, ParityReport]:
+                        tolerance: float = 1e-3, float16_output: bool = False
+                        ) -> tuple[ModelFolder, ModelManifest, ParityReport]:
     """Export ``checkpoint`` into the model folder ``out``; with a registry, register it as the next
     version (the folder's manifest then carries that version)."""
-    _, manifest, report = export_checkpoint(checkpoint, out, name, tile_size, overlap, tolerance)
+    _, manifest, report = export_checkpoint(checkpoint, out, name, tile_size, overlap, tolerance,
+                                            float16_output=float16_output)
     folder = ModelFolder(Path(out))
     if registry is not None:
         manifest = registry.register(folder.onnx, manifest, report.as_metrics())

@@ -91,7 +91,8 @@ def model_config(manifest: ModelManifest, options: ServingOptions) -> mc.ModelCo
     else:
         config.backend = "python"
     config.input.add(name=manifest.input_name, data_type=mc.TYPE_FP32, dims=[len(manifest.bands), -1, -1])
-    config.output.add(name=manifest.output_name, data_type=mc.TYPE_FP32,
+    config.output.add(name=manifest.output_name,
+                      data_type=mc.TYPE_FP16 if manifest.output_dtype == "float16" else mc.TYPE_FP32,
                       dims=[manifest.num_classes, -1, -1], label_filename="labels.txt")
     config.dynamic_batching.preferred_batch_size.extend(options.preferred_batch_sizes)
     config.dynamic_batching.max_queue_delay_microseconds = options.max_queue_delay_us

@@ -127,3 +127,18 @@ def test_no_pixel_is_covered_by_three_tiles_in_a_row(length: int) -> None:
         for start in starts:
             cover[start:start + tile] += 1
         assert cover.min() >= 1 and cover.max() <= 2
+
+
+def test_a_float16_model_segments_like_its_float32_export(product, model, tiny_checkpoints, tmp_path) -> None:
+    onnx_path, manifest = model
+    half_path, half, _ = export_checkpoint(tiny_checkpoints[0], tmp_path / "f16", "clc-tiny", 64, 16,
+                                           float16_output=True)
+    maps = []
+    for path, description in ((onnx_path, manifest), (half_path, half)):
+        with ProductInput(SafeProduct.open(product), description) as source:
+            result = segment_product(source, OnnxRuntimeBackend(path, description), tmp_path / description.output_dtype)
+        with rasterio.open(result.classes_path) as dataset:
+            maps.append(dataset.read(1))
+    valid = maps[0] != 255
+    assert (maps[1] == 255).sum() == (~valid).sum()
+    assert (maps[0][valid] == maps[1][valid]).mean() > 0.99

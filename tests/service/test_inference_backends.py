@@ -162,3 +162,24 @@ def test_execution_providers_come_from_the_settings(models) -> None:
     if "CUDAExecutionProvider" not in ort.get_available_providers():  # CI has no GPU: a clear refusal
         with pytest.raises(InferenceError, match=r"no cuda provider .* install onnxruntime-gpu"):
             onnxruntime_providers(["cuda"])
+
+
+def test_float16_probabilities_cross_the_wire_at_half_the_bytes(tiny_checkpoints, models, server, tmp_path) -> None:
+    running, repository = server
+    onnx_path, manifest, report = export_checkpoint(tiny_checkpoints[0], tmp_path / "f16", "clc-tiny-f16",
+                                                    float16_output=True)
+    assert manifest.output_dtype == "float16" and report.argmax_agreement > 0.999
+    manifest = manifest.with_version("1")
+    write_model(repository, onnx_path, manifest, OPTIONS)  # the server polls the repository
+    client = triton.InferenceServerClient(running.grpc_url)
+    deadline = time.monotonic() + 60
+    while not client.is_model_ready("clc-tiny-f16", "1") and time.monotonic() < deadline:
+        time.sleep(0.5)
+    client.close()
+    x = tiles(3, seed=5)
+    full = OnnxRuntimeBackend(*models[0]).predict(x)  # the same checkpoint, float32 probabilities
+    local = OnnxRuntimeBackend(onnx_path, manifest).predict(x)
+    remote = TritonBackend(running.grpc_url, manifest, wait_ready_s=30).predict(x)
+    assert local.dtype == remote.dtype == np.float16 and local.nbytes * 2 == full.nbytes
+    np.testing.assert_allclose(remote.astype(np.float32), full, atol=2e-3)
+    np.testing.assert_allclose(remote.astype(np.float32), local.astype(np.float32), atol=1e-3)

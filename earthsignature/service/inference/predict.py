@@ -32,8 +32,8 @@ def predict_geotiff(backend: InferenceBackend, image: Path, output: Path) -> dic
     """Write the class map of ``image`` to ``output``; return the share of each predicted class."""
     manifest = backend.manifest
     digital_numbers, profile = read_bands(image, manifest.bands)
-    output = backend.predict(manifest.normalize(digital_numbers)[None])  # probabilities or logits: same argmax
-    classes = output[0].argmax(axis=0).astype(np.uint8)
+    scores = backend.predict(manifest.normalize(digital_numbers)[None])  # probabilities or logits: same argmax
+    classes = scores[0].argmax(axis=0).astype(np.uint8)
     profile.update(count=1, dtype="uint8", nodata=None, compress="deflate")
     output.parent.mkdir(parents=True, exist_ok=True)
     with rasterio.open(output, "w", **profile) as dataset:
