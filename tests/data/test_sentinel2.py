@@ -55,3 +55,10 @@ def test_bad_tiles_and_bands() -> None:
     assert band("b8a").resolution == 20
     with pytest.raises(ValueError, match="unknown Sentinel-2 band"):
         band("B13")
+
+
+def test_tile_ids_as_people_write_them() -> None:
+    from earthsignature.core.sentinel2 import is_tile_id
+
+    assert all(is_tile_id(t) for t in ("34SGH", "T34SGH", "t31tcj", "01WCP"))
+    assert not any(is_tile_id(t) for t in ("34SIH", "34SGO", "3SGH", "34SGHX", "../x", "", "34 SGH"))

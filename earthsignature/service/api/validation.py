@@ -19,14 +19,12 @@ from shapely.errors import ShapelyError
 from shapely.geometry.base import BaseGeometry
 
 from earthsignature.core import raster_codec
+from earthsignature.core.sentinel2 import is_tile_id
 from earthsignature.pb.snapearth.api.v1 import database_pb2, segmentation_pb2
 from earthsignature.service.api.errors import InvalidArgument, excerpt
+from earthsignature.service.catalog.raster_store import SAFE_PART
 
 E = segmentation_pb2.RasterEncoding
-#: Identifiers that name folders in the raster store: a letter or digit first, then letters, digits,
-#: ``_``, ``.`` and ``-``; so never empty, ``.``, ``..``, a separator or a control character.
-_IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
-_TILE = re.compile(r"T?[0-9]{2}[A-Za-z]{3}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MAX_LENGTHS = {"product_id": 128, "model_name": 64, "model_version": 32, "platform": 16,
                "processing_level": 8, "category": 128, "query": 2_000, "wkt": 100_000, "page_token": 256,
@@ -56,7 +54,7 @@ def identifier(field: str, value: str, max_length: int = 128, required: bool = F
             raise InvalidArgument(field, "is required")
         return value
     text(field, value, max_length)
-    if not _IDENTIFIER.fullmatch(value):
+    if not SAFE_PART.fullmatch(value):  # identifiers name folders in the raster store
         raise InvalidArgument(field, "is not an identifier (letters, digits, '_', '.', '-'; a letter or "
                                      f"digit first): {excerpt(value)}")
     return value
@@ -70,7 +68,7 @@ def identifiers(field: str, values: Sequence[str], max_length: int) -> tuple[str
 def tile_ids(field: str, values: Sequence[str]) -> tuple[str, ...]:
     items(field, values)
     for k, value in enumerate(values):
-        if not _TILE.fullmatch(value):
+        if not is_tile_id(value):
             raise InvalidArgument(f"{field}[{k}]", f"is not an MGRS tile such as 34SGH: {excerpt(value)}")
     return tuple(values)
 
@@ -163,7 +161,7 @@ def _output(request: database_pb2.ListSegmentationRequest | database_pb2.SearchS
 def create_request(request: database_pb2.CreateProductRequest) -> None:
     for name in ("product_id", "model_name", "model_version"):
         identifier(name, getattr(request, name), MAX_LENGTHS[name])
-    if request.tile_id and not _TILE.fullmatch(request.tile_id):
+    if request.tile_id and not is_tile_id(request.tile_id):
         raise InvalidArgument("tile_id", f"is not an MGRS tile such as 34SGH: {excerpt(request.tile_id)}")
     for name in ("platform", "processing_level"):
         identifier(name, getattr(request, name), MAX_LENGTHS[name])

@@ -27,6 +27,8 @@ from datetime import UTC, datetime
 from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 
+from earthsignature.core.sentinel2 import is_tile_id
+
 _TERM = re.compile(r'(?P<key>[A-Za-z_]+)(?P<op>:|<=|>=|<|>)(?P<value>"[^"]*"|[^\s"]+)')
 _WORD = re.compile(r'[^\s:<>="]+')
 _OPEN_QUOTE = re.compile(r'[A-Za-z_]+(?::|<=|>=|<|>)"')
@@ -104,7 +106,7 @@ def _apply(parsed: ParsedQuery, key: str, op: str, raw: str, at: int) -> None:
         else:
             parsed.end = moment
     elif key == "tile":
-        if not re.fullmatch(r"T?\d{2}[A-Za-z]{3}", value):
+        if not is_tile_id(value):
             raise QuerySyntaxError(f"{value!r} is not an MGRS tile such as 34SGH", at)
         parsed.tile_ids.append(value.upper().removeprefix("T"))
     elif key == "product":
