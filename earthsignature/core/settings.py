@@ -58,6 +58,8 @@ class ApiSettings:
     #: At start the server removes store files no catalog row names, if older than this (younger ones
     #: may belong to an ingestion in flight in another server process); 0 when it is the only server.
     store_check_min_age_s: float = 3600.0
+    #: false for a store too large to list at every start (run `earthsignature store check` on a schedule)
+    store_check_at_start: bool = True
 
 
 @dataclass

@@ -67,13 +67,14 @@ def serving(database_url: str, api: object, insecure: bool = False, grace_s: flo
                           migrate=first, share_port=processes > 1)
     gateway, extra, stop = None, [], None
     try:
-        if first:
+        if first and api.store_check_at_start:
             report = check_store(server.catalog, server.service.store, repair=True,
                                  min_age_s=float(api.store_check_min_age_s))
             log.info("raster store at start: %s", report.summary())
-            if api.http_port:
-                host = api.address.rsplit(":", 1)[0]
-                gateway = start_gateway(server.service, (host, int(api.http_port)), tls)
+        if first and api.http_port:
+            host = api.address.rsplit(":", 1)[0]
+            gateway = start_gateway(server.service, (host, int(api.http_port)), tls)
+        if first:
             extra, stop = _start_extra_processes(database_url, api, insecure, processes - 1)
         yield RunningApi(server, gateway)
     finally:
