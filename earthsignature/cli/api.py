@@ -94,15 +94,13 @@ def serve(insecure: bool, config: str, overrides: tuple[str, ...]) -> None:
     import signal
     import threading
 
-    from earthsignature.service.api.lifecycle import MissingCertificates, server_tls, serving
+    from earthsignature.service.api.lifecycle import ServeError, preflight, serving
 
     cfg = service_config(config, overrides)
     try:
-        server_tls(Path(cfg.api.certs_dir), insecure)  # fail before starting the database
-    except MissingCertificates as error:
+        preflight(cfg.api, insecure)  # fail before starting the database
+    except ServeError as error:
         raise click.ClickException(str(error)) from error
-    if cfg.api.processes > 1 and cfg.api.address.endswith(":0"):
-        raise click.ClickException("api.processes > 1 needs a fixed port in api.address")
     with serving(database_url(config, overrides), cfg.api, insecure) as running:
         http = running.http_address
         click.echo(f"gRPC on {cfg.api.address} ({'insecure' if insecure else 'mutual TLS'}, "

@@ -27,8 +27,8 @@ from earthsignature.service.catalog.store_check import check_store
 log = logging.getLogger(__name__)
 
 
-class MissingCertificates(FileNotFoundError):
-    """Mutual TLS was asked for and the server has no certificate yet."""
+class ServeError(ValueError):
+    """Settings the service cannot start with (no server certificate, several processes on port 0)."""
 
 
 @dataclass
@@ -41,14 +41,16 @@ class RunningApi:
         return self.gateway.server_address[:2] if self.gateway else None
 
 
-def server_tls(certs_dir: Path, insecure: bool) -> TlsFiles | None:
-    """The server's TLS files from the certificate folder (None in insecure mode)."""
+def preflight(api: object, insecure: bool) -> TlsFiles | None:
+    """Check the settings before anything starts; the server's TLS files (None in insecure mode)."""
+    if int(api.processes) > 1 and api.address.rsplit(":", 1)[-1] == "0":
+        raise ServeError("api.processes > 1 needs a fixed port in api.address")
     if insecure:
         return None
-    tls = TlsFiles.from_folder(CertificateFolder(Path(certs_dir)))
+    tls = TlsFiles.from_folder(CertificateFolder(Path(api.certs_dir)))
     if not tls.server_cert.exists():
-        raise MissingCertificates(f"no server certificate in {certs_dir}: run `earthsignature certs init` "
-                                  "(or --insecure for local development)")
+        raise ServeError(f"no server certificate in {api.certs_dir}: run `earthsignature certs init` "
+                         "(or --insecure for local development)")
     return tls
 
 
@@ -58,11 +60,9 @@ def serving(database_url: str, api: object, insecure: bool = False, grace_s: flo
     """Run the service described by a config's ``api`` section against ``database_url``; with
     ``api.processes`` > 1 the extra processes start too. ``first``: this process repairs the store at
     start and runs the HTTP gateway (the extra processes do neither)."""
-    tls = server_tls(Path(api.certs_dir), insecure)
+    tls = preflight(api, insecure)
     limits = api.limits if isinstance(api.limits, ApiLimits) else ApiLimits(**api.limits)
     processes = int(api.processes)
-    if processes > 1 and api.address.rsplit(":", 1)[-1] == "0":
-        raise ValueError("api.processes > 1 needs a fixed port in api.address")
     server = build_server(database_url, api.store_url, api.address, tls, insecure, limits, api.workers,
                           migrate=first, share_port=processes > 1)
     gateway, extra, stop = None, [], None
