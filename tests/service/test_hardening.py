@@ -143,6 +143,12 @@ def test_decoders_check_bounds_before_allocating(api) -> None:
     (lambda r: setattr(r, "cloud_cover", float("inf")), "cloud_cover"),
     (lambda r: r.start_date.__setattr__("seconds", 10**15), "start_date"),
     (lambda r: setattr(r.segmentation, "encoding", 99), "encoding"),
+    (lambda r: r.cloud_mask.CopyFrom(raster_codec.encode(np.full((120, 120), 0.5, np.float32), E.RASTER_ENCODING_ZSTD,
+                                                         r.segmentation.geotransform, r.segmentation.crs)),
+     "cloud_mask must hold integers"),
+    (lambda r: r.cloud_mask.CopyFrom(raster_codec.encode(np.full((120, 120), 300, np.uint16), E.RASTER_ENCODING_ZSTD,
+                                                         r.segmentation.geotransform, r.segmentation.crs)),
+     "cloud_mask must hold integers in 0..255"),
 ])
 def test_products_that_would_break_later_queries_are_refused(api, change, expected) -> None:
     client, _, _ = api

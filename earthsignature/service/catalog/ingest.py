@@ -224,8 +224,8 @@ def _extra_layer(request, name: str, shape: tuple[int, int]) -> np.ndarray:
     layer, _, _ = _georeferenced(getattr(request, name), name)
     if layer.shape != shape:
         raise IngestError(f"{name} is {layer.shape[0]} x {layer.shape[1]}, the segmentation {shape[0]} x {shape[1]}")
-    if layer.size and (int(layer.max()) > 255 or int(layer.min()) < 0):
-        raise IngestError(f"{name} values must be in 0..255")
+    if layer.dtype.kind not in "ui" or (layer.size and (int(layer.max()) > 255 or int(layer.min()) < 0)):
+        raise IngestError(f"{name} must hold integers in 0..255 (uint8), got {layer.dtype} values")
     return layer.astype(np.uint8)
 
 
