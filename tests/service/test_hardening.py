@@ -149,6 +149,9 @@ def test_decoders_check_bounds_before_allocating(api) -> None:
     (lambda r: r.cloud_mask.CopyFrom(raster_codec.encode(np.full((120, 120), 300, np.uint16), E.RASTER_ENCODING_ZSTD,
                                                          r.segmentation.geotransform, r.segmentation.crs)),
      "cloud_mask must hold integers in 0..255"),
+    (lambda r: r.segmentation.CopyFrom(raster_codec.encode(np.full((120, 120), 2.7, np.float32),
+                                                           E.RASTER_ENCODING_ZSTD, r.segmentation.geotransform,
+                                                           r.segmentation.crs)), "integer class values"),
 ])
 def test_products_that_would_break_later_queries_are_refused(api, change, expected) -> None:
     client, _, _ = api

@@ -160,6 +160,8 @@ def ingest(request: database_pb2.CreateProductRequest, catalog: Catalog, store: 
             return Stored(product_id, existing.id, False)
         catalog.remove_segmentation(existing.id)  # its map was lost: a re-send stores it again
     data, transform, crs = _georeferenced(request.segmentation, "segmentation")
+    if data.dtype.kind not in "ui":
+        raise IngestError(f"segmentation must hold integer class values, got {data.dtype}")
     nodata = request.segmentation.nodata if request.segmentation.HasField("nodata") else None
     classes = class_shares(request, data, nodata)
     product = product_record(request, None)
