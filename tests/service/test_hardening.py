@@ -336,3 +336,12 @@ def test_a_resend_repairs_a_segmentation_whose_map_was_lost(api) -> None:
     with client("pilot") as pilot:
         (result,) = pilot.list()
     assert result.classes is not None
+
+
+def test_a_query_may_span_lines_but_not_hold_other_control_characters(api) -> None:
+    client, _, _ = api
+    with client() as internal:
+        internal.create(product_request(1, burnt_share=0.3))
+    with client("pilot") as pilot:
+        assert len(list(pilot.search('class:"burnt areas"\ttile:34SGH\nafter:2021-07-01'))) == 1
+        assert refused(lambda: list(pilot.search('class:"burnt areas"\x00'))).code() == INVALID

@@ -26,6 +26,7 @@ from earthsignature.service.catalog.raster_store import SAFE_PART
 
 E = segmentation_pb2.RasterEncoding
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL_BUT_SPACE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # tabs and line breaks are spaces
 MAX_LENGTHS = {"product_id": 128, "model_name": 64, "model_version": 32, "platform": 16,
                "processing_level": 8, "category": 128, "query": 2_000, "wkt": 100_000, "page_token": 256,
                "crs": 4_096, "class name": 128}
@@ -40,10 +41,11 @@ _MIN_SECONDS, _MAX_SECONDS = -62_135_596_800, 253_402_300_799
 AREA_TYPES = ("Polygon", "MultiPolygon", "Point", "MultiPoint", "LineString", "MultiLineString")
 
 
-def text(field: str, value: str, max_length: int) -> str:
+def text(field: str, value: str, max_length: int, spaces: bool = False) -> str:
+    """``spaces``: tabs and line breaks are allowed (free text such as a query)."""
     if len(value) > max_length:
         raise InvalidArgument(field, f"must have at most {max_length} characters, got {len(value)}")
-    if _CONTROL.search(value):
+    if (_CONTROL_BUT_SPACE if spaces else _CONTROL).search(value):
         raise InvalidArgument(field, f"must not hold control characters: {excerpt(value)}")
     return value
 
@@ -149,7 +151,7 @@ def list_request(request: database_pb2.ListSegmentationRequest) -> None:
 
 
 def search_request(request: database_pb2.SearchSegmentationRequest) -> None:
-    text("query", request.query, MAX_LENGTHS["query"])
+    text("query", request.query, MAX_LENGTHS["query"], spaces=True)
     _output(request)
 
 
