@@ -11,7 +11,8 @@ tile in one as wide; so memory is about classes x overlap x product width x 4 by
 The argmax and the confidence are computed once per finished pixel.
 
 Outputs: the class map (uint8 channel indices, 255 where the input has no data), the confidence (max
-probability x 255, 0 where there is no data), the cloud mask from SCL, and the per-class pixel counts.
+probability x 254, so 0..254, and 255 where there is no data: the GeoTIFF's no-data value), the cloud mask
+from SCL, and the per-class pixel counts.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from earthsignature.service.inference.backends import InferenceBackend
 from earthsignature.service.inference.product_input import ProductInput
 
 NODATA = 255
+CONFIDENCE_SCALE = 254  # confidence = round(probability x 254): 0..254, 255 stays no data
 
 
 def tile_starts(length: int, tile: int, stride: int) -> list[int]:
@@ -127,13 +129,14 @@ def working_memory(manifest, height: int, width: int, batch: int) -> int:
 
 
 def _finish(weighted: np.ndarray, weights: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """Class indices and confidence (0..255) of [classes, ...] probabilities, or of weighted sums with their
+    """Class indices and confidence (0..254) of [classes, ...] probabilities, or of weighted sums with their
     weights (positive and common to a pixel's classes: the argmax of the sums is the blended argmax)."""
     classes = weighted.argmax(axis=0)
     best = np.take_along_axis(weighted, classes[None], axis=0)[0]
     if weights is not None:
         best = best / weights
-    return classes.astype(np.uint8), np.rint(np.clip(best, 0, 1) * 255).astype(np.uint8)
+    # 254 at most: 255 is the no-data value, and a probability of 0.999 must not read as no data
+    return classes.astype(np.uint8), np.rint(np.clip(best, 0, 1) * CONFIDENCE_SCALE).astype(np.uint8)
 
 
 class _TileRow:
@@ -216,7 +219,7 @@ def _tile_row(backend: InferenceBackend, strip: np.ndarray, col_spans: list[_Spa
 def _write(finished: _TileRow, valid: np.ndarray, source: ProductInput, outputs: tuple, counts: np.ndarray) -> None:
     class_out, confidence_out, cloud_out = outputs
     rows = finished.bottom - finished.top
-    finished.classes[~valid], finished.confidence[~valid] = NODATA, 0
+    finished.classes[~valid], finished.confidence[~valid] = NODATA, NODATA
     counts += np.bincount(finished.classes[valid].ravel(), minlength=len(counts))[: len(counts)]
     target = Window(0, finished.top, source.width, rows)
     class_out.write(finished.classes, 1, window=target)
