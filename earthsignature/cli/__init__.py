@@ -1,19 +1,43 @@
 """The ``earthsignature`` command: assembles the command groups each part owns.
 
 Every group imports its part lazily, so ``earthsignature serve --help`` works in a service-only
-install (no torch) and starts fast.
+install (no torch) and starts fast. An unexpected error is one line on the terminal (its traceback in the
+log with ``--log-level debug``), never a traceback alone.
 """
 
 from __future__ import annotations
+
+import logging
 
 import click
 
 from earthsignature.cli import api, data, db, demo, ml, model, monitor, query, store
 
+log = logging.getLogger("earthsignature")
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-def main() -> None:
+
+class _Command(click.Group):
+    """The top-level group: errors the commands did not expect become one clear line."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort, SystemExit,
+                KeyboardInterrupt):
+            raise
+        except Exception as error:
+            log.debug("unexpected error", exc_info=error)
+            raise click.ClickException(f"{type(error).__name__}: {error} (--log-level debug shows where)") from error
+
+
+@click.group(cls=_Command, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="earthsignature", prog_name="earthsignature")
+@click.option("--log-level", type=click.Choice(LOG_LEVELS), default="warning", show_default=True,
+              help="what the parts log to the terminal")
+def main(log_level: str) -> None:
     """EarthSignature: Sentinel-2 land-cover segmentation toolkit and services."""
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 for command in (db.db, data.classes, data.fixtures, ml.train, ml.finetune, ml.evaluate, model.export_command,

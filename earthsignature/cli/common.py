@@ -3,10 +3,31 @@ private PostGIS cluster it describes."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import click
 from omegaconf import DictConfig
 
 from earthsignature.core.config import ConfigError, load_config
+
+
+class IsoDate(click.ParamType):
+    """An ISO 8601 date or date and time (``2021-08-01``, ``2021-08-01T09:20:31``), as a datetime in UTC
+    when no offset is given; anything else is a usage error naming the option."""
+
+    name = "date"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, datetime):
+            return value
+        try:
+            moment = datetime.fromisoformat(str(value))
+        except ValueError:
+            self.fail(f"{value!r} is not an ISO date such as 2021-08-01 or 2021-08-01T09:20:31", param, ctx)
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+ISO_DATE = IsoDate()
 
 config_option = click.option("-c", "--config", default="embedded", show_default=True,
                              help="service config in earthsignature/conf/service/")

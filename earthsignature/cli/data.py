@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import click
 
+from earthsignature.cli.common import ISO_DATE
 from earthsignature.core.classes import UnknownClassError
 from earthsignature.core.nomenclature import NOMENCLATURE_NAMES, get_nomenclature
 
@@ -42,19 +43,20 @@ def fixtures() -> None:
 @fixtures.command("safe")
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--tile", "tiles", multiple=True, default=["34SGH"], show_default=True, help="MGRS tile id")
-@click.option("--date", "date", default="2021-08-01T09:20:31", show_default=True, help="sensing time (UTC)")
+@click.option("--date", "date", type=ISO_DATE, default="2021-08-01T09:20:31", show_default=True,
+              help="sensing time (UTC)")
 @click.option("--level", type=click.Choice(["L2A", "L1C"]), default="L2A", show_default=True)
 @click.option("--size", type=int, default=1098, show_default=True, help="pixels at 10 m (multiple of 6)")
 @click.option("--cloud-cover", type=float, default=5.0, show_default=True, help="percent")
 @click.option("--nodata-fraction", type=float, default=0.0, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--zip", "zipped", is_flag=True, help="write <name>.zip instead of <name>.SAFE")
-def fixtures_safe(out: Path, tiles: tuple[str, ...], date: str, level: str, size: int, cloud_cover: float,
+def fixtures_safe(out: Path, tiles: tuple[str, ...], date: datetime, level: str, size: int, cloud_cover: float,
                   nodata_fraction: float, seed: int, zipped: bool) -> None:
     """Write one Sentinel-2 product per --tile into OUT."""
     from earthsignature.samples.safe_writer import ProductSpec, write_product
 
-    sensing = datetime.fromisoformat(date).replace(tzinfo=UTC)
+    sensing = date
     for k, tile_id in enumerate(tiles):
         try:
             spec = ProductSpec(tile_id=tile_id, sensing_time=sensing, level=level, size=size,

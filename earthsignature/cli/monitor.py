@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from earthsignature.cli.common import config_option, overrides_argument, service_config
+from earthsignature.cli.common import ISO_DATE, config_option, overrides_argument, service_config
 
 
 @click.group()
@@ -15,9 +15,9 @@ def monitor() -> None:
 
 
 @monitor.command("run")
-@click.option("--date", "day", default=None, help="the day to ingest (default: yesterday, UTC)")
-@click.option("--start", default=None, help="backfill: first day")
-@click.option("--end", default=None, help="backfill: last day")
+@click.option("--date", "day", type=ISO_DATE, default=None, help="the day to ingest (default: yesterday, UTC)")
+@click.option("--start", type=ISO_DATE, default=None, help="backfill: first day")
+@click.option("--end", type=ISO_DATE, default=None, help="backfill: last day")
 @click.option("--workers", type=int, default=None, help="parallel Luigi workers (default: monitor.workers)")
 @click.option("--scheduler", default=None, help="host:port of a luigid central scheduler (default: local)")
 @click.option("--insecure", is_flag=True, help="publish to a server run with --insecure")
@@ -25,7 +25,7 @@ def monitor() -> None:
 @overrides_argument
 def monitor_run(day, start, end, workers, scheduler, insecure, config, overrides) -> None:
     """Ingest a day (or a backfill range); the exit code says whether every product succeeded."""
-    from datetime import UTC, date, datetime, timedelta
+    from datetime import UTC, datetime, timedelta
 
     from earthsignature.embedded.stac_provider import local_provider
     from earthsignature.service.monitor.runner import run_days
@@ -34,8 +34,8 @@ def monitor_run(day, start, end, workers, scheduler, insecure, config, overrides
         raise click.UsageError("give --date or --start/--end, not both")
     if bool(start) != bool(end):
         raise click.UsageError("a backfill needs both --start and --end")
-    first = date.fromisoformat(start or day) if (start or day) else datetime.now(UTC).date() - timedelta(days=1)
-    last = date.fromisoformat(end) if end else first
+    first = (start or day).date() if (start or day) else datetime.now(UTC).date() - timedelta(days=1)
+    last = end.date() if end else first
     if last < first:
         raise click.UsageError(f"--end {last} is before --start {first}")
     cfg = service_config(config, overrides)
@@ -52,16 +52,15 @@ def monitor_run(day, start, end, workers, scheduler, insecure, config, overrides
 
 
 @monitor.command("status")
-@click.option("--date", "day", required=True)
+@click.option("--date", "day", type=ISO_DATE, required=True)
 @config_option
 @overrides_argument
 def monitor_status(day: str, config: str, overrides: tuple[str, ...]) -> None:
     """What the work folder says about a day's products."""
-    from datetime import date
 
     from earthsignature.service.monitor.runner import day_status
 
-    rows = day_status(service_config(config, overrides), date.fromisoformat(day))
+    rows = day_status(service_config(config, overrides), day.date())
     if not rows:
         click.echo(f"nothing searched for {day} yet")
     for row in rows:

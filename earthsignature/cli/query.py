@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from earthsignature.cli.common import config_option, overrides_argument, service_config
+from earthsignature.cli.common import ISO_DATE, config_option, overrides_argument, service_config
 from earthsignature.core.layout import CertificateFolder
 
 
@@ -55,8 +55,8 @@ def _print_and_save(results, save: Path | None) -> None:
 
 @query.command("list")
 @click.option("--wkt", default=None, help="area, EPSG:4326 Well-Known Text")
-@click.option("--start", default=None, help="acquired after (ISO date)")
-@click.option("--end", default=None, help="acquired before (ISO date)")
+@click.option("--start", type=ISO_DATE, default=None, help="acquired after (ISO date)")
+@click.option("--end", type=ISO_DATE, default=None, help="acquired before (ISO date)")
 @click.option("--product", "products", multiple=True)
 @click.option("--category", "categories", multiple=True, help="class name or code (repeatable)")
 @click.option("-n", "--n-results", type=int, default=None)
