@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterator
-from datetime import UTC
 
 import geobuf
 import grpc
@@ -135,8 +134,8 @@ class DatabaseService(database_pb2_grpc.DatabaseProductServiceServicer):
     def _list(self, request, context) -> Iterator:
         self._caller(context)
         _decoded(request)
-        validation.list_request(request)
-        yield from self._respond(self._list_filters(request), request.raster_encoding, request.max_pixels)
+        checked = validation.list_request(request)
+        yield from self._respond(self._list_filters(request, checked), request.raster_encoding, request.max_pixels)
 
     def _search(self, request, context) -> Iterator:
         self._caller(context)
@@ -148,9 +147,11 @@ class DatabaseService(database_pb2_grpc.DatabaseProductServiceServicer):
             raise InvalidArgument(None, str(error)) from error
         codes, names = self._categories(validation.categories("query class", parsed.categories))
         filters = Filters(area=parsed.area, start=parsed.start, end=parsed.end,
-                          product_ids=validation.identifiers("query product", parsed.product_ids, 128),
+                          product_ids=validation.identifiers("query product", parsed.product_ids,
+                                                             validation.MAX_LENGTHS["product_id"]),
                           tile_ids=validation.tile_ids("query tile", parsed.tile_ids),
-                          model_names=validation.identifiers("query model", parsed.model_names, 64),
+                          model_names=validation.identifiers("query model", parsed.model_names,
+                                                             validation.MAX_LENGTHS["model_name"]),
                           category_codes=codes, category_names=names,
                           min_category_fraction=parsed.min_fraction, max_cloud_cover=parsed.max_cloud_cover,
                           words=" ".join(parsed.words),
@@ -177,15 +178,10 @@ class DatabaseService(database_pb2_grpc.DatabaseProductServiceServicer):
                 names.append(token.strip().lower())
         return tuple(codes), tuple(names)
 
-    def _list_filters(self, request) -> Filters:
-        area = validation.area("wkt", request.wkt) if request.HasField("wkt") and request.wkt.strip() else None
-        start = request.start_date.ToDatetime(tzinfo=UTC) if request.HasField("start_date") else None
-        end = request.end_date.ToDatetime(tzinfo=UTC) if request.HasField("end_date") else None
-        if start and end and start > end:
-            raise InvalidArgument("start_date", f"{start:%Y-%m-%d %H:%M} is after end_date {end:%Y-%m-%d %H:%M}")
+    def _list_filters(self, request, checked: validation.ListArea) -> Filters:
         codes, names = self._categories(list(request.categories))
         return Filters(
-            area=area, start=start, end=end, product_ids=tuple(request.product_ids),
+            area=checked.area, start=checked.start, end=checked.end, product_ids=tuple(request.product_ids),
             tile_ids=tuple(request.tile_ids), model_names=tuple(request.model_names), category_codes=codes,
             category_names=names, min_category_fraction=request.min_category_fraction,
             max_cloud_cover=request.max_cloud_cover if request.HasField("max_cloud_cover") else None,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -134,12 +135,22 @@ def categories(field: str, tokens: Iterable[str]) -> tuple[str, ...]:
 # --- the three requests -------------------------------------------------------------------------------
 
 
-def list_request(request: database_pb2.ListSegmentationRequest) -> None:
-    if request.HasField("wkt") and request.wkt.strip():
-        area("wkt", request.wkt)
-    for name in ("start_date", "end_date"):
-        if request.HasField(name):
-            timestamp(name, getattr(request, name))
+@dataclass(frozen=True)
+class ListArea:
+    """What checking a ListSegmentationRequest parsed: its area and period (None where not asked)."""
+
+    area: BaseGeometry | None
+    start: datetime | None
+    end: datetime | None
+
+
+def list_request(request: database_pb2.ListSegmentationRequest) -> ListArea:
+    """Check every field; the parsed area and period, so nobody parses them again."""
+    shape = area("wkt", request.wkt) if request.HasField("wkt") and request.wkt.strip() else None
+    start, end = (timestamp(name, getattr(request, name)) if request.HasField(name) else None
+                  for name in ("start_date", "end_date"))
+    if start and end and start > end:
+        raise InvalidArgument("start_date", f"{start:%Y-%m-%d %H:%M} is after end_date {end:%Y-%m-%d %H:%M}")
     identifiers("product_ids", request.product_ids, MAX_LENGTHS["product_id"])
     identifiers("model_names", request.model_names, MAX_LENGTHS["model_name"])
     tile_ids("tile_ids", request.tile_ids)
@@ -148,6 +159,7 @@ def list_request(request: database_pb2.ListSegmentationRequest) -> None:
     if request.HasField("max_cloud_cover"):
         finite("max_cloud_cover", request.max_cloud_cover, 0, 100)
     _output(request)
+    return ListArea(shape, start, end)
 
 
 def search_request(request: database_pb2.SearchSegmentationRequest) -> None:
