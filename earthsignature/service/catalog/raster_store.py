@@ -66,6 +66,13 @@ def gdal_path(url: str) -> str:
     return url.removeprefix("file://")
 
 
+def filesystem(url: str):
+    """fsspec's file system for a store URL (object storage or a local folder) and the path within it."""
+    import fsspec
+
+    return fsspec.core.url_to_fs(url)
+
+
 class RasterStore:
     def __init__(self, root_url: str):
         self.root_url = root_url.rstrip("/")
@@ -123,17 +130,13 @@ class RasterStore:
 
     def exists(self, url: str) -> bool:
         if self.remote:
-            import fsspec
-
-            fs, path = fsspec.core.url_to_fs(url)
+            fs, path = filesystem(url)
             return fs.exists(path)
         return Path(gdal_path(url)).exists()
 
     def delete(self, url: str) -> None:
         if self.remote:
-            import fsspec
-
-            fs, path = fsspec.core.url_to_fs(url)
+            fs, path = filesystem(url)
             fs.rm(path)
         else:
             Path(gdal_path(url)).unlink(missing_ok=True)

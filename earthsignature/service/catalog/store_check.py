@@ -12,11 +12,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import fsspec
 import sqlalchemy as sa
 
 from earthsignature.service.catalog.catalog import Catalog
-from earthsignature.service.catalog.raster_store import RasterStore, gdal_path
+from earthsignature.service.catalog.raster_store import RasterStore, filesystem, gdal_path
 from earthsignature.service.catalog.tables import Product, Segmentation
 
 log = logging.getLogger(__name__)
@@ -45,7 +44,7 @@ class StoreReport:
 def _key(store: RasterStore, url: str) -> str:
     """A comparable name for a store URL (local files by their path)."""
     if store.remote:
-        return fsspec.core.url_to_fs(url)[1]
+        return filesystem(url)[1]
     return str(Path(gdal_path(url)).absolute())
 
 
@@ -66,7 +65,7 @@ def _referenced(catalog: Catalog) -> dict[str, tuple[str, int]]:
 
 def _files(store: RasterStore) -> dict[str, float | None]:
     """Every file in the store with its modification time (None where the store does not say)."""
-    fs, root = fsspec.core.url_to_fs(store.root_url)
+    fs, root = filesystem(store.root_url)
     if not fs.exists(root):
         return {}
     found = fs.find(root, detail=True)
@@ -92,7 +91,7 @@ def check_store(catalog: Catalog, store: RasterStore, repair: bool = False,
 
 
 def _repair(catalog: Catalog, store: RasterStore, report: StoreReport, referenced: dict) -> None:
-    fs, _ = fsspec.core.url_to_fs(store.root_url)
+    fs, _ = filesystem(store.root_url)
     for path in report.orphans + report.partial:
         fs.rm(path)
         log.warning("store check: removed %s", path)

@@ -26,7 +26,7 @@ import rasterio
 from rasterio.windows import Window
 
 from earthsignature.service.inference.backends import InferenceBackend
-from earthsignature.service.inference.product_input import ProductInput
+from earthsignature.service.inference.product_input import CHUNK_ROWS, ProductInput
 
 NODATA = 255
 CONFIDENCE_SCALE = 254  # confidence = round(probability x 254): 0..254, 255 stays no data
@@ -116,8 +116,6 @@ def working_memory(manifest, height: int, width: int, batch: int) -> int:
     """Bytes the segmenter holds at most for a product, besides the model itself: the two overlap-tall
     accumulators, one batch of tiles and of their probabilities, a tile's shared columns, one tile row's
     outputs, the strip being read and the chunks read ahead. It grows with the width, never the height."""
-    from earthsignature.service.inference.product_input import CHUNK_ROWS
-
     tile, classes, bands = manifest.tile_size, manifest.num_classes, len(manifest.bands)
     tile_h, tile_w = min(tile, height), min(tile, width)
     shared = max(s.start + tile_h - s.shared_after for s in _spans(height, tile, manifest.overlap))
