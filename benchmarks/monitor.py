@@ -54,15 +54,15 @@ class _TimedBackend:
 
 
 def _input(implementation: str, product: str, manifest):
-    from earthsignature.core.safe import SafeProduct
+    from earthsignature.core.readers import open_product
 
     if implementation == "baseline":
         from baseline_segmenter import BaselineInput
 
-        return BaselineInput(SafeProduct.open(product), manifest)
+        return BaselineInput(open_product(product), manifest)
     from earthsignature.service.inference.product_input import ProductInput
 
-    return ProductInput(SafeProduct.open(product), manifest)
+    return ProductInput(open_product(product), manifest)
 
 
 def _read_stage(implementation: str, product: str, model_dir: str, queue) -> None:

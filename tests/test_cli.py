@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from earthsignature.cli import main
-from earthsignature.core.safe import SafeProduct
+from earthsignature.core.readers import open_product
 from earthsignature.embedded.ports import free_port
 
 
@@ -40,7 +40,7 @@ def test_fixtures_safe_writes_readable_products(tmp_path: Path) -> None:
     output = run("fixtures", "safe", str(tmp_path), "--tile", "31TCJ", "--tile", "33UUP", "--size", "60",
                  "--date", "2021-08-02T10:56:21", "--cloud-cover", "0")
     paths = [Path(line) for line in output.split()]
-    assert [SafeProduct.open(p).tile_id for p in paths] == ["31TCJ", "33UUP"]
+    assert [open_product(p).tile_id for p in paths] == ["31TCJ", "33UUP"]
     assert "multiple of 6" in run("fixtures", "safe", str(tmp_path), "--size", "50", expect=2)
 
 

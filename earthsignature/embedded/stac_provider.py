@@ -18,7 +18,8 @@ from pathlib import Path
 import pystac
 from shapely.geometry import mapping
 
-from earthsignature.core.safe import ProductError, SafeProduct
+from earthsignature.core.product import ProductError
+from earthsignature.core.readers import open_product
 from earthsignature.service.monitor.runner import LOCAL_PROVIDER
 
 COLLECTIONS = {"L2A": "sentinel-2-l2a", "L1C": "sentinel-2-l1c"}
@@ -34,12 +35,12 @@ def write_catalog(folder: Path, base_url: str) -> Path:
         catalog.add_child(collection)
     for archive in sorted(folder.glob("*.zip")):
         try:
-            product = SafeProduct.open(archive)
+            product = open_product(archive)
         except ProductError:
             continue  # a broken archive is not described; the downloader reports broken downloads
         item = pystac.Item(product.product_id, mapping(product.footprint), list(product.footprint.bounds),
                            product.start_time, {"eo:cloud_cover": product.cloud_cover, "s2:mgrs_tile": product.tile_id,
-                                                "platform": f"sentinel-2{product.name.mission[-1].lower()}",
+                                                "platform": f"sentinel-2{product.mission[-1].lower()}",
                                                 "processing:level": product.level, "end_datetime":
                                                 product.stop_time.isoformat(), "start_datetime":
                                                 product.start_time.isoformat()})

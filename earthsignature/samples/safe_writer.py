@@ -78,6 +78,13 @@ class ProductSpec:
                            self.tile_id.upper().removeprefix("T"), self.sensing_time + timedelta(hours=3))
 
     @property
+    def offset(self) -> int:
+        """The digital-number offset ESA's metadata declares: -1000 from processing baseline 04.00, else none."""
+        if self.baseline < "0400":
+            return 0
+        return BOA_ADD_OFFSET if self.level == "L2A" else RADIO_ADD_OFFSET
+
+    @property
     def bands(self) -> tuple[str, ...]:
         return L2A_BANDS if self.level == "L2A" else L1C_BANDS
 
@@ -206,8 +213,7 @@ class _SafeWriter:
         reflectance = render_reflectance(labels, band_name, self.rng)
         clouds = self.spec.cloud_mask(*labels.shape, scale)
         reflectance[clouds] = 0.35 * reflectance[clouds] + 0.65 * cloud_signature(band_name)
-        offset = BOA_ADD_OFFSET if self.spec.level == "L2A" else RADIO_ADD_OFFSET
-        dn = np.clip(np.rint(reflectance * QUANTIFICATION_VALUE - offset), 1, 65535).astype(np.uint16)
+        dn = np.clip(np.rint(reflectance * QUANTIFICATION_VALUE - self.spec.offset), 1, 65535).astype(np.uint16)
         dn[self.spec.nodata(0, 0, *labels.shape, scale)] = 0
         self._write_jp2(self._band_path(img_data, band_name, resolution), dn, resolution)
 
@@ -236,11 +242,11 @@ class _SafeWriter:
         positions = " ".join(f"{lat:.6f} {lon:.6f}" for lon, lat in self._footprint())
         files = "\n".join(f"            <IMAGE_FILE>{escape(f)}</IMAGE_FILE>" for f in self.image_files)
         offsets_tag = "BOA_ADD_OFFSET" if level == "L2A" else "RADIO_ADD_OFFSET"
-        offset_value = BOA_ADD_OFFSET if level == "L2A" else RADIO_ADD_OFFSET
         offsets = "\n".join(
-            f'        <{offsets_tag} band_id="{i}">{offset_value}</{offsets_tag}>'
-            for i in range(len(spec.bands))
+            f'        <{offsets_tag} band_id="{i}">{spec.offset}</{offsets_tag}>' for i in range(len(spec.bands))
         )
+        # products before baseline 04.00 have no offsets list
+        offsets_list = f"<{offsets_tag}_VALUES_LIST>\n{offsets}\n      </{offsets_tag}_VALUES_LIST>" if spec.offset else ""
         spectral = "\n".join(
             f'        <Spectral_Information bandId="{i}" physicalBand="{b}"><RESOLUTION>'
             f"{band(b).resolution}</RESOLUTION><Wavelength><CENTRAL unit=\"nm\">{band(b).wavelength_nm}"
@@ -284,9 +290,7 @@ class _SafeWriter:
     </Product_Info>
     <Product_Image_Characteristics>
       {quantification}
-      <{offsets_tag}_VALUES_LIST>
-{offsets}
-      </{offsets_tag}_VALUES_LIST>
+      {offsets_list}
       <Spectral_Information_List>
 {spectral}
       </Spectral_Information_List>

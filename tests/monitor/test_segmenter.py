@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from earthsignature.core.safe import SafeProduct
+from earthsignature.core.readers import open_product
 from earthsignature.export.onnx_export import export_checkpoint
 from earthsignature.samples.safe_writer import ProductSpec, write_product
 from earthsignature.service.inference.backends import OnnxRuntimeBackend
@@ -39,11 +39,11 @@ def test_tiles_cover_the_product() -> None:
 
 def test_product_input_reads_bands_on_the_model_grid(product, model) -> None:
     _, manifest = model
-    source = ProductInput(SafeProduct.open(product), manifest)
+    source = ProductInput(open_product(product), manifest)
     assert (source.height, source.width, source.crs) == (300, 300, "EPSG:32634")
     strip, valid = source.strip(100, 50)
     assert strip.shape == (4, 50, 300) and strip.dtype == np.float32
-    with rasterio.open(SafeProduct.open(product).band_path("B02")) as dataset:
+    with rasterio.open(open_product(product).band_path("B02")) as dataset:
         blue = dataset.read(1, window=((100, 150), (0, 300))).astype(np.float32) - 1000  # baseline 05.00 offset
     stats = manifest.normalization
     expected = (blue - stats["minimum"]) / (stats["maximum"] - stats["minimum"]) - stats["mean"][0]
@@ -54,7 +54,7 @@ def test_product_input_reads_bands_on_the_model_grid(product, model) -> None:
 
 def test_l1c_without_sen2cor_names_the_tool(tmp_path, model, monkeypatch) -> None:
     monkeypatch.setenv("PATH", "/usr/bin:/bin")  # no L2A_Process
-    l1c = SafeProduct.open(write_product(tmp_path, ProductSpec(level="L1C", size=60)))
+    l1c = open_product(write_product(tmp_path, ProductSpec(level="L1C", size=60)))
     with pytest.raises(ProcessingError, match=r"L1C .* install ESA's Sen2Cor \(the `L2A_Process` command\)"):
         to_l2a(l1c, tmp_path)
     with pytest.raises(ProcessingError, match="convert it with to_l2a"):
@@ -63,10 +63,10 @@ def test_l1c_without_sen2cor_names_the_tool(tmp_path, model, monkeypatch) -> Non
 
 def test_tiled_equals_one_piece_without_seams(product, model, tmp_path) -> None:
     onnx_path, manifest = model
-    source = ProductInput(SafeProduct.open(product), manifest)
+    source = ProductInput(open_product(product), manifest)
     tiled = segment_product(source, OnnxRuntimeBackend(onnx_path, manifest, batch_size=4), tmp_path / "tiled")
     whole_manifest = replace(manifest, tile_size=320, overlap=0)  # one tile covers the product
-    whole = segment_product(ProductInput(SafeProduct.open(product), whole_manifest),
+    whole = segment_product(ProductInput(open_product(product), whole_manifest),
                             OnnxRuntimeBackend(onnx_path, whole_manifest), tmp_path / "whole")
     with rasterio.open(tiled.classes_path) as a, rasterio.open(whole.classes_path) as b:
         tiled_map, whole_map = a.read(1), b.read(1)
@@ -85,12 +85,12 @@ def test_tiled_equals_one_piece_without_seams(product, model, tmp_path) -> None:
 
 def test_nodata_edges_stay_nodata(product, model, tmp_path) -> None:
     onnx_path, manifest = model
-    result = segment_product(ProductInput(SafeProduct.open(product), manifest),
+    result = segment_product(ProductInput(open_product(product), manifest),
                              OnnxRuntimeBackend(onnx_path, manifest), tmp_path)
     with rasterio.open(result.classes_path) as classes, rasterio.open(result.confidence_path) as confidence:
         class_map, conf = classes.read(1), confidence.read(1)
         assert classes.crs.to_epsg() == 32634 and classes.transform.a == 10.0
-    with rasterio.open(SafeProduct.open(product).band_path("B02")) as dataset:
+    with rasterio.open(open_product(product).band_path("B02")) as dataset:
         nodata_input = dataset.read(1) == 0
     assert nodata_input.mean() > 0.1
     assert (class_map[nodata_input] == 255).all() and (conf[nodata_input] == 255).all()  # the file's no-data
@@ -105,7 +105,7 @@ def test_memory_is_bounded_by_the_configuration_not_the_product_height(product, 
 
     onnx_path, manifest = model
     backend = OnnxRuntimeBackend(onnx_path, manifest, batch_size=2)
-    with ProductInput(SafeProduct.open(product), manifest) as source:
+    with ProductInput(open_product(product), manifest) as source:
         tracemalloc.start()
         segment_product(source, backend, tmp_path)
         _, peak = tracemalloc.get_traced_memory()
@@ -136,7 +136,7 @@ def test_a_float16_model_segments_like_its_float32_export(product, model, tiny_c
                                            float16_output=True)
     maps = []
     for path, description in ((onnx_path, manifest), (half_path, half)):
-        with ProductInput(SafeProduct.open(product), description) as source:
+        with ProductInput(open_product(product), description) as source:
             result = segment_product(source, OnnxRuntimeBackend(path, description), tmp_path / description.output_dtype)
         with rasterio.open(result.classes_path) as dataset:
             maps.append(dataset.read(1))

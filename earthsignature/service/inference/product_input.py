@@ -24,7 +24,8 @@ from rasterio.enums import Resampling
 from rasterio.windows import Window
 
 from earthsignature.core.manifest import ModelManifest
-from earthsignature.core.safe import SafeProduct
+from earthsignature.core.product import Sentinel2Product
+from earthsignature.core.readers import open_product
 from earthsignature.core.sentinel2 import SCL_CLOUD_VALUES, band
 
 SEN2COR = "L2A_Process"
@@ -34,7 +35,7 @@ class ProcessingError(RuntimeError):
     """A product that cannot be prepared for a model; the message says why and what to install."""
 
 
-def to_l2a(product: SafeProduct, work_dir: Path) -> SafeProduct:
+def to_l2a(product: Sentinel2Product, work_dir: Path) -> Sentinel2Product:
     """The L2A version of ``product``: itself, or Sen2Cor's output for an L1C product."""
     if product.level == "L2A":
         return product
@@ -49,7 +50,7 @@ def to_l2a(product: SafeProduct, work_dir: Path) -> SafeProduct:
     produced = sorted(output.glob("S2*_MSIL2A_*.SAFE"))
     if result.returncode != 0 or not produced:
         raise ProcessingError(f"Sen2Cor failed on {product.product_id}: {result.stderr.strip()[-800:]}")
-    return SafeProduct.open(produced[0])
+    return open_product(produced[0])
 
 
 #: Rows of the model grid read at once: ESA's 10 m bands are JPEG 2000 in 1024 x 1024 tiles.
@@ -59,7 +60,7 @@ CHUNK_ROWS = 1024
 class ProductInput:
     """Windows of a product as a model sees them, read chunk by chunk ahead of use."""
 
-    def __init__(self, product: SafeProduct, manifest: ModelManifest):
+    def __init__(self, product: Sentinel2Product, manifest: ModelManifest):
         if product.level != "L2A":
             raise ProcessingError(f"{product.product_id} is {product.level}; convert it with to_l2a() first")
         self.product, self.manifest = product, manifest

@@ -149,12 +149,12 @@ class Process(MonitorTask):
         return luigi.LocalTarget(str(work_dir().l2a_record(self.day, self.product_id)))
 
     def run(self) -> None:
-        from earthsignature.core.safe import SafeProduct
+        from earthsignature.core.readers import open_product
         from earthsignature.service.inference.product_input import to_l2a
 
         folder = Path(self.output().path).parent
         folder.mkdir(parents=True, exist_ok=True)
-        product = to_l2a(SafeProduct.open(self.input().path), folder)
+        product = to_l2a(open_product(self.input().path), folder)
         _write_json(self.output(), {"l2a": str(product.path)})
 
 
@@ -172,14 +172,14 @@ class Segment(MonitorTask):
         return luigi.LocalTarget(str(MonitorWorkFolder.segmentation(self._folder())))
 
     def run(self) -> None:
-        from earthsignature.core.safe import SafeProduct
+        from earthsignature.core.readers import open_product
         from earthsignature.service.inference.backends import create_backend
         from earthsignature.service.inference.product_input import ProductInput
         from earthsignature.service.inference.segmenter import segment_product
         from earthsignature.service.monitor.publish import to_cog
 
         folder = self._folder()
-        product = SafeProduct.open(json.loads(Path(self.input().path).read_text())["l2a"])
+        product = open_product(json.loads(Path(self.input().path).read_text())["l2a"])
         backend = create_backend(settings()["backend"], Path(self.model))
         with ProductInput(product, backend.manifest) as source, \
                 tqdm(desc=f"{product.tile_id} {backend.manifest.name}", unit="tile", leave=False) as bar:
@@ -215,12 +215,12 @@ class Publish(MonitorTask):
 
         from earthsignature.client import EarthSignatureClient
         from earthsignature.core.manifest import ModelManifest
-        from earthsignature.core.safe import SafeProduct
+        from earthsignature.core.readers import open_product
         from earthsignature.service.inference.segmenter import SegmentationResult
         from earthsignature.service.monitor.publish import create_request, quicklook_png
 
         segmentation = json.loads(Path(self.input().path).read_text())
-        product = SafeProduct.open(segmentation["product"])
+        product = open_product(segmentation["product"])
         manifest = ModelManifest.load(ModelFolder(Path(self.model)).manifest)
         cogs = {k: Path(v) for k, v in segmentation["cogs"].items()}
         result = SegmentationResult(cogs["classes"], cogs["confidence"], cogs["cloud_mask"],

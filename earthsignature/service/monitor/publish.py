@@ -22,7 +22,7 @@ from earthsignature.core import raster_codec
 from earthsignature.core.classes import ClassShare
 from earthsignature.core.cog import COG_OPTIONS
 from earthsignature.core.manifest import ModelManifest
-from earthsignature.core.safe import SafeProduct
+from earthsignature.core.product import Sentinel2Product
 from earthsignature.pb.snapearth.api.v1 import database_pb2, segmentation_pb2
 from earthsignature.service.inference.segmenter import SegmentationResult
 
@@ -36,7 +36,7 @@ def to_cog(path: Path) -> Path:
     return target
 
 
-def quicklook_png(product: SafeProduct, size: int = QUICKLOOK_PIXELS) -> bytes:
+def quicklook_png(product: Sentinel2Product, size: int = QUICKLOOK_PIXELS) -> bytes:
     """A true-color preview (B04, B03, B02), reflectance 0..0.3 stretched to 0..255."""
     with rasterio.open(product.band_path("B04")) as dataset:
         scale = max(dataset.width, dataset.height) / size
@@ -60,10 +60,10 @@ def _raster(path: Path) -> segmentation_pb2.Raster:
                                    dataset.crs.to_string(), None if dataset.nodata is None else int(dataset.nodata))
 
 
-def create_request(product: SafeProduct, manifest: ModelManifest, result: SegmentationResult,
+def create_request(product: Sentinel2Product, manifest: ModelManifest, result: SegmentationResult,
                    quicklook: bytes | None = None) -> database_pb2.CreateProductRequest:
     request = database_pb2.CreateProductRequest(
-        product_id=product.product_id, tile_id=product.tile_id, platform=product.name.mission,
+        product_id=product.product_id, tile_id=product.tile_id, platform=product.mission,
         processing_level=product.level, cloud_cover=product.cloud_cover, model_name=manifest.name,
         model_version=str(manifest.version or "0"), quicklook_png=quicklook or b"")
     feature = {"type": "Feature", "geometry": mapping(product.footprint),

@@ -25,7 +25,8 @@ from pathlib import Path
 from shapely import wkt as shapely_wkt
 
 from earthsignature.core.config import state_home
-from earthsignature.core.safe import ProductError, SafeProduct
+from earthsignature.core.product import ProductError
+from earthsignature.core.readers import open_product
 
 log = logging.getLogger(__name__)
 #: Europe: the seed's area of interest (lon -25..45, lat 34..72)
@@ -163,7 +164,7 @@ def _verify_zip(archive: Path) -> None:
         if broken:
             raise DownloadError(f"{archive.name}: {broken} fails its CRC check")
     try:
-        SafeProduct.open(archive)
+        open_product(archive)
     except ProductError as error:
         raise DownloadError(f"{archive.name} is not a readable SAFE product: {error}") from error
 
