@@ -56,7 +56,7 @@ def monitor_run(day, start, end, workers, scheduler, insecure, config, overrides
 @config_option
 @overrides_argument
 def monitor_status(day: str, config: str, overrides: tuple[str, ...]) -> None:
-    """What the work folder says about a day's products."""
+    """What this machine's work folder says about a day's products: fetched, segmented, published, failed."""
 
     from earthsignature.service.monitor.runner import day_status
 
@@ -64,6 +64,8 @@ def monitor_status(day: str, config: str, overrides: tuple[str, ...]) -> None:
     if not rows:
         click.echo(f"nothing searched for {day} yet")
     for row in rows:
-        models = ", ".join(f"{m}: {state}" for m, state in row["models"].items())
-        click.echo(f"{row['tile_id']:<6} {'downloaded' if row['downloaded'] else 'not downloaded':<15} {models}  "
-                   f"{row['product_id']}")
+        models = ", ".join(f"{m}: {state}" for m, state in row["models"].items()) or "no model output"
+        click.echo(f"{row['tile_id']:<6} {row['layout']:<8} {'fetched' if row['fetched'] else 'not fetched':<11} "
+                   f"{models}  {row['product_id']}")
+        if row["failure"]:
+            click.echo(f"       FAILED {row['failure']}")

@@ -108,17 +108,20 @@ class MonitorWorkFolder:
     def products(self) -> Path:
         return Path(self.path) / "products"
 
-    def product(self, product_id: str) -> Path:
-        return self.products / f"{product_id}.SAFE"
+    def fetched(self, product_id: str) -> bool:
+        """Whether the product is here: an unpacked ``.SAFE``, or a COG-asset item's JSON record."""
+        return any((self.products / f"{product_id}{suffix}").exists() for suffix in (".SAFE", ".json"))
 
     def day(self, day: date) -> Path:
         return Path(self.path) / f"{day:%Y-%m-%d}"
 
     def search(self, day: date) -> Path:
+        """The day's products as the monitor lists them."""
         return self.day(day) / "search.json"
 
-    def done(self, day: date) -> Path:
-        return self.day(day) / "done.json"
+    def search_results(self, day: date) -> Path:
+        """The provider's search results, as EODAG serializes them (every later step rebuilds from them)."""
+        return self.day(day) / "search" / "results.geojson"
 
     def failures(self, day: date) -> Path:
         return self.day(day) / "failures"

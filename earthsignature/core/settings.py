@@ -66,6 +66,9 @@ class ApiSettings:
 class DownloadSettings:
     retries: int = 3
     backoff_s: float = 2.0
+    #: Products whose bands are COG assets (Earth Search, Planetary Computer) are read in place, window by
+    #: window over HTTP range requests; false: their band files are copied to the work folder first.
+    stream_cogs: bool = True
 
 
 @dataclass
@@ -106,7 +109,8 @@ class MonitorSettings:
     provider: str = "local_s2"
     local_catalog: str = "${home:}/demo/catalog"
     catalog_url: str | None = None
-    #: EODAG product types; L1C products (S2_MSI_L1C) need Sen2Cor (L2A_Process) installed.
+    #: EODAG product types (S2_MSI_L2A: SAFE zips or, on Planetary Computer, COG items; S2_MSI_L2A_COG: Earth
+    #: Search's COG items); L1C products (S2_MSI_L1C) need Sen2Cor (L2A_Process) installed.
     product_types: list[str] = field(default_factory=lambda: ["S2_MSI_L2A"])
     area_wkt: str = "POLYGON((-25 34, 45 34, 45 72, -25 72, -25 34))"  # Europe
     max_cloud_cover: float | None = None  # percent

@@ -47,11 +47,11 @@ def read_stac_item(source: str | Path | dict, location: str | None = None) -> Se
     if not isinstance(item, dict) or item.get("type") != "Feature" or not isinstance(item.get("properties"), dict):
         raise ProductError(f"{location or 'item'}: not a STAC item (a GeoJSON Feature with properties)")
     properties = item["properties"]
-    name = _product_name(item)
+    name = product_name_of(item)
     product_id = str(name) if name else str(item.get("id") or "")
     if not product_id:
         raise ProductError(f"{location or 'item'}: the item has no id")
-    bands, raster_band = _bands(item.get("assets") or {}, location)
+    bands, raster_band = band_assets(item.get("assets") or {}, location)
     if not bands:
         raise ProductError(f"{product_id}: the item has no band assets (COG/JPEG 2000 hrefs of B02..., blue...)")
     start = properties.get("start_datetime") or properties.get("datetime")
@@ -62,7 +62,7 @@ def read_stac_item(source: str | Path | dict, location: str | None = None) -> Se
     try:
         return Sentinel2Product(
             location=location, layout="STAC-COG", product_id=product_id, mission=_mission(properties, name),
-            level=_level(properties, name, product_id), tile_id=_tile(properties, name, product_id),
+            level=_level(properties, name, product_id), tile_id=_required_tile(properties, name, product_id),
             processing_baseline=baseline or "", start_time=_time(start),
             stop_time=_time(properties.get("end_datetime") or start),
             footprint=footprint_lonlat(_geometry(item, product_id), product_id),
@@ -86,7 +86,7 @@ def _load(source: str) -> dict:
         raise ProductError(f"{source}: cannot read the STAC item: {error}") from error
 
 
-def _product_name(item: dict) -> ProductName | None:
+def product_name_of(item: dict) -> ProductName | None:
     """ESA's product name, from ``s2:product_uri`` (Earth Search ids are ``S2A_39QTA_20230628_0_L2A``)."""
     for candidate in (item["properties"].get("s2:product_uri"), item.get("id")):
         try:
@@ -96,7 +96,7 @@ def _product_name(item: dict) -> ProductName | None:
     return None
 
 
-def _bands(assets: dict, location: str) -> tuple[dict[str, str], dict]:
+def band_assets(assets: dict, location: str) -> tuple[dict[str, str], dict]:
     """Band name -> GDAL path, and the ``raster:bands`` entry of a reflectance band (for its scale)."""
     bands, raster_band = {}, {}
     for key, asset in assets.items():
@@ -107,12 +107,24 @@ def _bands(assets: dict, location: str) -> tuple[dict[str, str], dict]:
             continue  # previews, metadata, Earth Search's "-jp2" duplicates
         bands[band_name] = gdal_path(urljoin(location, asset["href"]) if location else asset["href"])
         if band_name != "SCL" and not raster_band:
-            raster_band = (asset.get("raster:bands") or [{}])[0] or {}
+            raster_band = _raster_band(asset)
     return bands, raster_band
 
 
+def _raster_band(asset: dict) -> dict:
+    """The asset's ``raster:bands[0]`` (STAC 1.0), or its flattened ``raster:scale``/``raster:offset``
+    (STAC 1.1, as EODAG rewrites items)."""
+    listed = (asset.get("raster:bands") or [{}])[0] or {}
+    if listed:
+        return listed
+    return {key: asset[f"raster:{key}"] for key in ("scale", "offset") if f"raster:{key}" in asset}
+
+
 def _baseline(properties: dict, name: ProductName | None) -> str | None:
+    """"05.09" (EODAG turns the item's string into a number: 5.09)."""
     baseline = properties.get("s2:processing_baseline")
+    if isinstance(baseline, int | float):
+        return f"{baseline:05.2f}"
     if baseline:
         return str(baseline)
     return f"{name.baseline[:2]}.{name.baseline[2:]}" if name else None
@@ -150,7 +162,15 @@ def _level(properties: dict, name: ProductName | None, product_id: str) -> str:
     return level
 
 
-def _tile(properties: dict, name: ProductName | None, product_id: str) -> str:
+def _required_tile(properties: dict, name: ProductName | None, product_id: str) -> str:
+    tile_id = tile_of(properties, name)
+    if not tile_id:
+        raise ProductError(f"{product_id}: the item names no MGRS tile (s2:mgrs_tile, mgrs:*, grid:code)")
+    return tile_id
+
+
+def tile_of(properties: dict, name: ProductName | None) -> str | None:
+    """The MGRS tile from ``s2:mgrs_tile``, ``mgrs:*``, ``grid:code`` or the product name."""
     tile_id = properties.get("s2:mgrs_tile")
     if not tile_id and properties.get("mgrs:utm_zone") is not None:
         tile_id = (f"{int(properties['mgrs:utm_zone']):02d}{properties.get('mgrs:latitude_band', '')}"
@@ -159,9 +179,7 @@ def _tile(properties: dict, name: ProductName | None, product_id: str) -> str:
         tile_id = properties["grid:code"][len("MGRS-"):]
     if not tile_id and name:
         tile_id = name.tile_id
-    if not tile_id:
-        raise ProductError(f"{product_id}: the item names no MGRS tile (s2:mgrs_tile, mgrs:*, grid:code)")
-    return str(tile_id).upper().removeprefix("T")
+    return str(tile_id).upper().removeprefix("T") if tile_id else None
 
 
 def _cloud_cover(properties: dict, product_id: str) -> float:

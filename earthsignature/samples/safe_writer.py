@@ -246,7 +246,8 @@ class _SafeWriter:
             f'        <{offsets_tag} band_id="{i}">{spec.offset}</{offsets_tag}>' for i in range(len(spec.bands))
         )
         # products before baseline 04.00 have no offsets list
-        offsets_list = f"<{offsets_tag}_VALUES_LIST>\n{offsets}\n      </{offsets_tag}_VALUES_LIST>" if spec.offset else ""
+        offsets_list = (f"<{offsets_tag}_VALUES_LIST>\n{offsets}\n      </{offsets_tag}_VALUES_LIST>"
+                        if spec.offset else "")
         spectral = "\n".join(
             f'        <Spectral_Information bandId="{i}" physicalBand="{b}"><RESOLUTION>'
             f"{band(b).resolution}</RESOLUTION><Wavelength><CENTRAL unit=\"nm\">{band(b).wavelength_nm}"

@@ -131,6 +131,8 @@ def test_cli_run_and_status(setting) -> None:
     status = runner.invoke(main, ["monitor", "status", "--date", DAY.isoformat(), *overrides])
     assert status.exit_code == 0
     assert status.output.count("clc-tiny-v1: published") == len(GOOD)
-    assert "33UUP  not downloaded" in status.output
+    assert "33UUP  SAFE     not fetched" in status.output
+    assert "FAILED fetch: DownloadError" in status.output  # the failure and its reason, per product
+    assert "FAILED process: ProcessingError" in status.output and "Sen2Cor" in status.output
     bad = runner.invoke(main, ["monitor", "run", "--start", "2021-08-03", "--end", "2021-08-01", *overrides])
     assert bad.exit_code == 2 and "is before --start" in bad.output

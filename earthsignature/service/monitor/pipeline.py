@@ -1,19 +1,24 @@
-"""The daily ingestion as a Luigi DAG: Search -> Download -> Process -> Segment (per model) -> Publish.
+"""The daily ingestion as a Luigi DAG: Search, then one IngestProduct per product, under MonitorDay.
 
-One chain per product; independent products run in parallel (``workers``). Every task writes its output
-atomically, so a re-run skips what is done and resumes what failed or was interrupted; publishing is
-idempotent on the Database service's side, so nothing is ever stored twice. A failing product does not
-stop the others: its task fails, writes its reason to ``failures/``, and the day ends with a list.
+``Search`` runs once per day and saves the provider's results (EODAG's serialization); nothing searches
+again. ``IngestProduct`` is the whole chain of one product: fetch (download a SAFE, or record a COG-asset
+item read in place), process (L1C through Sen2Cor), segment with every model, publish to the Database
+service. One task per chain means the chain never depends on files another worker left on its own disk,
+so a day is shared by any number of workers on any machines under one ``luigid``: the scheduler gives each
+product to one worker, and a product is complete when the Database service has it for every model (the
+task asks it), not when some local file says so. Local files only let a worker resume its own work
+(each step writes atomically and is skipped when done). A failing product does not stop the others: its
+task fails, writes the step and the reason to ``failures/``, and the day ends with a list.
 
 Settings (the resolved ``monitor`` config plus the API connection) reach every task through Luigi's own
-configuration (``[earthsignature] settings_file``), so forked workers, ``luigid`` workers on other
-machines and Luigi's range tools (``RangeDaily`` for backfills) all see them.
+configuration (``[earthsignature] settings_file``), so forked workers see them.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 import traceback
 from datetime import date
@@ -54,6 +59,8 @@ def configure(settings_file: Path) -> None:
     if not config.has_section("earthsignature"):
         config.add_section("earthsignature")
     config.set("earthsignature", "settings_file", str(settings_file))
+    for cached in (_load, _client, _manifest):  # a new run in this process: nothing from the last one
+        cached.cache_clear()
 
 
 def work_dir() -> MonitorWorkFolder:
@@ -61,30 +68,53 @@ def work_dir() -> MonitorWorkFolder:
 
 
 @cache
-def model_key(model: str) -> str:
-    """A folder name for a model: ``name-vVERSION`` from its manifest (model folders are often all "1")."""
+def _manifest(model: str):
     from earthsignature.core.manifest import ModelManifest
 
-    manifest = ModelManifest.load(ModelFolder(Path(model)).manifest)
+    return ModelManifest.load(ModelFolder(Path(model)).manifest)
+
+
+def model_key(model: str) -> str:
+    """A folder name for a model: ``name-vVERSION`` from its manifest (model folders are often all "1")."""
+    manifest = _manifest(model)
     return f"{manifest.name}-v{manifest.version or 0}"
 
 
-def _write_json(target: luigi.LocalTarget, payload: dict) -> None:
-    with target.temporary_path() as path:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(json.dumps(payload, indent=1, default=str))
+def _write_json(path: Path, payload: dict) -> None:
+    target = luigi.LocalTarget(str(path))
+    with target.temporary_path() as temporary:
+        Path(temporary).parent.mkdir(parents=True, exist_ok=True)
+        Path(temporary).write_text(json.dumps(payload, indent=1, default=str))
 
 
-def _source(product_type: str):
+def _source(product_type: str = "S2_MSI_L2A"):
     from earthsignature.service.monitor.source import ProductSource
 
     config = settings()
-    return ProductSource(config["provider"], work_dir().products, config.get("provider_yaml"),
-                         product_type, config["download"]["retries"], config["download"]["backoff_s"])
+    download = config["download"]
+    return ProductSource(config["provider"], work_dir().products, config.get("provider_yaml"), product_type,
+                         download["retries"], download["backoff_s"], download.get("stream_cogs", True))
 
 
-def _product_type_of(product_id: str) -> str:
-    return "S2_MSI_L1C" if "MSIL1C" in product_id else "S2_MSI_L2A"
+@cache
+def _client(pid: int | None = None):
+    """One Database service client per process: Luigi forks its workers, and a gRPC channel must not
+    cross a fork (``pid`` keys the cache)."""
+    if pid is None:
+        return _client(os.getpid())
+    from earthsignature.client import EarthSignatureClient
+
+    api = settings()["api"]
+    return EarthSignatureClient(api["address"], ca=api.get("ca"), cert=api.get("cert"), key=api.get("key"),
+                                insecure=api.get("insecure", False))
+
+
+def is_published(product_id: str, model: str) -> bool:
+    """Whether the Database service has ``product_id`` segmented by this model name and version."""
+    manifest = _manifest(model)
+    version = str(manifest.version or "0")
+    messages = _client().list_messages(product_ids=[product_id], model_names=[manifest.name], max_pixels=1)
+    return any(message.model_version == version for message in messages)
 
 
 class MonitorTask(luigi.Task):
@@ -105,150 +135,138 @@ class MonitorTask(luigi.Task):
 
 
 class Search(MonitorTask):
-    """The products of the day over the area (paged; no result counting)."""
+    """The products of the day over the area, searched once (paged; no result counting) and saved."""
 
     def output(self) -> luigi.LocalTarget:
         return luigi.LocalTarget(str(work_dir().search(self.day)))
 
     def run(self) -> None:
         config = settings()
-        found = [{"product_id": f.product_id, "start": f.start.isoformat(), "cloud_cover": f.cloud_cover,
-                  "tile_id": f.tile_id}
-                 for product_type in config["product_types"]
-                 for f, _ in _source(product_type).search(self.day, config["area_wkt"], config.get("max_cloud_cover"))]
-        _write_json(self.output(), {"day": self.day.isoformat(), "products": found})
+        found, products = {}, []
+        for product_type in config["product_types"]:
+            source = _source(product_type)
+            for product_found, product in source.search(self.day, config["area_wkt"], config.get("max_cloud_cover")):
+                if product_found.product_id not in found:  # one product offered under two product types
+                    found[product_found.product_id] = product_found
+                    products.append(product)
+        _source().save_search(products, work_dir().search_results(self.day))
+        _write_json(Path(self.output().path), {"day": self.day.isoformat(), "products": [
+            {"product_id": f.product_id, "start": f.start.isoformat(), "cloud_cover": f.cloud_cover,
+             "tile_id": f.tile_id, "layout": f.layout} for f in found.values()]})
 
 
-class Download(MonitorTask):
+class IngestProduct(MonitorTask):
+    """One product's whole chain: fetch, process, segment with every model, publish."""
+
     product_id = luigi.Parameter()
+    step = "start"
 
     def requires(self) -> Search:
         return Search(self.day)
 
-    def output(self) -> luigi.LocalTarget:
-        return luigi.LocalTarget(str(work_dir().product(self.product_id)))
+    def complete(self) -> bool:
+        try:
+            return all(is_published(self.product_id, model) for model in settings()["models"])
+        except Exception as error:  # the Database service is down: the run will say so when it publishes
+            log.warning("cannot ask the Database service about %s: %s", self.product_id, error)
+            return False
 
-    def run(self) -> None:
-        source = _source(_product_type_of(self.product_id))
-        for found, product in source.search(self.day, settings()["area_wkt"]):
-            if found.product_id == self.product_id:
-                source.download(product)  # writes the .SAFE folder atomically
-                return
-        raise RuntimeError(f"{self.product_id} is no longer offered by {settings()['provider']}")
-
-
-class Process(MonitorTask):
-    """The product as the models read it: L2A as downloaded, L1C through Sen2Cor (or a clear failure)."""
-
-    product_id = luigi.Parameter()
-
-    def requires(self) -> Download:
-        return Download(self.day, self.product_id)
-
-    def output(self) -> luigi.LocalTarget:
-        return luigi.LocalTarget(str(work_dir().l2a_record(self.day, self.product_id)))
+    def on_failure(self, exception: BaseException) -> str:
+        return super().on_failure(RuntimeError(f"{self.step}: {type(exception).__name__}: {exception}"))
 
     def run(self) -> None:
         from earthsignature.core.readers import open_product
-        from earthsignature.service.inference.product_input import to_l2a
 
-        folder = Path(self.output().path).parent
-        folder.mkdir(parents=True, exist_ok=True)
-        product = to_l2a(open_product(self.input().path), folder)
-        _write_json(self.output(), {"l2a": str(product.path)})
+        work = work_dir()
+        self.step = "fetch"
+        location = self._fetch(work)
+        self.step = "process"
+        record = work.l2a_record(self.day, self.product_id)
+        if not record.exists():
+            from earthsignature.service.inference.product_input import to_l2a
 
+            record.parent.mkdir(parents=True, exist_ok=True)
+            l2a = to_l2a(open_product(location), record.parent)
+            _write_json(record, {"l2a": l2a.location})
+        product = open_product(json.loads(record.read_text())["l2a"])
+        for model in settings()["models"]:
+            output = work.model_output(self.day, self.product_id, model_key(model))
+            self.step = f"segment {model_key(model)}"
+            if not MonitorWorkFolder.segmentation(output).exists():
+                _segment(product, model, output)
+            self.step = f"publish {model_key(model)}"
+            if not is_published(self.product_id, model):
+                _publish(product, model, output)
 
-class Segment(MonitorTask):
-    product_id = luigi.Parameter()
-    model = luigi.Parameter()  # a folder with model.onnx + manifest.json
-
-    def requires(self) -> Process:
-        return Process(self.day, self.product_id)
-
-    def _folder(self) -> Path:
-        return work_dir().model_output(self.day, self.product_id, model_key(self.model))
-
-    def output(self) -> luigi.LocalTarget:
-        return luigi.LocalTarget(str(MonitorWorkFolder.segmentation(self._folder())))
-
-    def run(self) -> None:
-        from earthsignature.core.readers import open_product
-        from earthsignature.service.inference.backends import create_backend
-        from earthsignature.service.inference.product_input import ProductInput
-        from earthsignature.service.inference.segmenter import segment_product
-        from earthsignature.service.monitor.publish import to_cog
-
-        folder = self._folder()
-        product = open_product(json.loads(Path(self.input().path).read_text())["l2a"])
-        backend = create_backend(settings()["backend"], Path(self.model))
-        with ProductInput(product, backend.manifest) as source, \
-                tqdm(desc=f"{product.tile_id} {backend.manifest.name}", unit="tile", leave=False) as bar:
-            started = time.monotonic()
-
-            def progress(done: int, total: int) -> None:
-                bar.total = total
-                bar.update(done - bar.n)
-                megapixels = source.height * source.width * done / total / 1e6
-                bar.set_postfix_str(f"{megapixels / max(time.monotonic() - started, 1e-6):.2f} Mpx/s")
-
-            result = segment_product(source, backend, folder, progress)
-        cogs = {name: str(to_cog(path)) for name, path in (("classes", result.classes_path),
-                                                          ("confidence", result.confidence_path),
-                                                          ("cloud_mask", result.cloud_mask_path))}
-        _write_json(self.output(), {"product": str(product.path), "model": backend.manifest.model_id, "cogs": cogs,
-                                    "pixel_counts": result.pixel_counts.tolist(), "height": result.height,
-                                    "width": result.width})
+    def _fetch(self, work: MonitorWorkFolder) -> str:
+        """Where the product is readable on this worker: fetched from the saved search, or already here."""
+        source = _source()
+        for done in (source.safe_path(self.product_id), source.item_path(self.product_id)):
+            if done.exists():
+                return str(done)
+        products = source.saved_search(work.search_results(self.day))
+        if self.product_id not in products:
+            raise RuntimeError(f"{self.product_id} is not in the saved search of {self.day}")
+        return source.fetch(products[self.product_id])
 
 
-class Publish(MonitorTask):
-    product_id = luigi.Parameter()
-    model = luigi.Parameter()
+def _segment(product, model: str, output: Path) -> None:
+    from earthsignature.service.inference.backends import create_backend
+    from earthsignature.service.inference.product_input import ProductInput
+    from earthsignature.service.inference.segmenter import segment_product
+    from earthsignature.service.monitor.publish import to_cog
 
-    def requires(self) -> Segment:
-        return Segment(self.day, self.product_id, self.model)
+    backend = create_backend(settings()["backend"], Path(model))
+    with ProductInput(product, backend.manifest) as source, \
+            tqdm(desc=f"{product.tile_id} {backend.manifest.name}", unit="tile", leave=False) as bar:
+        started = time.monotonic()
 
-    def output(self) -> luigi.LocalTarget:
-        return luigi.LocalTarget(str(MonitorWorkFolder.published(Path(self.input().path).parent)))
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+            megapixels = source.height * source.width * done / total / 1e6
+            bar.set_postfix_str(f"{megapixels / max(time.monotonic() - started, 1e-6):.2f} Mpx/s")
 
-    def run(self) -> None:
-        import numpy as np
-
-        from earthsignature.client import EarthSignatureClient
-        from earthsignature.core.manifest import ModelManifest
-        from earthsignature.core.readers import open_product
-        from earthsignature.service.inference.segmenter import SegmentationResult
-        from earthsignature.service.monitor.publish import create_request, quicklook_png
-
-        segmentation = json.loads(Path(self.input().path).read_text())
-        product = open_product(segmentation["product"])
-        manifest = ModelManifest.load(ModelFolder(Path(self.model)).manifest)
-        cogs = {k: Path(v) for k, v in segmentation["cogs"].items()}
-        result = SegmentationResult(cogs["classes"], cogs["confidence"], cogs["cloud_mask"],
-                                    np.asarray(segmentation["pixel_counts"]), segmentation["height"],
-                                    segmentation["width"])
-        request = create_request(product, manifest, result, quicklook_png(product))
-        api = settings()["api"]
-        with EarthSignatureClient(api["address"], ca=api.get("ca"), cert=api.get("cert"), key=api.get("key"),
-                                  insecure=api.get("insecure", False)) as client:
-            response = client.create(request)
-        _write_json(self.output(), {"product_id": response.product_id, "segmentation_id": response.segmentation_id,
-                                    "created": response.created})
+        result = segment_product(source, backend, output, progress)
+    cogs = {name: str(to_cog(path)) for name, path in (("classes", result.classes_path),
+                                                      ("confidence", result.confidence_path),
+                                                      ("cloud_mask", result.cloud_mask_path))}
+    _write_json(MonitorWorkFolder.segmentation(output), {
+        "product": product.location, "model": backend.manifest.model_id, "cogs": cogs,
+        "pixel_counts": result.pixel_counts.tolist(), "height": result.height, "width": result.width})
 
 
-class MonitorDay(MonitorTask):
-    """The whole day: every product found, segmented by every configured model, published."""
+def _publish(product, model: str, output: Path) -> None:
+    import numpy as np
 
-    def requires(self) -> Search:
-        return Search(self.day)
+    from earthsignature.service.inference.segmenter import SegmentationResult
+    from earthsignature.service.monitor.publish import create_request, quicklook_png
 
-    def output(self) -> luigi.LocalTarget:
-        return luigi.LocalTarget(str(work_dir().done(self.day)))
+    segmentation = json.loads(MonitorWorkFolder.segmentation(output).read_text())
+    cogs = {k: Path(v) for k, v in segmentation["cogs"].items()}
+    result = SegmentationResult(cogs["classes"], cogs["confidence"], cogs["cloud_mask"],
+                                np.asarray(segmentation["pixel_counts"]), segmentation["height"],
+                                segmentation["width"])
+    response = _client().create(create_request(product, _manifest(model), result, quicklook_png(product)))
+    _write_json(MonitorWorkFolder.published(output), {
+        "product_id": response.product_id, "segmentation_id": response.segmentation_id,
+        "created": response.created})
 
-    def run(self):
-        products = json.loads(Path(self.input().path).read_text())["products"]
-        models = settings()["models"]
-        yield [Publish(self.day, p["product_id"], model) for p in products for model in models]
-        _write_json(self.output(), {"products": len(products), "models": models})
+
+class MonitorDay(luigi.WrapperTask):
+    """The whole day: every product the day's saved search found, ingested by every configured model.
+
+    Its requirements come from the saved search, so ``Search`` runs before this task is scheduled (see
+    ``runner.run_days``): every worker then schedules the same product tasks, and ``luigid`` shares them.
+    """
+
+    day = luigi.DateParameter()
+
+    def requires(self) -> list[IngestProduct]:
+        search = work_dir().search(self.day)
+        if not search.exists():
+            return []
+        return [IngestProduct(self.day, p["product_id"]) for p in json.loads(search.read_text())["products"]]
 
 
 def failures(day: date) -> list[tuple[str, str]]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -50,7 +51,8 @@ def _settings(cfg: DictConfig, catalog_url: str | None, insecure: bool) -> dict:
 def run_days(cfg: DictConfig, start: date, end: date, workers: int | None = None, scheduler: str | None = None,
              insecure: bool = False, catalog_url: str | None = None) -> RunReport:
     """Ingest every day from ``start`` to ``end``. ``catalog_url``: the static STAC catalog of the
-    ``local_s2`` provider (``monitor.catalog_url`` when not given)."""
+    ``local_s2`` provider (``monitor.catalog_url`` when not given). ``scheduler``: ``host:port`` of a
+    ``luigid`` shared by workers on any machines (each product is then ingested by one of them)."""
     days = [start + timedelta(days=k) for k in range((end - start).days + 1)]
     settings = _settings(cfg, catalog_url or cfg.monitor.get("catalog_url"), insecure)
     work = MonitorWorkFolder(Path(settings["work_dir"]))
@@ -58,40 +60,54 @@ def run_days(cfg: DictConfig, start: date, end: date, workers: int | None = None
     settings_file = work.path / f"settings-{os.getpid()}.json"
     settings_file.write_text(json.dumps(settings, indent=1))
     pipeline.configure(settings_file)
-    if len(days) > 1:  # a backfill: Luigi's range tool over MonitorDay
-        from luigi.tools.range import RangeDaily
-
-        tasks = [RangeDaily(of=pipeline.MonitorDay, start=start, stop=end + timedelta(days=1))]
-    else:
-        tasks = [pipeline.MonitorDay(days[0])]
     options = {"workers": workers or int(settings["workers"]), "detailed_summary": True, "log_level": "WARNING"}
-    if scheduler:
-        host, port = scheduler.rsplit(":", 1)
-        options.update(scheduler_host=host, scheduler_port=int(port))
-    else:
-        options["local_scheduler"] = True
     try:
-        result = luigi.build(tasks, **options)
+        # each worker searches for itself (its saved search is on its own disk), once per day...
+        searched = luigi.build([pipeline.Search(day) for day in days], local_scheduler=True, **options)
+        # ...then schedules the same product tasks as every other worker: a shared luigid deals them out
+        result = luigi.build([pipeline.MonitorDay(day) for day in days], **options, **_scheduler(scheduler))
     finally:
         settings_file.unlink(missing_ok=True)
     failures = [f for day in days for f in pipeline.failures(day)]
-    succeeded = all(work.done(day).exists() for day in days) and not failures
-    return RunReport(days, succeeded, failures, result.summary_text)
+    succeeded = not failures and all(pipeline.MonitorDay(day).complete() for day in days)
+    return RunReport(days, succeeded, failures, f"{searched.summary_text}\n{result.summary_text}")
+
+
+def _scheduler(address: str | None) -> dict:
+    if not address:
+        return {"local_scheduler": True}
+    host, port = address.rsplit(":", 1)
+    # stay until the day is done, even while the last products run on other workers
+    luigi.configuration.get_config().set("worker", "keep_alive", "true")
+    return {"scheduler_host": host, "scheduler_port": int(port)}
 
 
 def day_status(cfg: DictConfig, day: date) -> list[dict]:
-    """What the work folder says about every product of ``day``: downloaded, segmented, published."""
+    """What this machine's work folder says about every product of ``day``: fetched, and per model found
+    in the folder segmented, published, or failed with its reason."""
     work = MonitorWorkFolder(Path(cfg.monitor.work_dir))
     if not work.search(day).exists():
         return []
+    failed = dict(_failed_products(work, day))
     rows = []
     for product in json.loads(work.search(day).read_text())["products"]:
+        product_id = product["product_id"]
         models = {}
-        for model in cfg.monitor.models:
-            key = pipeline.model_key(model)
-            output = work.model_output(day, product["product_id"], key)
-            models[key] = ("published" if work.published(output).exists() else
-                           "segmented" if work.segmentation(output).exists() else "pending")
-        rows.append({"product_id": product["product_id"], "tile_id": product["tile_id"],
-                     "downloaded": work.product(product["product_id"]).exists(), "models": models})
+        folder = work.product_dir(day, product_id)
+        for output in sorted(p for p in folder.iterdir() if p.is_dir()) if folder.exists() else []:
+            models[output.name] = ("published" if work.published(output).exists() else
+                                   "segmented, not published" if work.segmentation(output).exists() else "pending")
+        rows.append({"product_id": product_id, "tile_id": product["tile_id"], "layout": product.get("layout", "SAFE"),
+                     "fetched": work.fetched(product_id), "models": models, "failure": failed.get(product_id)})
     return rows
+
+
+def _failed_products(work: MonitorWorkFolder, day: date) -> list[tuple[str, str]]:
+    """(product id, reason) of the day's failed product tasks."""
+    found = []
+    for path in sorted(work.failures(day).glob("IngestProduct_*.txt")) if work.failures(day).exists() else []:
+        task, reason = ([*path.read_text().split("\n"), ""])[:2]
+        match = re.search(r"'product_id': '([^']+)'", task)
+        if match:
+            found.append((match.group(1), reason))
+    return found

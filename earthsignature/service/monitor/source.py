@@ -1,17 +1,22 @@
-"""Search and download Sentinel-2 products with EODAG.
+"""Search Sentinel-2 products with EODAG and make each one readable, whatever its provider's layout.
 
 The provider is EODAG configuration: the embedded default is the local STAC catalog (``StaticStacSearch``
-+ ``HTTPDownload`` over 127.0.0.1); a real provider (``cop_dataspace``, ``earth_search``...) is one of
-EODAG's own, with credentials in EODAG's environment variables (``EODAG__COP_DATASPACE__AUTH__
-CREDENTIALS__USERNAME``...). The same code path serves both.
++ ``HTTPDownload`` over 127.0.0.1); a real provider (``cop_dataspace``, ``earth_search``,
+``planetary_computer``...) is one of EODAG's own, with credentials in EODAG's environment variables
+(``EODAG__COP_DATASPACE__AUTH__CREDENTIALS__USERNAME``...). The same code path serves all.
 
-Searches page through results without counting them (a day over Europe is hundreds of products).
-Downloads are retried with exponential backoff (HTTP 429 and transient errors included), verified (the
-zip's CRC and the SAFE metadata), unpacked, and skipped when the product is already there.
+Searches page through results without counting them (a day over Europe is hundreds of products); a day's
+results are saved with EODAG's own serialization, and every later step rebuilds its product from them
+(one search per day, never one per product). The product's layout decides how it is fetched, not the
+provider's name: a SAFE archive is downloaded with retries and exponential backoff (HTTP 429 and transient
+errors included), verified (the zip's CRC and the SAFE metadata), unpacked, and skipped when already there;
+a STAC item whose bands are COG assets is recorded as JSON and read in place over HTTP range requests (or
+its band files copied first, ``download.stream_cogs=false``).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -25,8 +30,9 @@ from pathlib import Path
 from shapely import wkt as shapely_wkt
 
 from earthsignature.core.config import state_home
-from earthsignature.core.product import ProductError
+from earthsignature.core.product import REMOTE_READ_OPTIONS, ProductError
 from earthsignature.core.readers import open_product
+from earthsignature.core.stac_item import band_assets, product_name_of, read_stac_item, tile_of
 
 log = logging.getLogger(__name__)
 #: Europe: the seed's area of interest (lon -25..45, lat 34..72)
@@ -39,13 +45,14 @@ class DownloadError(RuntimeError):
 
 @dataclass(frozen=True)
 class FoundProduct:
-    product_id: str
+    product_id: str  # ESA's product name where the provider gives it (s2:product_uri), else its id
     start: datetime
     cloud_cover: float | None
     tile_id: str
+    layout: str  # "SAFE" (an archive to download) or "STAC-COG" (band assets read in place)
 
 
-PRODUCT_LEVELS = {"S2_MSI_L2A": "L2A", "S2_MSI_L1C": "L1C"}
+PRODUCT_LEVELS = {"S2_MSI_L2A": "L2A", "S2_MSI_L2A_COG": "L2A", "S2_MSI_L1C": "L1C"}
 
 
 def _level_of(properties: dict, product_id: str) -> str | None:
@@ -58,11 +65,15 @@ def _level_of(properties: dict, product_id: str) -> str | None:
     return None
 
 
-def found_product(properties: dict) -> FoundProduct:
-    """EODAG 4 names properties the STAC way (start_datetime, eo:cloud_cover, s2:mgrs_tile)."""
+def found_product(feature: dict) -> FoundProduct:
+    """What a search result (an EOProduct's ``as_dict()``: EODAG 4 names properties the STAC way) says."""
+    properties = feature["properties"]
     start = str(properties.get("start_datetime") or properties.get("datetime")).replace("Z", "+00:00")
-    return FoundProduct(str(properties.get("id") or properties.get("title")), datetime.fromisoformat(start),
-                        properties.get("eo:cloud_cover"), str(properties.get("s2:mgrs_tile") or ""))
+    name = product_name_of(feature)
+    product_id = str(name) if name else str(properties.get("title") or feature.get("id"))
+    layout = "STAC-COG" if band_assets(feature.get("assets") or {}, "")[0] else "SAFE"
+    return FoundProduct(product_id, datetime.fromisoformat(start), properties.get("eo:cloud_cover"),
+                        tile_of(properties, name) or "", layout)
 
 
 def _environment() -> None:
@@ -91,7 +102,8 @@ def local_provider_yaml(name: str, catalog_url: str, download_dir: Path, collect
 
 class ProductSource:
     def __init__(self, provider: str, download_dir: Path, provider_yaml: str | None = None,
-                 product_type: str = "S2_MSI_L2A", retries: int = 3, backoff_s: float = 2.0):
+                 product_type: str = "S2_MSI_L2A", retries: int = 3, backoff_s: float = 2.0,
+                 stream_cogs: bool = True):
         _environment()
         from eodag import EODataAccessGateway
 
@@ -101,7 +113,7 @@ class ProductSource:
         self.dag.set_preferred_provider(provider)
         self.provider, self.product_type = provider, product_type
         self.download_dir = Path(download_dir)
-        self.retries, self.backoff_s = retries, backoff_s
+        self.retries, self.backoff_s, self.stream_cogs = retries, backoff_s, stream_cogs
 
     def search(self, day: date, area_wkt: str = EUROPE_WKT, max_cloud_cover: float | None = None,
                end_day: date | None = None) -> Iterator[tuple[FoundProduct, object]]:
@@ -115,45 +127,121 @@ class ProductSource:
         level = PRODUCT_LEVELS.get(self.product_type)
         for page in self.dag.search_iter_page(**criteria):
             for product in page:
-                found = found_product(product.properties)
+                found = found_product(product.as_dict())
                 # StaticStacSearch returns every item of the catalog whatever the collection: check the level
                 if level and _level_of(product.properties, found.product_id) not in (level, None):
                     continue
                 yield found, product
 
+    def save_search(self, products: list, path: Path) -> None:
+        """Keep a search's products (EOProducts) with EODAG's serialization, written atomically."""
+        from eodag.api.search_result import SearchResult
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.partial")
+        self.dag.serialize(SearchResult(products), str(partial))
+        partial.rename(path)
+
+    def saved_search(self, path: Path) -> dict[str, object]:
+        """product id -> EOProduct, ready to download, from a saved search (no request to the provider)."""
+        from eodag.api.product.metadata_mapping import NOT_AVAILABLE
+
+        products = {}
+        for product in self.dag.deserialize_and_register(str(path)):
+            # EODAG 4.10's round trip turns a product without a download link ("Not Available", whose
+            # assets are then downloaded) into one with an empty link, which its downloader skips
+            if not product.remote_location:
+                product.location = product.remote_location = NOT_AVAILABLE
+            products[found_product(product.as_dict()).product_id] = product
+        return products
+
     def safe_path(self, product_id: str) -> Path:
         return self.download_dir / f"{product_id}.SAFE"
 
+    def item_path(self, product_id: str) -> Path:
+        return self.download_dir / f"{product_id}.json"
+
+    def fetch(self, product) -> str:
+        """Where the product readers open ``product`` (an EOProduct): an unpacked ``.SAFE`` folder, or the
+        JSON record of a COG-asset item (its bands read in place, or copied when not streaming)."""
+        feature = product.as_dict()
+        found = found_product(feature)
+        if found.layout == "STAC-COG":
+            return str(self._retried(found.product_id, lambda: self._record_item(found.product_id, feature)))
+        return str(self.download(product))
+
     def download(self, product) -> Path:
         """The unpacked .SAFE of ``product`` (an EOProduct): downloaded, verified, unpacked, or already there."""
-        product_id = product.properties.get("id") or product.properties.get("title")
+        product_id = found_product(product.as_dict()).product_id
         target = self.safe_path(product_id)
         if target.exists():
             return target
-        last_error: Exception | None = None
-        for attempt in range(self.retries + 1):
-            staging = self.download_dir / f".{product_id}.download"
+        staging = self.download_dir / f".{product_id}.download"
+
+        def attempt() -> Path:
+            shutil.rmtree(staging, ignore_errors=True)
             try:
-                shutil.rmtree(staging, ignore_errors=True)
                 downloaded = Path(self.dag.download(product, output_dir=str(staging), extract=False))
                 archives = [downloaded] if downloaded.is_file() else sorted(downloaded.rglob("*.zip"))
                 if len(archives) != 1:
                     raise DownloadError(f"{self.provider} returned {len(archives)} zip archives, expected 1 "
                                         "(interrupted or rejected transfer)")
-                archive = archives[0]
-                _verify_zip(archive)
-                _unpack(archive, target)
-                shutil.rmtree(staging, ignore_errors=True)
+                _verify_zip(archives[0])
+                _unpack(archives[0], target)
                 return target
-            except Exception as error:  # every failure is retried, then reported with its reason
-                last_error = error
+            finally:
                 shutil.rmtree(staging, ignore_errors=True)
-                if attempt < self.retries:
-                    delay = self.backoff_s * 2**attempt
-                    log.warning("download of %s failed (%s); retrying in %.1f s", product_id, error, delay)
+
+        return self._retried(product_id, attempt)
+
+    def _record_item(self, product_id: str, feature: dict) -> Path:
+        """Write the item as ``<product id>.json``, after checking that it reads and its bands open; band
+        files are copied beside it first when not streaming."""
+        import rasterio
+        import rasterio.shutil
+
+        target = self.item_path(product_id)
+        if target.exists():
+            return target
+        product = read_stac_item(feature)
+        with rasterio.Env(**REMOTE_READ_OPTIONS):
+            if not self.stream_cogs:
+                folder = self.download_dir / product_id
+                folder.mkdir(parents=True, exist_ok=True)
+                local = {}
+                for band_name, path in product.band_files.items():
+                    rasterio.shutil.copyfiles(path, str(folder / f"{band_name}.tif"))
+                    local[band_name] = str(folder / f"{band_name}.tif")
+                feature = _with_local_bands(feature, local)
+            else:
+                for path in product.band_files.values():
+                    with rasterio.open(path):  # reachable and a raster: fail here, not mid-segmentation
+                        pass
+        partial = target.with_name(f".{target.name}.partial")
+        partial.write_text(json.dumps(feature))
+        partial.rename(target)
+        return target
+
+    def _retried(self, product_id: str, attempt):
+        """``attempt()`` with retries and exponential backoff; every failure is retried, then reported."""
+        last_error: Exception | None = None
+        for number in range(self.retries + 1):
+            try:
+                return attempt()
+            except Exception as error:
+                last_error = error
+                if number < self.retries:
+                    delay = self.backoff_s * 2**number
+                    log.warning("fetching %s failed (%s); retrying in %.1f s", product_id, error, delay)
                     time.sleep(delay)
         raise DownloadError(f"{product_id}: download failed {self.retries + 1} times: "
                             f"{type(last_error).__name__}: {last_error}")
+
+
+def _with_local_bands(feature: dict, local: dict[str, str]) -> dict:
+    """The item with only its band assets, pointing at the copied files."""
+    assets = {band_name: {"href": path, "type": "image/tiff; application=geotiff"} for band_name, path in local.items()}
+    return {**feature, "assets": assets}
 
 
 def _verify_zip(archive: Path) -> None:
