@@ -91,12 +91,15 @@ def local_provider(monitor: object) -> Iterator[str | None]:
 
 
 class LocalStacServer:
-    """``with LocalStacServer(folder) as server: server.catalog_url``; ``server.requests[path]`` counts GETs."""
+    """``with LocalStacServer(folder) as server: server.catalog_url``; ``server.requests[path]`` counts GETs,
+    ``server.range_requests[path]`` those answered with a byte range."""
 
     def __init__(self, folder: Path, port: int = 0):
         self.folder = Path(folder)
         self.requests: collections.Counter[str] = collections.Counter()
-        handler = functools.partial(_RangeHandler, directory=str(self.folder), counter=self.requests)
+        self.range_requests: collections.Counter[str] = collections.Counter()
+        handler = functools.partial(_RangeHandler, directory=str(self.folder), counter=self.requests,
+                                    range_counter=self.range_requests)
         self.httpd = ThreadingHTTPServer(("127.0.0.1", port), handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.catalog_url = ""
@@ -118,8 +121,8 @@ _RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
 class _RangeHandler(SimpleHTTPRequestHandler):
     """Static files with single byte ranges (``Range: bytes=a-b``), as object stores serve them."""
 
-    def __init__(self, *args, counter: collections.Counter, **kwargs):
-        self.counter = counter
+    def __init__(self, *args, counter: collections.Counter, range_counter: collections.Counter, **kwargs):
+        self.counter, self.range_counter = counter, range_counter
         super().__init__(*args, **kwargs)
 
     def send_head(self):
@@ -137,6 +140,7 @@ class _RangeHandler(SimpleHTTPRequestHandler):
             self.send_header("Content-Range", f"bytes */{size}")
             self.end_headers()
             return None
+        self.range_counter[self.path.split("?", 1)[0]] += 1
         handle = path.open("rb")
         handle.seek(start)
         self.send_response(HTTPStatus.PARTIAL_CONTENT)

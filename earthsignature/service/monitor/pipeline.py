@@ -122,12 +122,15 @@ class MonitorTask(luigi.Task):
 
     def on_failure(self, exception: BaseException) -> str:
         """Keep the reason where `monitor run` and `monitor status` find it (workers may be other processes)."""
-        reason = f"{type(exception).__name__}: {exception}"
+        reason = f"{self.reason_prefix()}{type(exception).__name__}: {exception}"
         failures = work_dir().failures(self.day)
         failures.mkdir(parents=True, exist_ok=True)
         (failures / f"{self.task_id}.txt").write_text(f"{self.task_family} {self.param_kwargs}\n{reason}\n"
                                                       f"{traceback.format_exc()}")
         return reason
+
+    def reason_prefix(self) -> str:
+        return ""
 
     def on_success(self) -> None:
         stale = work_dir().failures(self.day) / f"{self.task_id}.txt"
@@ -171,8 +174,8 @@ class IngestProduct(MonitorTask):
             log.warning("cannot ask the Database service about %s: %s", self.product_id, error)
             return False
 
-    def on_failure(self, exception: BaseException) -> str:
-        return super().on_failure(RuntimeError(f"{self.step}: {type(exception).__name__}: {exception}"))
+    def reason_prefix(self) -> str:
+        return f"{self.step}: "  # the step that failed
 
     def run(self) -> None:
         from earthsignature.core.readers import open_product
