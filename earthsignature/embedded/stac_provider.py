@@ -5,21 +5,21 @@ It offers the real layouts side by side: ``*.zip`` SAFE products (collections ``
 ``sentinel-2-l1c``, one ``product`` asset each, as Copernicus Data Space delivers them) and Earth Search
 style items with per-band COG assets (``cogs/<item id>/<item id>.json``, written by
 ``samples.stac_item_writer``; collection ``sentinel-2-l2a-cogs``), whose asset hrefs become absolute URLs
-on this server. The server answers HTTP range requests, so GDAL's ``/vsicurl/`` reads windows of the COGs
-as it does from S3 or Azure, and it counts requests per path (tests count the provider's searches).
+on this server. The server (``static_http``, in its own process) answers HTTP range requests, so GDAL's ``/vsicurl/``
+reads windows of the COGs as it does from S3 or Azure, and it counts requests per path (tests count the
+provider's searches).
 """
 
 from __future__ import annotations
 
 import collections
-import functools
 import json
-import re
-import threading
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http import HTTPStatus
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pystac
@@ -27,9 +27,11 @@ from shapely.geometry import mapping
 
 from earthsignature.core.product import ProductError
 from earthsignature.core.readers import open_product
-from earthsignature.service.monitor.runner import LOCAL_PROVIDER
+from earthsignature.embedded.ports import free_port
+from earthsignature.service.monitor.runner import LOCAL_COLLECTIONS, LOCAL_PROVIDER
 
-COLLECTIONS = {"L2A": "sentinel-2-l2a", "L1C": "sentinel-2-l1c", "COG": "sentinel-2-l2a-cogs"}
+COLLECTIONS = {"L2A": LOCAL_COLLECTIONS["S2_MSI_L2A"], "L1C": LOCAL_COLLECTIONS["S2_MSI_L1C"],
+               "COG": LOCAL_COLLECTIONS["S2_MSI_L2A_COG"]}
 #: The folder of COG-asset items inside the served folder.
 COG_ITEMS = "cogs"
 
@@ -92,78 +94,50 @@ def local_provider(monitor: object) -> Iterator[str | None]:
 
 class LocalStacServer:
     """``with LocalStacServer(folder) as server: server.catalog_url``; ``server.requests[path]`` counts GETs,
-    ``server.range_requests[path]`` those answered with a byte range."""
+    ``server.range_requests[path]`` those answered with a byte range. The files are served by a separate
+    process (``static_http``), as a remote provider would serve them."""
 
     def __init__(self, folder: Path, port: int = 0):
         self.folder = Path(folder)
-        self.requests: collections.Counter[str] = collections.Counter()
-        self.range_requests: collections.Counter[str] = collections.Counter()
-        handler = functools.partial(_RangeHandler, directory=str(self.folder), counter=self.requests,
-                                    range_counter=self.range_requests)
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
         self.catalog_url = ""
+        self._log = self.folder / "stac" / "requests.log"
+        self._process: subprocess.Popen | None = None
 
     def __enter__(self) -> LocalStacServer:
         write_catalog(self.folder, self.url)
         self.catalog_url = f"{self.url}/stac/catalog.json"
-        threading.Thread(target=self.httpd.serve_forever, name="stac-http", daemon=True).start()
-        return self
+        self._log.write_text("")
+        self._process = subprocess.Popen([sys.executable, "-m", "earthsignature.embedded.static_http",
+                                          str(self.folder), str(self.port), str(self._log)])
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and self._process.poll() is None:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        self.__exit__()
+        raise RuntimeError(f"the local STAC server did not start on port {self.port}")
 
     def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        if self._process is not None:
+            self._process.terminate()
+            self._process.wait(timeout=30)
+            self._process = None
 
+    def _counted(self, kind: str) -> collections.Counter[str]:
+        lines = self._log.read_text().splitlines() if self._log.exists() else []
+        return collections.Counter(line.split(" ", 1)[1] for line in lines if line.startswith(f"{kind} "))
 
-_RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
+    @property
+    def requests(self) -> collections.Counter[str]:
+        return self._counted("GET")
 
+    @property
+    def range_requests(self) -> collections.Counter[str]:
+        return self._counted("RANGE")
 
-class _RangeHandler(SimpleHTTPRequestHandler):
-    """Static files with single byte ranges (``Range: bytes=a-b``), as object stores serve them."""
-
-    def __init__(self, *args, counter: collections.Counter, range_counter: collections.Counter, **kwargs):
-        self.counter, self.range_counter = counter, range_counter
-        super().__init__(*args, **kwargs)
-
-    def send_head(self):
-        self.counter[self.path.split("?", 1)[0]] += 1
-        match = _RANGE.match(self.headers.get("Range", "").strip())
-        path = Path(self.translate_path(self.path))
-        if match is None or not path.is_file():
-            return super().send_head()
-        size = path.stat().st_size
-        first, last = match.groups()
-        start = size - int(last) if first == "" else int(first)
-        stop = size - 1 if first == "" or last == "" else min(int(last), size - 1)
-        if start >= size or start > stop or start < 0:
-            self.send_response(HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE)
-            self.send_header("Content-Range", f"bytes */{size}")
-            self.end_headers()
-            return None
-        self.range_counter[self.path.split("?", 1)[0]] += 1
-        handle = path.open("rb")
-        handle.seek(start)
-        self.send_response(HTTPStatus.PARTIAL_CONTENT)
-        self.send_header("Content-Type", self.guess_type(str(path)))
-        self.send_header("Content-Range", f"bytes {start}-{stop}/{size}")
-        self.send_header("Content-Length", str(stop - start + 1))
-        self.send_header("Accept-Ranges", "bytes")
-        self.end_headers()
-        self._remaining = stop - start + 1
-        return handle
-
-    def copyfile(self, source, outputfile) -> None:
-        remaining = getattr(self, "_remaining", None)
-        if remaining is None:
-            return super().copyfile(source, outputfile)
-        while remaining > 0:
-            chunk = source.read(min(remaining, 1 << 16))
-            if not chunk:
-                break
-            outputfile.write(chunk)
-            remaining -= len(chunk)
-        self._remaining = None
-        return None
-
-    def log_message(self, format: str, *args: object) -> None:
-        return
+    def clear_requests(self) -> None:
+        self._log.write_text("")

@@ -241,10 +241,13 @@ def _check_grid(shape: tuple[int, int], transform: Affine, crs: str, footprint: 
                                   max(top, bottom), densify_pts=21)
     except (CRSError, ValueError) as error:
         raise IngestError(f"the segmentation's grid cannot be placed on the Earth in {crs[:40]!r}") from error
-    if not all(math.isfinite(v) for v in bounds) or not (-180 <= bounds[0] <= bounds[2] <= 180
-                                                         and -90 <= bounds[1] <= bounds[3] <= 90):
+    west, south, east, north = bounds
+    if not all(math.isfinite(v) for v in bounds) or not (min(west, east) >= -180 and max(west, east) <= 180
+                                                         and -90 <= south <= north <= 90):
         raise IngestError("the segmentation's geotransform does not fit its crs (its corners are not on the Earth)")
-    if not box(*bounds).buffer(0.05).intersects(footprint):
+    # a grid across the antimeridian has its west bound east of its east bound (GDAL's convention)
+    area = box(*bounds) if west <= east else box(west, south, 180, north).union(box(-180, south, east, north))
+    if not area.buffer(0.05).intersects(footprint):
         raise IngestError("the segmentation's grid does not overlap the footprint: check geotransform and crs")
 
 

@@ -24,7 +24,7 @@ from rasterio.enums import Resampling
 from rasterio.windows import Window
 
 from earthsignature.core.manifest import ModelManifest
-from earthsignature.core.product import Sentinel2Product
+from earthsignature.core.product import REMOTE_READ_OPTIONS, Sentinel2Product
 from earthsignature.core.readers import open_product
 from earthsignature.core.sentinel2 import SCL_CLOUD_VALUES, band
 
@@ -65,7 +65,7 @@ class ProductInput:
             raise ProcessingError(f"{product.product_id} is {product.level}; convert it with to_l2a() first")
         self.product, self.manifest = product, manifest
         reference = min(manifest.bands, key=lambda b: band(b).resolution)
-        with rasterio.open(product.band_path(reference)) as dataset:
+        with rasterio.Env(**REMOTE_READ_OPTIONS), rasterio.open(product.band_path(reference)) as dataset:
             scale = manifest.resolution / dataset.res[0]
             self.height, self.width = round(dataset.height / scale), round(dataset.width / scale)
             self.transform = dataset.transform @ Affine.scale(scale)
@@ -87,7 +87,8 @@ class ProductInput:
 
     def _read(self, name: str, row_off: int, rows: int, resampling: Resampling) -> np.ndarray:
         """Rows [row_off, row_off + rows) of a band on the model's grid."""
-        with rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS"), rasterio.open(self.product.band_path(name)) as dataset:
+        with rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS", **REMOTE_READ_OPTIONS), \
+                rasterio.open(self.product.band_path(name)) as dataset:
             factor = dataset.height / self.height  # band pixels per model pixel
             window = Window(0, row_off * factor, dataset.width, rows * factor)
             return dataset.read(1, window=window, out_shape=(rows, self.width), resampling=resampling,

@@ -250,10 +250,19 @@ def _publish(product, model: str, output: Path) -> None:
     result = SegmentationResult(cogs["classes"], cogs["confidence"], cogs["cloud_mask"],
                                 np.asarray(segmentation["pixel_counts"]), segmentation["height"],
                                 segmentation["width"])
-    response = _client().create(create_request(product, _manifest(model), result, quicklook_png(product)))
+    import grpc
+
+    try:
+        response = _client().create(create_request(product, _manifest(model), result, quicklook_png(product)))
+    except grpc.RpcError as error:  # the status code and the server's message, not the RPC object
+        raise PublishError(f"the Database service answered {error.code().name}: {error.details()}") from None
     _write_json(MonitorWorkFolder.published(output), {
         "product_id": response.product_id, "segmentation_id": response.segmentation_id,
         "created": response.created})
+
+
+class PublishError(RuntimeError):
+    """The Database service refused or could not store a segmentation; the message has its code and reason."""
 
 
 class MonitorDay(luigi.WrapperTask):

@@ -22,7 +22,7 @@ from earthsignature.core import raster_codec
 from earthsignature.core.classes import ClassShare
 from earthsignature.core.cog import COG_OPTIONS
 from earthsignature.core.manifest import ModelManifest
-from earthsignature.core.product import Sentinel2Product
+from earthsignature.core.product import REMOTE_READ_OPTIONS, Sentinel2Product
 from earthsignature.pb.snapearth.api.v1 import database_pb2, segmentation_pb2
 from earthsignature.service.inference.segmenter import SegmentationResult
 
@@ -38,7 +38,7 @@ def to_cog(path: Path) -> Path:
 
 def quicklook_png(product: Sentinel2Product, size: int = QUICKLOOK_PIXELS) -> bytes:
     """A true-color preview (B04, B03, B02), reflectance 0..0.3 stretched to 0..255."""
-    with rasterio.open(product.band_path("B04")) as dataset:
+    with rasterio.Env(**REMOTE_READ_OPTIONS), rasterio.open(product.band_path("B04")) as dataset:
         scale = max(dataset.width, dataset.height) / size
         shape = (max(1, round(dataset.height / scale)), max(1, round(dataset.width / scale)))
     rgb = np.stack([product.reflectance(product.read(b, out_shape=shape, resampling=Resampling.average))

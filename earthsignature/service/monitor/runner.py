@@ -22,6 +22,9 @@ from earthsignature.service.monitor.source import local_provider_yaml
 
 #: The provider name of a static STAC catalog (the embedded one, or one served elsewhere).
 LOCAL_PROVIDER = "local_s2"
+#: Its collections per EODAG product type: SAFE zips, and Earth Search style COG items.
+LOCAL_COLLECTIONS = {"S2_MSI_L2A": "sentinel-2-l2a", "S2_MSI_L1C": "sentinel-2-l1c",
+                     "S2_MSI_L2A_COG": "sentinel-2-l2a-cogs"}
 
 
 @dataclass
@@ -44,7 +47,7 @@ def _settings(cfg: DictConfig, catalog_url: str | None, insecure: bool) -> dict:
     if catalog_url:
         monitor["provider_yaml"] = local_provider_yaml(
             LOCAL_PROVIDER, catalog_url, MonitorWorkFolder(Path(monitor["work_dir"])).products,
-            {"S2_MSI_L2A": "sentinel-2-l2a", "S2_MSI_L1C": "sentinel-2-l1c"})
+            LOCAL_COLLECTIONS)
     return monitor
 
 

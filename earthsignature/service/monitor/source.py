@@ -203,6 +203,7 @@ class ProductSource:
         target = self.item_path(product_id)
         if target.exists():
             return target
+        target.parent.mkdir(parents=True, exist_ok=True)
         product = read_stac_item(feature)
         with rasterio.Env(**REMOTE_READ_OPTIONS):
             if not self.stream_cogs:
