@@ -147,7 +147,11 @@ def model_deploy(reference: str, repository: Path, backend: str, instance_kind: 
 @click.option("--backend", type=click.Choice(["onnxruntime", "triton"]), default="onnxruntime", show_default=True)
 @click.option("--url", default="127.0.0.1:8001", show_default=True, help="Triton gRPC address")
 @click.option("--batch-size", type=int, default=BackendSettings.batch_size, show_default=True, help="tiles per call")
-def model_predict(model_dir: Path, image: Path, output: Path, backend: str, url: str, batch_size: int) -> None:
+@click.option("--offset", type=int, default=None,
+              help="added to the digital numbers: -1000 for raw products of processing baseline 04.00 and later, 0 "
+                   "for older or harmonised ones (default: from the image's tags, else 0 with a warning)")
+def model_predict(model_dir: Path, image: Path, output: Path, backend: str, url: str, batch_size: int,
+                  offset: int | None) -> None:
     """Segment a GeoTIFF of the model's bands (digital numbers) into a class-map GeoTIFF.
 
     MODEL_DIR holds model.onnx and manifest.json (an export folder, or a Triton version folder).
@@ -157,7 +161,7 @@ def model_predict(model_dir: Path, image: Path, output: Path, backend: str, url:
 
     config = {"kind": backend, "url": url, "batch_size": batch_size, "wait_ready_s": 30}
     try:
-        histogram = predict_geotiff(create_backend(config, model_dir), image, output)
+        histogram = predict_geotiff(create_backend(config, model_dir), image, output, offset)
     except (InferenceError, ValueError) as error:
         raise click.ClickException(str(error)) from error
     for name, fraction in histogram.items():

@@ -25,8 +25,13 @@ SCENE = {"tile_id": "34SGH", "size": 120, "seed": 5, "cloud_cover": 10, "nodata_
 
 
 @pytest.fixture(scope="module")
-def manifest(tiny_checkpoints, tmp_path_factory):
-    return export_checkpoint(tiny_checkpoints[0], tmp_path_factory.mktemp("m"), "clc-tiny", 64, 16)[1]
+def exported(tiny_checkpoints, tmp_path_factory):
+    return export_checkpoint(tiny_checkpoints[0], tmp_path_factory.mktemp("m"), "clc-tiny", 64, 16)
+
+
+@pytest.fixture(scope="module")
+def manifest(exported):
+    return exported[1]
 
 
 @pytest.fixture(scope="module")
@@ -124,3 +129,49 @@ def test_incomplete_items_are_refused_with_the_reason(layouts) -> None:
     assets_only_previews = {**item, "assets": {"thumbnail": {"href": "./thumbnail.jpg"}}}
     with pytest.raises(ProductError, match="no band assets"):
         read_stac_item(assets_only_previews, str(layouts["cog-raw"]))
+
+
+def _geotiff(path: Path, digital_numbers: np.ndarray, tags: dict, offsets: tuple[float, ...] = ()) -> Path:
+    profile = {"driver": "GTiff", "width": 64, "height": 64, "count": 4, "dtype": "uint16", "crs": "EPSG:32634",
+               "transform": rasterio.transform.from_origin(700000, 4300000, 10, 10)}
+    with rasterio.open(path, "w", **profile) as dataset:
+        dataset.write(digital_numbers)
+        dataset.descriptions = ("B02", "B03", "B04", "B08")
+        dataset.update_tags(**tags)
+        if offsets:
+            dataset.scales, dataset.offsets = (1e-4,) * 4, offsets
+    return path
+
+
+class _InputRecorder:
+    """Stands in for the model to see what ``predict_geotiff`` feeds it (the preprocessing is under test)."""
+
+    def __init__(self, manifest):
+        self.manifest, self.inputs = manifest, []
+
+    def predict(self, tiles: np.ndarray) -> np.ndarray:
+        self.inputs.append(tiles.copy())
+        return np.zeros((len(tiles), self.manifest.num_classes, *tiles.shape[2:]), np.float32)
+
+
+def test_model_predict_takes_the_offset_from_tags_or_option_and_warns_without(manifest, tmp_path, caplog) -> None:
+    from earthsignature.service.inference.predict import digital_number_offset, predict_geotiff
+
+    model = _InputRecorder(manifest)
+    reflectance = np.random.default_rng(3).uniform(200, 4000, (4, 64, 64)).astype(np.uint16)
+    raw = reflectance + 1000
+    images = {"tagged": _geotiff(tmp_path / "tagged.tif", raw, {"BOA_ADD_OFFSET": "-1000"}),
+              "scaled": _geotiff(tmp_path / "scaled.tif", raw, {}, offsets=(-0.1,) * 4),
+              "baseline": _geotiff(tmp_path / "baseline.tif", raw, {"PROCESSING_BASELINE": "05.11"}),
+              "raw": _geotiff(tmp_path / "raw.tif", raw, {}),
+              "harmonised": _geotiff(tmp_path / "harmonised.tif", reflectance, {})}
+    assert [digital_number_offset(images[k]) for k in ("tagged", "scaled", "baseline", "raw")] == [-1000] * 3 + [None]
+    for name, image in images.items():
+        caplog.clear()
+        predict_geotiff(model, image, tmp_path / f"{name}-classes.tif", -1000 if name == "raw" else None)
+        warned = "does not say whether its digital numbers carry" in caplog.text
+        assert warned == (name == "harmonised"), name
+    assert all(np.array_equal(seen, model.inputs[-1]) for seen in model.inputs)  # the offset removed once
+    predict_geotiff(model, images["raw"], tmp_path / "ignored.tif", 0)
+    assert np.allclose(model.inputs[-1] - model.inputs[0], manifest.normalize(np.full((4, 1, 1), 1000, np.float32))
+                       - manifest.normalize(np.zeros((4, 1, 1), np.float32)), atol=1e-5)
