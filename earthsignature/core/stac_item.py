@@ -96,18 +96,27 @@ def product_name_of(item: dict) -> ProductName | None:
     return None
 
 
-def band_assets(assets: dict, location: str) -> tuple[dict[str, str], dict]:
-    """Band name -> GDAL path, and the ``raster:bands`` entry of a reflectance band (for its scale)."""
-    bands, raster_band = {}, {}
+def band_asset_keys(assets: dict) -> dict[str, str]:
+    """Asset key -> band name of the assets that are band rasters (not previews, metadata, or Earth Search's
+    ``-jp2`` duplicates)."""
+    keys = {}
     for key, asset in assets.items():
         if not isinstance(asset, dict) or not isinstance(asset.get("href"), str):
             continue
         band_name = key.upper() if key.upper() in BANDS_BY_NAME or key.upper() == "SCL" else COMMON_NAME_BANDS.get(key)
-        if band_name is None or not asset["href"].lower().endswith(_RASTER_SUFFIXES):
-            continue  # previews, metadata, Earth Search's "-jp2" duplicates
-        bands[band_name] = gdal_path(urljoin(location, asset["href"]) if location else asset["href"])
+        if band_name is not None and asset["href"].lower().endswith(_RASTER_SUFFIXES):
+            keys[key] = band_name
+    return keys
+
+
+def band_assets(assets: dict, location: str) -> tuple[dict[str, str], dict]:
+    """Band name -> GDAL path, and the ``raster:bands`` entry of a reflectance band (for its scale)."""
+    bands, raster_band = {}, {}
+    for key, band_name in band_asset_keys(assets).items():
+        href = assets[key]["href"]
+        bands[band_name] = gdal_path(urljoin(location, href) if location else href)
         if band_name != "SCL" and not raster_band:
-            raster_band = _raster_band(asset)
+            raster_band = _raster_band(assets[key])
     return bands, raster_band
 
 

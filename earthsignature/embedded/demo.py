@@ -14,6 +14,7 @@ import json
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -29,12 +30,14 @@ from earthsignature.core.layout import CertificateFolder
 from earthsignature.core.manifest import DEFAULT_OVERLAP, DEFAULT_TILE_SIZE
 from earthsignature.core.sentinel2 import tile
 from earthsignature.embedded.postgres import PostgresCluster
+from earthsignature.embedded.stac_provider import COG_ITEMS
 from earthsignature.samples.safe_writer import ProductSpec, write_product
+from earthsignature.samples.stac_item_writer import item_id, write_cog_item
 
 DEMO_DAY = date(2021, 8, 1)
 #: (tile, sensing time of day, cloud cover %): Greece, France, Bavaria, Finland.
-DEMO_TILES = (("34SGH", "09:20:31", 4.0), ("31TCJ", "10:56:21", 12.0),
-              ("33UUP", "10:15:59", 25.0), ("35VLG", "09:50:31", 8.0))
+DEMO_TILES = (("34SGH", "09:20:31", 4.0, "0500"), ("31TCJ", "10:56:21", 12.0, "0301"),
+              ("33UUP", "10:15:59", 25.0, "0500"), ("35VLG", "09:50:31", 8.0, "0509"))
 #: The smoke model's classes plus burnt areas, so both models have something to find.
 DEMO_CODES = (112, 211, 231, 311, 312, 324, 333, 411, 512, 523, 334)
 
@@ -55,24 +58,31 @@ class DemoSettings:
 
 def demo_specs(size: int = 1098) -> list[ProductSpec]:
     specs = []
-    for seed, (tile_id, clock, cloud) in enumerate(DEMO_TILES):
+    for seed, (tile_id, clock, cloud, baseline) in enumerate(DEMO_TILES):
         hour, minute, second = (int(v) for v in clock.split(":"))
         sensing = datetime.combine(DEMO_DAY, datetime.min.time(), UTC).replace(hour=hour, minute=minute,
                                                                                second=second)
         specs.append(ProductSpec(tile_id=tile_id, sensing_time=sensing, size=size, seed=seed, cloud_cover=cloud,
+                                 baseline=baseline,
                                  nodata_fraction=0.1 * (seed % 2), codes=DEMO_CODES, feature_size=20))
     return specs
 
 
 def write_demo_catalog(folder: Path, size: int) -> list[Path]:
-    """The day's products as zipped SAFE products (written once; re-runs reuse them)."""
+    """The day's products in both provider layouts (written once; re-runs reuse them): zipped SAFE products,
+    and the last one as an Earth Search item with per-band COGs (baseline 05.09, offset already removed)."""
+    *safe_specs, cog_spec = demo_specs(size)
     paths = []
-    for spec in demo_specs(size):
+    for spec in safe_specs:
         path = folder / f"{spec.name}.zip"
         if not path.exists():
             write_product(folder, spec, zipped=True)
         paths.append(path)
-    return paths
+    item = folder / COG_ITEMS / item_id(str(cog_spec.name)) / f"{item_id(str(cog_spec.name))}.json"
+    if not item.exists():
+        with tempfile.TemporaryDirectory(dir=folder) as scratch:
+            write_cog_item(write_product(Path(scratch), cog_spec), folder / COG_ITEMS, offset_applied=True)
+    return [*paths, item]
 
 
 def _step(number: int, text: str) -> None:
@@ -181,7 +191,7 @@ def run_demo(cfg: DictConfig, cluster: PostgresCluster, overrides: list[str], se
     url = cluster.up(cfg.db.name)
     click.echo(f"   {url}")
 
-    _step(2, f"sample Sentinel-2 L2A products of {DEMO_DAY} (local STAC catalog)")
+    _step(2, f"sample Sentinel-2 L2A products of {DEMO_DAY} (local STAC catalog: SAFE zips and a COG item)")
     catalog = work / "catalog"
     for path in write_demo_catalog(catalog, settings.size):
         click.echo(f"   {path.name}")
@@ -202,7 +212,8 @@ def run_demo(cfg: DictConfig, cluster: PostgresCluster, overrides: list[str], se
 
         _step(6, f"the monitor for {DEMO_DAY} with both models")
         monitor_cfg = load_config("service", settings.config, [
-            *overrides, f"monitor.local_catalog={catalog}", f"monitor.models=[{','.join(str(m) for m in models)}]"])
+            *overrides, f"monitor.local_catalog={catalog}", f"monitor.models=[{','.join(str(m) for m in models)}]",
+            "monitor.product_types=[S2_MSI_L2A,S2_MSI_L2A_COG]"])
         with local_provider(monitor_cfg.monitor) as catalog_url:
             report = run_days(monitor_cfg, DEMO_DAY, DEMO_DAY, settings.workers, catalog_url=catalog_url)
         for task, reason in report.failures:

@@ -32,7 +32,7 @@ from shapely import wkt as shapely_wkt
 from earthsignature.core.config import state_home
 from earthsignature.core.product import REMOTE_READ_OPTIONS, ProductError
 from earthsignature.core.readers import open_product
-from earthsignature.core.stac_item import band_assets, product_name_of, read_stac_item, tile_of
+from earthsignature.core.stac_item import band_asset_keys, band_assets, product_name_of, read_stac_item, tile_of
 
 log = logging.getLogger(__name__)
 #: Europe: the seed's area of interest (lon -25..45, lat 34..72)
@@ -167,7 +167,8 @@ class ProductSource:
         feature = product.as_dict()
         found = found_product(feature)
         if found.layout == "STAC-COG":
-            return str(self._retried(found.product_id, lambda: self._record_item(found.product_id, feature)))
+            return str(self._retried(found.product_id,
+                                     lambda: self._record_item(found.product_id, _signed(product, feature))))
         return str(self.download(product))
 
     def download(self, product) -> Path:
@@ -237,6 +238,19 @@ class ProductSource:
                     time.sleep(delay)
         raise DownloadError(f"{product_id}: download failed {self.retries + 1} times: "
                             f"{type(last_error).__name__}: {last_error}")
+
+
+def _signed(product, feature: dict) -> dict:
+    """The item with its band hrefs as the provider lets them be read: Planetary Computer's blobs need a SAS
+    token, which the provider's own EODAG authentication (``SASAuth``) adds; other providers' are as they are."""
+    plugin = getattr(product, "downloader_auth", None)
+    sign = getattr(plugin.authenticate(), "sign_url", None) if plugin is not None else None
+    if sign is None:
+        return feature
+    assets = dict(feature["assets"])
+    for key in band_asset_keys(assets):
+        assets[key] = {**assets[key], "href": sign(assets[key]["href"])}
+    return {**feature, "assets": assets}
 
 
 def _with_local_bands(feature: dict, local: dict[str, str]) -> dict:
