@@ -42,6 +42,12 @@ def test_fixtures_safe_writes_readable_products(tmp_path: Path) -> None:
     paths = [Path(line) for line in output.split()]
     assert [open_product(p).tile_id for p in paths] == ["31TCJ", "33UUP"]
     assert "multiple of 6" in run("fixtures", "safe", str(tmp_path), "--size", "50", expect=2)
+    item = Path(run("fixtures", "safe", str(tmp_path / "items"), "--size", "60", "--baseline", "0509",
+                    "--cog-item", "harmonised").strip())
+    product = open_product(item)
+    assert (product.layout, product.offset, product.processing_baseline) == ("STAC-COG", 0, "05.09")
+    assert "Earth Search's COG layout is for L2A" in run("fixtures", "safe", str(tmp_path / "items"), "--size",
+                                                          "60", "--level", "L1C", "--cog-item", "raw", expect=2)
 
 
 def test_fixtures_bigearthnet_and_pairs(tmp_path: Path) -> None:

@@ -50,20 +50,34 @@ def fixtures() -> None:
 @click.option("--cloud-cover", type=float, default=5.0, show_default=True, help="percent")
 @click.option("--nodata-fraction", type=float, default=0.0, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--baseline", default="0500", show_default=True,
+              help="processing baseline (04.00 and later: digital numbers carry +1000)")
 @click.option("--zip", "zipped", is_flag=True, help="write <name>.zip instead of <name>.SAFE")
+@click.option("--cog-item", "cog_item", type=click.Choice(["raw", "harmonised"]), default=None,
+              help="write an Earth Search STAC item with per-band COGs instead (harmonised: offset removed)")
 def fixtures_safe(out: Path, tiles: tuple[str, ...], date: datetime, level: str, size: int, cloud_cover: float,
-                  nodata_fraction: float, seed: int, zipped: bool) -> None:
+                  nodata_fraction: float, seed: int, baseline: str, zipped: bool, cog_item: str | None) -> None:
     """Write one Sentinel-2 product per --tile into OUT."""
-    from earthsignature.samples.safe_writer import ProductSpec, write_product
+    import tempfile
 
-    sensing = date
+    from earthsignature.samples.safe_writer import ProductSpec, write_product
+    from earthsignature.samples.stac_item_writer import write_cog_item
+
     for k, tile_id in enumerate(tiles):
         try:
-            spec = ProductSpec(tile_id=tile_id, sensing_time=sensing, level=level, size=size,
+            spec = ProductSpec(tile_id=tile_id, sensing_time=date, level=level, size=size, baseline=baseline,
                                cloud_cover=cloud_cover, nodata_fraction=nodata_fraction, seed=seed + k)
         except ValueError as error:
             raise click.BadParameter(str(error)) from error
-        click.echo(write_product(out, spec, zipped=zipped))
+        if cog_item is None:
+            click.echo(write_product(out, spec, zipped=zipped))
+            continue
+        Path(out).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=out) as scratch:
+            try:
+                click.echo(write_cog_item(write_product(Path(scratch), spec), out, cog_item == "harmonised"))
+            except ValueError as error:
+                raise click.BadParameter(str(error)) from error
 
 
 @fixtures.command("bigearthnet")

@@ -175,3 +175,26 @@ def test_model_predict_takes_the_offset_from_tags_or_option_and_warns_without(ma
     predict_geotiff(model, images["raw"], tmp_path / "ignored.tif", 0)
     assert np.allclose(model.inputs[-1] - model.inputs[0], manifest.normalize(np.full((4, 1, 1), 1000, np.float32))
                        - manifest.normalize(np.zeros((4, 1, 1), np.float32)), atol=1e-5)
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_fetching_a_cog_item_streams_or_copies_its_bands(layouts, tmp_path, stream) -> None:
+    from datetime import date
+
+    from earthsignature.service.monitor.runner import LOCAL_COLLECTIONS
+    from earthsignature.service.monitor.source import ProductSource, local_provider_yaml
+
+    served = layouts["cog-raw"].parents[2]
+    with LocalStacServer(served) as stac:
+        yaml = local_provider_yaml("local_s2", stac.catalog_url, tmp_path / "products", LOCAL_COLLECTIONS)
+        source = ProductSource("local_s2", tmp_path / "products", yaml, "S2_MSI_L2A_COG", stream_cogs=stream)
+        (found, product), = list(source.search(date(2021, 8, 1), "POLYGON((-180 -80,180 -80,180 80,-180 80,-180 -80))"))
+        assert found.layout == "STAC-COG" and found.product_id == open_product(layouts["cog-raw"]).product_id
+        record = source.fetch(product)
+        fetched = open_product(record)
+        assert record.endswith(f"{found.product_id}.json") and fetched.offset == -1000
+        remote = all(path.startswith("/vsicurl/http://127.0.0.1") for path in fetched.band_files.values())
+        assert remote == stream  # streamed: the provider's URLs; not streamed: copies in the work folder
+        assert np.array_equal(fetched.read("B04"), open_product(layouts["cog-raw"]).read("B04"))
+    if not stream:  # the copies outlive the provider
+        assert np.array_equal(open_product(record).read("SCL"), open_product(layouts["cog-raw"]).read("SCL"))

@@ -274,10 +274,10 @@ class MonitorDay(luigi.WrapperTask):
 
     day = luigi.DateParameter()
 
-    def requires(self) -> list[IngestProduct]:
+    def requires(self) -> list[MonitorTask]:
         search = work_dir().search(self.day)
-        if not search.exists():
-            return []
+        if not search.exists():  # not searched (or the search failed): the day is not done
+            return [Search(self.day)]
         return [IngestProduct(self.day, p["product_id"]) for p in json.loads(search.read_text())["products"]]
 
 
