@@ -14,6 +14,7 @@ provider already removed it), so it is removed exactly once, on every path.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -105,20 +106,37 @@ def gdal_path(href: str) -> str:
     return href
 
 
-def footprint_lonlat(geometry: BaseGeometry, product_id: str) -> Polygon | MultiPolygon:
-    """A valid lon/lat footprint: a ring that crosses the antimeridian (longitudes jumping from 179 to
-    -179) is split into a MultiPolygon on either side of it, as GeoJSON (RFC 7946) asks."""
+def crosses_antimeridian(geometry: Polygon | MultiPolygon) -> bool:
+    """Whether a lon/lat ring jumps across 180 degrees (consecutive longitudes more than 180 apart)."""
+    polygons = geometry.geoms if geometry.geom_type == "MultiPolygon" else [geometry]
+    for polygon in polygons:
+        for ring in (polygon.exterior, *polygon.interiors):
+            longitudes = [x for x, *_ in ring.coords]
+            if any(abs(b - a) > 180 for a, b in itertools.pairwise(longitudes)):
+                return True
+    return False
+
+
+def split_at_antimeridian(geometry: Polygon | MultiPolygon) -> Polygon | MultiPolygon:
+    """A ring that crosses the antimeridian, split into a valid MultiPolygon on either side of it, as
+    GeoJSON (RFC 7946) asks; any other geometry as it is."""
     import antimeridian
     from shapely.geometry import shape
 
+    if not crosses_antimeridian(geometry):
+        return geometry
+    fixed = shape(antimeridian.fix_shape(geometry, fix_winding=True))
+    return fixed if fixed.is_valid else fixed.buffer(0)
+
+
+def footprint_lonlat(geometry: BaseGeometry, product_id: str) -> Polygon | MultiPolygon:
+    """A valid lon/lat footprint, split at the antimeridian when it crosses it."""
     if geometry.geom_type not in ("Polygon", "MultiPolygon") or geometry.is_empty:
         raise ProductError(f"{product_id}: the footprint is a {geometry.geom_type}, not a polygon")
     bounds = geometry.bounds
     if not all(math.isfinite(v) for v in bounds) or bounds[1] < -90 or bounds[3] > 90:
         raise ProductError(f"{product_id}: the footprint is not in longitude/latitude degrees ({bounds})")
-    fixed = shape(antimeridian.fix_shape(geometry, fix_winding=True))
-    if not fixed.is_valid:
-        fixed = fixed.buffer(0)
-    if fixed.is_empty or fixed.geom_type not in ("Polygon", "MultiPolygon"):
+    fixed = split_at_antimeridian(geometry)
+    if fixed.is_empty or fixed.geom_type not in ("Polygon", "MultiPolygon") or not fixed.is_valid:
         raise ProductError(f"{product_id}: the footprint is not a usable polygon")
     return fixed

@@ -237,3 +237,17 @@ def test_a_class_absent_from_every_map_is_known_but_matches_nothing(api) -> None
         assert list(pilot.search("burnt")) == []  # full text indexes the classes present only
         (result,) = list(pilot.list())
     assert result.legend[2].land_cover.name == "Burnt areas" and result.legend[2].fraction == 0.0
+
+
+def test_a_footprint_across_the_antimeridian_is_split_and_found_from_either_side(api) -> None:
+    client, _, _, _ = api
+    request = product_request(3, "01XDA", size=240)  # its ring jumps from 179.94 to -179.99 degrees
+    with client("internal") as internal:
+        internal.create(request)
+    with client() as pilot:
+        for lon in (179.95, -179.99):
+            area = box(lon - 0.005, 72.955, lon + 0.005, 72.965).wkt
+            found = list(pilot.list(wkt=area))
+            assert [r.tile_id for r in found] == ["01XDA"], lon
+            assert shape(found[0].footprint).geom_type == "MultiPolygon"
+        assert not list(pilot.list(wkt=box(0, 72.955, 1, 72.965).wkt))  # not a band around the Earth

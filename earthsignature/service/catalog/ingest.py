@@ -26,6 +26,7 @@ from shapely.geometry.base import BaseGeometry
 from earthsignature.core import raster_codec
 from earthsignature.core.classes import ClassShare
 from earthsignature.core.nomenclature import clc_level3
+from earthsignature.core.product import split_at_antimeridian
 from earthsignature.core.sentinel2 import ProductName
 from earthsignature.pb.snapearth.api.v1 import database_pb2, segmentation_pb2
 from earthsignature.service.catalog.catalog import (
@@ -77,7 +78,8 @@ def _footprint_and_properties(data) -> tuple[BaseGeometry, dict]:
     if not (footprint.bounds[0] >= -180 and footprint.bounds[2] <= 180 and footprint.bounds[1] >= -90
             and footprint.bounds[3] <= 90):
         raise IngestError("the footprint must be in EPSG:4326 (longitude, latitude)")
-    return footprint, properties
+    # a ring whose longitudes jump from 179 to -179 would be stored as a band around the whole Earth
+    return split_at_antimeridian(footprint), properties
 
 
 def product_record(request: database_pb2.CreateProductRequest, quicklook_url: str | None) -> ProductRecord:
