@@ -5,9 +5,9 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: setup os-packages triton test lint proto proto-check demo clean-state
+.PHONY: setup os-packages triton reference-data test lint proto proto-check demo clean-state
 
-setup: $(INSTALLED) os-packages triton
+setup: $(INSTALLED) os-packages triton reference-data
 
 # Reinstall only when the dependency list changes.
 $(INSTALLED): pyproject.toml
@@ -18,6 +18,12 @@ $(INSTALLED): pyproject.toml
 
 os-packages:
 	bash scripts/os-packages.sh
+
+# Real data the project did not write: the configilm wheel carries a small real BigEarthNet v2 LMDB (read, not installed).
+REFERENCE_WHEEL := $(VENV)/reference/configilm-0.7.1-py3-none-any.whl
+reference-data: $(REFERENCE_WHEEL)
+$(REFERENCE_WHEEL): | $(INSTALLED)
+	$(BIN)/pip download -q --no-deps configilm==0.7.1 -d $(VENV)/reference
 
 # A real Triton server (from the nvidia-pytriton wheel, without pytriton) for the model-service tests.
 triton: $(INSTALLED)

@@ -40,6 +40,7 @@ def main(log_level: str) -> None:
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-for command in (db.db, data.classes, data.fixtures, ml.train, ml.finetune, ml.evaluate, model.export_command,
-                model.model, api.certs, api.serve, store.store, query.query, monitor.monitor, demo.demo):
+for command in (db.db, data.classes, data.fixtures, data.data_group, ml.train, ml.finetune, ml.evaluate,
+                model.export_command, model.model, api.certs, api.serve, store.store, query.query, monitor.monitor,
+                demo.demo):
     main.add_command(command)

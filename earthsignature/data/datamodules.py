@@ -104,9 +104,9 @@ class SegmentationDataModule(LightningDataModule):
 class BigEarthNetDataModule(SegmentationDataModule):
     """BigEarthNet v2 with CLC masks (the seed's CLC data set)."""
 
-    def __init__(self, root: str | Path, taxonomy: str = "clc_level3", **kwargs: Any) -> None:
+    def __init__(self, root: str | Path, taxonomy: str = "clc_level3", source: str = "geotiff", **kwargs: Any) -> None:
         super().__init__(root, **kwargs)
-        self.taxonomy = taxonomy
+        self.taxonomy, self.source = taxonomy, source
 
     @property
     def nomenclature(self) -> Nomenclature:
@@ -114,7 +114,7 @@ class BigEarthNetDataModule(SegmentationDataModule):
 
     def dataset(self, split: str, transforms: Transform | None) -> Dataset:
         return BigEarthNetV2Segmentation(self.root, split, self.taxonomy, self.bands, self.ignore_index,
-                                         transforms)
+                                         transforms, self.source)
 
     def write_fixture(self) -> None:
         from earthsignature.samples.bigearthnet_writer import write_bigearthnet_v2
@@ -123,6 +123,10 @@ class BigEarthNetDataModule(SegmentationDataModule):
         if "codes" in options:
             options["codes"] = tuple(options["codes"])
         write_bigearthnet_v2(self.root, **options)
+        if self.source == "lmdb":
+            from earthsignature.data.reben_lmdb import pack_release
+
+            pack_release(self.root)
 
 
 class PairsDataModule(SegmentationDataModule):

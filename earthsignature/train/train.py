@@ -32,7 +32,7 @@ def build_datamodule(data: DictConfig, ignore_index: int, stats: dict | None = N
     options: dict[str, Any] = {k: values[k] for k in _DATA_KEYS if k in values}
     options.update(ignore_index=ignore_index, stats=stats)
     if data.family == "bigearthnet":
-        return BigEarthNetDataModule(taxonomy=data.taxonomy, **options)
+        return BigEarthNetDataModule(taxonomy=data.taxonomy, source=data.get("source", "geotiff"), **options)
     if data.family == "pairs":
         return PairsDataModule(kind=data.kind, **options)
     raise ValueError(f"unknown data family {data.family!r}; choose bigearthnet or pairs")
