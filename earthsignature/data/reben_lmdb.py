@@ -14,7 +14,6 @@ release gives bit-identical tensors.
 
 from __future__ import annotations
 
-import functools
 import os
 import shutil
 from collections.abc import Iterable, Mapping
@@ -54,7 +53,7 @@ class PackedPatches:
 
     def _environment(self):
         if self._env is None:
-            self._env = _open_environment(str(self.folder.resolve()), os.getpid())
+            self._env = _open_environment(str(self.folder.resolve()))
         return self._env
 
     def __getitem__(self, key: str) -> dict[str, np.ndarray]:
@@ -74,13 +73,23 @@ class PackedPatches:
         return {**self.__dict__, "_env": None}
 
 
-@functools.cache
-def _open_environment(folder: str, pid: int):
-    """One read-only environment per folder and process: LMDB refuses a second in the same process, and
-    one must not cross a fork (``pid`` keys the cache)."""
+#: folder -> (pid, environment): LMDB refuses to open a folder twice in one process.
+_ENVIRONMENTS: dict[str, tuple[int, object]] = {}
+
+
+def _open_environment(folder: str):
+    """The process's read-only environment for ``folder``. One inherited through a fork (a DataLoader worker
+    started after the parent read a sample) is closed and reopened: LMDB handles must not cross a fork."""
     import lmdb
 
-    return lmdb.open(folder, readonly=True, lock=False, readahead=False, meminit=False, max_readers=256)
+    opened = _ENVIRONMENTS.get(folder)
+    if opened is not None and opened[0] == os.getpid():
+        return opened[1]
+    if opened is not None:
+        opened[1].close()
+    env = lmdb.open(folder, readonly=True, lock=False, readahead=False, meminit=False, max_readers=256)
+    _ENVIRONMENTS[folder] = (os.getpid(), env)
+    return env
 
 
 def image(record: Mapping[str, np.ndarray], bands: Iterable[str]) -> Tensor:

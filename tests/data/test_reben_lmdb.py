@@ -86,3 +86,13 @@ def test_pack_refuses_what_is_not_a_release(tmp_path) -> None:
         PackedPatches(tmp_path / LMDB_FOLDER)
     with pytest.raises(ValueError, match="source must be one of"):
         BigEarthNetV2Segmentation(tmp_path, source="zarr")
+
+
+def test_loader_workers_forked_after_a_read_open_their_own_environment(release) -> None:
+    from torch.utils.data import DataLoader
+
+    dataset = BigEarthNetV2Segmentation(release, "train", source="lmdb")
+    first = dataset[0]  # the parent opens the environment before the workers fork
+    batches = list(DataLoader(dataset, batch_size=4, num_workers=2))
+    assert sum(len(b["image"]) for b in batches) == len(dataset)
+    assert torch.equal(batches[0]["image"][0], first["image"])
