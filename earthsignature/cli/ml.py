@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from types import ModuleType
 
 import click
 
@@ -11,45 +12,48 @@ from earthsignature.core.config import ConfigError, load_config
 _HYDRA_PASSTHROUGH = {"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []}
 
 
-def _run_hydra(entry_point, prog: str, config: str, args: list[str]) -> None:
-    """Hand the arguments to a @hydra.main function as if it were its own program, so every Hydra
-    feature works: overrides, --multirun sweeps, --cfg job, --help. Plain overrides are composed first,
-    so a wrong key or type is a one-line error before anything (torch, Lightning) loads."""
+def _run_hydra(entry_point, module: ModuleType, config: str, args: list[str]) -> None:
+    """Hand the arguments to a @hydra.main function as if it were its own program (``module``, which runs it
+    as ``__main__``), so every Hydra feature works: overrides, --multirun sweeps, --cfg job, --help, and
+    Lightning's multi-process launcher, which starts the other ranks as ``python -m <module> <arguments>``.
+    Plain overrides are composed first, so a wrong key or type is a one-line error before anything (torch,
+    Lightning) loads."""
     if not any(arg.startswith("-") for arg in args):
         try:
             load_config(None, config, args)
         except ConfigError as error:
             raise click.ClickException(str(error)) from error
-    saved = sys.argv
-    sys.argv = [prog, *args]
+    main_module = sys.modules["__main__"]
+    saved = sys.argv, getattr(main_module, "__spec__", None)
+    sys.argv, main_module.__spec__ = [module.__file__, *args], module.__spec__
     try:
         entry_point()
     finally:
-        sys.argv = saved
+        sys.argv, main_module.__spec__ = saved
 
 
 @click.command(context_settings=_HYDRA_PASSTHROUGH)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def train(args: tuple[str, ...]) -> None:
     """Train a segmentation model: Hydra overrides, e.g. `experiment=smoke trainer.max_epochs=5`."""
-    from earthsignature.train.train import main as train_main
+    from earthsignature.train import train as module
 
-    _run_hydra(train_main, "earthsignature train", "train", list(args))
+    _run_hydra(module.main, module, "train", list(args))
 
 
 @click.command(context_settings=_HYDRA_PASSTHROUGH)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def finetune(args: tuple[str, ...]) -> None:
     """Fine-tune a pre-trained model on a pilot task: `pretrained=CKPT [finetune=head|full] data=...`."""
-    from earthsignature.train.train import finetune_main
+    from earthsignature.train import finetune as module
 
-    _run_hydra(finetune_main, "earthsignature finetune", "finetune", list(args))
+    _run_hydra(module.finetune_main, module, "finetune", list(args))
 
 
 @click.command(context_settings=_HYDRA_PASSTHROUGH)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def evaluate(args: tuple[str, ...]) -> None:
     """Score models on the Table 2 test sets: `checkpoint=CKPT [test_sets.burnt_area.checkpoint=...]`."""
-    from earthsignature.train.evaluate import main as evaluate_main
+    from earthsignature.train import evaluate as module
 
-    _run_hydra(evaluate_main, "earthsignature evaluate", "evaluate", list(args))
+    _run_hydra(module.main, module, "evaluate", list(args))

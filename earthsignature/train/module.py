@@ -85,14 +85,15 @@ class SegmentationModule(LightningModule):
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         loss = self.loss(self(batch["image"]), batch["mask"])
+        # sync_dist: every rank logs (and checkpoints by) the same mean over all ranks' batches
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True,
-                 batch_size=batch["image"].shape[0])
+                 batch_size=batch["image"].shape[0], sync_dist=True)
         return loss
 
     def _evaluation_step(self, batch: dict[str, Tensor], stage: str) -> None:
         logits = self(batch["image"])
         self.log(f"{stage}_loss", self.loss(logits, batch["mask"]), on_epoch=True, prog_bar=True,
-                 batch_size=batch["image"].shape[0])
+                 batch_size=batch["image"].shape[0], sync_dist=True)
         getattr(self, f"{stage}_confusion").update(logits.argmax(dim=1), batch["mask"])
 
     def _evaluation_epoch_end(self, stage: str) -> SegmentationScores:

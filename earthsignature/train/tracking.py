@@ -10,6 +10,7 @@ and the best checkpoint. Every file is also written to the run folder, so a run 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import subprocess
 from collections.abc import Mapping
@@ -35,6 +36,15 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[name] = value
     return flat
+
+
+def weights_digest(module: LightningModule) -> str:
+    """SHA-256 of a model's parameters and buffers, by name: equal digests, equal weights."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def git_state() -> dict[str, str]:
@@ -94,6 +104,11 @@ class RunReport(Callback):
             self._record(trainer, "val_loss")
 
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        # every rank records what it ends with: under DDP the digests must all be the same
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / f"weights-rank{trainer.global_rank}.sha256").write_text(weights_digest(pl_module) + "\n")
+        if not trainer.is_global_zero:
+            return
         if any(self.history.values()):
             history_file = self.run_dir / "loss_history.json"
             history_file.write_text(json.dumps(self.history, indent=1))
@@ -105,7 +120,7 @@ class RunReport(Callback):
 
     def on_test_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         confusion = pl_module.last_confusion.get("test")
-        if confusion is None:
+        if confusion is None or not trainer.is_global_zero:
             return
         nomenclature = pl_module.nomenclature
         self.run_dir.mkdir(parents=True, exist_ok=True)
