@@ -23,7 +23,8 @@ _tracking_option = click.option("--tracking-uri", default=None,
 def _registry(tracking_uri: str | None):
     from earthsignature.export.registry import ModelRegistry
 
-    return ModelRegistry(_tracking_uri(tracking_uri))
+    logger = load_config("logger", "mlflow")
+    return ModelRegistry(_tracking_uri(tracking_uri), artifact_root=str(logger.artifact_location))
 
 
 def _checkpoint_from(source: str, tracking_uri: str | None) -> Path:

@@ -40,6 +40,40 @@ class ManifestError(ValueError):
     """A manifest that is missing a field or contradicts itself."""
 
 
+#: What a model's training data were: scenes from the project's fixture writers are "synthetic".
+DATA_KINDS = ("real", "synthetic", "unknown")
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What a model was trained and tested on, carried wherever its maps appear (manifest, registry, API
+    responses, pilot pictures): a model trained on synthetic scenes says so."""
+
+    training_data: str = "unknown"  # the data set, e.g. "bigearthnet (clc_level3)"
+    data_kind: str = "unknown"  # one of DATA_KINDS
+    test_set: str = ""  # where the test metrics come from
+    test_metrics: Mapping[str, float] = field(default_factory=dict)  # miou, oa, ana...
+
+    @classmethod
+    def from_source(cls, source: Mapping[str, Any]) -> ModelCard:
+        """The card a manifest's ``source`` (written at export from the training run's summary) describes."""
+        data = dict(source.get("training_data") or {})
+        metrics = {str(k).removeprefix("test_"): float(v) for k, v in dict(source.get("test_metrics") or {}).items()
+                   if str(k) != "test_loss"}
+        kind = str(data.get("kind") or "unknown")
+        return cls(str(data.get("name") or "unknown"), kind if kind in DATA_KINDS else "unknown",
+                   str(data.get("test_set") or ""), metrics)
+
+    def line(self) -> str:
+        """One line for a caption: ``trained on synthetic data (bigearthnet); test mIoU 0.42 on ...``."""
+        kind = {"synthetic": "synthetic data, not meaningful on real images", "real": "real data"}.get(
+            self.data_kind, "data of unknown origin")
+        text = f"trained on {kind} ({self.training_data})"
+        if "miou" in self.test_metrics:
+            text += f"; test mIoU {self.test_metrics['miou']:.2f}" + (f" on {self.test_set}" if self.test_set else "")
+        return text
+
+
 @dataclass(frozen=True)
 class ModelManifest:
     name: str
@@ -99,6 +133,10 @@ class ModelManifest:
     def colormap(self) -> dict[int, tuple[int, int, int, int]]:
         """Output channel -> RGBA, for GeoTIFF color tables."""
         return {c.index: (*c.color, 255) for c in self.classes}
+
+    @property
+    def card(self) -> ModelCard:
+        return ModelCard.from_source(self.source)
 
     def with_version(self, version: str) -> ModelManifest:
         return replace(self, version=str(version))

@@ -191,8 +191,11 @@ class LoggerSettings:
 
     enabled: bool = True
     tracking_uri: str = "sqlite:///${home:}/mlflow.db"
+    #: Where new experiments keep their artifacts (MLflow's default is ./mlruns of whatever folder you ran in).
+    #: Ignored by a tracking server, which has its own artifact store.
+    artifact_location: str = "${home:}/mlartifacts"
     experiment_name: str = "earthsignature"
-    run_name: str | None = None
+    run_name: str | None = None  # None: the experiment and the command line's overrides
 
 
 @dataclass

@@ -118,7 +118,7 @@ def _publish_models(checkpoints: tuple[Path, Path], repository: Path, tracking_u
     from earthsignature.export.release import deploy, export_and_register
     from earthsignature.export.triton_repository import ServingOptions
 
-    registry = ModelRegistry(tracking_uri)
+    registry = ModelRegistry(tracking_uri, artifact_root=str(load_config("logger", "mlflow").artifact_location))
     folders = []
     for name, checkpoint in zip(("clc-unet-smoke", "burnt-unet-smoke"), checkpoints, strict=True):
         deployed = sorted((repository / name).glob("[0-9]*"), key=lambda p: int(p.name))

@@ -149,12 +149,12 @@ def export_checkpoint(checkpoint: Path, out_dir: Path, name: str, tile_size: int
 
 
 def _training_source(checkpoint: Path) -> dict[str, Any]:
-    """What the training run left beside its checkpoints (summary.json): run id and test metrics."""
+    """What the training run left beside its checkpoints (summary.json): run id, test metrics, training data."""
     summary_path = checkpoint.parent.parent / "summary.json"
     if not summary_path.exists():
         return {}
     summary = json.loads(summary_path.read_text())
-    source: dict[str, Any] = {"test_metrics": summary.get("test", {})}
+    source: dict[str, Any] = {"test_metrics": summary.get("test", {}), "training_data": summary.get("data", {})}
     if summary.get("mlflow_run_id"):
         source["training_run_id"] = summary["mlflow_run_id"]
     return source

@@ -27,6 +27,25 @@ _OPERATORS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": opera
 _REFERENCE = re.compile(r"^(?P<name>[\w.\-]+)(?:@(?P<alias>[\w\-]+)|[/:](?P<version>\d+))$")
 
 
+def _signature(manifest: ModelManifest):
+    """An input example (one small normalised tile) and the signature: any batch and tile size, the
+    manifest's bands in, one score per class out."""
+    import numpy as np
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import Schema, TensorSpec
+
+    example = np.random.default_rng(0).normal(0, 0.2, (1, len(manifest.bands), 32, 32)).astype(np.float32)
+    inputs = Schema([TensorSpec(np.dtype("float32"), (-1, len(manifest.bands), -1, -1), manifest.input_name)])
+    outputs = Schema([TensorSpec(np.dtype(manifest.output_dtype), (-1, manifest.num_classes, -1, -1),
+                                 manifest.output_name)])
+    return example, ModelSignature(inputs=inputs, outputs=outputs)
+
+
+def _card_dict(card) -> dict:
+    return {"training_data": card.training_data, "data_kind": card.data_kind, "test_set": card.test_set,
+            "test_metrics": dict(card.test_metrics)}
+
+
 class RegistryError(RuntimeError):
     """A model, version or alias that does not exist, or a refused promotion; the message says which."""
 
@@ -42,34 +61,66 @@ class VersionInfo:
 
 
 class ModelRegistry:
-    def __init__(self, tracking_uri: str, experiment: str = "models"):
+    def __init__(self, tracking_uri: str, experiment: str = "models", artifact_root: str | None = None):
         self.tracking_uri = tracking_uri
-        self.experiment = experiment
+        self.experiment, self.artifact_root = experiment, artifact_root
         self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
     def register(self, onnx_path: Path, manifest: ModelManifest, metrics: dict[str, float]) -> ModelManifest:
-        """Log the ONNX model, manifest and metrics in a new run; register it as the next version."""
+        """Log the ONNX model (with its signature, an input example and its manifest inside) and register it
+        as the next version: into its training run when this store has it (lineage: the version links to
+        the run that trained it), else into a new run of the ``models`` experiment."""
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.tracking_uri)
-        mlflow.set_experiment(self.experiment)
-        test_metrics = {f"test_{k.removeprefix('test_')}": float(v)
-                        for k, v in dict(manifest.source.get("test_metrics", {})).items()}
-        with mlflow.start_run(run_name=f"export {manifest.name}") as run:
-            mlflow.log_params({"task": manifest.task, "bands": ",".join(manifest.bands),
-                               "classes": manifest.num_classes, "nomenclature": manifest.nomenclature,
-                               "tile_size": manifest.tile_size, "overlap": manifest.overlap})
-            mlflow.log_metrics({**metrics, **test_metrics})
-            if "training_run_id" in manifest.source:
-                mlflow.set_tag("training_run_id", manifest.source["training_run_id"])
+        card = manifest.card
+        training_run = self._training_run(manifest)
+        with self._run(manifest, training_run) as run, tempfile.TemporaryDirectory() as tmp:
+            mlflow.log_metrics({k: float(v) for k, v in metrics.items()})  # parity figures (parity_*)
+            if training_run is None:  # the training run has them otherwise
+                mlflow.log_metrics({f"test_{k}": v for k, v in card.test_metrics.items()})
+            manifest_file = Path(tmp) / ModelFolder.MANIFEST_NAME
+            manifest.save(manifest_file)
+            model = onnx.load(str(onnx_path))
+            example, signature = _signature(manifest)
             # one self-contained file (models here are far below protobuf's 2 GB limit)
-            info = mlflow.onnx.log_model(onnx.load(str(onnx_path)), name="model",
-                                         registered_model_name=manifest.name, save_as_external_data=False)
+            info = mlflow.onnx.log_model(model, name="model", registered_model_name=manifest.name,
+                                         save_as_external_data=False, signature=signature, input_example=example,
+                                         extra_files=[str(manifest_file)],
+                                         metadata={"task": manifest.task, "model_card": _card_dict(card)})
             version = str(info.registered_model_version)
             registered = manifest.with_version(version)
             mlflow.log_dict(registered.to_dict(), ModelFolder.MANIFEST_NAME)
-        self.client.set_model_version_tag(manifest.name, version, "task", manifest.task)
-        self.client.set_model_version_tag(manifest.name, version, "export_run_id", run.info.run_id)
+        tags = {"task": manifest.task, "run_id": run.info.run_id, "data_source": card.training_data,
+                "data_kind": card.data_kind, "test_set": card.test_set,
+                "git_commit": self._git_commit(training_run)}
+        for key, value in tags.items():
+            if value:
+                self.client.set_model_version_tag(manifest.name, version, key, value)
         return registered
+
+    def _training_run(self, manifest: ModelManifest) -> str | None:
+        run_id = manifest.source.get("training_run_id")
+        if not run_id:
+            return None
+        try:
+            return self.client.get_run(run_id).info.run_id
+        except MlflowException:
+            return None  # trained against another tracking store
+
+    def _run(self, manifest: ModelManifest, training_run: str | None):
+        if training_run is not None:
+            return mlflow.start_run(run_id=training_run)
+        from earthsignature.train.tracking import ensure_experiment
+
+        experiment = ensure_experiment(self.tracking_uri, self.experiment, self.artifact_root)
+        return mlflow.start_run(experiment_id=experiment, run_name=f"export {manifest.name}")
+
+    def _git_commit(self, training_run: str | None) -> str:
+        if training_run is not None:
+            return self.client.get_run(training_run).data.tags.get("mlflow.source.git.commit", "")
+        from earthsignature.train.tracking import git_state
+
+        return git_state().get("mlflow.source.git.commit", "")
 
     def versions(self, name: str | None = None) -> list[VersionInfo]:
         query = f"name='{name}'" if name else ""
@@ -132,6 +183,11 @@ class ModelRegistry:
                 raise RegistryError(f"{name} version {version} holds {len(onnx_files)} ONNX files, expected 1")
             target = ModelFolder(dest).onnx
             onnx_files[0].replace(target)
+            inside = list(model_dir.rglob(ModelFolder.MANIFEST_NAME))
+            if inside:  # the manifest travels inside the model (versions registered before: in the run)
+                manifest = ModelManifest.load(inside[0]).with_version(version)
+                manifest.save(ModelFolder(dest).manifest)
+                return target, manifest
         manifest_file = Path(mlflow.artifacts.download_artifacts(
             run_id=info.run_id, artifact_path=ModelFolder.MANIFEST_NAME, dst_path=str(dest),
             tracking_uri=self.tracking_uri))

@@ -27,6 +27,7 @@ from rasterio.transform import from_origin
 
 from earthsignature.core.nomenclature import CLC_NODATA_CODE, bigearthnet19, clc_level3
 from earthsignature.core.sentinel2 import L2A_BANDS, QUANTIFICATION_VALUE, band, tile
+from earthsignature.samples import mark_synthetic
 from earthsignature.samples.synthetic import LabelField, render_reflectance
 
 PATCH_PIXELS = 120
@@ -103,6 +104,7 @@ def write_bigearthnet_v2(
             })
     metadata = pd.DataFrame(rows)
     metadata.to_parquet(root / "metadata.parquet", index=False)
+    mark_synthetic(root, "samples.bigearthnet_writer")
     return metadata
 
 

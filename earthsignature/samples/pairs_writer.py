@@ -24,6 +24,7 @@ from rasterio.transform import from_origin
 
 from earthsignature.core.classes import Nomenclature
 from earthsignature.core.sentinel2 import QUANTIFICATION_VALUE, RGBN_BANDS, tile
+from earthsignature.samples import mark_synthetic
 from earthsignature.samples.synthetic import LabelField, render_reflectance
 
 SPLIT_CYCLE = ("train", "train", "validation", "test")
@@ -91,5 +92,6 @@ def write_image_mask_pairs(
         records.append({"sample_id": sample_id, "split": SPLIT_CYCLE[k % len(SPLIT_CYCLE)]})
     splits = pd.DataFrame(records)
     splits.to_csv(root / "splits.csv", index=False)
+    mark_synthetic(root, "samples.pairs_writer")
     write_classes_yaml(root / "classes.yaml", target)
     return splits

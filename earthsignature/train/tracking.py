@@ -38,6 +38,33 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def artifact_location(tracking_uri: str, root: str | None, experiment: str) -> str | None:
+    """Where a new experiment keeps its artifacts: ``root/<experiment>`` for a local store (sqlite or files),
+    the server's own store (None) for an http(s) tracking server."""
+    if root is None or tracking_uri.startswith(("http://", "https://", "databricks")):
+        return None
+    return str(Path(root) / experiment)
+
+
+def ensure_experiment(tracking_uri: str, name: str, root: str | None) -> str:
+    """The id of experiment ``name``, created with its artifact location when it does not exist yet."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    location = artifact_location(tracking_uri, root, name)
+    return client.create_experiment(name, artifact_location=Path(location).resolve().as_uri() if location else None)
+
+
+def run_name(experiment: str | None, overrides: list[str]) -> str:
+    """A run's name from what was asked: ``smoke trainer.max_epochs=5 model.base_width=8`` (the experiment
+    choice itself and paths left out), so runs of a sweep can be told apart."""
+    shown = [o for o in overrides if not o.startswith(("experiment=", "run_dir=", "logger.", "hydra."))]
+    return " ".join([experiment or "run", *shown])[:250]
+
+
 def weights_digest(module: LightningModule) -> str:
     """SHA-256 of a model's parameters and buffers, by name: equal digests, equal weights."""
     digest = hashlib.sha256()

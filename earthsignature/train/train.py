@@ -19,8 +19,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from earthsignature.core.config import CONFIG_DIR
 from earthsignature.data.datamodules import BigEarthNetDataModule, PairsDataModule, SegmentationDataModule
+from earthsignature.samples import data_kind
 from earthsignature.train.module import SegmentationModule
-from earthsignature.train.tracking import RunReport
+from earthsignature.train.tracking import RunReport, ensure_experiment, run_name
 
 _DATA_KEYS = ("root", "bands", "batch_size", "num_workers", "augment", "stats_file", "fixture")
 
@@ -53,11 +54,38 @@ def build_module(cfg: DictConfig, datamodule: SegmentationDataModule) -> Segment
         **optimizer)
 
 
-def _logger(cfg: DictConfig, run_dir: Path) -> MLFlowLogger | bool:
+def _logger(cfg: DictConfig) -> MLFlowLogger | bool:
     if not cfg.logger.enabled:
         return False
+    ensure_experiment(cfg.logger.tracking_uri, cfg.logger.experiment_name, cfg.logger.get("artifact_location"))
     return MLFlowLogger(experiment_name=cfg.logger.experiment_name, tracking_uri=cfg.logger.tracking_uri,
-                        run_name=cfg.logger.run_name, save_dir=str(run_dir / "mlruns"))
+                        run_name=cfg.logger.run_name or run_name(*_asked()))
+
+
+def _provenance(data: DictConfig, datamodule: SegmentationDataModule) -> dict[str, str]:
+    """What the model is trained and tested on, for its model card: the data set, and whether a fixture
+    writer made it (synthetic) or not."""
+    name = _data_choice() or str(data.get("kind") or data.family)
+    detail = data.get("taxonomy") or data.get("kind")
+    label = f"{name} ({detail})" if detail and detail != name else name
+    return {"name": label, "root": str(datamodule.root), "kind": data_kind(datamodule.root),
+            "test_set": f"{label} test split"}
+
+
+def _data_choice() -> str | None:
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.get().runtime.choices.get("data") if HydraConfig.initialized() else None
+
+
+def _asked() -> tuple[str | None, list[str]]:
+    """The experiment chosen and the overrides given on the command line (none outside a Hydra app)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return None, []
+    hydra = HydraConfig.get()
+    return hydra.runtime.choices.get("experiment"), list(hydra.overrides.task)
 
 
 def _resume_path(cfg: DictConfig, run_dir: Path) -> str | None:
@@ -88,10 +116,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                                   auto_insert_metric_name=False)
     report = RunReport(OmegaConf.to_container(cfg, resolve=True), run_dir)
     trainer = L.Trainer(**OmegaConf.to_container(cfg.trainer, resolve=True), default_root_dir=str(run_dir),
-                        logger=_logger(cfg, run_dir), callbacks=[checkpoints, report])
+                        logger=_logger(cfg), callbacks=[checkpoints, report])
     trainer.fit(module, datamodule=datamodule, ckpt_path=_resume_path(cfg, run_dir))
     best_score = checkpoints.best_model_score
     summary: dict[str, Any] = {
+        "data": _provenance(cfg.data, datamodule),
         "best_checkpoint": checkpoints.best_model_path,
         "best_val_loss": None if best_score is None else float(best_score),
         "epochs": trainer.current_epoch,

@@ -42,6 +42,8 @@ def test_two_ranks_train_alike_log_once_and_resume(tmp_path) -> None:
     (experiment,) = [e for e in client.search_experiments() if e.name == "smoke"]
     runs = client.search_runs([experiment.experiment_id])
     assert [r.info.run_id for r in runs] == [summary["mlflow_run_id"]]  # one run, by rank 0
+    assert runs[0].info.run_name.startswith("smoke trainer.devices=2")  # named by what was asked
+    assert "trainer.max_epochs=2" in runs[0].info.run_name
     assert len(client.get_metric_history(runs[0].info.run_id, "val_loss")) == 2  # one value per epoch, not per rank
 
     resumed = train(tmp_path, "trainer.max_epochs=3", "resume=last")

@@ -28,7 +28,8 @@ TINY = [
 
 
 def _config(tmp: Path, *extra: str, tracking: bool = True):
-    logger = [f"logger.tracking_uri=sqlite:///{tmp / 'mlflow.db'}"] if tracking else ["logger=none"]
+    logger = ([f"logger.tracking_uri=sqlite:///{tmp / 'mlflow.db'}", f"logger.artifact_location={tmp / 'artifacts'}"]
+              if tracking else ["logger=none"])
     return load_config(None, "train", [*TINY, f"data.root={tmp / 'ben'}", f"run_dir={tmp / 'run'}",
                                        *logger, *extra])
 
@@ -70,6 +71,7 @@ def test_mlflow_run_has_config_metrics_artifacts_and_commit(trained) -> None:
     assert {"confusion_matrix.png", "per_class_iou.csv", "per_class_iou.png", "loss_curves.png"} <= artifacts
     assert any(a.endswith(".ckpt") for a in artifacts)
     assert len(run.data.tags["mlflow.source.git.commit"]) == 40
+    assert run.info.artifact_uri.startswith((tmp / "artifacts").as_uri())  # the configured store, not ./mlruns
     # the loss curves are the per-epoch metrics, epoch for epoch (validation runs before the
     # training epoch's mean is logged: a naive reader shifts the training curve by one epoch)
     curves = json.loads((tmp / "run" / "loss_history.json").read_text())
@@ -78,6 +80,31 @@ def test_mlflow_run_has_config_metrics_artifacts_and_commit(trained) -> None:
         logged = [m.value for m in metric]
         assert curves[name] == pytest.approx(logged)
     mlflow.set_tracking_uri("")  # do not leak the store into other tests
+
+
+def test_a_registered_version_keeps_lineage_signature_manifest_and_model_card(trained) -> None:
+    from earthsignature.export.onnx_export import export_checkpoint
+    from earthsignature.export.registry import ModelRegistry
+
+    tmp, summary = trained
+    assert summary["data"]["kind"] == "synthetic" and summary["data"]["name"].startswith("bigearthnet")
+    onnx_path, manifest, report = export_checkpoint(Path(summary["best_checkpoint"]), tmp / "export", "clc-lineage")
+    assert manifest.card.data_kind == "synthetic" and "miou" in manifest.card.test_metrics
+    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    registry = ModelRegistry(uri, artifact_root=str(tmp / "artifacts"))
+    registered = registry.register(onnx_path, manifest, report.as_metrics())
+    (version,) = registry.versions("clc-lineage")
+    assert version.run_id == summary["mlflow_run_id"]  # registered from its training run: lineage in the UI
+    info = mlflow.models.get_model_info(f"models:/clc-lineage/{registered.version}")
+    (image,), (scores,) = info.signature.inputs.to_dict(), info.signature.outputs.to_dict()
+    assert image["tensor-spec"] == {"dtype": "float32", "shape": (-1, 4, -1, -1)} and image["name"] == "image"
+    assert scores["tensor-spec"]["shape"] == (-1, 44, -1, -1)
+    assert info.saved_input_example_info is not None and info.metadata["model_card"]["data_kind"] == "synthetic"
+    tags = registry.client.get_model_version("clc-lineage", registered.version).tags
+    assert tags["data_kind"] == "synthetic" and len(tags["git_commit"]) == 40 and tags["data_source"]
+    _, fetched = registry.fetch("clc-lineage", registered.version, tmp / "fetched")
+    assert fetched.version == registered.version and fetched.card == manifest.card  # the manifest inside
+    mlflow.set_tracking_uri("")
 
 
 def test_checkpoint_carries_what_inference_needs(trained) -> None:
