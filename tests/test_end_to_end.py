@@ -50,6 +50,9 @@ def test_demo_on_tiny_products(tmp_path: Path, monkeypatch) -> None:
         assert shape(result.footprint).intersects(area)
         assert result.start.date() == date(2021, 8, 1)
         assert result.classes is not None and len(result.legend) >= 1
+        # the demo's models learnt synthetic scenes, and every map says so, with the test it passed
+        assert result.model_card.data_kind == "synthetic" and "miou" in result.model_card.test_metrics
+        assert result.model_card.test_set.endswith("test split")
     everything = answers["text: S2A after:2021-08-01 cloud<20"]
     low_cloud = {t for t, _, cloud, _ in DEMO_TILES if cloud < 20}  # 35VLG comes as an Earth Search COG item
     assert {r.tile_id for r in everything} == low_cloud  # every low-cloud product, no other

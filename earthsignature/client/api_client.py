@@ -25,6 +25,7 @@ from affine import Affine
 
 from earthsignature.core import raster_codec
 from earthsignature.core.classes import ClassShare
+from earthsignature.core.manifest import ModelCard
 from earthsignature.pb.snapearth.api.v1 import database_pb2, database_pb2_grpc, segmentation_pb2
 
 Encoding = segmentation_pb2.RasterEncoding
@@ -50,6 +51,7 @@ class Result:
     cloud_cover: float = 0.0
     page_token: str = ""
     wire_bytes: int = field(default=0, repr=False)
+    model_card: ModelCard = field(default_factory=ModelCard)  # what the model was trained and tested on
 
     @classmethod
     def from_message(cls, message: database_pb2.SegmentationResponse) -> Result:
@@ -70,14 +72,16 @@ class Result:
             crs=raster.crs, nodata=raster.nodata if raster.HasField("nodata") else None, legend=legend,
             cloud_mask=raster_codec.decode(message.cloud_mask) if message.HasField("cloud_mask") else None,
             polygons=polygons, cloud_cover=message.cloud_cover, page_token=message.page_token,
-            wire_bytes=message.ByteSize())
+            wire_bytes=message.ByteSize(), model_card=raster_codec.model_card(message.model_card))
 
     def summary(self, top: int = 3) -> str:
-        """One line: when, where, which model, clouds, and the classes covering most of the map."""
+        """One line: when, where, which model, clouds, the classes covering most of the map; and a warning
+        when the model was trained on synthetic data."""
         shares = sorted(self.legend.values(), key=lambda s: -s.fraction)[:top]
+        warning = "  [model trained on synthetic data]" if self.model_card.data_kind == "synthetic" else ""
         return (f"{self.start:%Y-%m-%d %H:%M}  {self.tile_id:<6} {self.model:<18} "
                 f"cloud {self.cloud_cover:5.1f}%  "
-                + ", ".join(f"{s.land_cover.name} {s.fraction:.0%}" for s in shares))
+                + ", ".join(f"{s.land_cover.name} {s.fraction:.0%}" for s in shares) + warning)
 
     def save_geotiff(self, path: Path) -> Path:
         """The class map as a GeoTIFF with the legend's colors."""

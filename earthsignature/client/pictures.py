@@ -22,7 +22,8 @@ def save_map_png(result, path: Path) -> Path:
     height, width = classes.shape
     t = result.transform
     axis.imshow(rgb, extent=(t.c, t.c + t.a * width, t.f + t.e * height, t.f), interpolation="nearest")
-    axis.set_title(f"{result.product_id[:60]}\n{result.model}  {result.start:%Y-%m-%d %H:%M} UTC", fontsize=8)
+    axis.set_title(f"{result.product_id[:60]}\n{result.model}  {result.start:%Y-%m-%d %H:%M} UTC\n"
+                   f"{result.model_card.line()}", fontsize=8)
     axis.set_xlabel(f"x ({result.crs})", fontsize=8)
     axis.tick_params(labelsize=7)
     handles = [Patch(facecolor=np.array(s.land_cover.color) / 255, edgecolor="black",

@@ -22,6 +22,7 @@ from rasterio.io import MemoryFile
 from rasterio.warp import transform_geom
 
 from earthsignature.core.classes import ClassShare, LandCoverClass
+from earthsignature.core.manifest import ModelCard
 from earthsignature.pb.geobufproto import geobuf_pb2
 from earthsignature.pb.snapearth.api.v1 import segmentation_pb2 as pb
 
@@ -46,6 +47,16 @@ def class_statistic(share: ClassShare) -> pb.ClassStatistic:
     cls = share.land_cover
     return pb.ClassStatistic(value=cls.index, code=cls.code, name=cls.name, color=pack_rgb(cls.color),
                              pixel_count=share.pixel_count, fraction=share.fraction)
+
+
+def model_card_message(card: ModelCard) -> pb.ModelCard:
+    return pb.ModelCard(training_data=card.training_data, data_kind=card.data_kind, test_set=card.test_set,
+                        test_metrics={k: float(v) for k, v in card.test_metrics.items()})
+
+
+def model_card(message: pb.ModelCard) -> ModelCard:
+    return ModelCard(message.training_data or "unknown", message.data_kind or "unknown", message.test_set,
+                     dict(message.test_metrics))
 
 
 def class_share(message: pb.ClassStatistic) -> ClassShare:

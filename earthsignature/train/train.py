@@ -68,8 +68,9 @@ def _provenance(data: DictConfig, datamodule: SegmentationDataModule) -> dict[st
     name = _data_choice() or str(data.get("kind") or data.family)
     detail = data.get("taxonomy") or data.get("kind")
     label = f"{name} ({detail})" if detail and detail != name else name
-    return {"name": label, "root": str(datamodule.root), "kind": data_kind(datamodule.root),
-            "test_set": f"{label} test split"}
+    # a configured fixture writes the set when missing: synthetic even if written before writers marked it
+    kind = "synthetic" if data.get("fixture") else data_kind(datamodule.root)
+    return {"name": label, "root": str(datamodule.root), "kind": kind, "test_set": f"{label} test split"}
 
 
 def _data_choice() -> str | None:

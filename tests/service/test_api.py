@@ -251,3 +251,29 @@ def test_a_footprint_across_the_antimeridian_is_split_and_found_from_either_side
             assert [r.tile_id for r in found] == ["01XDA"], lon
             assert shape(found[0].footprint).geom_type == "MultiPolygon"
         assert not list(pilot.list(wkt=box(0, 72.955, 1, 72.965).wkt))  # not a band around the Earth
+
+
+def test_the_model_card_travels_with_every_map(api) -> None:
+    from earthsignature.core import raster_codec
+    from earthsignature.core.manifest import ModelCard
+
+    client, _, _, _ = api
+    card = ModelCard("bigearthnet (clc_level3)", "synthetic", "bigearthnet (clc_level3) test split",
+                     {"miou": 0.42, "oa": 0.8})
+    request = product_request(4, "34SGH")
+    request.model_card.CopyFrom(raster_codec.model_card_message(card))
+    with client("internal") as internal:
+        internal.create(request)
+        bad = product_request(5, "31TCJ")
+        bad.model_card.data_kind = "imaginary"
+        with pytest.raises(grpc.RpcError) as refused:
+            internal.create(bad)
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "model_card.data_kind" in refused.value.details()
+        bad.model_card.data_kind, bad.model_card.test_metrics["miou"] = "real", float("nan")
+        with pytest.raises(grpc.RpcError, match=r"model_card.test_metrics\[miou\]"):
+            internal.create(bad)
+    with client() as pilot:
+        (result,) = list(pilot.list(product_ids=[request.product_id]))
+    assert result.model_card == card and "[model trained on synthetic data]" in result.summary()
+    assert "synthetic data, not meaningful on real images" in result.model_card.line()

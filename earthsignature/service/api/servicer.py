@@ -22,6 +22,7 @@ from shapely.geometry.base import BaseGeometry
 from sqlalchemy import exc as sa_exc
 
 from earthsignature.core import raster_codec
+from earthsignature.core.manifest import ModelCard
 from earthsignature.core.settings import ApiLimits
 from earthsignature.pb.geobufproto import geobuf_pb2
 from earthsignature.pb.snapearth.api.v1 import database_pb2, database_pb2_grpc, segmentation_pb2
@@ -220,6 +221,8 @@ class DatabaseService(database_pb2_grpc.DatabaseProductServiceServicer):
             footprint=geobuf_pb2.Data.FromString(geobuf.encode(mapping(footprint))))
         response.start_date.FromDatetime(product.start_time)
         response.end_date.FromDatetime(product.end_time)
+        if segmentation.model_card:
+            response.model_card.CopyFrom(raster_codec.model_card_message(ModelCard(**segmentation.model_card)))
         shares = [row.to_share() for row in segmentation.classes]
         response.classes.extend(raster_codec.class_statistic(share) for share in shares)
         window = self.store.read(segmentation.raster_url, area, max_pixels)

@@ -20,6 +20,7 @@ from shapely.errors import ShapelyError
 from shapely.geometry.base import BaseGeometry
 
 from earthsignature.core import raster_codec
+from earthsignature.core.manifest import DATA_KINDS
 from earthsignature.core.sentinel2 import is_tile_id
 from earthsignature.pb.snapearth.api.v1 import database_pb2, segmentation_pb2
 from earthsignature.service.api.errors import InvalidArgument, excerpt
@@ -28,6 +29,7 @@ from earthsignature.service.catalog.raster_store import SAFE_PART
 E = segmentation_pb2.RasterEncoding
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _CONTROL_BUT_SPACE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # tabs and line breaks are spaces
+MAX_CARD_TEXT, MAX_CARD_METRICS = 200, 32
 MAX_LENGTHS = {"product_id": 128, "model_name": 64, "model_version": 32, "platform": 16,
                "processing_level": 8, "category": 128, "query": 2_000, "wkt": 100_000, "page_token": 256,
                "crs": 4_096, "class name": 128}
@@ -192,9 +194,24 @@ def create_request(request: database_pb2.CreateProductRequest) -> None:
             raster_header(name, getattr(request, name), georeferenced=True)
             _same_grid(name, getattr(request, name), request.segmentation)
     _legend(request.classes)
+    if request.HasField("model_card"):
+        _model_card(request.model_card)
     if request.quicklook_png and (len(request.quicklook_png) > MAX_QUICKLOOK_BYTES
                                   or not request.quicklook_png.startswith(b"\x89PNG\r\n\x1a\n")):
         raise InvalidArgument("quicklook_png", f"must be a PNG file of at most {MAX_QUICKLOOK_BYTES} bytes")
+
+
+def _model_card(card) -> None:
+    for name in ("training_data", "test_set"):
+        text(f"model_card.{name}", getattr(card, name), MAX_CARD_TEXT)
+    if card.data_kind and card.data_kind not in DATA_KINDS:
+        raise InvalidArgument("model_card.data_kind", f"must be one of {', '.join(DATA_KINDS)}, "
+                                                      f"not {excerpt(card.data_kind)}")
+    if len(card.test_metrics) > MAX_CARD_METRICS:
+        raise InvalidArgument("model_card.test_metrics", f"at most {MAX_CARD_METRICS} metrics")
+    for key, value in card.test_metrics.items():
+        identifier("model_card.test_metrics key", key, 32)
+        finite(f"model_card.test_metrics[{key}]", value, -1e9, 1e9)
 
 
 def _footprint_header(data) -> None:

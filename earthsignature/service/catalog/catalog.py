@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from geoalchemy2.shape import from_shape
@@ -57,6 +58,7 @@ class SegmentationRecord:
     classes: Sequence[ClassShare]
     confidence_url: str | None = None
     cloud_mask_url: str | None = None
+    model_card: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -167,7 +169,8 @@ class Catalog:
                 crs=segmentation.crs, geotransform=[float(v) for v in segmentation.geotransform],
                 width=segmentation.width,
                 height=segmentation.height, search_document=sa.func.to_tsvector(SEARCH_CONFIG, document),
-                classes=[ClassStatistic.from_share(c) for c in segmentation.classes])
+                classes=[ClassStatistic.from_share(c) for c in segmentation.classes],
+                model_card=dict(segmentation.model_card) if segmentation.model_card else None)
             session.add(row)
             session.flush()
             return row.id, True

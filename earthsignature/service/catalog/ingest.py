@@ -203,8 +203,9 @@ def _store(request, catalog: Catalog, store: RasterStore, parts, written: list[s
         quicklook_url = store.url_for(product.product_id, f"quicklook-{folder[-1]}.png")
         written.append(store.write_bytes(quicklook_url, request.quicklook_png))
     product = dataclasses.replace(product, quicklook_url=quicklook_url)
+    card = dataclasses.asdict(raster_codec.model_card(request.model_card)) if request.HasField("model_card") else None
     segmentation = SegmentationRecord(model_name, model_version, raster_url, crs, transform.to_gdal(), data.shape[1],
-                                      data.shape[0], classes, urls.get("confidence"), urls.get("cloud_mask"))
+                                      data.shape[0], classes, urls.get("confidence"), urls.get("cloud_mask"), card)
     segmentation_id, created = catalog.add(product, segmentation)
     if created and quicklook_url and catalog.product_quicklook(product.product_id) != quicklook_url:
         written.remove(quicklook_url)  # the product was stored before with its own quicklook

@@ -71,6 +71,7 @@ def create_request(product: Sentinel2Product, manifest: ModelManifest, result: S
     request.data.ParseFromString(geobuf.encode(feature))
     request.start_date.FromDatetime(product.start_time)
     request.end_date.FromDatetime(product.stop_time)
+    request.model_card.CopyFrom(raster_codec.model_card_message(manifest.card))
     request.segmentation.CopyFrom(_raster(result.classes_path))
     request.confidence.CopyFrom(_raster(result.confidence_path))
     request.cloud_mask.CopyFrom(_raster(result.cloud_mask_path))

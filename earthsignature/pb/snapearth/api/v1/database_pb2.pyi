@@ -14,7 +14,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class CreateProductRequest(_message.Message):
-    __slots__ = ("data", "segmentation", "cloud_mask", "product_id", "start_date", "end_date", "tile_id", "platform", "processing_level", "cloud_cover", "model_name", "model_version", "confidence", "classes", "quicklook_png")
+    __slots__ = ("data", "segmentation", "cloud_mask", "product_id", "start_date", "end_date", "tile_id", "platform", "processing_level", "cloud_cover", "model_name", "model_version", "confidence", "classes", "quicklook_png", "model_card")
     DATA_FIELD_NUMBER: _ClassVar[int]
     SEGMENTATION_FIELD_NUMBER: _ClassVar[int]
     CLOUD_MASK_FIELD_NUMBER: _ClassVar[int]
@@ -30,6 +30,7 @@ class CreateProductRequest(_message.Message):
     CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     CLASSES_FIELD_NUMBER: _ClassVar[int]
     QUICKLOOK_PNG_FIELD_NUMBER: _ClassVar[int]
+    MODEL_CARD_FIELD_NUMBER: _ClassVar[int]
     data: _geobuf_pb2.Data
     segmentation: _segmentation_pb2.Raster
     cloud_mask: _segmentation_pb2.Raster
@@ -45,7 +46,8 @@ class CreateProductRequest(_message.Message):
     confidence: _segmentation_pb2.Raster
     classes: _containers.RepeatedCompositeFieldContainer[_segmentation_pb2.ClassStatistic]
     quicklook_png: bytes
-    def __init__(self, data: _Optional[_Union[_geobuf_pb2.Data, _Mapping]] = ..., segmentation: _Optional[_Union[_segmentation_pb2.Raster, _Mapping]] = ..., cloud_mask: _Optional[_Union[_segmentation_pb2.Raster, _Mapping]] = ..., product_id: _Optional[str] = ..., start_date: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_date: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., tile_id: _Optional[str] = ..., platform: _Optional[str] = ..., processing_level: _Optional[str] = ..., cloud_cover: _Optional[float] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., confidence: _Optional[_Union[_segmentation_pb2.Raster, _Mapping]] = ..., classes: _Optional[_Iterable[_Union[_segmentation_pb2.ClassStatistic, _Mapping]]] = ..., quicklook_png: _Optional[bytes] = ...) -> None: ...
+    model_card: _segmentation_pb2.ModelCard
+    def __init__(self, data: _Optional[_Union[_geobuf_pb2.Data, _Mapping]] = ..., segmentation: _Optional[_Union[_segmentation_pb2.Raster, _Mapping]] = ..., cloud_mask: _Optional[_Union[_segmentation_pb2.Raster, _Mapping]] = ..., product_id: _Optional[str] = ..., start_date: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_date: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., tile_id: _Optional[str] = ..., platform: _Optional[str] = ..., processing_level: _Optional[str] = ..., cloud_cover: _Optional[float] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., confidence: _Optional[_Union[_segmentation_pb2.Raster, _Mapping]] = ..., classes: _Optional[_Iterable[_Union[_segmentation_pb2.ClassStatistic, _Mapping]]] = ..., quicklook_png: _Optional[bytes] = ..., model_card: _Optional[_Union[_segmentation_pb2.ModelCard, _Mapping]] = ...) -> None: ...
 
 class CreateProductResponse(_message.Message):
     __slots__ = ("product_id", "segmentation_id", "created")
@@ -104,7 +106,7 @@ class SearchSegmentationRequest(_message.Message):
     def __init__(self, query: _Optional[str] = ..., n_results: _Optional[int] = ..., descriptor_set: _Optional[_Union[_descriptor_pb2.FileDescriptorSet, _Mapping]] = ..., page_token: _Optional[str] = ..., raster_encoding: _Optional[_Union[_segmentation_pb2.RasterEncoding, str]] = ..., max_pixels: _Optional[int] = ...) -> None: ...
 
 class SegmentationResponse(_message.Message):
-    __slots__ = ("wkt", "segmentation", "cloud_mask", "product_id", "quicklook", "start_date", "end_date", "model_name", "model_version", "classes", "footprint", "segmentation_polygons", "confidence", "tile_id", "cloud_cover", "page_token")
+    __slots__ = ("wkt", "segmentation", "cloud_mask", "product_id", "quicklook", "start_date", "end_date", "model_name", "model_version", "classes", "footprint", "segmentation_polygons", "confidence", "tile_id", "cloud_cover", "page_token", "model_card")
     WKT_FIELD_NUMBER: _ClassVar[int]
     SEGMENTATION_FIELD_NUMBER: _ClassVar[int]
     CLOUD_MASK_FIELD_NUMBER: _ClassVar[int]
@@ -121,6 +123,7 @@ class SegmentationResponse(_message.Message):
     TILE_ID_FIELD_NUMBER: _ClassVar[int]
     CLOUD_COVER_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    MODEL_CARD_FIELD_NUMBER: _ClassVar[int]
     wkt: str
     segmentation: _segmentation_pb2.Raster
     cloud_mask: _segmentation_pb2.Raster
@@ -137,4 +140,5 @@ class SegmentationResponse(_message.Message):
     tile_id: str
     cloud_cover: float
     page_token: str
-    def __init__(self, wkt: _Optional[str] = ..., segmentation: _Optional[_Union[_segmentation_pb2.Raster, _Mapping]] = ..., cloud_mask: _Optional[_Union[_segmentation_pb2.Raster, _Mapping]] = ..., product_id: _Optional[str] = ..., quicklook: _Optional[str] = ..., start_date: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_date: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., classes: _Optional[_Iterable[_Union[_segmentation_pb2.ClassStatistic, _Mapping]]] = ..., footprint: _Optional[_Union[_geobuf_pb2.Data, _Mapping]] = ..., segmentation_polygons: _Optional[_Union[_geobuf_pb2.Data, _Mapping]] = ..., confidence: _Optional[_Union[_segmentation_pb2.Raster, _Mapping]] = ..., tile_id: _Optional[str] = ..., cloud_cover: _Optional[float] = ..., page_token: _Optional[str] = ...) -> None: ...
+    model_card: _segmentation_pb2.ModelCard
+    def __init__(self, wkt: _Optional[str] = ..., segmentation: _Optional[_Union[_segmentation_pb2.Raster, _Mapping]] = ..., cloud_mask: _Optional[_Union[_segmentation_pb2.Raster, _Mapping]] = ..., product_id: _Optional[str] = ..., quicklook: _Optional[str] = ..., start_date: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_date: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., classes: _Optional[_Iterable[_Union[_segmentation_pb2.ClassStatistic, _Mapping]]] = ..., footprint: _Optional[_Union[_geobuf_pb2.Data, _Mapping]] = ..., segmentation_polygons: _Optional[_Union[_geobuf_pb2.Data, _Mapping]] = ..., confidence: _Optional[_Union[_segmentation_pb2.Raster, _Mapping]] = ..., tile_id: _Optional[str] = ..., cloud_cover: _Optional[float] = ..., page_token: _Optional[str] = ..., model_card: _Optional[_Union[_segmentation_pb2.ModelCard, _Mapping]] = ...) -> None: ...

@@ -24,17 +24,23 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#snapearth/api/v1/segmentation.proto\x12\x10snapearth.api.v1\"\xd1\x01\n\x06Raster\x12\x0e\n\x06height\x18\x01 \x01(\x05\x12\r\n\x05width\x18\x02 \x01(\x05\x12\x0c\n\x04\x64\x61ta\x18\x03 \x03(\r\x12\x32\n\x08\x65ncoding\x18\x04 \x01(\x0e\x32 .snapearth.api.v1.RasterEncoding\x12\x14\n\x0c\x65ncoded_data\x18\x05 \x01(\x0c\x12\r\n\x05\x64type\x18\x06 \x01(\t\x12\x14\n\x0cgeotransform\x18\x07 \x03(\x01\x12\x0b\n\x03\x63rs\x18\x08 \x01(\t\x12\x13\n\x06nodata\x18\t \x01(\rH\x00\x88\x01\x01\x42\t\n\x07_nodata\"q\n\x0e\x43lassStatistic\x12\r\n\x05value\x18\x01 \x01(\r\x12\x0c\n\x04\x63ode\x18\x02 \x01(\x05\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\r\n\x05\x63olor\x18\x04 \x01(\r\x12\x13\n\x0bpixel_count\x18\x05 \x01(\x04\x12\x10\n\x08\x66raction\x18\x06 \x01(\x01*\xfb\x01\n\x0eRasterEncoding\x12\x1f\n\x1bRASTER_ENCODING_UNSPECIFIED\x10\x00\x12!\n\x1dRASTER_ENCODING_LEGACY_UINT32\x10\x01\x12\x17\n\x13RASTER_ENCODING_RAW\x10\x02\x12\x17\n\x13RASTER_ENCODING_PNG\x10\x03\x12\x1b\n\x17RASTER_ENCODING_DEFLATE\x10\x04\x12\x18\n\x14RASTER_ENCODING_ZSTD\x10\x05\x12\x17\n\x13RASTER_ENCODING_COG\x10\x06\x12#\n\x1fRASTER_ENCODING_GEOBUF_POLYGONS\x10\x07\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#snapearth/api/v1/segmentation.proto\x12\x10snapearth.api.v1\"\xd1\x01\n\x06Raster\x12\x0e\n\x06height\x18\x01 \x01(\x05\x12\r\n\x05width\x18\x02 \x01(\x05\x12\x0c\n\x04\x64\x61ta\x18\x03 \x03(\r\x12\x32\n\x08\x65ncoding\x18\x04 \x01(\x0e\x32 .snapearth.api.v1.RasterEncoding\x12\x14\n\x0c\x65ncoded_data\x18\x05 \x01(\x0c\x12\r\n\x05\x64type\x18\x06 \x01(\t\x12\x14\n\x0cgeotransform\x18\x07 \x03(\x01\x12\x0b\n\x03\x63rs\x18\x08 \x01(\t\x12\x13\n\x06nodata\x18\t \x01(\rH\x00\x88\x01\x01\x42\t\n\x07_nodata\"q\n\x0e\x43lassStatistic\x12\r\n\x05value\x18\x01 \x01(\r\x12\x0c\n\x04\x63ode\x18\x02 \x01(\x05\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\r\n\x05\x63olor\x18\x04 \x01(\r\x12\x13\n\x0bpixel_count\x18\x05 \x01(\x04\x12\x10\n\x08\x66raction\x18\x06 \x01(\x01\"\xbf\x01\n\tModelCard\x12\x15\n\rtraining_data\x18\x01 \x01(\t\x12\x11\n\tdata_kind\x18\x02 \x01(\t\x12\x10\n\x08test_set\x18\x03 \x01(\t\x12\x42\n\x0ctest_metrics\x18\x04 \x03(\x0b\x32,.snapearth.api.v1.ModelCard.TestMetricsEntry\x1a\x32\n\x10TestMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01*\xfb\x01\n\x0eRasterEncoding\x12\x1f\n\x1bRASTER_ENCODING_UNSPECIFIED\x10\x00\x12!\n\x1dRASTER_ENCODING_LEGACY_UINT32\x10\x01\x12\x17\n\x13RASTER_ENCODING_RAW\x10\x02\x12\x17\n\x13RASTER_ENCODING_PNG\x10\x03\x12\x1b\n\x17RASTER_ENCODING_DEFLATE\x10\x04\x12\x18\n\x14RASTER_ENCODING_ZSTD\x10\x05\x12\x17\n\x13RASTER_ENCODING_COG\x10\x06\x12#\n\x1fRASTER_ENCODING_GEOBUF_POLYGONS\x10\x07\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'snapearth.api.v1.segmentation_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RASTERENCODING']._serialized_start=385
-  _globals['_RASTERENCODING']._serialized_end=636
+  _globals['_MODELCARD_TESTMETRICSENTRY']._loaded_options = None
+  _globals['_MODELCARD_TESTMETRICSENTRY']._serialized_options = b'8\001'
+  _globals['_RASTERENCODING']._serialized_start=579
+  _globals['_RASTERENCODING']._serialized_end=830
   _globals['_RASTER']._serialized_start=58
   _globals['_RASTER']._serialized_end=267
   _globals['_CLASSSTATISTIC']._serialized_start=269
   _globals['_CLASSSTATISTIC']._serialized_end=382
+  _globals['_MODELCARD']._serialized_start=385
+  _globals['_MODELCARD']._serialized_end=576
+  _globals['_MODELCARD_TESTMETRICSENTRY']._serialized_start=526
+  _globals['_MODELCARD_TESTMETRICSENTRY']._serialized_end=576
 # @@protoc_insertion_point(module_scope)

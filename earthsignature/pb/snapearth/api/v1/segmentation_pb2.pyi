@@ -2,7 +2,7 @@ from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Iterable as _Iterable
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -63,3 +63,22 @@ class ClassStatistic(_message.Message):
     pixel_count: int
     fraction: float
     def __init__(self, value: _Optional[int] = ..., code: _Optional[int] = ..., name: _Optional[str] = ..., color: _Optional[int] = ..., pixel_count: _Optional[int] = ..., fraction: _Optional[float] = ...) -> None: ...
+
+class ModelCard(_message.Message):
+    __slots__ = ("training_data", "data_kind", "test_set", "test_metrics")
+    class TestMetricsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    TRAINING_DATA_FIELD_NUMBER: _ClassVar[int]
+    DATA_KIND_FIELD_NUMBER: _ClassVar[int]
+    TEST_SET_FIELD_NUMBER: _ClassVar[int]
+    TEST_METRICS_FIELD_NUMBER: _ClassVar[int]
+    training_data: str
+    data_kind: str
+    test_set: str
+    test_metrics: _containers.ScalarMap[str, float]
+    def __init__(self, training_data: _Optional[str] = ..., data_kind: _Optional[str] = ..., test_set: _Optional[str] = ..., test_metrics: _Optional[_Mapping[str, float]] = ...) -> None: ...
