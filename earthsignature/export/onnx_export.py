@@ -28,7 +28,7 @@ from earthsignature.core.layout import ModelFolder
 from earthsignature.core.manifest import DEFAULT_OVERLAP, DEFAULT_TILE_SIZE, TASKS, ModelManifest
 from earthsignature.train.module import SegmentationModule
 
-OPSET = 17
+OPSET = 18
 PARITY_SHAPES = ((1, 120, 120), (2, 97, 131), (3, 64, 64))
 RESOLUTION_M = 10.0  # the models read 10 m grids (20 m and 60 m bands are resampled to it)
 
@@ -38,14 +38,13 @@ LOGITS = "logits"  # the network's own output, inside the graph
 
 def append_softmax(onnx_path: Path, logits: str, probabilities: str, float16: bool = False) -> None:
     """Replace the graph's output ``logits`` [N, C, H, W] by ``probabilities``, the softmax over C written
-    as ReduceMax, Sub, Exp, ReduceSum and Div (opset 17: ReduceMax takes its axes as an attribute,
-    ReduceSum as an input)."""
+    as ReduceMax, Sub, Exp, ReduceSum and Div (opset 18: both reductions take their axes as an input)."""
     model = onnx.load(str(onnx_path))
     (output,) = model.graph.output
     dims = output.type.tensor_type.shape.dim
     axes = onnx.helper.make_tensor("softmax_axes", onnx.TensorProto.INT64, [1], [1])
     nodes = [
-        onnx.helper.make_node("ReduceMax", [logits], ["softmax_max"], axes=[1], keepdims=1),
+        onnx.helper.make_node("ReduceMax", [logits, "softmax_axes"], ["softmax_max"], keepdims=1),
         onnx.helper.make_node("Sub", [logits, "softmax_max"], ["softmax_shifted"]),
         onnx.helper.make_node("Exp", ["softmax_shifted"], ["softmax_exp"]),
         onnx.helper.make_node("ReduceSum", ["softmax_exp", "softmax_axes"], ["softmax_sum"], keepdims=1),
@@ -125,11 +124,11 @@ def export_checkpoint(checkpoint: Path, out_dir: Path, name: str, tile_size: int
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = ModelFolder(Path(tmp)).onnx
         example = torch.zeros(1, len(manifest.bands), tile_size, tile_size)
+        # the torch.export-based exporter (TorchScript's is deprecated); any batch and tile size
+        dims = {0: torch.export.Dim("batch"), 2: torch.export.Dim("height"), 3: torch.export.Dim("width")}
         torch.onnx.export(
-            network, (example,), str(onnx_path), input_names=[manifest.input_name],
-            output_names=[LOGITS], opset_version=OPSET, dynamo=False,
-            dynamic_axes={manifest.input_name: {0: "batch", 2: "height", 3: "width"},
-                          LOGITS: {0: "batch", 2: "height", 3: "width"}})
+            network, (example,), str(onnx_path), input_names=[manifest.input_name], output_names=[LOGITS],
+            opset_version=OPSET, dynamo=True, dynamic_shapes=(dims,), external_data=False, verbose=False)
         append_softmax(onnx_path, LOGITS, manifest.output_name, float16_output)
         try:
             onnx.checker.check_model(str(onnx_path), full_check=True)
