@@ -31,10 +31,9 @@ def test_demo_on_tiny_products(tmp_path: Path, monkeypatch) -> None:
     cluster = PostgresCluster(Path(cfg.db.data_dir), port=int(cfg.db.port))
     tiny = ["data.fixture.patches_per_tile=4", "data.batch_size=4", "model.base_width=4", "model.depth=2",
             "trainer.max_epochs=2", f"data.root={tmp_path / 'ben'}"]
-    tiny_burnt = ["data.fixture.n_samples=8", "data.fixture.size=48", "trainer.max_epochs=2", "data.batch_size=4",
-                  f"data.root={tmp_path / 'burnt'}"]
+    tiny_heads = ["data.fixture.n_samples=8", "data.fixture.size=48", "trainer.max_epochs=2", "data.batch_size=4"]
     # a text query on metadata ("S2A" is in every product id): a 2-epoch model may predict no forest at all
-    settings = DemoSettings(workdir=tmp_path / "demo", size=120, train_overrides=tiny, finetune_overrides=tiny_burnt,
+    settings = DemoSettings(workdir=tmp_path / "demo", size=120, train_overrides=tiny, finetune_overrides=tiny_heads,
                             tile_size=64, overlap=16, text_query="S2A after:2021-08-01 cloud<20")
     try:
         answers = run_demo(cfg, cluster, overrides, settings)
@@ -45,7 +44,7 @@ def test_demo_on_tiny_products(tmp_path: Path, monkeypatch) -> None:
     by_area = answers["area 34SGH + August 2021"]
     area = Polygon(tile("34SGH").footprint_lonlat(20_000, 20_000))
     assert {r.tile_id for r in by_area} == {"34SGH"}
-    assert {r.model for r in by_area} == {"clc-unet-smoke:1", "burnt-unet-smoke:1"}
+    assert {r.model for r in by_area} == {"clc-unet-smoke:1", "burnt-unet-smoke:1", "crops-unet-smoke:1"}
     for result in by_area:
         assert shape(result.footprint).intersects(area)
         assert result.start.date() == date(2021, 8, 1)
@@ -57,6 +56,10 @@ def test_demo_on_tiny_products(tmp_path: Path, monkeypatch) -> None:
     low_cloud = {t for t, _, cloud, _ in DEMO_TILES if cloud < 20}  # 35VLG comes as an Earth Search COG item
     assert {r.tile_id for r in everything} == low_cloud  # every low-cloud product, no other
     assert all(r.cloud_cover < 20 for r in everything)
+    crop_maps = [r for r in by_area if r.model.startswith("crops")]
+    assert {s.land_cover.name for s in crop_maps[0].legend.values()} >= {"Winter cereals", "Maize", "Other"}
+    for result in answers["category: Winter cereals"]:  # a crops category is a category like any other
+        assert result.model == "crops-unet-smoke:1"
     for result in answers["category: Burnt"]:
         assert any(s.land_cover.name.lower().startswith("burnt") for s in result.legend.values())
     maps = list((tmp_path / "demo" / "pilot").glob("*.png"))

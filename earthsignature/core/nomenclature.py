@@ -209,6 +209,29 @@ def burnt_area() -> Nomenclature:
     ], colors=[(200, 200, 200), (200, 30, 0)])
 
 
+#: CLC level-3 codes the synthetic writers draw each crop with (a stand-in scene only: real crop maps come
+#: from parcel declarations such as EuroCrops, not from CORINE); everything else is "Other".
+CROP_SCENE_CODES = {
+    "Winter cereals": (211,), "Spring cereals": (212,), "Maize": (213,), "Rapeseed": (241,), "Sunflower": (242,),
+    "Sugar beet": (243,), "Potatoes": (244,), "Grassland": (231,), "Orchards": (222, 223), "Vineyards": (221,),
+}
+
+
+@cache
+def crops() -> Nomenclature:
+    """Crop types for the seed's third model ("fine-grained segmentation of crops"), the groups EuroCrops'
+    Hierarchical Crop and Agriculture Taxonomy (HCAT) rolls up to in most pilot regions: winter and spring
+    cereals, maize, rapeseed, sunflower, sugar beet, potatoes, grassland, orchards, vineyards, and other."""
+    level3 = clc_level3()
+    drawn = {code for codes in CROP_SCENE_CODES.values() for code in codes}
+    other = tuple(c for c in level3.codes if c not in drawn)
+    groups = [(code, name, members) for code, (name, members) in enumerate(CROP_SCENE_CODES.items(), start=1)]
+    return _grouped("crops", "Crop types (11 classes, EuroCrops HCAT groups)", [*groups, (99, "Other", other)],
+                    colors=[(230, 190, 60), (250, 230, 130), (255, 150, 0), (255, 255, 0), (255, 200, 30),
+                            (170, 80, 140), (150, 100, 60), (140, 210, 90), (120, 150, 40), (150, 30, 110),
+                            (210, 210, 210)])
+
+
 _REGISTRY = {
     "clc_level3": clc_level3,
     "clc_level2": clc_level2,
@@ -217,6 +240,7 @@ _REGISTRY = {
     "hrl": hrl,
     "urban_atlas": urban_atlas,
     "burnt_area": burnt_area,
+    "crops": crops,
 }
 
 NOMENCLATURE_NAMES = tuple(_REGISTRY)

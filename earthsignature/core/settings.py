@@ -140,7 +140,7 @@ class DataSettings:
     taxonomy: str | None = None  # bigearthnet: clc_level3 | clc_level2 | clc_level1 | bigearthnet19
     #: bigearthnet: geotiff (the release's folders) | lmdb (packed by `earthsignature data pack`: much faster)
     source: str = "geotiff"
-    kind: str | None = None  # pairs: hrl | urban_atlas | burnt_area | pilot
+    kind: str | None = None  # pairs: hrl | urban_atlas | burnt_area | crops | pilot
     bands: list[str] = field(default_factory=lambda: ["B02", "B03", "B04", "B08"])  # the seed's 10 m bands
     batch_size: int = 128
     num_workers: int = 4

@@ -129,13 +129,16 @@ class BigEarthNetDataModule(SegmentationDataModule):
             pack_release(self.root)
 
 
+PAIR_KINDS = ("hrl", "urban_atlas", "burnt_area", "crops", "pilot")
+
+
 class PairsDataModule(SegmentationDataModule):
-    """Image/mask pair sets: ``kind`` is hrl, urban_atlas, burnt_area or pilot (classes.yaml)."""
+    """Image/mask pair sets: ``kind`` is one of PAIR_KINDS (pilot: its own classes.yaml)."""
 
     def __init__(self, root: str | Path, kind: str = "pilot", **kwargs: Any) -> None:
         super().__init__(root, **kwargs)
-        if kind not in ("hrl", "urban_atlas", "burnt_area", "pilot"):
-            raise ValueError(f"kind must be hrl, urban_atlas, burnt_area or pilot, not {kind!r}")
+        if kind not in PAIR_KINDS:
+            raise ValueError(f"kind must be one of {', '.join(PAIR_KINDS)}, not {kind!r}")
         self.kind = kind
 
     @property

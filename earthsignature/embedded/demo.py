@@ -1,10 +1,11 @@
 """The main job on embedded defaults: every part of EarthSignature, once, on one machine.
 
 1. the private PostGIS; 2. one day of sample Sentinel-2 L2A products over four European tiles, as a
-local STAC catalog; 3. the smoke land-cover model and a burnt-area head (trained once; re-runs reuse
-them); 4. ONNX export, MLflow registration, promotion to @champion, deployment to a Triton repository;
-5. TLS certificates and the gRPC server; 6. the monitor for that day with both models; 7. a pilot's
-queries (area + dates, a category, a text query), saved as GeoTIFFs and PNG maps with the legend.
+local STAC catalog (SAFE zips and an Earth Search COG item); 3. the seed's three models: the smoke
+land-cover model and its burnt-area and crops heads (trained once; re-runs reuse them); 4. ONNX export,
+MLflow registration, promotion to @champion, deployment to a Triton repository; 5. TLS certificates and
+the gRPC server; 6. the monitor for that day with the three models; 7. a pilot's queries (area + dates,
+categories, a text query), saved as GeoTIFFs and PNG maps with the legend.
 ``DemoSettings`` scales it down for the end-to-end test.
 """
 
@@ -38,7 +39,7 @@ DEMO_DAY = date(2021, 8, 1)
 #: (tile, sensing time of day, cloud cover %): Greece, France, Bavaria, Finland.
 DEMO_TILES = (("34SGH", "09:20:31", 4.0, "0500"), ("31TCJ", "10:56:21", 12.0, "0301"),
               ("33UUP", "10:15:59", 25.0, "0500"), ("35VLG", "09:50:31", 8.0, "0509"))
-#: The smoke model's classes plus burnt areas, so both models have something to find.
+#: The smoke model's classes plus burnt areas (arable land and pastures for crops): every model finds something.
 DEMO_CODES = (112, 211, 231, 311, 312, 324, 333, 411, 512, 523, 334)
 
 
@@ -89,28 +90,32 @@ def _step(number: int, text: str) -> None:
     click.secho(f"{number}. {text}", bold=True)
 
 
-def _train_models(settings: DemoSettings) -> tuple[Path, Path]:
-    """Best checkpoints of the smoke CLC model and its burnt-area head (trained once)."""
+#: The seed's three models: (short name, entry point, experiment, registered name). Fine-tunes start
+#: from the first (the CLC model).
+DEMO_MODELS = (("clc", "train", "smoke", "clc-unet-smoke"),
+               ("burnt", "finetune", "smoke_burnt_area", "burnt-unet-smoke"),
+               ("crops", "finetune", "smoke_crops", "crops-unet-smoke"))
+
+
+def _train_models(settings: DemoSettings) -> list[Path]:
+    """Best checkpoints of the smoke CLC model and its burnt-area and crops heads (trained once)."""
     from earthsignature.train.train import train
 
     runs = settings.workdir / "runs"
-    checkpoints = []
-    for name, config, overrides in (
-        ("clc", "train", ["experiment=smoke", *settings.train_overrides]),
-        ("burnt", "finetune", ["experiment=smoke_burnt_area", *settings.finetune_overrides]),
-    ):
+    checkpoints: list[Path] = []
+    for name, config, experiment, _ in DEMO_MODELS:
         summary_path = runs / name / "summary.json"
         if not summary_path.exists():
-            if name == "burnt":
-                overrides = [f"pretrained={checkpoints[0]}", *overrides]
+            overrides = [f"experiment={experiment}", *settings.train_overrides] if config == "train" else [
+                f"experiment={experiment}", f"pretrained={checkpoints[0]}", *settings.finetune_overrides]
             cfg = load_config(None, config, [*overrides, f"run_dir={runs / name}", "trainer.enable_progress_bar=false"])
             train(cfg)
         checkpoints.append(Path(json.loads(summary_path.read_text())["best_checkpoint"]))
         click.echo(f"   {name}: {checkpoints[-1]}")
-    return checkpoints[0], checkpoints[1]
+    return checkpoints
 
 
-def _publish_models(checkpoints: tuple[Path, Path], repository: Path, tracking_uri: str, settings: DemoSettings
+def _publish_models(checkpoints: list[Path], repository: Path, tracking_uri: str, settings: DemoSettings
                     ) -> list[Path]:
     """Export, register, promote and deploy each model (once), as `earthsignature export`, `model promote`
     and `model deploy` do; return the deployed version folders."""
@@ -120,7 +125,7 @@ def _publish_models(checkpoints: tuple[Path, Path], repository: Path, tracking_u
 
     registry = ModelRegistry(tracking_uri, artifact_root=str(load_config("logger", "mlflow").artifact_location))
     folders = []
-    for name, checkpoint in zip(("clc-unet-smoke", "burnt-unet-smoke"), checkpoints, strict=True):
+    for (_, _, _, name), checkpoint in zip(DEMO_MODELS, checkpoints, strict=True):
         deployed = sorted((repository / name).glob("[0-9]*"), key=lambda p: int(p.name))
         if not deployed:
             _, registered, _ = export_and_register(checkpoint, settings.workdir / "exports" / name, name, registry,
@@ -169,6 +174,7 @@ def _pilot(address: str, certs: CertificateFolder, out: Path, text_query: str) -
     with EarthSignatureClient(address, ca=certs.ca_cert, cert=pilot.cert, key=pilot.key) as client:
         answers["area 34SGH + August 2021"] = list(client.list(wkt=area.wkt, start="2021-08-01", end="2021-08-31"))
         answers["category: Burnt"] = list(client.list(categories=["Burnt"], min_category_fraction=0.01))
+        answers["category: Winter cereals"] = list(client.list(categories=["Winter cereals"]))
         answers[f"text: {text_query}"] = list(client.search(text_query))
     for question, results in answers.items():
         click.echo(f"   {question}: {len(results)} result(s)")
@@ -196,7 +202,7 @@ def run_demo(cfg: DictConfig, cluster: PostgresCluster, overrides: list[str], se
     for path in write_demo_catalog(catalog, settings.size):
         click.echo(f"   {path.name}")
 
-    _step(3, "training the smoke land-cover model and its burnt-area head")
+    _step(3, "training the smoke land-cover model and its burnt-area and crops heads")
     checkpoints = _train_models(settings)
 
     _step(4, "export, register, promote, deploy")
@@ -210,7 +216,7 @@ def run_demo(cfg: DictConfig, cluster: PostgresCluster, overrides: list[str], se
     try:
         click.echo(f"   gRPC on {cfg.api.address}, HTTPS gateway on port {cfg.api.http_port} (pid {server.pid})")
 
-        _step(6, f"the monitor for {DEMO_DAY} with both models")
+        _step(6, f"the monitor for {DEMO_DAY} with the three models")
         monitor_cfg = load_config("service", settings.config, [
             *overrides, f"monitor.local_catalog={catalog}", f"monitor.models=[{','.join(str(m) for m in models)}]",
             "monitor.product_types=[S2_MSI_L2A,S2_MSI_L2A_COG]"])

@@ -12,6 +12,7 @@ from earthsignature.train.evaluate import evaluate
 COMMAND_OF = {
     "smoke": "train", "clc": "train",
     "smoke_burnt_area": "finetune", "burnt_area": "finetune",
+    "smoke_crops": "finetune", "crops": "finetune", "crops_full": "finetune",
     "smoke_table2": "evaluate", "hrl": "evaluate", "urban_atlas": "evaluate",
 }
 REQUIRED = {"train": ["run_dir=r"], "finetune": ["run_dir=r", "pretrained=p.ckpt"],
@@ -40,6 +41,16 @@ def test_the_seed_protocol_is_the_default() -> None:
     assert list(cfg.data.bands) == ["B02", "B03", "B04", "B08"] and cfg.data.taxonomy == "clc_level3"
     assert (cfg.checkpoint.monitor, cfg.checkpoint.mode) == ("val_loss", "min")
     assert load_config(None, "train", ["run_dir=r", "trainer=ddp"]).trainer.strategy == "ddp"
+
+
+def test_each_fine_tune_experiment_sets_its_task_data_and_depth() -> None:
+    """An experiment's task, data and head|full are what it says (finetune.yaml used to override them)."""
+    expected = {"burnt_area": ("burnt_area", "burnt_area", "head"), "crops": ("crops", "crops", "head"),
+                "crops_full": ("crops", "crops", "full"), "smoke_crops": ("crops", "crops", "head")}
+    for experiment, (task, kind, depth) in expected.items():
+        cfg = load_config(None, "finetune", [f"experiment={experiment}", *REQUIRED["finetune"]])
+        assert (cfg.task, cfg.data.kind, cfg.finetune) == (task, kind, depth), experiment
+    assert load_config(None, "finetune", ["experiment=crops_full", *REQUIRED["finetune"]]).optimizer.lr == 1e-4
 
 
 def test_evaluate_rejects_unknown_test_sets() -> None:

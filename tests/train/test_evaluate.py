@@ -103,20 +103,23 @@ def test_evaluate_writes_table2(tmp_path: Path, hrl_root: Path) -> None:
         "test_sets.urban_atlas.data.fixture={n_samples: 4, size: 32}",
         f"test_sets.burnt_area.data.root={tmp_path / 'burnt'}",
         "test_sets.burnt_area.data.fixture={n_samples: 4, size: 32, codes: [312, 334]}",
+        f"test_sets.crops.data.root={tmp_path / 'crops'}",
+        "test_sets.crops.data.fixture={n_samples: 4, size: 32, codes: [211, 213, 221, 311]}",
         "batch_size=2"])
     rows = evaluate(cfg)
-    assert [r.label for r in rows] == ["CLC", "HRL", "URBAN-ATLAS", "CERTH"]
+    assert [r.label for r in rows] == ["CLC", "HRL", "URBAN-ATLAS", "CERTH", "CROPS"]
     report = tmp_path / "report"
     markdown = (report / "table2.md").read_text().splitlines()
     assert markdown[0].startswith("| Dataset | Average normalized accuracy")
-    assert markdown[3].startswith("| HRL (") and len(markdown) == 6
+    assert markdown[3].startswith("| HRL (") and len(markdown) == 7
     with (report / "table2.csv").open() as handle:
         table = list(csv.DictReader(handle))
     summary = json.loads((report / "table2.json").read_text())
     for row, result, expected in zip(table, rows, summary, strict=True):
         assert float(row["mean_iou"]) == pytest.approx(result.scores.mean_iou, abs=1e-4)
         assert expected["miou"] == pytest.approx(result.scores.mean_iou)
-    for key in ("clc", "hrl", "urban_atlas", "burnt_area"):
+    for key in ("clc", "hrl", "urban_atlas", "burnt_area", "crops"):
         assert (report / f"confusion_{key}.png").exists()
     # the CERTH row scores a CLC model on a 2-class set through the mapping: burnt (334) -> Burnt
     assert rows[3].classes <= 2
+    assert rows[4].classes <= 11  # CROPS: through the crops nomenclature's scene codes

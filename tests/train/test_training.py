@@ -142,3 +142,28 @@ def test_head_only_finetuning_changes_only_the_head(trained, tmp_path: Path) -> 
     assert body and all(torch.equal(before[k], after[k]) for k in body)  # incl. batch-norm statistics
     assert after["head.weight"].shape == (2, 4, 1, 1)
     assert result["trainable_parameters"] == 2 * 4 + 2
+
+
+@pytest.mark.parametrize("experiment", ["smoke_crops", "crops_full"])
+def test_crops_fine_tunes_from_the_clc_model(trained, tmp_path: Path, experiment: str) -> None:
+    tmp, _ = trained
+    pretrained = SegmentationModule.load_from_checkpoint(tmp / "pretrained.ckpt", map_location="cpu")
+    cfg = load_config(None, "finetune", [
+        f"experiment={experiment}", f"pretrained={tmp / 'pretrained.ckpt'}", f"data.root={tmp_path / 'crops'}",
+        "data.batch_size=4", "data.num_workers=0",
+        "data.fixture={n_samples: 12, size: 32, codes: [211, 213, 221, 311]}",
+        "trainer.max_epochs=2", "trainer.enable_progress_bar=false", "trainer.accelerator=cpu",
+        f"run_dir={tmp_path / 'run'}", "logger=none"])
+    result = train(cfg)
+    tuned = SegmentationModule.load_from_checkpoint(result["best_checkpoint"], map_location="cpu")
+    assert tuned.hparams.task == "crops" and len(tuned.nomenclature) == 11
+    assert tuned.nomenclature.by_code(3).name == "Maize" and tuned.nomenclature.by_code(99).name == "Other"
+    assert result["data"] == {"name": "crops", "root": str(tmp_path / "crops"), "kind": "synthetic",
+                              "test_set": "crops test split"}
+    before, after = pretrained.model.state_dict(), tuned.model.state_dict()
+    body = [k for k in after if not k.startswith("head.") and k.endswith("weight")]
+    changed = [k for k in body if not torch.equal(before[k], after[k])]
+    if experiment == "crops_full":
+        assert tuned.hparams.finetune == "full" and len(changed) == len(body)  # every layer learnt
+    else:
+        assert tuned.hparams.finetune == "head" and not changed
