@@ -7,6 +7,7 @@ its URL: the monitor itself only knows EODAG providers.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 from dataclasses import dataclass
@@ -63,7 +64,9 @@ def run_days(cfg: DictConfig, start: date, end: date, workers: int | None = None
     settings_file = work.path / f"settings-{os.getpid()}.json"
     settings_file.write_text(json.dumps(settings, indent=1))
     pipeline.configure(settings_file)
-    options = {"workers": workers or int(settings["workers"]), "detailed_summary": True, "log_level": "WARNING"}
+    # Luigi logs at the level the command line set (--log-level), WARNING by default
+    level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
+    options = {"workers": workers or int(settings["workers"]), "detailed_summary": True, "log_level": level}
     try:
         # each worker searches for itself (its saved search is on its own disk), once per day...
         searched = luigi.build([pipeline.Search(day) for day in days], local_scheduler=True, **options)
