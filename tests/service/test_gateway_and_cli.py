@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import socket
 import ssl
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -16,7 +18,7 @@ from earthsignature.client import EarthSignatureClient
 from earthsignature.embedded.ports import free_port
 from earthsignature.samples.requests import product_request
 from earthsignature.service.api.auth import TlsFiles
-from earthsignature.service.api.http_gateway import start_gateway
+from earthsignature.service.api.http_app import start_gateway
 from earthsignature.service.api.server import build_server
 
 from .api_fixtures import make_certificates
@@ -35,52 +37,92 @@ def running(postgis_db, tmp_path):
             client.create(product_request(1, "34SGH", burnt_share=0.3))
             client.create(product_request(2, "31TCJ", day=1))
         yield certs, server, gateway
-        gateway.shutdown()
+        gateway.stop()
 
 
-def _get(gateway, certs, path: str, who: str = "pilot") -> tuple[int, list[dict]]:
+def _get(gateway, certs, path: str, who: str = "pilot", method: str = "GET", timeout: float = 10
+         ) -> tuple[int, list[dict]]:
     context = ssl.create_default_context(cafile=str(certs.ca.cert_path))
     if who:
         key, cert = getattr(certs, who)
         context.load_cert_chain(cert, key)
-    url = f"https://127.0.0.1:{gateway.server_address[1]}{path}"
+    request = urllib.request.Request(f"https://127.0.0.1:{gateway.port}{path}", method=method)
     try:
-        with urllib.request.urlopen(url, context=context, timeout=10) as response:
+        with urllib.request.urlopen(request, context=context, timeout=timeout) as response:
             return response.status, [json.loads(line) for line in response.read().splitlines()]
     except urllib.error.HTTPError as error:
         return error.code, [json.loads(error.read())]
 
 
-def test_http_bindings_answer_like_grpc(running) -> None:
+def test_http_bindings_answer_like_grpc_gateway(running) -> None:
     certs, _, gateway = running
     status, lines = _get(gateway, certs, "/v1/segmentation:list?categories=Burnt%20areas")
-    assert status == 200 and [line["result"]["tile_id"] for line in lines] == ["34SGH"]
+    assert status == 200 and [line["result"]["tileId"] for line in lines] == ["34SGH"]  # camelCase, as grpc-gateway
     result = lines[0]["result"]
     assert result["segmentation"]["crs"] == "EPSG:32634"
     assert result["segmentation"]["encoding"] == "RASTER_ENCODING_ZSTD"
     assert {c["name"] for c in result["classes"]} >= {"Burnt areas", "Coniferous forest"}
-    status, lines = _get(gateway, certs, "/v1/segmentation:search?query=tile:31TCJ&n_results=5")
-    assert status == 200 and [line["result"]["tile_id"] for line in lines] == ["31TCJ"]
-    status, lines = _get(gateway, certs, "/v1/segmentation:list?start_date=2021-08-02T00:00:00Z")
+    for query in ("query=tile:31TCJ&n_results=5", "query=tile:31TCJ&nResults=5"):  # snake_case or camelCase
+        status, lines = _get(gateway, certs, f"/v1/segmentation:search?{query}")
+        assert status == 200 and [line["result"]["tileId"] for line in lines] == ["31TCJ"]
+    status, lines = _get(gateway, certs, "/v1/segmentation:list?startDate=2021-08-02T00:00:00Z")
     assert status == 200 and len(lines) == 1
+    assert _get(gateway, certs, "/healthz") == (200, [{"status": "SERVING"}])
 
 
-@pytest.mark.parametrize(("path", "status", "code"), [
-    ("/v1/segmentation:list?n_results=1000", 400, "INVALID_ARGUMENT"),
-    ("/v1/segmentation:search?query=cloud>5", 400, "INVALID_ARGUMENT"),
-    ("/v1/segmentation:list?colour=red", 400, "INVALID_ARGUMENT"),
-    ("/v1/products", 404, "Not Found"),
+@pytest.mark.parametrize(("path", "method", "status", "code"), [
+    ("/v1/segmentation:list?n_results=1000", "GET", 400, 3),     # INVALID_ARGUMENT
+    ("/v1/segmentation:search?query=cloud>5", "GET", 400, 3),
+    ("/v1/segmentation:list?colour=red", "GET", 400, 3),
+    ("/v1/products", "GET", 404, 5),                               # NOT_FOUND
+    ("/v1/segmentation:list", "POST", 405, 12),                    # UNIMPLEMENTED
+    ("/v1/segmentation:list", "DELETE", 405, 12),
 ])
-def test_http_errors(running, path, status, code) -> None:
+def test_http_errors_are_google_rpc_status(running, path, method, status, code) -> None:
     certs, _, gateway = running
-    got, lines = _get(gateway, certs, path)
-    assert got == status and lines[0]["error"]["code"] == code
+    got, (body,) = _get(gateway, certs, path, method=method)
+    assert got == status and body["code"] == code and body["message"] and body["details"] == []
 
 
 def test_http_refuses_callers_without_a_certificate(running) -> None:
     certs, _, gateway = running
     with pytest.raises((ssl.SSLError, urllib.error.URLError, ConnectionError)):
         _get(gateway, certs, "/v1/segmentation:list", who="")
+
+
+def test_idle_connections_block_nobody(running) -> None:
+    """Raw TCP connections that never start TLS (or stop half-way) while pilots get their answers."""
+    certs, _, gateway = running
+    idle = [socket.create_connection(("127.0.0.1", gateway.port)) for _ in range(8)]
+    half = socket.create_connection(("127.0.0.1", gateway.port))
+    half.sendall(b"\x16\x03\x01\x00\xff")  # the start of a TLS ClientHello, and then nothing
+    try:
+        for _ in range(3):
+            started = time.monotonic()
+            status, lines = _get(gateway, certs, "/v1/segmentation:list", timeout=5)
+            assert status == 200 and len(lines) == 2 and time.monotonic() - started < 5
+    finally:
+        for connection in [*idle, half]:
+            connection.close()
+
+
+def test_an_error_after_the_first_result_is_sent_in_band(running, monkeypatch) -> None:
+    from earthsignature.service.api import servicer
+
+    certs, _, gateway = running
+    calls = []
+    original = servicer.DatabaseService._response
+
+    def failing_second(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise servicer.Unavailable("the raster store went away")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(servicer.DatabaseService, "_response", failing_second)
+    status, lines = _get(gateway, certs, "/v1/segmentation:list")
+    assert status == 200 and "result" in lines[0]
+    assert lines[-1] == {"error": {"code": 14, "message": "the raster store went away", "details": []}}
 
 
 def test_certificate_exchange_through_the_cli(running, tmp_path: Path) -> None:
@@ -104,3 +146,17 @@ def test_certificate_exchange_through_the_cli(running, tmp_path: Path) -> None:
     assert runner.invoke(main, ["certs", "revoke", f"serial={serial}", f"api.certs_dir={certs_dir}"]).exit_code == 0
     result = runner.invoke(main, arguments)
     assert result.exit_code == 1 and "UNAUTHENTICATED" in result.output and serial in result.output
+
+
+def test_one_access_log_line_per_request(running, caplog) -> None:
+    import logging
+
+    certs, _, gateway = running
+    with caplog.at_level(logging.INFO, logger="earthsignature.http"):
+        _get(gateway, certs, "/v1/segmentation:list?tileIds=31TCJ")
+        _get(gateway, certs, "/v1/nothing")
+        time.sleep(0.2)  # the line is written when the response ends, in the server's thread
+    lines = [r.getMessage() for r in caplog.records if r.name == "earthsignature.http"]
+    assert len(lines) == 2
+    assert lines[0].startswith("acme 127.0.0.1 GET /v1/segmentation:list 200 ") and lines[0].endswith(" ms")  # the caller
+    assert " GET /v1/nothing 404 " in lines[1]

@@ -12,7 +12,6 @@ import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -20,7 +19,7 @@ from omegaconf import OmegaConf
 from earthsignature.core.layout import CertificateFolder
 from earthsignature.core.settings import ApiLimits, ApiSettings
 from earthsignature.service.api.auth import TlsFiles
-from earthsignature.service.api.http_gateway import start_gateway
+from earthsignature.service.api.http_app import HttpGateway, start_gateway
 from earthsignature.service.api.server import ApiServer, build_server
 from earthsignature.service.catalog.store_check import check_store
 
@@ -34,11 +33,11 @@ class ServeError(ValueError):
 @dataclass
 class RunningApi:
     grpc: ApiServer
-    gateway: ThreadingHTTPServer | None
+    gateway: HttpGateway | None
 
     @property
     def http_address(self) -> tuple[str, int] | None:
-        return self.gateway.server_address[:2] if self.gateway else None
+        return (self.gateway.host, self.gateway.port) if self.gateway else None
 
 
 def preflight(api: object, insecure: bool) -> TlsFiles | None:
@@ -83,8 +82,7 @@ def serving(database_url: str, api: object, insecure: bool = False, grace_s: flo
             for process in extra:
                 process.join(grace_s + 5)
         if gateway:
-            gateway.shutdown()
-            gateway.server_close()
+            gateway.stop()
         server.stop(grace=grace_s)
 
 

@@ -1,0 +1,248 @@
+"""The appendix's HTTP bindings as an ASGI application on uvicorn, beside the gRPC server.
+
+``GET /v1/segmentation:list`` and ``GET /v1/segmentation:search`` call the same service code as gRPC, with
+grpc-gateway's conventions: query parameters in snake_case or camelCase (``n_results``, ``nResults``;
+repeated fields repeat), results streamed as NDJSON lines ``{"result": SegmentationResponse}`` in
+camelCase, errors as ``google.rpc.Status`` (``{"code": 3, "message": …, "details": []}``) with the HTTP
+status grpc-gateway gives that code, and an error after the first result sent in-band as a last line
+``{"error": Status}`` (a pilot can tell a cut stream from an empty one). ``GET /healthz`` answers
+whether the catalog is reachable. Every request leaves one access-log line: caller, method, path,
+status, duration.
+
+Mutual TLS: uvicorn verifies the client certificate against the project CA in the TLS handshake (run by
+the event loop: an idle or slow client blocks nobody). uvicorn 0.54 does not hand the verified
+certificate to the application (the ASGI TLS extension is not released), so a small subclass of its h11
+protocol puts it into the scope as that extension describes (``scope["extensions"]["tls"]
+["client_cert_chain"]``); the service then checks role and revocation exactly as for gRPC.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import ssl
+import threading
+import time
+from collections.abc import AsyncIterator, Iterable
+
+import grpc
+import sqlalchemy as sa
+import uvicorn
+from google.protobuf import json_format
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from earthsignature.pb.snapearth.api.v1 import database_pb2
+from earthsignature.service.api.auth import AuthError, TlsFiles, caller_from_pem
+from earthsignature.service.api.servicer import DatabaseService
+
+log = logging.getLogger("earthsignature.http")
+
+ROUTES = {"/v1/segmentation:list": ("ListSegmentation", database_pb2.ListSegmentationRequest),
+          "/v1/segmentation:search": ("SearchSegmentation", database_pb2.SearchSegmentationRequest)}
+#: grpc-gateway's HTTP status for each gRPC code (runtime.HTTPStatusFromCode)
+HTTP_STATUS = {
+    grpc.StatusCode.CANCELLED: 499, grpc.StatusCode.UNKNOWN: 500, grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504, grpc.StatusCode.NOT_FOUND: 404, grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.PERMISSION_DENIED: 403, grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429, grpc.StatusCode.FAILED_PRECONDITION: 400,
+    grpc.StatusCode.ABORTED: 409, grpc.StatusCode.OUT_OF_RANGE: 400, grpc.StatusCode.UNIMPLEMENTED: 501,
+    grpc.StatusCode.INTERNAL: 500, grpc.StatusCode.UNAVAILABLE: 503, grpc.StatusCode.DATA_LOSS: 500,
+}
+_END = object()
+
+
+class Aborted(Exception):
+    def __init__(self, code: grpc.StatusCode, details: str):
+        super().__init__(details)
+        self.code, self.details = code, details
+
+
+class HttpContext:
+    """The part of ``grpc.ServicerContext`` the service uses, for an HTTPS caller."""
+
+    def __init__(self, peer_pem: bytes | None):
+        self._peer_pem = peer_pem
+
+    def auth_context(self) -> dict[str, list[bytes]]:
+        return {"x509_pem_cert": [self._peer_pem]} if self._peer_pem else {}
+
+    def abort(self, code: grpc.StatusCode, details: str):
+        raise Aborted(code, details)
+
+
+def status(code: grpc.StatusCode, message: str) -> dict:
+    """A ``google.rpc.Status`` as grpc-gateway writes it."""
+    return {"code": code.value[0], "message": message, "details": []}
+
+
+def _status_response(code: grpc.StatusCode, message: str) -> JSONResponse:
+    return JSONResponse(status(code, message), status_code=HTTP_STATUS.get(code, 500))
+
+
+def request_from_query(items: Iterable[tuple[str, str]], message_type):
+    """Query parameters (snake_case or camelCase) -> request message, with the proto's JSON mapping."""
+    fields = message_type.DESCRIPTOR.fields_by_name
+    by_json_name = {field.json_name: field for field in fields.values()}
+    values: dict[str, object] = {}
+    for name, value in items:
+        field = fields.get(name) or by_json_name.get(name)
+        if field is None:
+            raise Aborted(grpc.StatusCode.INVALID_ARGUMENT, f"unknown parameter {name[:40]!r}")
+        if field.is_repeated:
+            values.setdefault(field.name, []).append(value)
+        else:
+            values[field.name] = value
+    try:
+        return json_format.ParseDict(values, message_type())
+    except json_format.ParseError as error:
+        raise Aborted(grpc.StatusCode.INVALID_ARGUMENT, f"bad parameter: {error}") from error
+
+
+def peer_pem(scope: dict) -> bytes | None:
+    chain = scope.get("extensions", {}).get("tls", {}).get("client_cert_chain") or []
+    return chain[0].encode() if chain else None
+
+
+def _line(payload: dict) -> bytes:
+    return json.dumps(payload, separators=(",", ":")).encode() + b"\n"
+
+
+def build_app(service: DatabaseService) -> Starlette:
+    async def binding(request: Request) -> Response:
+        method, message_type = ROUTES[request.url.path]
+        try:
+            message = request_from_query(request.query_params.multi_items(), message_type)
+            stream = getattr(service, method)(message, HttpContext(peer_pem(request.scope)))
+            first = await run_in_threadpool(next, stream, _END)  # errors surface before the headers go out
+        except Aborted as error:
+            return _status_response(error.code, error.details)
+        return StreamingResponse(_results(stream, first), media_type="application/x-ndjson")
+
+    async def healthz(request: Request) -> Response:
+        try:
+            await run_in_threadpool(_ping, service)
+        except sa.exc.SQLAlchemyError as error:
+            return JSONResponse({"status": "NOT_SERVING", "reason": f"catalog unreachable: {type(error).__name__}"},
+                                status_code=503)
+        return JSONResponse({"status": "SERVING"})
+
+    async def http_error(request: Request, error: HTTPException) -> Response:
+        code = {404: grpc.StatusCode.NOT_FOUND, 405: grpc.StatusCode.UNIMPLEMENTED}.get(error.status_code,
+                                                                                   grpc.StatusCode.UNKNOWN)
+        message = (f"no route {request.url.path[:80]}; routes: {', '.join(ROUTES)}, /healthz"
+                   if error.status_code == 404 else f"{request.method} is not allowed here: use GET")
+        return JSONResponse(status(code, message), status_code=error.status_code,
+                            headers=getattr(error, "headers", None))
+
+    routes = [Route(path, binding, methods=["GET"]) for path in ROUTES]
+    routes.append(Route("/healthz", healthz, methods=["GET"]))
+    return Starlette(routes=routes, exception_handlers={HTTPException: http_error})
+
+
+async def _results(stream, first) -> AsyncIterator[bytes]:
+    try:
+        item = first
+        while item is not _END:
+            yield _line({"result": json_format.MessageToDict(item)})
+            item = await run_in_threadpool(next, stream, _END)
+    except Aborted as error:  # mid-stream: a last line says so, as grpc-gateway does
+        yield _line({"error": status(error.code, error.details)})
+    finally:
+        await run_in_threadpool(stream.close)
+
+
+def _ping(service: DatabaseService) -> None:
+    with service.catalog.engine.connect() as connection:
+        connection.execute(sa.text("SELECT 1"))
+
+
+class AccessLog:
+    """One line per request: caller, method, path, status, duration (ASGI middleware)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started, status_code = time.perf_counter(), [0]
+
+        async def recording_send(message) -> None:
+            if message["type"] == "http.response.start":
+                status_code[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, recording_send)
+        finally:
+            log.info("%s %s %s %s %d %.1f ms", _caller_name(scope), (scope.get("client") or ("-",))[0],
+                     scope["method"], scope["path"][:200], status_code[0], (time.perf_counter() - started) * 1e3)
+
+
+def _caller_name(scope: dict) -> str:
+    pem = peer_pem(scope)
+    if not pem:
+        return "anonymous"
+    try:
+        return caller_from_pem(pem).common_name
+    except AuthError:
+        return "unverified"
+
+
+class ClientCertificateProtocol(H11Protocol):
+    """uvicorn's h11 protocol that hands the TLS-verified client certificate to the application."""
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        ssl_object = transport.get_extra_info("ssl_object")
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        if der:
+            self.app = _WithClientCertificate(self.app, ssl.DER_cert_to_PEM_cert(der))
+
+
+class _WithClientCertificate:
+    def __init__(self, app, pem: str):
+        self.app, self.pem = app, pem
+
+    async def __call__(self, scope, receive, send) -> None:
+        extensions = dict(scope.get("extensions") or {})
+        extensions["tls"] = {**extensions.get("tls", {}), "client_cert_chain": [self.pem]}
+        await self.app({**scope, "extensions": extensions}, receive, send)
+
+
+class HttpGateway:
+    """``build_app`` served by uvicorn in a thread: HTTPS with client certificates, or plain HTTP when ``tls``
+    is None (``serve --insecure``)."""
+
+    def __init__(self, service: DatabaseService, address: tuple[str, int], tls: TlsFiles | None):
+        self.host, self.port = address[0], int(address[1])
+        options = {}
+        if tls is not None:
+            options = {"ssl_certfile": str(tls.server_cert), "ssl_keyfile": str(tls.server_key),
+                       "ssl_ca_certs": str(tls.ca_cert), "ssl_cert_reqs": ssl.CERT_REQUIRED,
+                       "http": ClientCertificateProtocol}
+        config = uvicorn.Config(AccessLog(build_app(service)), host=self.host, port=self.port, lifespan="off",
+                                log_level="warning", access_log=False, timeout_keep_alive=5, **options)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, name="http-gateway", daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 15
+        while not self.server.started and self.thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if not self.server.started:
+            self.stop()
+            raise RuntimeError(f"the HTTP gateway did not start on {self.host}:{self.port}")
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
+
+
+def start_gateway(service: DatabaseService, address: tuple[str, int], tls: TlsFiles | None) -> HttpGateway:
+    return HttpGateway(service, address, tls)
