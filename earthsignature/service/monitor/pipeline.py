@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 import traceback
 from datetime import date
@@ -59,7 +58,7 @@ def configure(settings_file: Path) -> None:
     if not config.has_section("earthsignature"):
         config.add_section("earthsignature")
     config.set("earthsignature", "settings_file", str(settings_file))
-    for cached in (_load, _client, _manifest):  # a new run in this process: nothing from the last one
+    for cached in (_load, _manifest):  # a new run in this process: nothing from the last one
         cached.cache_clear()
 
 
@@ -96,12 +95,10 @@ def _source(product_type: str = "S2_MSI_L2A"):
                          download["retries"], download["backoff_s"], download.get("stream_cogs", True))
 
 
-@cache
-def _client(pid: int | None = None):
-    """One Database service client per process: Luigi forks its workers, and a gRPC channel must not
-    cross a fork (``pid`` keys the cache)."""
-    if pid is None:
-        return _client(os.getpid())
+def _client():
+    """A Database service client, to use in a ``with`` block and close: Luigi forks its workers from the
+    process that checks which products are done, and an open gRPC channel must never cross a fork (a
+    child crashed in fork with one open)."""
     from earthsignature.client import EarthSignatureClient
 
     api = settings()["api"]
@@ -113,8 +110,9 @@ def is_published(product_id: str, model: str) -> bool:
     """Whether the Database service has ``product_id`` segmented by this model name and version."""
     manifest = _manifest(model)
     version = str(manifest.version or "0")
-    messages = _client().list_messages(product_ids=[product_id], model_names=[manifest.name], max_pixels=1)
-    return any(message.model_version == version for message in messages)
+    with _client() as client:
+        messages = client.list_messages(product_ids=[product_id], model_names=[manifest.name], max_pixels=1)
+        return any(message.model_version == version for message in messages)
 
 
 class MonitorTask(luigi.Task):
@@ -253,7 +251,8 @@ def _publish(product, model: str, output: Path) -> None:
     import grpc
 
     try:
-        response = _client().create(create_request(product, _manifest(model), result, quicklook_png(product)))
+        with _client() as client:
+            response = client.create(create_request(product, _manifest(model), result, quicklook_png(product)))
     except grpc.RpcError as error:  # the status code and the server's message, not the RPC object
         raise PublishError(f"the Database service answered {error.code().name}: {error.details()}") from None
     _write_json(MonitorWorkFolder.published(output), {
