@@ -158,5 +158,6 @@ def test_one_access_log_line_per_request(running, caplog) -> None:
         time.sleep(0.2)  # the line is written when the response ends, in the server's thread
     lines = [r.getMessage() for r in caplog.records if r.name == "earthsignature.http"]
     assert len(lines) == 2
-    assert lines[0].startswith("acme 127.0.0.1 GET /v1/segmentation:list 200 ") and lines[0].endswith(" ms")  # the caller
+    # the caller (the pilot certificate's common name), address, method, path, status, duration
+    assert lines[0].startswith("acme 127.0.0.1 GET /v1/segmentation:list 200 ") and lines[0].endswith(" ms")
     assert " GET /v1/nothing 404 " in lines[1]
