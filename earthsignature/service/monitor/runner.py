@@ -80,11 +80,15 @@ def run_days(cfg: DictConfig, start: date, end: date, workers: int | None = None
 
 
 def _scheduler(address: str | None) -> dict:
+    # with a shared scheduler, stay until the day is done, even while the last products run on other
+    # workers (but not for ever behind a failed one: five idle minutes); alone, stop when nothing is left
+    # that this worker can run
+    config = luigi.configuration.get_config()
+    config.set("worker", "keep_alive", "true" if address else "false")
+    config.set("worker", "max_keep_alive_idle_duration", "5 minutes")
     if not address:
         return {"local_scheduler": True}
     host, port = address.rsplit(":", 1)
-    # stay until the day is done, even while the last products run on other workers
-    luigi.configuration.get_config().set("worker", "keep_alive", "true")
     return {"scheduler_host": host, "scheduler_port": int(port)}
 
 
