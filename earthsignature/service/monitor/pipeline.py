@@ -191,13 +191,14 @@ class IngestProduct(MonitorTask):
             _write_json(record, {"l2a": l2a.location})
         product = open_product(json.loads(record.read_text())["l2a"])
         for model in settings()["models"]:
+            if is_published(self.product_id, model):
+                continue  # stored by an earlier run, or by another worker
             output = work.model_output(self.day, self.product_id, model_key(model))
             self.step = f"segment {model_key(model)}"
             if not MonitorWorkFolder.segmentation(output).exists():
                 _segment(product, model, output)
             self.step = f"publish {model_key(model)}"
-            if not is_published(self.product_id, model):
-                _publish(product, model, output)
+            _publish(product, model, output)
 
     def _fetch(self, work: MonitorWorkFolder) -> str:
         """Where the product is readable on this worker: fetched from the saved search, or already here."""
