@@ -48,6 +48,9 @@ class ApiSettings:
 
     address: str = "127.0.0.1:50051"  # gRPC; production: 0.0.0.0:443 behind the pilots' firewall rules
     http_port: int | None = 8443  # the HTTPS gateway; None: none
+    #: Where pilots reach the HTTP app (https://maps.example.org behind a proxy); None: https://<address host>:
+    #: <http_port>. Links in responses (quicklooks) point there, never at server paths.
+    public_url: str | None = None
     store_url: str = "${home:}/rasters"  # COG store: a folder, or s3://bucket/prefix, gs://...
     workers: int = 16  # gRPC threads per process
     #: Server processes sharing the gRPC port (SO_REUSEPORT: the kernel spreads connections), to use

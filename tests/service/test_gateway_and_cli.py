@@ -30,14 +30,49 @@ pytestmark = pytest.mark.postgis
 def running(postgis_db, tmp_path):
     certs = make_certificates(tmp_path / "certs")
     tls = TlsFiles(certs.ca.cert_path, certs.server[1], certs.server[0], certs.ca.revoked_path)
-    with build_server(postgis_db, str(tmp_path / "store"), "127.0.0.1:0", tls) as server:
-        gateway = start_gateway(server.service, ("127.0.0.1", free_port()), tls)
+    http_port = free_port()
+    with build_server(postgis_db, str(tmp_path / "store"), "127.0.0.1:0", tls,
+                      public_url=f"https://127.0.0.1:{http_port}") as server:
+        gateway = start_gateway(server.service, ("127.0.0.1", http_port), tls)
         key, cert = certs.internal
         with EarthSignatureClient(f"127.0.0.1:{server.port}", ca=certs.ca.cert_path, cert=cert, key=key) as client:
-            client.create(product_request(1, "34SGH", burnt_share=0.3))
+            with_quicklook = product_request(1, "34SGH", burnt_share=0.3)
+            with_quicklook.quicklook_png = QUICKLOOK
+            client.create(with_quicklook)
             client.create(product_request(2, "31TCJ", day=1))
         yield certs, server, gateway
         gateway.stop()
+
+
+QUICKLOOK = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64  # what the monitor sent, byte for byte
+
+
+def _fetch(url: str, certs, who: str = "pilot") -> tuple[int, bytes]:
+    context = ssl.create_default_context(cafile=str(certs.ca.cert_path))
+    key, cert = getattr(certs, who)
+    context.load_cert_chain(cert, key)
+    try:
+        with urllib.request.urlopen(url, context=context, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def test_quicklooks_are_links_a_pilot_can_open(running) -> None:
+    certs, server, gateway = running
+    key, cert = certs.pilot
+    with EarthSignatureClient(f"127.0.0.1:{server.port}", ca=certs.ca.cert_path, cert=cert, key=key) as client:
+        messages = {m.tile_id: m for m in client.list_messages()}
+    link = messages["34SGH"].quicklook
+    assert link == (f"https://127.0.0.1:{gateway.port}/v1/products/{messages['34SGH'].product_id}/quicklook.png")
+    assert messages["31TCJ"].quicklook == ""  # published without one
+    assert _fetch(link, certs) == (200, QUICKLOOK)
+    status, body = _fetch(link.replace("34SGH", "35VLG"), certs)
+    assert status == 404 and json.loads(body)["code"] == 5
+    status, body = _fetch(f"https://127.0.0.1:{gateway.port}/v1/products/..%2F..%2Fetc/quicklook.png", certs)
+    assert status == 404 and json.loads(body)["code"] == 5  # an identifier, never a path
+    status, body = _fetch(f"https://127.0.0.1:{gateway.port}/v1/products/no%20such%3Bid/quicklook.png", certs)
+    assert status == 400 and json.loads(body)["code"] == 3
 
 
 def _get(gateway, certs, path: str, who: str = "pilot", method: str = "GET", timeout: float = 10

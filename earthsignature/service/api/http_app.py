@@ -38,8 +38,10 @@ from starlette.routing import Route
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from earthsignature.pb.snapearth.api.v1 import database_pb2
+from earthsignature.service.api import validation
 from earthsignature.service.api.auth import AuthError, TlsFiles, caller_from_pem
-from earthsignature.service.api.servicer import DatabaseService
+from earthsignature.service.api.errors import ApiError
+from earthsignature.service.api.servicer import QUICKLOOK_PATH, DatabaseService
 
 log = logging.getLogger("earthsignature.http")
 
@@ -124,6 +126,22 @@ def build_app(service: DatabaseService) -> Starlette:
             return _status_response(error.code, error.details)
         return StreamingResponse(_results(stream, first), media_type="application/x-ndjson")
 
+    async def quicklook(request: Request) -> Response:
+        product_id = request.path_params["product_id"]
+        try:
+            service.caller(HttpContext(peer_pem(request.scope)))  # the same roles and revocation as gRPC
+            validation.identifier("product_id", product_id, validation.MAX_LENGTHS["product_id"], required=True)
+            url = await run_in_threadpool(service.catalog.product_quicklook, product_id)
+            if url is None:
+                return _status_response(grpc.StatusCode.NOT_FOUND, f"no quicklook for product {product_id[:80]}")
+            png = await run_in_threadpool(service.store.read_bytes, url)
+        except ApiError as error:
+            return _status_response(error.code, str(error))
+        except (OSError, sa.exc.SQLAlchemyError) as error:
+            log.error("quicklook of %s: %s", product_id, error)
+            return _status_response(grpc.StatusCode.UNAVAILABLE, "the quicklook cannot be read now; retry later")
+        return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
+
     async def healthz(request: Request) -> Response:
         try:
             await run_in_threadpool(_ping, service)
@@ -141,6 +159,7 @@ def build_app(service: DatabaseService) -> Starlette:
                             headers=getattr(error, "headers", None))
 
     routes = [Route(path, binding, methods=["GET"]) for path in ROUTES]
+    routes.append(Route(QUICKLOOK_PATH, quicklook, methods=["GET"]))
     routes.append(Route("/healthz", healthz, methods=["GET"]))
     return Starlette(routes=routes, exception_handlers={HTTPException: http_error})
 

@@ -53,6 +53,16 @@ def preflight(api: object, insecure: bool) -> TlsFiles | None:
     return tls
 
 
+def public_url(api: object, insecure: bool) -> str | None:
+    """Where pilots reach the HTTP app: ``api.public_url``, else this server's own host and HTTP port."""
+    if getattr(api, "public_url", None):
+        return str(api.public_url)
+    if not api.http_port:
+        return None
+    host = api.address.rsplit(":", 1)[0]
+    return f"{'http' if insecure else 'https'}://{host}:{int(api.http_port)}"
+
+
 @contextmanager
 def serving(database_url: str, api: object, insecure: bool = False, grace_s: float = 10.0,
             first: bool = True) -> Iterator[RunningApi]:
@@ -63,7 +73,7 @@ def serving(database_url: str, api: object, insecure: bool = False, grace_s: flo
     limits = api.limits if isinstance(api.limits, ApiLimits) else ApiLimits(**api.limits)
     processes = int(api.processes)
     server = build_server(database_url, api.store_url, api.address, tls, insecure, limits, api.workers,
-                          migrate=first, share_port=processes > 1)
+                          migrate=first, share_port=processes > 1, public_url=public_url(api, insecure))
     gateway, extra, stop = None, [], None
     try:
         if first and api.store_check_at_start:

@@ -73,7 +73,8 @@ def _handlers(service: DatabaseService) -> grpc.GenericRpcHandler:
 
 def build_server(database_url: str, store_url: str, address: str, tls: TlsFiles | None, insecure: bool = False,
                  limits: ApiLimits | None = None, workers: int = 16, migrate: bool = True,
-                 max_request_bytes: int = MAX_REQUEST_BYTES, share_port: bool = False) -> ApiServer:
+                 max_request_bytes: int = MAX_REQUEST_BYTES, share_port: bool = False,
+                 public_url: str | None = None) -> ApiServer:
     """A started server on ``address`` (port 0: any free port)."""
     if tls is None and not insecure:
         raise ValueError("TLS files are required unless insecure mode is asked for explicitly")
@@ -82,7 +83,7 @@ def build_server(database_url: str, store_url: str, address: str, tls: TlsFiles 
         upgrade(database_url)
     catalog = Catalog(database_url, pool_size=min(workers, 20))
     service = DatabaseService(catalog, RasterStore(store_url), limits,
-                              RevocationList(tls.revoked if tls else None), insecure=tls is None)
+                              RevocationList(tls.revoked if tls else None), insecure=tls is None, public_url=public_url)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers), options=[
         ("grpc.max_receive_message_length", max_request_bytes),
         ("grpc.max_send_message_length", limits.max_response_bytes + 1024 * 1024),

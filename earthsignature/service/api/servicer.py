@@ -9,6 +9,7 @@ without an area), downsampled through the COG overviews when it exceeds the pixe
 from __future__ import annotations
 
 import logging
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 
@@ -68,10 +69,20 @@ DATABASE_DOWN = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.Disconne
 UNREADABLE_RASTER = (RasterioError, OSError, raster_codec.RasterCodecError)
 
 
+#: The HTTP app's route to a product's quicklook.
+QUICKLOOK_PATH = "/v1/products/{product_id}/quicklook.png"
+
+
+def quicklook_route(product_id: str) -> str:
+    return QUICKLOOK_PATH.format(product_id=urllib.parse.quote(product_id, safe=""))
+
+
 class DatabaseService(database_pb2_grpc.DatabaseProductServiceServicer):
     def __init__(self, catalog: Catalog, store: RasterStore, limits: ApiLimits | None = None,
-                 revoked: RevocationList | None = None, insecure: bool = False):
+                 revoked: RevocationList | None = None, insecure: bool = False, public_url: str | None = None):
         self.catalog, self.store, self.limits = catalog, store, limits or ApiLimits()
+        #: the HTTP app's address for links in responses; None: no HTTP app, no links
+        self.public_url = public_url.rstrip("/") if public_url else None
         self.revoked = revoked or RevocationList(None)
         self.insecure = insecure
 
@@ -86,9 +97,16 @@ class DatabaseService(database_pb2_grpc.DatabaseProductServiceServicer):
     def SearchSegmentation(self, request, context):
         yield from _stream(context, lambda: self._search(request, context))
 
+    def quicklook_link(self, product) -> str:
+        """The quicklook as the HTTP app serves it (``/v1/products/<id>/quicklook.png``): a pilot can open it
+        from anywhere; the store's own path means nothing outside the server."""
+        if not product.quicklook_url or not self.public_url:
+            return ""
+        return f"{self.public_url}{quicklook_route(product.product_id)}"
+
     # -- authorization ------------------------------------------------------------------------------
 
-    def _caller(self, context: grpc.ServicerContext, required: str | None = None) -> Caller:
+    def caller(self, context: grpc.ServicerContext, required: str | None = None) -> Caller:
         if self.insecure:  # explicit local development mode: every caller is internal
             return Caller("insecure-local", "internal", 0)
         certificates = context.auth_context().get("x509_pem_cert")
@@ -114,7 +132,7 @@ class DatabaseService(database_pb2_grpc.DatabaseProductServiceServicer):
     # -- CreateProduct ------------------------------------------------------------------------------
 
     def _create(self, request, context) -> database_pb2.CreateProductResponse:
-        self._caller(context, "internal")
+        self.caller(context, "internal")
         _decoded(request)
         validation.create_request(request)
         try:
@@ -133,13 +151,13 @@ class DatabaseService(database_pb2_grpc.DatabaseProductServiceServicer):
     # -- queries ------------------------------------------------------------------------------------
 
     def _list(self, request, context) -> Iterator:
-        self._caller(context)
+        self.caller(context)
         _decoded(request)
         checked = validation.list_request(request)
         yield from self._respond(self._list_filters(request, checked), request.raster_encoding, request.max_pixels)
 
     def _search(self, request, context) -> Iterator:
-        self._caller(context)
+        self.caller(context)
         _decoded(request)
         validation.search_request(request)
         try:
@@ -215,7 +233,7 @@ class DatabaseService(database_pb2_grpc.DatabaseProductServiceServicer):
         segmentation, product = item.segmentation, item.segmentation.product
         footprint = to_shape(product.footprint)
         response = database_pb2.SegmentationResponse(
-            wkt=footprint.wkt, product_id=product.product_id, quicklook=product.quicklook_url or "",
+            wkt=footprint.wkt, product_id=product.product_id, quicklook=self.quicklook_link(product),
             model_name=segmentation.model_name, model_version=segmentation.model_version,
             tile_id=product.tile_id, cloud_cover=product.cloud_cover or 0.0, page_token=item.page_key.token(),
             footprint=geobuf_pb2.Data.FromString(geobuf.encode(mapping(footprint))))
