@@ -94,16 +94,16 @@ REMOTE_READ_OPTIONS = {
 }
 
 
-def gdal_path(href: str) -> str:
-    """A path GDAL opens for an asset href: local paths as they are, HTTP through ``/vsicurl/``,
-    ``s3://bucket/key`` through ``/vsis3/`` (public buckets need ``AWS_NO_SIGN_REQUEST=YES``)."""
-    if href.startswith(("http://", "https://")):
-        return f"/vsicurl/{href}"
-    if href.startswith("s3://"):
-        return f"/vsis3/{href[len('s3://'):]}"
-    if href.startswith("file://"):
-        return href[len("file://"):]
-    return href
+def gdal_path(url: str) -> str:
+    """What GDAL opens for a URL (a band asset, a file of the raster store): local paths as they are,
+    object storage through GDAL's virtual file systems (``s3://`` -> ``/vsis3/``: public buckets need
+    ``AWS_NO_SIGN_REQUEST=YES``), HTTP through ``/vsicurl/``."""
+    for scheme, prefix in (("s3://", "/vsis3/"), ("gs://", "/vsigs/"), ("az://", "/vsiaz/")):
+        if url.startswith(scheme):
+            return prefix + url[len(scheme):]
+    if url.startswith(("http://", "https://")):
+        return "/vsicurl/" + url
+    return url.removeprefix("file://")
 
 
 def crosses_antimeridian(geometry: Polygon | MultiPolygon) -> bool:

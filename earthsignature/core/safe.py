@@ -53,13 +53,13 @@ def read_safe(path: str | Path) -> Sentinel2Product:
     if not granules:
         raise ProductError(f"{path}: no GRANULE/*/MTD_TL.xml")
     tile_metadata = files.xml(granules[0])
-    baseline = f"{name.baseline[:2]}.{name.baseline[2:]}"
     offset_tag = "BOA_ADD_OFFSET" if name.level == "L2A" else "RADIO_ADD_OFFSET"
     quantification = _find_text(metadata, "BOA_QUANTIFICATION_VALUE") or _find_text(metadata, "QUANTIFICATION_VALUE")
     try:
         return Sentinel2Product(
             location=str(path), layout="SAFE", product_id=str(name), mission=name.mission, level=name.level,
-            tile_id=name.tile_id, processing_baseline=_find_text(metadata, "PROCESSING_BASELINE") or baseline,
+            tile_id=name.tile_id,
+            processing_baseline=_find_text(metadata, "PROCESSING_BASELINE") or name.processing_baseline,
             start_time=_parse_time(_require(metadata, "PRODUCT_START_TIME", path)),
             stop_time=_parse_time(_require(metadata, "PRODUCT_STOP_TIME", path)),
             footprint=footprint_lonlat(_footprint(_require(metadata, "EXT_POS_LIST", path)), str(name)),

@@ -101,6 +101,11 @@ class ProductName:
             discriminator=datetime.strptime(parts["discriminator"], _TIME_FORMAT).replace(tzinfo=UTC),
         )
 
+    @property
+    def processing_baseline(self) -> str:
+        """The baseline as the metadata write it: ``N0509`` -> ``05.09``."""
+        return f"{self.baseline[:2]}.{self.baseline[2:]}"
+
     def __str__(self) -> str:
         return (
             f"{self.mission}_MSI{self.level}_{self.sensing_time.strftime(_TIME_FORMAT)}_N{self.baseline}_"

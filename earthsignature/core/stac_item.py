@@ -136,7 +136,7 @@ def _baseline(properties: dict, name: ProductName | None) -> str | None:
         return f"{baseline:05.2f}"
     if baseline:
         return str(baseline)
-    return f"{name.baseline[:2]}.{name.baseline[2:]}" if name else None
+    return name.processing_baseline if name else None
 
 
 def _offset(properties: dict, raster_band: dict, baseline: str | None, product_id: str) -> int:

@@ -271,7 +271,7 @@ class _SafeWriter:
       <PRODUCT_URI>{self.name}.SAFE</PRODUCT_URI>
       <PROCESSING_LEVEL>Level-{level[1:]}</PROCESSING_LEVEL>
       <PRODUCT_TYPE>{product_type}</PRODUCT_TYPE>
-      <PROCESSING_BASELINE>{spec.baseline[:2]}.{spec.baseline[2:]}</PROCESSING_BASELINE>
+      <PROCESSING_BASELINE>{spec.name.processing_baseline}</PROCESSING_BASELINE>
       <GENERATION_TIME>{self.name.discriminator.strftime("%Y-%m-%dT%H:%M:%S.000000Z")}</GENERATION_TIME>
       <Datatake datatakeIdentifier="G{spec.mission}_{spec.sensing_time:%Y%m%dT%H%M%S}_N{spec.baseline}">
         <SPACECRAFT_NAME>Sentinel-2{spec.mission[-1]}</SPACECRAFT_NAME>

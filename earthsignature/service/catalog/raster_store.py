@@ -30,6 +30,7 @@ from shapely.geometry import mapping
 from shapely.geometry.base import BaseGeometry
 
 from earthsignature.core.cog import COG_OPTIONS
+from earthsignature.core.product import gdal_path
 
 _REMOTE = ("s3://", "gs://", "az://", "http://", "https://")
 #: What a name in the store may be: a letter or digit first, then letters, digits, '_', '.', '-'. So a
@@ -54,16 +55,6 @@ class RasterWindow:
     def geotransform(self) -> list[float]:
         """GDAL order: x0, dx, rx, y0, ry, dy."""
         return list(self.transform.to_gdal())
-
-
-def gdal_path(url: str) -> str:
-    """What rasterio opens for a store URL (object storage through GDAL's virtual file systems)."""
-    for scheme, prefix in (("s3://", "/vsis3/"), ("gs://", "/vsigs/"), ("az://", "/vsiaz/")):
-        if url.startswith(scheme):
-            return prefix + url[len(scheme):]
-    if url.startswith(("http://", "https://")):
-        return "/vsicurl/" + url
-    return url.removeprefix("file://")
 
 
 def filesystem(url: str):

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from earthsignature.core.product import gdal_path
 from earthsignature.service.catalog.catalog import Catalog
-from earthsignature.service.catalog.raster_store import RasterStore, filesystem, gdal_path
+from earthsignature.service.catalog.raster_store import RasterStore, filesystem
 from earthsignature.service.catalog.tables import Product, Segmentation
 
 log = logging.getLogger(__name__)
