@@ -281,9 +281,10 @@ class MonitorDay(luigi.WrapperTask):
         return [IngestProduct(self.day, p["product_id"]) for p in json.loads(search.read_text())["products"]]
 
 
-def failures(day: date) -> list[tuple[str, str]]:
-    """(task, reason) of every task of ``day`` that failed and has not succeeded since."""
-    folder = work_dir().failures(day)
+def failures(day: date, work: MonitorWorkFolder | None = None) -> list[tuple[str, str]]:
+    """(task, reason) of every task of ``day`` that failed and has not succeeded since (in ``work``, by
+    default the running monitor's work folder)."""
+    folder = (work or work_dir()).failures(day)
     if not folder.exists():
         return []
-    return [tuple(path.read_text().split("\n")[:2]) for path in sorted(folder.glob("*.txt"))]
+    return [tuple([*path.read_text().split("\n"), ""][:2]) for path in sorted(folder.glob("*.txt"))]

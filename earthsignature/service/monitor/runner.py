@@ -114,10 +114,5 @@ def day_status(cfg: DictConfig, day: date) -> list[dict]:
 
 def _failed_products(work: MonitorWorkFolder, day: date) -> list[tuple[str, str]]:
     """(product id, reason) of the day's failed product tasks."""
-    found = []
-    for path in sorted(work.failures(day).glob("IngestProduct_*.txt")) if work.failures(day).exists() else []:
-        task, reason = ([*path.read_text().split("\n"), ""])[:2]
-        match = re.search(r"'product_id': '([^']+)'", task)
-        if match:
-            found.append((match.group(1), reason))
-    return found
+    matches = ((re.search(r"'product_id': '([^']+)'", task), reason) for task, reason in pipeline.failures(day, work))
+    return [(match.group(1), reason) for match, reason in matches if match]
