@@ -18,10 +18,11 @@ import onnx
 from rasterio.enums import Resampling
 from rasterio.windows import Window
 
+from earthsignature.core.cog import CLASS_NODATA, CONFIDENCE_NODATA, confidence_values
 from earthsignature.core.layout import ModelFolder
 from earthsignature.core.manifest import ModelManifest
 from earthsignature.service.inference.product_input import ProductInput
-from earthsignature.service.inference.segmenter import NODATA, SegmentationResult, _geotiff, blend_window, softmax
+from earthsignature.service.inference.segmenter import SegmentationResult, _geotiff, blend_window, softmax
 
 
 class BaselineInput(ProductInput):
@@ -95,8 +96,9 @@ def segment_product(source: BaselineInput, backend, out_dir: Path,
     top = 0
     paths = (out_dir / "classes.tif", out_dir / "confidence.tif", out_dir / "cloud_mask.tif")
     done_tiles, total_tiles = 0, len(rows) * len(cols)
-    with _geotiff(paths[0], source, manifest.colormap()) as class_out, _geotiff(paths[1], source) as confidence_out, \
-            _geotiff(paths[2], source) as cloud_out:
+    with _geotiff(paths[0], source, "classes", manifest.colormap()) as class_out, \
+            _geotiff(paths[1], source, "confidence") as confidence_out, \
+            _geotiff(paths[2], source, "cloud_mask") as cloud_out:
 
         def flush(until: int) -> None:
             """Write product rows [top, until) and shift the buffers up."""
@@ -106,9 +108,9 @@ def segment_product(source: BaselineInput, backend, out_dir: Path,
                 return
             probabilities = weighted[:, :n] / np.maximum(weights[:n], 1e-12)
             class_map = probabilities.argmax(axis=0).astype(np.uint8)
-            confidence = np.rint(probabilities.max(axis=0) * 255).astype(np.uint8)
+            confidence = confidence_values(probabilities.max(axis=0))
             valid = valid_rows[:n]
-            class_map[~valid], confidence[~valid] = NODATA, 0
+            class_map[~valid], confidence[~valid] = CLASS_NODATA, CONFIDENCE_NODATA
             counts[:] += np.bincount(class_map[valid].ravel(), minlength=classes)[:classes]
             target = Window(0, top, width, n)
             class_out.write(class_map, 1, window=target)

@@ -90,12 +90,20 @@ def test_nodata_edges_stay_nodata(product, model, tmp_path) -> None:
     with rasterio.open(result.classes_path) as classes, rasterio.open(result.confidence_path) as confidence:
         class_map, conf = classes.read(1), confidence.read(1)
         assert classes.crs.to_epsg() == 32634 and classes.transform.a == 10.0
+        assert (classes.nodata, confidence.nodata) == (255, 0)
+        assert "probability" in confidence.descriptions[0] and "class" in classes.descriptions[0]
     with rasterio.open(open_product(product).band_path("B02")) as dataset:
         nodata_input = dataset.read(1) == 0
     assert nodata_input.mean() > 0.1
-    assert (class_map[nodata_input] == 255).all() and (conf[nodata_input] == 255).all()  # the file's no-data
-    assert (class_map[~nodata_input] != 255).all() and conf[~nodata_input].min() > 0
-    assert conf[~nodata_input].max() <= 254  # a confident pixel never reads as no data
+    assert (class_map[nodata_input] == 255).all() and (conf[nodata_input] == 0).all()  # each file's no-data
+    assert (class_map[~nodata_input] != 255).all() and conf[~nodata_input].min() > 0  # mapped: never no data
+
+
+def test_confidence_keeps_zero_for_no_data_and_certainty_readable() -> None:
+    from earthsignature.core.cog import confidence_values
+
+    values = confidence_values(np.array([0.0, 0.001, 0.5, 0.998, 0.9999, 1.0]))
+    assert values.tolist() == [1, 1, 128, 254, 255, 255]  # 0.998 and certainty no longer read as no data
 
 
 def test_memory_is_bounded_by_the_configuration_not_the_product_height(product, model, tmp_path) -> None:

@@ -277,3 +277,39 @@ def test_the_model_card_travels_with_every_map(api) -> None:
         (result,) = list(pilot.list(product_ids=[request.product_id]))
     assert result.model_card == card and "[model trained on synthetic data]" in result.summary()
     assert "synthetic data, not meaningful on real images" in result.model_card.line()
+
+
+def test_stored_class_maps_carry_their_legend_and_confidence_keeps_zero_for_no_data(api) -> None:
+    import xml.etree.ElementTree as ET
+
+    import rasterio
+
+    from earthsignature.core import raster_codec
+    from earthsignature.core.cog import legend_sidecars
+    from earthsignature.pb.snapearth.api.v1 import segmentation_pb2
+
+    client, catalog, _, _ = api
+    request = product_request(1, burnt_share=0.3)
+    earlier = np.full((120, 120), 200, dtype=np.uint8)  # the earlier confidence encoding: 0..254, 255 no data
+    earlier[:5], earlier[5:10] = 255, 254
+    request.confidence.CopyFrom(raster_codec.encode(earlier, segmentation_pb2.RASTER_ENCODING_ZSTD,
+                                                    list(request.segmentation.geotransform), request.segmentation.crs,
+                                                    255))
+    with client("internal") as internal:
+        internal.create(request)
+    row = catalog.find_segmentation(request.product_id, "clc-unet", "1")
+    names = {c.value: c.name for c in request.classes}
+    with rasterio.open(row.raster_url) as classes:
+        assert "class" in classes.descriptions[0]
+        assert {int(k.removeprefix("CLASS_")): v for k, v in classes.tags(1).items() if k.startswith("CLASS_")} \
+            == names
+    aux, style = legend_sidecars(row.raster_url)
+    band = ET.parse(aux).getroot().find("PAMRasterBand")
+    categories = [c.text or "" for c in band.find("CategoryNames")]
+    assert {v: categories[v] for v in names} == names and band.find("GDALRasterAttributeTable") is not None
+    labels = {int(e.get("value")): e.get("label") for e in ET.parse(style).getroot().iter("paletteEntry")}
+    assert labels == names
+    with rasterio.open(row.confidence_url) as confidence:
+        stored = confidence.read(1)
+        assert confidence.nodata == 0
+    assert (stored[:5] == 0).all() and (stored[5:10] == 255).all() and (stored[10:] == 201).all()

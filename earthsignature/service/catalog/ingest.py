@@ -25,6 +25,15 @@ from shapely.geometry.base import BaseGeometry
 
 from earthsignature.core import raster_codec
 from earthsignature.core.classes import ClassShare
+from earthsignature.core.cog import (
+    CLASS_NODATA,
+    CONFIDENCE_NODATA,
+    LAYER_DESCRIPTIONS,
+    LAYER_NODATA,
+    gdal_aux_xml,
+    legend_sidecars,
+    qgis_style,
+)
 from earthsignature.core.nomenclature import clc_level3
 from earthsignature.core.product import split_at_antimeridian
 from earthsignature.core.sentinel2 import ProductName
@@ -35,8 +44,6 @@ from earthsignature.service.catalog.catalog import (
     SegmentationRecord,
 )
 from earthsignature.service.catalog.raster_store import SAFE_PART, RasterStore, UnsafePath
-
-NODATA = 255
 
 
 class IngestError(ValueError):
@@ -192,11 +199,17 @@ def _store(request, catalog: Catalog, store: RasterStore, parts, written: list[s
     folder = (product.product_id, model_name, model_version, uuid.uuid4().hex[:16])  # this request's own
     values, nodata = _class_values(data, nodata)
     colormap = {c.land_cover.index: (*c.land_cover.color, 255) for c in classes} if values.dtype == np.uint8 else None
-    raster_url = store.write_cog(store.url_for(*folder, "classes.tif"), values, crs, transform, nodata, colormap)
+    legend = [c.land_cover for c in classes]
+    raster_url = store.write_cog(store.url_for(*folder, "classes.tif"), values, crs, transform, nodata, colormap,
+                                 LAYER_DESCRIPTIONS["classes"], {f"CLASS_{c.index}": c.name for c in legend})
     written.append(raster_url)
+    aux_url, style_url = legend_sidecars(raster_url)  # named by the map's URL, not by a column
+    written.append(store.write_bytes(aux_url, gdal_aux_xml(legend).encode()))
+    written.append(store.write_bytes(style_url, qgis_style(legend, nodata).encode()))
     urls = {}
     for name, layer in extras.items():
-        urls[name] = store.write_cog(store.url_for(*folder, f"{name}.tif"), layer, crs, transform, NODATA)
+        urls[name] = store.write_cog(store.url_for(*folder, f"{name}.tif"), layer, crs, transform, LAYER_NODATA[name],
+                                     description=LAYER_DESCRIPTIONS[name])
         written.append(urls[name])
     quicklook_url = None
     if request.quicklook_png:
@@ -218,20 +231,25 @@ def _store(request, catalog: Catalog, store: RasterStore, parts, written: list[s
 def _class_values(data: np.ndarray, nodata: int | None) -> tuple[np.ndarray, int]:
     """The class map in the smallest type that holds its values and its no-data value, never truncated."""
     highest = int(data.max()) if data.size else 0
-    if highest < NODATA and (nodata is None or nodata <= 255):
-        return data.astype(np.uint8), NODATA if nodata is None else int(nodata)
+    if highest < CLASS_NODATA and (nodata is None or nodata <= 255):
+        return data.astype(np.uint8), CLASS_NODATA if nodata is None else int(nodata)
     if highest < 65_535 and (nodata is None or nodata <= 65_535):
         return data.astype(np.uint16), 65_535 if nodata is None else int(nodata)
     raise IngestError(f"class values must be below 65535, the map holds {highest}")
 
 
 def _extra_layer(request, name: str, shape: tuple[int, int]) -> np.ndarray:
-    layer, _, _ = _georeferenced(getattr(request, name), name)
+    raster = getattr(request, name)
+    layer, _, _ = _georeferenced(raster, name)
     if layer.shape != shape:
         raise IngestError(f"{name} is {layer.shape[0]} x {layer.shape[1]}, the segmentation {shape[0]} x {shape[1]}")
     if layer.dtype.kind not in "ui" or (layer.size and (int(layer.max()) > 255 or int(layer.min()) < 0)):
         raise IngestError(f"{name} must hold integers in 0..255 (uint8), got {layer.dtype} values")
-    return layer.astype(np.uint8)
+    layer = layer.astype(np.uint8)
+    if name == "confidence" and raster.HasField("nodata") and raster.nodata == 255:
+        # the earlier encoding (0..254, 255 = no data): stored in today's (1..255, 0 = no data)
+        return np.where(layer == 255, CONFIDENCE_NODATA, np.minimum(layer, 254) + 1).astype(np.uint8)
+    return layer
 
 
 def _check_grid(shape: tuple[int, int], transform: Affine, crs: str, footprint: BaseGeometry) -> None:

@@ -76,8 +76,10 @@ class RasterStore:
         return "/".join([self.root_url, *parts])
 
     def write_cog(self, url: str, data: np.ndarray, crs: str, transform: Affine, nodata: int | None = None,
-                  colormap: dict[int, tuple[int, int, int, int]] | None = None) -> str:
-        """Write ``data`` [H, W] as a COG at ``url`` (atomically for local files); return the URL."""
+                  colormap: dict[int, tuple[int, int, int, int]] | None = None, description: str = "",
+                  tags: dict[str, str] | None = None) -> str:
+        """Write ``data`` [H, W] as a COG at ``url`` (atomically for local files); return the URL. The band's
+        description and metadata ``tags`` go into the file (GDAL's metadata TIFF tag)."""
         profile = {"driver": "GTiff", "width": data.shape[1], "height": data.shape[0], "count": 1,
                    "dtype": data.dtype.name, "crs": crs, "transform": transform, "nodata": nodata}
         with tempfile.TemporaryDirectory() as tmp:
@@ -86,6 +88,10 @@ class RasterStore:
                 dataset.write(data, 1)
                 if colormap:
                     dataset.write_colormap(1, colormap)
+                if description:
+                    dataset.set_band_description(1, description)
+                if tags:
+                    dataset.update_tags(1, **tags)
                 rasterio.shutil.copy(dataset, staged, driver="COG", **COG_OPTIONS)
             self._put(staged, url)
         return url
@@ -128,7 +134,8 @@ class RasterStore:
     def delete(self, url: str) -> None:
         if self.remote:
             fs, path = filesystem(url)
-            fs.rm(path)
+            if fs.exists(path):  # like unlink(missing_ok=True)
+                fs.rm(path)
         else:
             Path(gdal_path(url)).unlink(missing_ok=True)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from earthsignature.core.cog import legend_sidecars
 from earthsignature.core.product import gdal_path
 from earthsignature.service.catalog.catalog import Catalog
 from earthsignature.service.catalog.raster_store import RasterStore, filesystem
@@ -58,6 +59,8 @@ def _referenced(catalog: Catalog) -> dict[str, tuple[str, int]]:
             for column, url in zip(("raster_url", "confidence_url", "cloud_mask_url"), row[1:], strict=True):
                 if url:
                     names[url] = (column, row.id)
+            for sidecar in legend_sidecars(row.raster_url):  # maps stored before legends were written have none
+                names[sidecar] = ("legend", row.id)
         for row in session.execute(sa.select(Product.id, Product.quicklook_url).where(
                 Product.quicklook_url.is_not(None))):
             names[row.quicklook_url] = ("quicklook_url", row.id)
@@ -84,7 +87,7 @@ def check_store(catalog: Catalog, store: RasterStore, repair: bool = False,
         if path in by_key or (mtime is not None and now - mtime < min_age_s):
             continue
         (report.partial if path.endswith(".partial") else report.orphans).append(path)
-    report.missing = sorted(url for key, url in by_key.items() if key not in files)
+    report.missing = sorted(url for key, url in by_key.items() if key not in files and referenced[url][0] != "legend")
     if repair and not report.clean:
         _repair(catalog, store, report, referenced)
         report.repaired = True
@@ -101,7 +104,7 @@ def _repair(catalog: Catalog, store: RasterStore, report: StoreReport, reference
             column, row_id = referenced[url]
             if column == "raster_url":  # the map itself is gone: the segmentation cannot be answered
                 row = session.get(Segmentation, row_id)
-                for other in (row.confidence_url, row.cloud_mask_url) if row else ():
+                for other in (row.confidence_url, row.cloud_mask_url, *legend_sidecars(url)) if row else ():
                     if other and other not in report.missing:
                         store.delete(other)
                 session.execute(sa.delete(Segmentation).where(Segmentation.id == row_id))

@@ -25,11 +25,15 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
+from earthsignature.core.cog import (
+    CLASS_NODATA,
+    CONFIDENCE_NODATA,
+    LAYER_DESCRIPTIONS,
+    LAYER_NODATA,
+    confidence_values,
+)
 from earthsignature.service.inference.backends import InferenceBackend
 from earthsignature.service.inference.product_input import CHUNK_ROWS, ProductInput
-
-NODATA = 255
-CONFIDENCE_SCALE = 254  # confidence = round(probability x 254): 0..254, 255 stays no data
 
 
 def tile_starts(length: int, tile: int, stride: int) -> list[int]:
@@ -80,11 +84,13 @@ class SegmentationResult:
     width: int
 
 
-def _geotiff(path: Path, source: ProductInput, colormap: dict | None = None) -> rasterio.io.DatasetWriter:
+def _geotiff(path: Path, source: ProductInput, layer: str, colormap: dict | None = None) -> rasterio.io.DatasetWriter:
+    nodata = CLASS_NODATA if layer == "classes" else LAYER_NODATA[layer]
     profile = {"driver": "GTiff", "width": source.width, "height": source.height, "count": 1, "dtype": "uint8",
-               "crs": source.crs, "transform": source.transform, "nodata": NODATA, "tiled": True,
+               "crs": source.crs, "transform": source.transform, "nodata": nodata, "tiled": True,
                "blockxsize": 256, "blockysize": 256, "compress": "deflate"}
     dataset = rasterio.open(path, "w", **profile)
+    dataset.set_band_description(1, LAYER_DESCRIPTIONS[layer])
     if colormap:
         dataset.write_colormap(1, colormap)
     return dataset
@@ -127,14 +133,13 @@ def working_memory(manifest, height: int, width: int, batch: int) -> int:
 
 
 def _finish(weighted: np.ndarray, weights: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """Class indices and confidence (0..254) of [classes, ...] probabilities, or of weighted sums with their
+    """Class indices and confidence (1..255) of [classes, ...] probabilities, or of weighted sums with their
     weights (positive and common to a pixel's classes: the argmax of the sums is the blended argmax)."""
     classes = weighted.argmax(axis=0)
     best = np.take_along_axis(weighted, classes[None], axis=0)[0]
     if weights is not None:
         best = best / weights
-    # 254 at most: 255 is the no-data value, and a probability of 0.999 must not read as no data
-    return classes.astype(np.uint8), np.rint(np.clip(best, 0, 1) * CONFIDENCE_SCALE).astype(np.uint8)
+    return classes.astype(np.uint8), confidence_values(best)
 
 
 class _TileRow:
@@ -142,8 +147,8 @@ class _TileRow:
 
     def __init__(self, top: int, bottom: int, width: int):
         self.top, self.bottom = top, bottom
-        self.classes = np.full((bottom - top, width), NODATA, dtype=np.uint8)
-        self.confidence = np.zeros((bottom - top, width), dtype=np.uint8)
+        self.classes = np.full((bottom - top, width), CLASS_NODATA, dtype=np.uint8)
+        self.confidence = np.full((bottom - top, width), CONFIDENCE_NODATA, dtype=np.uint8)
 
     def put(self, rows: slice, cols: slice, finished: tuple[np.ndarray, np.ndarray]) -> None:
         self.classes[rows, cols], self.confidence[rows, cols] = finished
@@ -163,8 +168,9 @@ def segment_product(source: ProductInput, backend: InferenceBackend, out_dir: Pa
     paths = (out_dir / "classes.tif", out_dir / "confidence.tif", out_dir / "cloud_mask.tif")
     # rows shared by this tile row and the previous one: weighted sums and weights, the whole width
     above, above_weights = np.zeros((classes, 0, width), np.float32), np.zeros((0, width), np.float32)
-    with _geotiff(paths[0], source, manifest.colormap()) as class_out, _geotiff(paths[1], source) as confidence_out, \
-            _geotiff(paths[2], source) as cloud_out:
+    with _geotiff(paths[0], source, "classes", manifest.colormap()) as class_out, \
+            _geotiff(paths[1], source, "confidence") as confidence_out, \
+            _geotiff(paths[2], source, "cloud_mask") as cloud_out:
         for done, rows in enumerate(row_spans, start=1):
             strip, valid = source.strip(rows.start, tile_h)
             shared_top = rows.shared_before - rows.start  # rows of `above`
@@ -217,7 +223,7 @@ def _tile_row(backend: InferenceBackend, strip: np.ndarray, col_spans: list[_Spa
 def _write(finished: _TileRow, valid: np.ndarray, source: ProductInput, outputs: tuple, counts: np.ndarray) -> None:
     class_out, confidence_out, cloud_out = outputs
     rows = finished.bottom - finished.top
-    finished.classes[~valid], finished.confidence[~valid] = NODATA, NODATA
+    finished.classes[~valid], finished.confidence[~valid] = CLASS_NODATA, CONFIDENCE_NODATA
     counts += np.bincount(finished.classes[valid].ravel(), minlength=len(counts))[: len(counts)]
     target = Window(0, finished.top, source.width, rows)
     class_out.write(finished.classes, 1, window=target)
