@@ -52,3 +52,7 @@ class ResourceExhausted(ApiError):
 
 class Unavailable(ApiError):
     code = grpc.StatusCode.UNAVAILABLE
+
+
+class NotFound(ApiError):
+    code = grpc.StatusCode.NOT_FOUND

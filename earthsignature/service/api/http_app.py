@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import re
 import ssl
 import threading
 import time
@@ -33,15 +35,20 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import Mount, Route
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from earthsignature.core.cog import legend_sidecars
+from earthsignature.core.product import gdal_path
 from earthsignature.pb.snapearth.api.v1 import database_pb2
 from earthsignature.service.api import validation
 from earthsignature.service.api.auth import AuthError, TlsFiles, caller_from_pem
-from earthsignature.service.api.errors import ApiError
+from earthsignature.service.api.errors import ApiError, NotFound, ResourceExhausted
 from earthsignature.service.api.servicer import QUICKLOOK_PATH, DatabaseService
+from earthsignature.service.api.stac import STAC_PREFIX, build_stac_app
+from earthsignature.service.api.stac_items import MAP_ASSETS, MAP_FILE_PATH
+from earthsignature.service.catalog.stac_filter import ITEM_ID_SEPARATOR
 
 log = logging.getLogger("earthsignature.http")
 
@@ -142,6 +149,26 @@ def build_app(service: DatabaseService) -> Starlette:
             return _status_response(grpc.StatusCode.UNAVAILABLE, "the quicklook cannot be read now; retry later")
         return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
 
+    async def map_file(request: Request) -> Response:
+        """A segmentation's COG or legend file, with range requests (GDAL /vsicurl/, QGIS read windows)."""
+        params = request.path_params
+        try:
+            service.caller(HttpContext(peer_pem(request.scope)))
+            url = await run_in_threadpool(map_file_url, service, params["collection"], params["item"],
+                                          params["file_name"])
+            if service.store.remote:
+                return await run_in_threadpool(ranged_response, service.store, url, request.headers.get("range"))
+            path = gdal_path(url)
+            if not await run_in_threadpool(os.path.isfile, path):
+                raise NotFound(f"{params['file_name']} of {params['item'][:120]} is not in the store")
+        except ApiError as error:
+            return _status_response(error.code, str(error))
+        except (OSError, sa.exc.SQLAlchemyError) as error:
+            log.error("map file %s: %s", request.url.path[:200], error)
+            return _status_response(grpc.StatusCode.UNAVAILABLE, "the map cannot be read now; retry later")
+        media_type = next((m for f, m, *_ in MAP_ASSETS.values() if f == params["file_name"]), None)
+        return FileResponse(path, media_type=media_type, headers={"Cache-Control": "private, max-age=3600"})
+
     async def healthz(request: Request) -> Response:
         try:
             await run_in_threadpool(_ping, service)
@@ -160,8 +187,68 @@ def build_app(service: DatabaseService) -> Starlette:
 
     routes = [Route(path, binding, methods=["GET"]) for path in ROUTES]
     routes.append(Route(QUICKLOOK_PATH, quicklook, methods=["GET"]))
+    routes.append(Route(MAP_FILE_PATH, map_file, methods=["GET", "HEAD"]))
     routes.append(Route("/healthz", healthz, methods=["GET"]))
+    routes.append(Mount(STAC_PREFIX, app=RequireCaller(build_stac_app(service), service)))
     return Starlette(routes=routes, exception_handlers={HTTPException: http_error})
+
+
+def map_file_url(service: DatabaseService, collection: str, item: str, file_name: str) -> str:
+    """The store URL of one of a segmentation's files, or ``NotFound``/``InvalidArgument``."""
+    for name, value in (("collection", collection), ("item", item)):
+        validation.identifier(name, value, 256, required=True)
+    product_id, _, version = item.rpartition(ITEM_ID_SEPARATOR)
+    segmentation = service.catalog.find_segmentation(product_id, collection, version) if product_id else None
+    if segmentation is None:
+        raise NotFound(f"no item {item[:120]} in collection {collection[:80]}")
+    aux, style = legend_sidecars(segmentation.raster_url)
+    urls = {"classes.tif": segmentation.raster_url, "confidence.tif": segmentation.confidence_url,
+            "cloud_mask.tif": segmentation.cloud_mask_url, "classes.tif.aux.xml": aux, "classes.qml": style}
+    if not urls.get(file_name):
+        raise NotFound(f"{item[:120]} has no file {file_name[:40]!r}; files: "
+                       f"{', '.join(name for name, url in urls.items() if url)}")
+    return urls[file_name]
+
+
+RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+MAX_RANGE_BYTES = 64 * 1024 * 1024
+
+
+def ranged_response(store, url: str, header: str | None) -> Response:
+    """A file of an object store, whole (up to MAX_RANGE_BYTES) or one byte range of it (206)."""
+    size = store.size(url)
+    match = RANGE.fullmatch(header.strip()) if header else None
+    if header and (match is None or match.groups() == ("", "")):
+        return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
+    start, end = 0, size
+    if match:
+        first, last = match.groups()
+        start, end = (size - int(last), size) if not first else (int(first), min(size, int(last or size - 1) + 1))
+        if start >= size or start >= end:
+            return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
+    if end - start > MAX_RANGE_BYTES:
+        raise ResourceExhausted(f"ask for at most {MAX_RANGE_BYTES} bytes at a time (a Range header)")
+    headers = {"Accept-Ranges": "bytes", "Cache-Control": "private, max-age=3600"}
+    if match:
+        headers["Content-Range"] = f"bytes {max(start, 0)}-{end - 1}/{size}"
+    return Response(store.read_range(url, max(start, 0), end), status_code=206 if match else 200, headers=headers)
+
+
+class RequireCaller:
+    """ASGI guard: the mounted application answers only callers with a valid certificate and role (the
+    same check as gRPC: project CA, role, revocation)."""
+
+    def __init__(self, app, service: DatabaseService):
+        self.app, self.service = app, service
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http":
+            try:
+                self.service.caller(HttpContext(peer_pem(scope)))
+            except ApiError as error:
+                return await _status_response(error.code, str(error))(scope, receive, send)
+        # links of the mounted application start at its mount point (Starlette keeps the outer root otherwise)
+        await self.app({**scope, "app_root_path": scope.get("root_path", "")}, receive, send)
 
 
 async def _results(stream, first) -> AsyncIterator[bytes]:

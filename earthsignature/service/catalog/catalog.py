@@ -24,6 +24,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from earthsignature.core.classes import ClassShare
+from earthsignature.service.catalog import stac_filter
 from earthsignature.service.catalog.tables import ClassStatistic, Product, Segmentation
 
 SEARCH_CONFIG = "english"
@@ -74,8 +75,24 @@ class Filters:
     min_category_fraction: float = 0.0
     max_cloud_cover: float | None = None
     words: str = ""
+    item_ids: tuple[str, ...] = ()  # STAC item ids (stac_filter.item_id)
+    expression: Mapping[str, Any] | None = None  # a CQL2 JSON filter (stac_filter)
     limit: int = 10
     page_token: str = ""
+
+
+@dataclass(frozen=True)
+class ModelCollection:
+    """What the catalog holds of one model: its maps' extent, versions, legend and model card."""
+
+    name: str
+    items: int
+    bbox: tuple[float, float, float, float]
+    start: datetime
+    end: datetime
+    versions: tuple[str, ...]
+    legend: tuple[ClassShare, ...]  # the newest map's legend (pixel counts of that map)
+    model_card: Mapping[str, Any] | None
 
 
 @dataclass(frozen=True)
@@ -196,6 +213,35 @@ class Catalog:
                 sa.func.lower(ClassStatistic.name) == token.strip().lower())
             return session.scalar(sa.select(sa.exists().where(condition)))
 
+    def collections(self, name: str | None = None) -> list[ModelCollection]:
+        """One summary per model that has maps in the catalog (only ``name``'s when given)."""
+        footprint = Product.footprint
+        query = (sa.select(Segmentation.model_name, sa.func.count(), sa.func.min(Product.start_time),
+                           sa.func.max(Product.end_time), sa.func.array_agg(sa.distinct(Segmentation.model_version)),
+                           *(f(sa.func.ST_Extent(footprint)) for f in (sa.func.ST_XMin, sa.func.ST_YMin,
+                                                                      sa.func.ST_XMax, sa.func.ST_YMax)))
+                 .join(Product).group_by(Segmentation.model_name).order_by(Segmentation.model_name))
+        if name is not None:
+            query = query.where(Segmentation.model_name == name)
+        summaries = []
+        with self.sessions() as session:
+            for model, count, start, end, versions, *bbox in session.execute(query):
+                newest = session.scalars(
+                    sa.select(Segmentation).where(Segmentation.model_name == model)
+                    .options(selectinload(Segmentation.classes)).order_by(Segmentation.id.desc()).limit(1)).one()
+                summaries.append(ModelCollection(
+                    model, count, tuple(bbox), start, end, tuple(sorted(versions)),
+                    tuple(c.to_share() for c in newest.classes), newest.model_card))
+        return summaries
+
+    def class_names(self, model_name: str | None = None) -> list[str]:
+        """Every class name in the legends of the model's maps (of all maps without a model)."""
+        query = sa.select(sa.distinct(ClassStatistic.name)).join(Segmentation).order_by(ClassStatistic.name)
+        if model_name is not None:
+            query = query.where(Segmentation.model_name == model_name)
+        with self.sessions() as session:
+            return list(session.scalars(query))
+
     def search(self, filters: Filters) -> list[Found]:
         query = (sa.select(Segmentation).join(Product)
                  .options(selectinload(Segmentation.classes), selectinload(Segmentation.product)))
@@ -234,6 +280,10 @@ class Catalog:
         if filters.words.strip():
             conditions.append(Segmentation.search_document.op("@@")(
                 sa.func.plainto_tsquery(SEARCH_CONFIG, filters.words)))
+        if filters.item_ids:
+            conditions.append(stac_filter.item_id_sql().in_(filters.item_ids))
+        if filters.expression is not None:
+            conditions.append(stac_filter.condition(filters.expression))
         if filters.page_token:
             key = PageKey.parse(filters.page_token)
             conditions.append(sa.tuple_(Product.start_time, Segmentation.id) < sa.tuple_(key.start_time,

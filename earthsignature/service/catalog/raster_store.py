@@ -112,6 +112,21 @@ class RasterStore:
                 return handle.read()
         return Path(gdal_path(url)).read_bytes()
 
+    def size(self, url: str) -> int:
+        if self.remote:
+            fs, path = filesystem(url)
+            return int(fs.size(path))
+        return Path(gdal_path(url)).stat().st_size
+
+    def read_range(self, url: str, start: int, end: int) -> bytes:
+        """Bytes [start, end) of a stored file (one request to object storage)."""
+        if self.remote:
+            fs, path = filesystem(url)
+            return fs.cat_file(path, start=start, end=end)
+        with Path(gdal_path(url)).open("rb") as handle:
+            handle.seek(start)
+            return handle.read(end - start)
+
     def _put(self, local: Path, url: str) -> None:
         if self.remote:
             import fsspec

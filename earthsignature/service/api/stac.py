@@ -1,0 +1,237 @@
+"""A STAC API over the catalog, mounted in the HTTP app at ``/stac``: pystac-client, QGIS's STAC browser
+and STAC Browser search the segmentations with the certificates that the gRPC API accepts.
+
+Built on stac-fastapi's core client interface rather than pgSTAC: the catalog tables stay the one source
+of truth (no second copy of every item to keep in step, no pgSTAC schema to migrate beside ours), and
+each request becomes one query on the indexes that the gRPC API already uses. The client answers
+landing page, conformance, collections (one per model), items, item search (GET and POST: bbox,
+intersects, datetime, ids, collections, a CQL2 filter, token paging) and queryables; the conformance
+classes are exactly the ones implemented.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from importlib.metadata import version
+from typing import Any
+
+import attr
+from fastapi import FastAPI
+from shapely.geometry import MultiPolygon, box, shape
+from shapely.geometry.base import BaseGeometry
+from sqlalchemy.exc import SQLAlchemyError
+from stac_fastapi.api.app import StacApi
+from stac_fastapi.api.models import (
+    ItemCollectionUri,
+    create_get_request_model,
+    create_post_request_model,
+    create_request_model,
+)
+from stac_fastapi.extensions import FilterExtension, TokenPaginationExtension
+from stac_fastapi.extensions.filter.client import BaseFiltersClient
+from stac_fastapi.extensions.filter.filter import FilterConformanceClasses
+from stac_fastapi.types.config import ApiSettings
+from stac_fastapi.types.conformance import BASE_CONFORMANCE_CLASSES
+from stac_fastapi.types.core import BaseCoreClient
+from stac_fastapi.types.errors import InvalidQueryParameter, NotFoundError
+from stac_fastapi.types.requests import get_base_url
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from earthsignature.service.api import stac_items
+from earthsignature.service.catalog import stac_filter
+from earthsignature.service.catalog.catalog import CatalogError, Filters
+
+STAC_PREFIX = "/stac"
+log = logging.getLogger("earthsignature.stac")
+
+
+@attr.s
+class CatalogStacClient(BaseCoreClient):
+    """stac-fastapi's core client answered from the catalog (``service``: the Database service)."""
+
+    service: Any = attr.ib(default=None)
+
+    def landing_page(self, request: Request, **kwargs) -> dict[str, Any]:
+        # stac-fastapi's own looks its OpenAPI routes up by name, which a mounted application cannot do
+        base = get_base_url(request)
+        page = self._landing_page(base_url=base, conformance_classes=self.conformance_classes(),
+                                  extension_schemas=[])
+        page["links"] += [
+            {"rel": "queryables", "type": "application/schema+json", "href": f"{base}queryables"},
+            {"rel": "service-desc", "type": "application/vnd.oai.openapi+json;version=3.0", "href": f"{base}api"},
+            {"rel": "service-doc", "type": "text/html", "href": f"{base}api.html"}]
+        return page
+
+    # -- collections -----------------------------------------------------------------------------------
+
+    def all_collections(self, request: Request, **kwargs) -> dict[str, Any]:
+        base = get_base_url(request)
+        collections = [stac_items.collection(summary, base) for summary in self.service.catalog.collections()]
+        return {"collections": collections, "links": [
+            {"rel": "self", "type": "application/json", "href": f"{base}collections"},
+            {"rel": "root", "type": "application/json", "href": base}]}
+
+    def get_collection(self, collection_id: str, request: Request, **kwargs) -> dict[str, Any]:
+        summaries = self.service.catalog.collections(collection_id)
+        if not summaries:
+            raise NotFoundError(f"no collection {collection_id[:80]!r}: the catalog has no maps of that model")
+        return stac_items.collection(summaries[0], get_base_url(request))
+
+    # -- items -------------------------------------------------------------------------------------------
+
+    def get_item(self, item_id: str, collection_id: str, request: Request, **kwargs) -> dict[str, Any]:
+        found = self.service.catalog.search(Filters(model_names=(collection_id,), item_ids=(item_id,), limit=1))
+        if not found:
+            raise NotFoundError(f"no item {item_id[:120]!r} in collection {collection_id[:80]!r}")
+        return self._item(found[0], request)
+
+    def item_collection(self, collection_id: str, request: Request, bbox=None, datetime=None, limit: int = 10,
+                        token: str | None = None, **kwargs) -> dict[str, Any]:
+        self.get_collection(collection_id, request)  # 404 for an unknown collection, not an empty page
+        return self._search(request, collections=[collection_id], bbox=bbox, datetime=datetime, limit=limit,
+                            token=token, **kwargs)
+
+    def get_search(self, request: Request, **kwargs) -> dict[str, Any]:
+        return self._search(request, **kwargs)
+
+    def post_search(self, search_request, request: Request, **kwargs) -> dict[str, Any]:
+        values = search_request.model_dump(by_alias=False, exclude_none=True)
+        if search_request.intersects is not None:
+            values["intersects"] = search_request.intersects.model_dump(exclude_none=True)
+        return self._search(request, **values)
+
+    # -- the search itself ---------------------------------------------------------------------------------
+
+    def _search(self, request: Request, collections=None, ids=None, bbox=None, intersects=None, datetime=None,
+                limit: int | None = None, token: str | None = None, filter_expr=None, filter_lang=None,
+                **ignored) -> dict[str, Any]:
+        limits = self.service.limits
+        limit = min(int(limit or limits.default_results), limits.max_results)
+        start, end = _interval(datetime)
+        try:
+            expression = stac_filter.parse(filter_expr, filter_lang) if filter_expr else None
+            filters = Filters(area=_area(bbox, intersects), start=start, end=end,
+                              model_names=tuple(collections or ()), item_ids=tuple(ids or ()),
+                              expression=expression, limit=limit + 1, page_token=token or "")
+            found = self.service.catalog.search(filters)
+        except (stac_filter.FilterError, CatalogError) as error:
+            raise InvalidQueryParameter(str(error)) from error
+        page, more = found[:limit], len(found) > limit
+        links = [{"rel": "root", "type": "application/json", "href": get_base_url(request)}]
+        if more:
+            links.append(_next_link(request, page[-1].page_key.token()))
+        return {"type": "FeatureCollection", "features": [self._item(f, request) for f in page],
+                "numberReturned": len(page), "links": links}
+
+    def _item(self, found, request: Request) -> dict[str, Any]:
+        public = self.service.public_url or str(request.base_url).removesuffix(f"{STAC_PREFIX}/").rstrip("/")
+        return stac_items.item(found, get_base_url(request), public,
+                               self.service.quicklook_link(found.segmentation.product))
+
+
+@attr.s
+class CatalogQueryables(BaseFiltersClient):
+    service: Any = attr.ib(default=None)
+
+    def get_queryables(self, collection_id: str | None = None, **kwargs) -> dict[str, Any]:
+        request: Request = kwargs["request"]
+        if collection_id is not None and not self.service.catalog.collections(collection_id):
+            raise NotFoundError(f"no collection {collection_id[:80]!r}")
+        return stac_items.queryables(self.service.catalog.class_names(collection_id), get_base_url(request),
+                                     collection_id)
+
+
+def _interval(text: str | None) -> tuple[datetime | None, datetime | None]:
+    """An RFC 3339 instant or interval (``a/b``, ``../b``, ``a/..``) -> (start, end)."""
+    if not text:
+        return None, None
+    parts = str(text).split("/")
+    if len(parts) > 2:
+        raise InvalidQueryParameter(f"datetime {text[:60]!r} is neither an instant nor an interval")
+    moments = [None if p in ("", "..") else _instant(p) for p in parts]
+    return (moments[0], moments[0]) if len(moments) == 1 else (moments[0], moments[1])
+
+
+def _instant(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as error:
+        raise InvalidQueryParameter(f"{text[:40]!r} is not an RFC 3339 date-time") from error
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _area(bbox, intersects: Mapping[str, Any] | None) -> BaseGeometry | None:
+    if bbox is not None and intersects is not None:
+        raise InvalidQueryParameter("give bbox or intersects, not both")
+    if intersects is not None:
+        try:
+            return shape(intersects if isinstance(intersects, Mapping) else intersects.model_dump())
+        except (ValueError, TypeError, KeyError) as error:
+            raise InvalidQueryParameter(f"intersects is not a GeoJSON geometry: {error}") from error
+    if bbox is None:
+        return None
+    values = [float(v) for v in bbox]
+    west, south, east, north = (values[0], values[1], values[3], values[4]) if len(values) == 6 else values
+    if west > east:  # across the antimeridian (STAC API: bbox[0] > bbox[2])
+        return MultiPolygon([box(west, south, 180, north), box(-180, south, east, north)])
+    return box(west, south, east, north)
+
+
+def _next_link(request: Request, token: str) -> dict[str, Any]:
+    if request.method == "POST":
+        return {"rel": "next", "type": "application/geo+json", "method": "POST", "merge": True,
+                "href": str(request.url), "body": {"token": token}}
+    return {"rel": "next", "type": "application/geo+json", "method": "GET",
+            "href": str(request.url.include_query_params(token=token))}
+
+
+def build_stac_app(service) -> FastAPI:
+    """The STAC API (a FastAPI application) over ``service``'s catalog; mount it at ``STAC_PREFIX``."""
+    extensions = [
+        FilterExtension(client=CatalogQueryables(service=service), conformance_classes=[
+            FilterConformanceClasses.FILTER, FilterConformanceClasses.SEARCH, FilterConformanceClasses.ITEMS,
+            *stac_filter.CONFORMANCE]),
+        TokenPaginationExtension(),
+    ]
+    settings = ApiSettings(stac_fastapi_title="EarthSignature land-cover maps",
+                           stac_fastapi_description="Sentinel-2 land-cover segmentations, one collection per model",
+                           stac_fastapi_landing_id="earthsignature", stac_fastapi_version=version("earthsignature"),
+                           openapi_url="/api", docs_url="/api.html")
+    client = CatalogStacClient(
+        service=service, landing_page_id="earthsignature", title=settings.stac_fastapi_title,
+        description=settings.stac_fastapi_description,
+        base_conformance_classes=list(BASE_CONFORMANCE_CLASSES),
+        extensions=extensions)
+    api = StacApi(
+        settings=settings, client=client, extensions=extensions,
+        search_get_request_model=create_get_request_model(extensions),
+        search_post_request_model=create_post_request_model(extensions),
+        items_get_request_model=create_request_model("ItemCollectionUri", base_model=ItemCollectionUri,
+                                                     extensions=extensions, request_type="GET"),
+        exceptions={}, middlewares=[Middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "POST"])])
+    for error_type, status in ((NotFoundError, 404), (InvalidQueryParameter, 400)):
+        api.app.add_exception_handler(error_type, _answer_with(status))
+    api.app.add_exception_handler(SQLAlchemyError, _catalog_unavailable)
+    return api.app
+
+
+def _answer_with(status: int):
+    """STAC's error shape (``code``, ``description``) for a client's error: no traceback in the log."""
+
+    def handler(request: Request, error: Exception) -> JSONResponse:
+        log.info("%s %s: %s", request.method, request.url.path[:200], error)
+        return JSONResponse({"code": type(error).__name__, "description": str(error)}, status_code=status)
+
+    return handler
+
+
+def _catalog_unavailable(request: Request, error: Exception) -> JSONResponse:
+    log.error("STAC %s: the catalog is unreachable: %s", request.url.path[:200], error)
+    return JSONResponse({"code": "Unavailable", "description": "the catalog cannot be reached now; retry later"},
+                        status_code=503)
+

@@ -1,0 +1,179 @@
+"""The catalog's records as STAC: a collection per model, an item per segmentation (a product seen by one
+model version), with its maps as assets served by the HTTP app.
+
+Items carry the product's footprint and times, ``eo:cloud_cover``, ``grid:code``, the map's grid
+(``proj:code``/``proj:shape``/``proj:transform``), the classification extension on the class map
+(``classification:classes``: value, name, title, colour) and the share of each class present as
+``fraction:<class slug>`` properties (queryable with CQL2). Asset links point at the HTTP app's
+``/v1/maps/<collection>/<item>/<file>`` route, which answers range requests, so GDAL's ``/vsicurl/`` and
+QGIS read windows of the COGs without downloading them.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from collections.abc import Iterable
+from typing import Any
+
+from geoalchemy2.shape import to_shape
+from shapely.geometry import mapping
+
+from earthsignature.core.classes import ClassShare
+from earthsignature.core.cog import CLASS_NODATA, CLOUD_MASK_NODATA, CONFIDENCE_NODATA, LAYER_DESCRIPTIONS
+from earthsignature.core.manifest import ModelCard
+from earthsignature.service.catalog.catalog import Found, ModelCollection
+from earthsignature.service.catalog.stac_filter import FRACTION_PREFIX, class_slug, item_id
+
+STAC_VERSION = "1.1.0"
+EXTENSIONS = {
+    "classification": "https://stac-extensions.github.io/classification/v2.0.0/schema.json",
+    "projection": "https://stac-extensions.github.io/projection/v2.0.0/schema.json",
+    "eo": "https://stac-extensions.github.io/eo/v2.0.0/schema.json",
+    "grid": "https://stac-extensions.github.io/grid/v1.1.0/schema.json",
+    "item_assets": "https://stac-extensions.github.io/item-assets/v1.0.0/schema.json",
+}
+COG = "image/tiff; application=geotiff; profile=cloud-optimized"
+#: The HTTP app's route to a segmentation's files.
+MAP_FILE_PATH = "/v1/maps/{collection}/{item}/{file_name}"
+#: asset key -> (file name, media type, roles, title)
+MAP_ASSETS = {
+    "classes": ("classes.tif", COG, ["data"], "Land-cover classes"),
+    "confidence": ("confidence.tif", COG, ["data", "quality"], "Confidence of the mapped class"),
+    "cloud_mask": ("cloud_mask.tif", COG, ["data", "cloud"], "Clouds, shadows and cirrus (Sentinel-2 SCL)"),
+    "style": ("classes.qml", "text/xml", ["style"], "QGIS style: class colours and names"),
+    "legend": ("classes.tif.aux.xml", "application/xml", ["metadata"],
+               "GDAL sidecar: category names and raster attribute table"),
+}
+CLOUD_CLASSES = [{"value": 0, "name": "clear", "title": "Clear"},
+                 {"value": 1, "name": "cloud", "title": "Cloud, cloud shadow or cirrus"},
+                 {"value": CLOUD_MASK_NODATA, "name": "no_data", "title": "No data", "nodata": True}]
+
+
+def map_file_route(collection: str, item: str, file_name: str) -> str:
+    quote = urllib.parse.quote
+    return MAP_FILE_PATH.format(collection=quote(collection, safe=""), item=quote(item, safe=""),
+                                file_name=file_name)
+
+
+def classification(legend: Iterable[ClassShare]) -> list[dict[str, Any]]:
+    """The classification extension's classes of a class map, no-data value included."""
+    classes = [{"value": s.land_cover.index, "name": class_slug(s.land_cover.name) or f"class_{s.land_cover.code}",
+                "title": s.land_cover.name, "description": f"code {s.land_cover.code}",
+                "color_hint": s.land_cover.hex_color.removeprefix("#").upper()}
+               for s in sorted(legend, key=lambda s: s.land_cover.index)]
+    return [*classes, {"value": CLASS_NODATA, "name": "no_data", "title": "No data", "nodata": True}]
+
+
+def _assets(found: Found, public_url: str, quicklook: str) -> dict[str, dict[str, Any]]:
+    segmentation = found.segmentation
+    present = {"classes": True, "confidence": bool(segmentation.confidence_url),
+               "cloud_mask": bool(segmentation.cloud_mask_url), "style": True, "legend": True}
+    identifier = item_id(segmentation.product.product_id, segmentation.model_version)
+    assets = {}
+    for key, (file_name, media_type, roles, title) in MAP_ASSETS.items():
+        if not present[key]:
+            continue
+        assets[key] = {"href": public_url + map_file_route(segmentation.model_name, identifier, file_name),
+                       "type": media_type, "roles": roles, "title": title}
+        if key in LAYER_DESCRIPTIONS:
+            assets[key]["description"] = LAYER_DESCRIPTIONS[key]
+    assets["classes"]["classification:classes"] = classification(c.to_share() for c in segmentation.classes)
+    if "confidence" in assets:
+        assets["confidence"]["nodata"] = CONFIDENCE_NODATA
+    if "cloud_mask" in assets:
+        assets["cloud_mask"]["classification:classes"] = CLOUD_CLASSES
+    if quicklook:
+        assets["thumbnail"] = {"href": quicklook, "type": "image/png", "roles": ["thumbnail", "overview"],
+                               "title": "RGB quicklook of the product"}
+    return assets
+
+
+def item(found: Found, base_url: str, public_url: str, quicklook: str) -> dict[str, Any]:
+    """One segmentation as a STAC item; ``base_url``: the STAC API root, ``public_url``: the HTTP app's."""
+    segmentation, product = found.segmentation, found.segmentation.product
+    footprint = to_shape(product.footprint)
+    identifier = item_id(product.product_id, segmentation.model_version)
+    gt = segmentation.geotransform
+    properties: dict[str, Any] = {
+        "datetime": product.start_time.isoformat(), "start_datetime": product.start_time.isoformat(),
+        "end_datetime": product.end_time.isoformat(), "created": segmentation.created_at.isoformat(),
+        "platform": f"sentinel-{product.platform[1:].lower()}" if product.platform.startswith("S") else
+        product.platform, "constellation": "sentinel-2", "processing:level": product.processing_level,
+        "grid:code": f"MGRS-{product.tile_id}", "proj:code": segmentation.crs,
+        "proj:shape": [segmentation.height, segmentation.width],
+        "proj:transform": [gt[1], gt[2], gt[0], gt[4], gt[5], gt[3]],
+        "earthsignature:product_id": product.product_id, "earthsignature:model_version": segmentation.model_version,
+    }
+    if product.cloud_cover is not None:
+        properties["eo:cloud_cover"] = product.cloud_cover
+    for statistic in segmentation.classes:
+        if statistic.pixel_count > 0:
+            properties[FRACTION_PREFIX + class_slug(statistic.name)] = round(statistic.fraction, 6)
+    if segmentation.model_card:
+        properties["earthsignature:model_card"] = segmentation.model_card
+    collection_url = f"{base_url}collections/{urllib.parse.quote(segmentation.model_name, safe='')}"
+    return {
+        "type": "Feature", "stac_version": STAC_VERSION, "stac_extensions": list(EXTENSIONS.values())[:4],
+        "id": identifier, "collection": segmentation.model_name,
+        "geometry": mapping(footprint), "bbox": list(footprint.bounds), "properties": properties,
+        "assets": _assets(found, public_url, quicklook),
+        "links": [
+            {"rel": "self", "type": "application/geo+json",
+             "href": f"{collection_url}/items/{urllib.parse.quote(identifier, safe='')}"},
+            {"rel": "parent", "type": "application/json", "href": collection_url},
+            {"rel": "collection", "type": "application/json", "href": collection_url},
+            {"rel": "root", "type": "application/json", "href": base_url},
+        ],
+    }
+
+
+def collection(summary: ModelCollection, base_url: str) -> dict[str, Any]:
+    """One model's maps as a STAC collection."""
+    card = f" Newest version {ModelCard(**summary.model_card).line()}." if summary.model_card else ""
+    url = f"{base_url}collections/{urllib.parse.quote(summary.name, safe='')}"
+    return {
+        "type": "Collection", "stac_version": STAC_VERSION, "id": summary.name,
+        "stac_extensions": [EXTENSIONS["classification"], EXTENSIONS["item_assets"]],
+        "title": f"Land-cover maps by {summary.name}",
+        "description": f"Sentinel-2 products segmented by the model {summary.name} (versions "
+                       f"{', '.join(summary.versions)}).{card}",
+        "license": "other", "keywords": ["land cover", "sentinel-2", "segmentation"],
+        "extent": {"spatial": {"bbox": [list(summary.bbox)]},
+                   "temporal": {"interval": [[summary.start.isoformat(), summary.end.isoformat()]]}},
+        "summaries": {"earthsignature:model_version": list(summary.versions), "constellation": ["sentinel-2"]},
+        "item_assets": {key: {"type": media_type, "roles": roles, "title": title}
+                        for key, (_, media_type, roles, title) in MAP_ASSETS.items()}
+        | {"classes": {"type": COG, "roles": ["data"], "title": MAP_ASSETS["classes"][3],
+                       "classification:classes": classification(summary.legend)}},
+        "links": [
+            {"rel": "self", "type": "application/json", "href": url},
+            {"rel": "items", "type": "application/geo+json", "href": f"{url}/items"},
+            {"rel": "queryables", "type": "application/schema+json", "href": f"{url}/queryables"},
+            {"rel": "parent", "type": "application/json", "href": base_url},
+            {"rel": "root", "type": "application/json", "href": base_url},
+        ],
+    }
+
+
+def queryables(class_names: Iterable[str], base_url: str, collection_id: str | None = None) -> dict[str, Any]:
+    """The JSON schema of the properties a CQL2 filter may use (stac_filter.PROPERTIES and class fractions)."""
+    properties: dict[str, Any] = {
+        "id": {"title": "Item id (<product id>-v<model version>)", "type": "string"},
+        "collection": {"title": "Collection (model name)", "type": "string"},
+        "datetime": {"title": "Acquisition start", "type": "string", "format": "date-time"},
+        "start_datetime": {"title": "Acquisition start", "type": "string", "format": "date-time"},
+        "end_datetime": {"title": "Acquisition end", "type": "string", "format": "date-time"},
+        "geometry": {"title": "Footprint", "$ref": "https://geojson.org/schema/Geometry.json"},
+        "eo:cloud_cover": {"title": "Cloud cover of the product (%)", "type": "number", "minimum": 0,
+                           "maximum": 100},
+        "grid:code": {"title": "MGRS tile (MGRS-34SGH)", "type": "string"},
+        "earthsignature:product_id": {"title": "Sentinel-2 product name", "type": "string"},
+        "earthsignature:model_version": {"title": "Model version", "type": "string"},
+    }
+    for name in sorted(set(class_names)):
+        properties[FRACTION_PREFIX + class_slug(name)] = {
+            "title": f"Share of '{name}' in the map", "type": "number", "minimum": 0, "maximum": 1}
+    suffix = f"collections/{urllib.parse.quote(collection_id, safe='')}/queryables" if collection_id else "queryables"
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": f"{base_url}{suffix}",
+            "type": "object", "title": f"Queryables of {collection_id or 'every collection'}",
+            "properties": properties, "additionalProperties": False}

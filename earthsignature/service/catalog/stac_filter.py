@@ -1,0 +1,205 @@
+"""CQL2 filters (the STAC API filter extension) as conditions on the catalog's tables.
+
+A filter arrives as CQL2 text or CQL2 JSON; ``cql2`` (the reference parser) turns either into CQL2 JSON, and
+this module turns that tree into one SQLAlchemy condition over products, segmentations and class
+statistics. Only what is listed in ``CONFORMANCE`` is understood: basic CQL2 (comparisons, ``and``/``or``/
+``not``, ``isNull``), the advanced comparison operators (``like``, ``between``, ``in``) and ``s_intersects``;
+anything else is refused with a message naming it. Literals are always bound parameters.
+
+Queryable properties are the item properties the STAC API writes (``stac_items`` names them the same way):
+``id``, ``collection``, ``datetime``, ``start_datetime``, ``end_datetime``, ``geometry``,
+``eo:cloud_cover``, ``grid:code`` (``MGRS-34SGH``), ``earthsignature:product_id``,
+``earthsignature:model_version`` and, per class, ``fraction:<class slug>`` (``fraction:burnt_areas``:
+the share of the map's valid pixels in that class; 0 where the class is absent).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from datetime import date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from geoalchemy2.shape import from_shape
+from shapely.errors import ShapelyError
+from shapely.geometry import shape
+
+from earthsignature.service.catalog.tables import ClassStatistic, Product, Segmentation
+
+#: CQL2 conformance classes this translation implements (the STAC API declares exactly these).
+CONFORMANCE = (
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-cql2",
+    "http://www.opengis.net/spec/cql2/1.0/conf/advanced-comparison-operators",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions",
+    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-text",
+    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-json",
+)
+FRACTION_PREFIX = "fraction:"
+ITEM_ID_SEPARATOR = "-v"
+MAX_FILTER_CHARS = 20_000
+MAX_DEPTH = 32
+
+
+class FilterError(ValueError):
+    """A filter this catalog cannot evaluate; the message says what to change."""
+
+
+def class_slug(name: str) -> str:
+    """A class name as a property name part: ``Burnt areas`` -> ``burnt_areas``."""
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+
+
+def _slug_sql(column) -> sa.ColumnElement:
+    """``class_slug`` in SQL (the same rule, for names stored in the catalog)."""
+    return sa.func.trim(sa.func.regexp_replace(sa.func.lower(column), "[^a-z0-9]+", "_", "g"), "_")
+
+
+def item_id(product_id: str, model_version: str) -> str:
+    """A segmentation's STAC item id, unique within its collection (the model)."""
+    return f"{product_id}{ITEM_ID_SEPARATOR}{model_version}"
+
+
+def item_id_sql() -> sa.ColumnElement:
+    return sa.func.concat(Product.product_id, ITEM_ID_SEPARATOR, Segmentation.model_version)
+
+
+def fraction_sql(slug: str) -> sa.ColumnElement:
+    """The share of a segmentation's pixels in the class whose slug this is (0 when absent)."""
+    share = (sa.select(ClassStatistic.fraction)
+             .where(ClassStatistic.segmentation_id == Segmentation.id, ClassStatistic.pixel_count > 0,
+                    _slug_sql(ClassStatistic.name) == slug)
+             .limit(1).scalar_subquery())
+    return sa.func.coalesce(share, 0.0)
+
+
+#: property -> (SQL expression, kind of its values)
+PROPERTIES: dict[str, tuple[Callable[[], sa.ColumnElement], str]] = {
+    "id": (item_id_sql, "string"),
+    "collection": (lambda: Segmentation.model_name, "string"),
+    "datetime": (lambda: Product.start_time, "timestamp"),
+    "start_datetime": (lambda: Product.start_time, "timestamp"),
+    "end_datetime": (lambda: Product.end_time, "timestamp"),
+    "geometry": (lambda: Product.footprint, "geometry"),
+    "eo:cloud_cover": (lambda: Product.cloud_cover, "number"),
+    "grid:code": (lambda: sa.func.concat("MGRS-", Product.tile_id), "string"),
+    "earthsignature:product_id": (lambda: Product.product_id, "string"),
+    "earthsignature:model_version": (lambda: Segmentation.model_version, "string"),
+}
+
+
+def parse(expression: str | Mapping[str, Any], language: str | None = None) -> dict[str, Any]:
+    """CQL2 text or JSON (a string or a parsed object) -> CQL2 JSON, or ``FilterError``."""
+    import cql2
+
+    if isinstance(expression, str) and len(expression) > MAX_FILTER_CHARS:
+        raise FilterError(f"the filter is longer than {MAX_FILTER_CHARS} characters")
+    if isinstance(expression, str) and (language == "cql2-json" or expression.lstrip().startswith("{")):
+        try:
+            expression = json.loads(expression)
+        except ValueError as error:
+            raise FilterError(f"the filter is not valid JSON: {error}") from error
+    try:
+        return cql2.Expr(expression).to_json()
+    except Exception as error:  # cql2 0.6 raises a bare Exception for a syntax error
+        raise FilterError(f"the filter is not valid CQL2: {' '.join(str(error).split())[:300]}") from error
+
+
+def condition(tree: Mapping[str, Any], depth: int = 0) -> sa.ColumnElement[bool]:
+    """One CQL2 JSON expression -> a boolean SQL condition."""
+    if depth > MAX_DEPTH:
+        raise FilterError(f"the filter nests deeper than {MAX_DEPTH} levels")
+    if isinstance(tree, bool):
+        return sa.true() if tree else sa.false()
+    if not isinstance(tree, Mapping) or "op" not in tree:
+        raise FilterError(f"expected a CQL2 operation, got {json.dumps(tree)[:80]}")
+    op, args = str(tree["op"]).lower(), list(tree.get("args") or [])
+    if op in ("and", "or"):
+        parts = [condition(arg, depth + 1) for arg in args]
+        return sa.and_(*parts) if op == "and" else sa.or_(*parts)
+    if op == "not":
+        return sa.not_(condition(_one(args, op), depth + 1))
+    if op == "isnull":
+        return _operand(_one(args, op), None).is_(None)
+    if op in _COMPARISONS:
+        left, right = _pair(args, op)
+        return _COMPARISONS[op](left, right)
+    if op == "like":
+        left, right = _pair(args, op)
+        return left.like(right)
+    if op == "between":
+        if len(args) != 3:
+            raise FilterError("between takes a property and two bounds")
+        kind = _kind(args[0])
+        return _operand(args[0], kind).between(_operand(args[1], kind), _operand(args[2], kind))
+    if op == "in":
+        if len(args) != 2 or not isinstance(args[1], list):
+            raise FilterError("in takes a property and a list of values")
+        kind = _kind(args[0])
+        return _operand(args[0], kind).in_([_operand(value, kind) for value in args[1]])
+    if op == "s_intersects":
+        left, right = _pair(args, op)
+        return sa.func.ST_Intersects(left, right)
+    raise FilterError(f"the operator {op[:40]!r} is not supported here; supported: and, or, not, =, <>, <, <=, >, "
+                      ">=, isNull, like, between, in, s_intersects")
+
+
+_COMPARISONS = {"=": lambda a, b: a == b, "<>": lambda a, b: a != b, "<": lambda a, b: a < b,
+                "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b}
+
+
+def _one(args: list, op: str):
+    if len(args) != 1:
+        raise FilterError(f"{op} takes one argument")
+    return args[0]
+
+
+def _pair(args: list, op: str) -> tuple[sa.ColumnElement, sa.ColumnElement]:
+    if len(args) != 2:
+        raise FilterError(f"{op} takes two arguments")
+    kind = _kind(args[0]) or _kind(args[1])
+    return _operand(args[0], kind), _operand(args[1], kind)
+
+
+def _kind(node) -> str | None:
+    if isinstance(node, Mapping) and "property" in node:
+        return _property(str(node["property"]))[1]
+    return None
+
+
+def _property(name: str) -> tuple[sa.ColumnElement, str]:
+    if name in PROPERTIES:
+        expression, kind = PROPERTIES[name]
+        return expression(), kind
+    if name.startswith(FRACTION_PREFIX) and re.fullmatch(r"[a-z0-9_]{1,128}", name.removeprefix(FRACTION_PREFIX)):
+        return fraction_sql(name.removeprefix(FRACTION_PREFIX)), "number"
+    raise FilterError(f"unknown property {name[:60]!r}: see /queryables (e.g. eo:cloud_cover, "
+                      f"{FRACTION_PREFIX}burnt_areas)")
+
+
+def _operand(node, kind: str | None) -> sa.ColumnElement:
+    """A property, or a literal bound as a parameter of the property's kind."""
+    if isinstance(node, Mapping) and "property" in node:
+        return _property(str(node["property"]))[0]
+    if isinstance(node, Mapping) and ("timestamp" in node or "date" in node):
+        return sa.literal(_moment(node.get("timestamp") or node.get("date")))
+    if isinstance(node, Mapping) and "type" in node:
+        try:
+            return from_shape(shape(node), srid=4326)
+        except (ShapelyError, ValueError, TypeError, KeyError) as error:
+            raise FilterError(f"not a GeoJSON geometry: {str(error)[:100]}") from error
+    if isinstance(node, Mapping | list):
+        raise FilterError(f"unsupported operand {json.dumps(node)[:80]}")
+    if kind == "timestamp" and isinstance(node, str):
+        return sa.literal(_moment(node))
+    if kind == "number" and (isinstance(node, bool) or not isinstance(node, int | float)):
+        raise FilterError(f"{json.dumps(node)[:40]} is not a number")
+    return sa.literal(node)
+
+
+def _moment(text) -> datetime | date:
+    try:
+        return datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError as error:
+        raise FilterError(f"{str(text)[:40]!r} is not an RFC 3339 date or time") from error

@@ -1,0 +1,175 @@
+"""The STAC API and the map files, against a real server on 127.0.0.1 with real TLS, through pystac-client,
+GDAL's /vsicurl/ (rasterio) and plain HTTPS."""
+
+from __future__ import annotations
+
+import json
+import ssl
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+import uuid
+import xml.etree.ElementTree as ET
+from email.message import Message
+
+import numpy as np
+import pytest
+from cryptography import x509
+from pystac_client import Client
+from pystac_client.stac_api_io import StacApiIO
+
+from earthsignature.client import EarthSignatureClient
+from earthsignature.embedded.ports import free_port
+from earthsignature.samples.requests import class_map, product_request
+from earthsignature.service.api.auth import TlsFiles
+from earthsignature.service.api.http_app import start_gateway
+from earthsignature.service.api.server import build_server
+
+from .api_fixtures import make_certificates
+
+pytestmark = pytest.mark.postgis
+TILES = ["34SGH", "31TCJ", "33UUP", "35VLG", "32TQM", "30TWM", "29TNE"]
+
+
+@pytest.fixture(scope="module")
+def stac_db(postgis_cluster):
+    """One database for the module's read-only tests."""
+    name = f"test_stac_{uuid.uuid4().hex[:8]}"
+    postgis_cluster.create_database(name)
+    yield postgis_cluster.url(name)
+    postgis_cluster.drop_database(name)
+
+
+@pytest.fixture(scope="module")
+def stac(stac_db, tmp_path_factory):
+    """A server holding seven CLC maps (two with burnt areas) and one burnt-area model's map."""
+    postgis_db = stac_db
+    folder = tmp_path_factory.mktemp("stac")
+    certs = make_certificates(folder / "certs")
+    tls = TlsFiles(certs.ca.cert_path, certs.server[1], certs.server[0], certs.ca.revoked_path)
+    http_port = free_port()
+    with build_server(postgis_db, str(folder / "store"), "127.0.0.1:0", tls,
+                      public_url=f"https://127.0.0.1:{http_port}") as server:
+        gateway = start_gateway(server.service, ("127.0.0.1", http_port), tls)
+        key, cert = certs.internal
+        with EarthSignatureClient(f"127.0.0.1:{server.port}", ca=certs.ca.cert_path, cert=cert, key=key) as client:
+            for number, tile_id in enumerate(TILES, start=1):
+                client.create(product_request(number, tile_id, day=number, cloud=5.0 * number,
+                                              burnt_share=0.3 if number in (1, 4) else 0.0))
+            client.create(product_request(9, "34SGH", day=9, model="burnt-unet"))
+        yield certs, f"https://127.0.0.1:{http_port}"
+        gateway.stop()
+
+
+@pytest.fixture
+def pystac_client(stac, monkeypatch):
+    """pystac-client as a pilot configures it: the project CA through REQUESTS_CA_BUNDLE (pystac-client asks
+    requests to verify with the environment's bundle), the client certificate on the session."""
+    certs, root = stac
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(certs.ca.cert_path))
+
+    def open_client(who: str = "pilot") -> Client:
+        io = StacApiIO()
+        key, cert = getattr(certs, who)
+        io.session.cert = (str(cert), str(key))
+        return Client.open(f"{root}/stac/", stac_io=io)
+
+    return open_client
+
+
+def fetch(stac, path: str, headers: dict | None = None, who: str = "pilot") -> tuple[int, Message, bytes]:
+    certs, root = stac
+    context = ssl.create_default_context(cafile=str(certs.ca.cert_path))
+    context.load_cert_chain(*reversed(getattr(certs, who)))
+    request = urllib.request.Request(root + path, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, context=context, timeout=10) as response:
+            return response.status, response.headers, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers, error.read()
+
+
+def test_pystac_client_searches_pages_and_filters(pystac_client) -> None:
+    client = pystac_client()
+    assert {c.id for c in client.get_collections()} == {"clc-unet", "burnt-unet"}
+    assert client.conforms_to("ITEM_SEARCH") and client.conforms_to("FILTER")
+    search = client.search(collections=["clc-unet"], limit=3, max_items=100)
+    items = list(search.items())
+    assert len(items) == len(TILES) and len(list(search.pages())) == 3  # 3 + 3 + 1, paged by token
+    assert [i.properties["grid:code"] for i in items] == [f"MGRS-{t}" for t in reversed(TILES)]  # newest first
+    burnt = client.search(collections=["clc-unet"], filter="fraction:burnt_areas >= 0.1", max_items=100)
+    assert sorted(i.properties["grid:code"] for i in burnt.items()) == ["MGRS-34SGH", "MGRS-35VLG"]
+    cql2_json = {"op": "and", "args": [{"op": "<", "args": [{"property": "eo:cloud_cover"}, 12]},
+                                       {"op": "=", "args": [{"property": "collection"}, "clc-unet"]}]}
+    assert [i.properties["eo:cloud_cover"] for i in client.search(filter=cql2_json, method="POST").items()] \
+        == [10.0, 5.0]
+    west, south, *_ = items[-1].bbox  # 34SGH's map, the oldest
+    inside = [west + 0.001, south + 0.001, west + 0.002, south + 0.002]
+    assert [i.collection_id for i in client.search(bbox=inside, datetime="2021-08-01/2021-08-03").items()] \
+        == ["clc-unet"]  # the burnt-area model's map of 34SGH is of 2021-08-10
+    assert len(list(client.search(bbox=inside).items())) == 2
+    assert list(client.search(bbox=inside, datetime="2021-08-11T00:00:00Z/..").items()) == []
+    one = items[0]
+    assert [i.id for i in client.search(ids=[one.id]).items()] == [one.id]
+    assert client.get_collection("clc-unet").get_item(one.id).id == one.id
+
+
+def test_items_carry_assets_classes_and_fractions(stac, pystac_client) -> None:
+    item = next(pystac_client().search(collections=["clc-unet"], filter="grid:code = 'MGRS-34SGH'").items())
+    expected = class_map(120, 1, 0.3)
+    assert item.properties["fraction:burnt_areas"] == pytest.approx(float((expected == 2).mean()), abs=1e-6)
+    assert item.properties["proj:code"] == "EPSG:32634" and item.properties["proj:shape"] == [120, 120]
+    classes = {c["value"]: c for c in item.assets["classes"].extra_fields["classification:classes"]}
+    assert classes[2]["title"] == "Burnt areas" and classes[2]["name"] == "burnt_areas" and classes[255]["nodata"]
+    assert set(item.assets) >= {"classes", "cloud_mask", "style", "legend"}
+    assert all(a.href.startswith(stac[1] + "/v1/maps/clc-unet/") for a in item.assets.values())
+    assert item.assets["classes"].media_type == "image/tiff; application=geotiff; profile=cloud-optimized"
+
+
+def test_an_asset_opens_in_gdal_through_https_range_reads(stac, pystac_client) -> None:
+    certs, _ = stac
+    item = next(pystac_client().search(collections=["clc-unet"], filter="grid:code = 'MGRS-34SGH'").items())
+    key, cert = certs.pilot
+    options = {"GDAL_HTTP_SSLCERT": str(cert), "GDAL_HTTP_SSLKEY": str(key),
+               "GDAL_CURL_CA_BUNDLE": str(certs.ca.cert_path)}  # how QGIS is told about the pilot's certificate
+    # in a process of its own, as QGIS would be: GDAL holds the interpreter lock while it opens a dataset,
+    # and this server runs in the test's process
+    reader = ("import json, sys, rasterio\n"
+              "with rasterio.Env(**json.loads(sys.argv[2])), rasterio.open(sys.argv[1]) as dataset:\n"
+              "    print(json.dumps({'window': dataset.read(1, window=((0, 10), (0, 120))).tolist(),\n"
+              "                      'tags': dataset.tags(1), 'overviews': dataset.overviews(1)}))\n")
+    done = subprocess.run([sys.executable, "-c", reader, item.assets["classes"].href, json.dumps(options)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    read = json.loads(done.stdout)
+    window = np.array(read["window"])
+    assert read["tags"]["CLASS_2"] == "Burnt areas" and read["overviews"] == []  # 120 px: none needed
+    assert np.array_equal(window, class_map(120, 1, 0.3)[:10])
+    path = item.assets["classes"].href.removeprefix(stac[1])
+    status, headers, body = fetch(stac, path, {"Range": "bytes=0-99"})
+    assert status == 206 and len(body) == 100 and headers["Content-Range"].startswith("bytes 0-99/")
+    status, _, body = fetch(stac, item.assets["legend"].href.removeprefix(stac[1]))
+    categories = [c.text for c in ET.fromstring(body).iter("Category")]
+    assert status == 200 and categories[2] == "Burnt areas"
+
+
+def test_errors_are_clear_and_access_needs_a_valid_certificate(stac) -> None:
+    status, _, body = fetch(stac, "/stac/search?filter=" + urllib.request.quote("nonsense >= 1"))
+    assert status == 400 and "unknown property 'nonsense'" in json.loads(body)["description"]
+    status, _, body = fetch(stac, "/stac/search?filter=" + urllib.request.quote("eo:cloud_cover >"))
+    assert status == 400 and "not valid CQL2" in json.loads(body)["description"]
+    assert fetch(stac, "/stac/collections/no-such-model")[0] == 404
+    assert fetch(stac, "/stac/collections/clc-unet/items/S2A_nothing-v1")[0] == 404
+    status, _, body = fetch(stac, "/v1/maps/clc-unet/S2A_nothing-v1/classes.tif")
+    assert status == 404 and json.loads(body)["code"] == 5
+    status, _, body = fetch(stac, "/v1/maps/clc-unet/..%2Fetc-v1/classes.tif")
+    assert status in (400, 404)
+    certs, _ = stac
+    certs.ca.revoke(x509.load_pem_x509_certificate(certs.pilot[1].read_bytes()).serial_number)
+    try:
+        status, _, body = fetch(stac, "/stac/collections")
+        assert status == 401 and "revoked" in json.loads(body)["message"]
+        assert fetch(stac, "/stac/collections", who="internal")[0] == 200
+    finally:
+        certs.ca.revoked_path.write_text("[]\n")
