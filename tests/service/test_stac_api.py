@@ -58,7 +58,7 @@ def stac(stac_db, tmp_path_factory):
                 client.create(product_request(number, tile_id, day=number, cloud=5.0 * number,
                                               burnt_share=0.3 if number in (1, 4) else 0.0))
             client.create(product_request(9, "34SGH", day=9, model="burnt-unet"))
-        yield certs, f"https://127.0.0.1:{http_port}"
+        yield certs, f"https://127.0.0.1:{http_port}", f"127.0.0.1:{server.port}"
         gateway.stop()
 
 
@@ -66,7 +66,7 @@ def stac(stac_db, tmp_path_factory):
 def pystac_client(stac, monkeypatch):
     """pystac-client as a pilot configures it: the project CA through REQUESTS_CA_BUNDLE (pystac-client asks
     requests to verify with the environment's bundle), the client certificate on the session."""
-    certs, root = stac
+    certs, root, _ = stac
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(certs.ca.cert_path))
 
     def open_client(who: str = "pilot") -> Client:
@@ -79,7 +79,7 @@ def pystac_client(stac, monkeypatch):
 
 
 def fetch(stac, path: str, headers: dict | None = None, who: str = "pilot") -> tuple[int, Message, bytes]:
-    certs, root = stac
+    certs, root, _ = stac
     context = ssl.create_default_context(cafile=str(certs.ca.cert_path))
     context.load_cert_chain(*reversed(getattr(certs, who)))
     request = urllib.request.Request(root + path, headers=headers or {})
@@ -128,7 +128,7 @@ def test_items_carry_assets_classes_and_fractions(stac, pystac_client) -> None:
 
 
 def test_an_asset_opens_in_gdal_through_https_range_reads(stac, pystac_client) -> None:
-    certs, _ = stac
+    certs, *_ = stac
     item = next(pystac_client().search(collections=["clc-unet"], filter="grid:code = 'MGRS-34SGH'").items())
     key, cert = certs.pilot
     options = {"GDAL_HTTP_SSLCERT": str(cert), "GDAL_HTTP_SSLKEY": str(key),
@@ -154,6 +154,18 @@ def test_an_asset_opens_in_gdal_through_https_range_reads(stac, pystac_client) -
     assert status == 200 and categories[2] == "Burnt areas"
 
 
+def test_grpc_responses_link_to_the_stac_item_and_the_map(stac, pystac_client) -> None:
+    certs, root, address = stac
+    key, cert = certs.pilot
+    with EarthSignatureClient(address, ca=certs.ca.cert_path, cert=cert, key=key) as client:
+        message = next(m for m in client.list_messages() if m.tile_id == "35VLG")
+    item = pystac_client().search(ids=[f"{message.product_id}-v1"]).item_collection()[0]
+    assert message.item_url == f"{root}/stac/collections/clc-unet/items/{item.id}"
+    assert message.map_url == item.assets["classes"].href
+    status, _, body = fetch(stac, message.item_url.removeprefix(root))
+    assert status == 200 and json.loads(body)["id"] == item.id
+
+
 def test_errors_are_clear_and_access_needs_a_valid_certificate(stac) -> None:
     status, _, body = fetch(stac, "/stac/search?filter=" + urllib.request.quote("nonsense >= 1"))
     assert status == 400 and "unknown property 'nonsense'" in json.loads(body)["description"]
@@ -165,7 +177,7 @@ def test_errors_are_clear_and_access_needs_a_valid_certificate(stac) -> None:
     assert status == 404 and json.loads(body)["code"] == 5
     status, _, body = fetch(stac, "/v1/maps/clc-unet/..%2Fetc-v1/classes.tif")
     assert status in (400, 404)
-    certs, _ = stac
+    certs, *_ = stac
     certs.ca.revoke(x509.load_pem_x509_certificate(certs.pilot[1].read_bytes()).serial_number)
     try:
         status, _, body = fetch(stac, "/stac/collections")

@@ -46,8 +46,8 @@ from earthsignature.service.api import validation
 from earthsignature.service.api.auth import AuthError, TlsFiles, caller_from_pem
 from earthsignature.service.api.errors import ApiError, NotFound, ResourceExhausted
 from earthsignature.service.api.servicer import QUICKLOOK_PATH, DatabaseService
-from earthsignature.service.api.stac import STAC_PREFIX, build_stac_app
-from earthsignature.service.api.stac_items import MAP_ASSETS, MAP_FILE_PATH
+from earthsignature.service.api.stac import build_stac_app
+from earthsignature.service.api.stac_items import MAP_ASSETS, MAP_FILE_PATH, STAC_PREFIX
 from earthsignature.service.catalog.stac_filter import ITEM_ID_SEPARATOR
 
 log = logging.getLogger("earthsignature.http")

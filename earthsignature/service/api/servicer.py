@@ -27,7 +27,7 @@ from earthsignature.core.manifest import ModelCard
 from earthsignature.core.settings import ApiLimits
 from earthsignature.pb.geobufproto import geobuf_pb2
 from earthsignature.pb.snapearth.api.v1 import database_pb2, database_pb2_grpc, segmentation_pb2
-from earthsignature.service.api import validation
+from earthsignature.service.api import stac_items, validation
 from earthsignature.service.api.auth import (
     ROLES,
     AuthError,
@@ -96,6 +96,14 @@ class DatabaseService(database_pb2_grpc.DatabaseProductServiceServicer):
 
     def SearchSegmentation(self, request, context):
         yield from _stream(context, lambda: self._search(request, context))
+
+    def map_links(self, segmentation) -> tuple[str, str]:
+        """The segmentation's STAC item and class-map COG as the HTTP app serves them ("" without one)."""
+        if not self.public_url:
+            return "", ""
+        item = stac_items.item_id(segmentation.product.product_id, segmentation.model_version)
+        return (self.public_url + stac_items.item_route(segmentation.model_name, item),
+                self.public_url + stac_items.map_file_route(segmentation.model_name, item, "classes.tif"))
 
     def quicklook_link(self, product) -> str:
         """The quicklook as the HTTP app serves it (``/v1/products/<id>/quicklook.png``): a pilot can open it
@@ -237,6 +245,7 @@ class DatabaseService(database_pb2_grpc.DatabaseProductServiceServicer):
             model_name=segmentation.model_name, model_version=segmentation.model_version,
             tile_id=product.tile_id, cloud_cover=product.cloud_cover or 0.0, page_token=item.page_key.token(),
             footprint=geobuf_pb2.Data.FromString(geobuf.encode(mapping(footprint))))
+        response.item_url, response.map_url = self.map_links(segmentation)
         response.start_date.FromDatetime(product.start_time)
         response.end_date.FromDatetime(product.end_time)
         if segmentation.model_card:

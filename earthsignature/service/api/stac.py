@@ -43,10 +43,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from earthsignature.service.api import stac_items
+from earthsignature.service.api.stac_items import STAC_PREFIX
 from earthsignature.service.catalog import stac_filter
 from earthsignature.service.catalog.catalog import CatalogError, Filters
 
-STAC_PREFIX = "/stac"
 log = logging.getLogger("earthsignature.stac")
 
 

@@ -25,6 +25,8 @@ from earthsignature.service.catalog.catalog import Found, ModelCollection
 from earthsignature.service.catalog.stac_filter import FRACTION_PREFIX, class_slug, item_id
 
 STAC_VERSION = "1.1.0"
+#: Where the HTTP app mounts the STAC API.
+STAC_PREFIX = "/stac"
 EXTENSIONS = {
     "classification": "https://stac-extensions.github.io/classification/v2.0.0/schema.json",
     "projection": "https://stac-extensions.github.io/projection/v2.0.0/schema.json",
@@ -53,6 +55,11 @@ def map_file_route(collection: str, item: str, file_name: str) -> str:
     quote = urllib.parse.quote
     return MAP_FILE_PATH.format(collection=quote(collection, safe=""), item=quote(item, safe=""),
                                 file_name=file_name)
+
+
+def item_route(collection: str, item: str) -> str:
+    quote = urllib.parse.quote
+    return f"{STAC_PREFIX}/collections/{quote(collection, safe='')}/items/{quote(item, safe='')}"
 
 
 def classification(legend: Iterable[ClassShare]) -> list[dict[str, Any]]:

@@ -106,7 +106,7 @@ class SearchSegmentationRequest(_message.Message):
     def __init__(self, query: _Optional[str] = ..., n_results: _Optional[int] = ..., descriptor_set: _Optional[_Union[_descriptor_pb2.FileDescriptorSet, _Mapping]] = ..., page_token: _Optional[str] = ..., raster_encoding: _Optional[_Union[_segmentation_pb2.RasterEncoding, str]] = ..., max_pixels: _Optional[int] = ...) -> None: ...
 
 class SegmentationResponse(_message.Message):
-    __slots__ = ("wkt", "segmentation", "cloud_mask", "product_id", "quicklook", "start_date", "end_date", "model_name", "model_version", "classes", "footprint", "segmentation_polygons", "confidence", "tile_id", "cloud_cover", "page_token", "model_card")
+    __slots__ = ("wkt", "segmentation", "cloud_mask", "product_id", "quicklook", "start_date", "end_date", "model_name", "model_version", "classes", "footprint", "segmentation_polygons", "confidence", "tile_id", "cloud_cover", "page_token", "model_card", "item_url", "map_url")
     WKT_FIELD_NUMBER: _ClassVar[int]
     SEGMENTATION_FIELD_NUMBER: _ClassVar[int]
     CLOUD_MASK_FIELD_NUMBER: _ClassVar[int]
@@ -124,6 +124,8 @@ class SegmentationResponse(_message.Message):
     CLOUD_COVER_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     MODEL_CARD_FIELD_NUMBER: _ClassVar[int]
+    ITEM_URL_FIELD_NUMBER: _ClassVar[int]
+    MAP_URL_FIELD_NUMBER: _ClassVar[int]
     wkt: str
     segmentation: _segmentation_pb2.Raster
     cloud_mask: _segmentation_pb2.Raster
@@ -141,4 +143,6 @@ class SegmentationResponse(_message.Message):
     cloud_cover: float
     page_token: str
     model_card: _segmentation_pb2.ModelCard
-    def __init__(self, wkt: _Optional[str] = ..., segmentation: _Optional[_Union[_segmentation_pb2.Raster, _Mapping]] = ..., cloud_mask: _Optional[_Union[_segmentation_pb2.Raster, _Mapping]] = ..., product_id: _Optional[str] = ..., quicklook: _Optional[str] = ..., start_date: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_date: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., classes: _Optional[_Iterable[_Union[_segmentation_pb2.ClassStatistic, _Mapping]]] = ..., footprint: _Optional[_Union[_geobuf_pb2.Data, _Mapping]] = ..., segmentation_polygons: _Optional[_Union[_geobuf_pb2.Data, _Mapping]] = ..., confidence: _Optional[_Union[_segmentation_pb2.Raster, _Mapping]] = ..., tile_id: _Optional[str] = ..., cloud_cover: _Optional[float] = ..., page_token: _Optional[str] = ..., model_card: _Optional[_Union[_segmentation_pb2.ModelCard, _Mapping]] = ...) -> None: ...
+    item_url: str
+    map_url: str
+    def __init__(self, wkt: _Optional[str] = ..., segmentation: _Optional[_Union[_segmentation_pb2.Raster, _Mapping]] = ..., cloud_mask: _Optional[_Union[_segmentation_pb2.Raster, _Mapping]] = ..., product_id: _Optional[str] = ..., quicklook: _Optional[str] = ..., start_date: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_date: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., classes: _Optional[_Iterable[_Union[_segmentation_pb2.ClassStatistic, _Mapping]]] = ..., footprint: _Optional[_Union[_geobuf_pb2.Data, _Mapping]] = ..., segmentation_polygons: _Optional[_Union[_geobuf_pb2.Data, _Mapping]] = ..., confidence: _Optional[_Union[_segmentation_pb2.Raster, _Mapping]] = ..., tile_id: _Optional[str] = ..., cloud_cover: _Optional[float] = ..., page_token: _Optional[str] = ..., model_card: _Optional[_Union[_segmentation_pb2.ModelCard, _Mapping]] = ..., item_url: _Optional[str] = ..., map_url: _Optional[str] = ...) -> None: ...
