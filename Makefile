@@ -5,9 +5,9 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: setup os-packages triton reference-data test lint proto proto-check demo clean-state
+.PHONY: setup os-packages triton reference-data web test lint proto proto-check demo clean-state
 
-setup: $(INSTALLED) os-packages triton reference-data
+setup: $(INSTALLED) os-packages triton reference-data web
 
 # Reinstall only when the dependency list changes.
 $(INSTALLED): pyproject.toml
@@ -24,6 +24,14 @@ REFERENCE_WHEEL := $(VENV)/reference/configilm-0.7.1-py3-none-any.whl
 reference-data: $(REFERENCE_WHEEL)
 $(REFERENCE_WHEEL): | $(INSTALLED)
 	$(BIN)/pip download -q --no-deps configilm==0.7.1 -d $(VENV)/reference
+
+# The map page's web map library (OpenLayers, pinned by web/package-lock.json), copied into the package.
+WEB_VENDOR := earthsignature/service/api/web/static/vendor
+web: $(WEB_VENDOR)/ol.js
+$(WEB_VENDOR)/ol.js: web/package-lock.json | os-packages
+	npm ci --prefix web --no-audit --no-fund --loglevel=error
+	mkdir -p $(WEB_VENDOR)
+	cp web/node_modules/ol/dist/ol.js web/node_modules/ol/ol.css $(WEB_VENDOR)/
 
 # A real Triton server (from the nvidia-pytriton wheel, without pytriton) for the model-service tests.
 triton: $(INSTALLED)

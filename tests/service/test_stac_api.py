@@ -4,6 +4,8 @@ GDAL's /vsicurl/ (rasterio) and plain HTTPS."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import ssl
 import subprocess
 import sys
@@ -12,10 +14,12 @@ import urllib.request
 import uuid
 import xml.etree.ElementTree as ET
 from email.message import Message
+from pathlib import Path
 
 import numpy as np
 import pytest
 from cryptography import x509
+from playwright.sync_api import sync_playwright
 from pystac_client import Client
 from pystac_client.stac_api_io import StacApiIO
 
@@ -185,3 +189,40 @@ def test_errors_are_clear_and_access_needs_a_valid_certificate(stac) -> None:
         assert fetch(stac, "/stac/collections", who="internal")[0] == 200
     finally:
         certs.ca.revoked_path.write_text("[]\n")
+
+
+def test_the_map_page_finds_maps_in_a_real_browser(stac, tmp_path) -> None:
+    """Debian's Chromium, headless, presenting the pilot's certificate (Playwright's client certificates):
+    the page lists the models, a search draws footprints and class maps, the legend names the classes present."""
+    chromium = shutil.which("chromium")
+    assert chromium, "Chromium is installed by `make setup` (scripts/os-packages.sh)"
+    certs, root, _ = stac
+    key, cert = certs.pilot
+    screenshot = Path(os.environ.get("EARTHSIGNATURE_MAP_SCREENSHOT", tmp_path / "map-page.png"))
+    with sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        try:
+            context = browser.new_context(
+                client_certificates=[{"origin": root, "certPath": str(cert), "keyPath": str(key)}],
+                ignore_https_errors=True, viewport={"width": 1280, "height": 800})  # the project CA is not the OS's
+            page = context.new_page()
+            page.goto(f"{root}/map?basemap=none")
+            page.wait_for_selector("body[data-state=ready]", timeout=30_000)
+            assert page.eval_on_selector_all("#collection option", "o => o.map(x => x.value)") == \
+                ["burnt-unet", "clc-unet"]
+            page.select_option("#collection", "clc-unet")
+            page.fill("#start", "2021-08-01")
+            page.fill("#end", "2021-08-31")
+            page.select_option("#categories", "burnt_areas")
+            page.evaluate("map.getView().setCenter(ol.proj.fromLonLat([0, 0])); map.getView().setZoom(1)")
+            page.click("#run")
+            page.wait_for_selector("body[data-state=done]", timeout=30_000)
+            assert page.inner_text("#status") == "2 maps found"
+            assert page.evaluate("footprints.getFeatures().length") == 2
+            assert page.evaluate("mapLayers.getLayers().getLength()") == 2  # both class maps drawn
+            legend = page.eval_on_selector_all(".legend-entry", "e => e.map(x => x.dataset.class)")
+            assert "burnt_areas" in legend and "clc-unet" in page.inner_text("#legend h2")
+            page.screenshot(path=str(screenshot))
+        finally:
+            browser.close()
+    assert screenshot.stat().st_size > 10_000

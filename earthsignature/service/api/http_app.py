@@ -9,6 +9,10 @@ status grpc-gateway gives that code, and an error after the first result sent in
 whether the catalog is reachable. Every request leaves one access-log line: caller, method, path,
 status, duration.
 
+Beside them, for pilots' tools: the STAC API at ``/stac`` (``stac.py``); each map's files at
+``/v1/maps/<collection>/<item>/<file>`` with range requests (COGs, legend sidecars) and as a Web Mercator
+PNG (``classes.png``); the product quicklooks; and the map page at ``/map``.
+
 Mutual TLS: uvicorn verifies the client certificate against the project CA in the TLS handshake (run by
 the event loop: an idle or slow client blocks nobody). uvicorn 0.54 does not hand the verified
 certificate to the application (the ASGI TLS extension is not released), so a small subclass of its h11
@@ -26,17 +30,20 @@ import ssl
 import threading
 import time
 from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
 
 import grpc
 import sqlalchemy as sa
 import uvicorn
 from google.protobuf import json_format
+from rasterio.errors import RasterioError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
-from starlette.routing import Mount, Route
+from starlette.routing import Mount, Route, request_response
+from starlette.staticfiles import StaticFiles
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from earthsignature.core.cog import legend_sidecars
@@ -45,12 +52,16 @@ from earthsignature.pb.snapearth.api.v1 import database_pb2
 from earthsignature.service.api import validation
 from earthsignature.service.api.auth import AuthError, TlsFiles, caller_from_pem
 from earthsignature.service.api.errors import ApiError, NotFound, ResourceExhausted
+from earthsignature.service.api.map_render import render_png
 from earthsignature.service.api.servicer import QUICKLOOK_PATH, DatabaseService
 from earthsignature.service.api.stac import build_stac_app
 from earthsignature.service.api.stac_items import MAP_ASSETS, MAP_FILE_PATH, STAC_PREFIX
 from earthsignature.service.catalog.stac_filter import ITEM_ID_SEPARATOR
 
 log = logging.getLogger("earthsignature.http")
+#: The pilots' map page: map.html, and static/ (our script and style, the web library in static/vendor).
+WEB_DIR = Path(__file__).with_name("web")
+MAP_PAGE = "/map"
 
 ROUTES = {"/v1/segmentation:list": ("ListSegmentation", database_pb2.ListSegmentationRequest),
           "/v1/segmentation:search": ("SearchSegmentation", database_pb2.SearchSegmentationRequest)}
@@ -169,6 +180,29 @@ def build_app(service: DatabaseService) -> Starlette:
         media_type = next((m for f, m, *_ in MAP_ASSETS.values() if f == params["file_name"]), None)
         return FileResponse(path, media_type=media_type, headers={"Cache-Control": "private, max-age=3600"})
 
+    async def map_picture(request: Request) -> Response:
+        """The class map as a Web Mercator PNG for web maps; its bounds in a header."""
+        params = request.path_params
+        try:
+            service.caller(HttpContext(peer_pem(request.scope)))
+            url = await run_in_threadpool(map_file_url, service, params["collection"], params["item"], "classes.tif")
+            rendered = await run_in_threadpool(render_png, url)
+        except ApiError as error:
+            return _status_response(error.code, str(error))
+        except (OSError, RasterioError, sa.exc.SQLAlchemyError) as error:
+            log.error("map picture %s: %s", request.url.path[:200], error)
+            return _status_response(grpc.StatusCode.UNAVAILABLE, "the map cannot be read now; retry later")
+        bounds = ",".join(f"{v:.3f}" for v in rendered.bounds_3857)
+        return Response(rendered.png, media_type="image/png",
+                        headers={"X-Bounds-EPSG-3857": bounds, "Access-Control-Expose-Headers": "X-Bounds-EPSG-3857",
+                                 "Cache-Control": "private, max-age=3600"})
+
+    async def map_page(request: Request) -> Response:
+        if not (WEB_DIR / "static" / "vendor" / "ol.js").exists():
+            return _status_response(grpc.StatusCode.UNAVAILABLE, "the map page's web library is not installed: "
+                                                                 "run `make web` (needs npm)")
+        return FileResponse(WEB_DIR / "map.html", media_type="text/html")
+
     async def healthz(request: Request) -> Response:
         try:
             await run_in_threadpool(_ping, service)
@@ -187,8 +221,12 @@ def build_app(service: DatabaseService) -> Starlette:
 
     routes = [Route(path, binding, methods=["GET"]) for path in ROUTES]
     routes.append(Route(QUICKLOOK_PATH, quicklook, methods=["GET"]))
+    routes.append(Route(MAP_FILE_PATH.replace("{file_name}", "classes.png"), map_picture, methods=["GET"]))
     routes.append(Route(MAP_FILE_PATH, map_file, methods=["GET", "HEAD"]))
     routes.append(Route("/healthz", healthz, methods=["GET"]))
+    routes.append(Route(MAP_PAGE, RequireCaller(map_page, service, endpoint=True), methods=["GET"]))
+    routes.append(Mount(f"{MAP_PAGE}/static", app=RequireCaller(StaticFiles(directory=WEB_DIR / "static",
+                                                                            check_dir=False), service)))
     routes.append(Mount(STAC_PREFIX, app=RequireCaller(build_stac_app(service), service)))
     return Starlette(routes=routes, exception_handlers={HTTPException: http_error})
 
@@ -236,10 +274,10 @@ def ranged_response(store, url: str, header: str | None) -> Response:
 
 class RequireCaller:
     """ASGI guard: the mounted application answers only callers with a valid certificate and role (the
-    same check as gRPC: project CA, role, revocation)."""
+    same check as gRPC: project CA, role, revocation). ``endpoint``: ``app`` is a Starlette request handler."""
 
-    def __init__(self, app, service: DatabaseService):
-        self.app, self.service = app, service
+    def __init__(self, app, service: DatabaseService, endpoint: bool = False):
+        self.app, self.service = (request_response(app) if endpoint else app), service
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "http":

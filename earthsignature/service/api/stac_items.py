@@ -42,6 +42,8 @@ MAP_ASSETS = {
     "classes": ("classes.tif", COG, ["data"], "Land-cover classes"),
     "confidence": ("confidence.tif", COG, ["data", "quality"], "Confidence of the mapped class"),
     "cloud_mask": ("cloud_mask.tif", COG, ["data", "cloud"], "Clouds, shadows and cirrus (Sentinel-2 SCL)"),
+    "visual": ("classes.png", "image/png", ["visual"], "Class map in Web Mercator for web maps (PNG, 1024 px; "
+               "its bounds in the X-Bounds-EPSG-3857 header)"),
     "style": ("classes.qml", "text/xml", ["style"], "QGIS style: class colours and names"),
     "legend": ("classes.tif.aux.xml", "application/xml", ["metadata"],
                "GDAL sidecar: category names and raster attribute table"),
@@ -74,7 +76,7 @@ def classification(legend: Iterable[ClassShare]) -> list[dict[str, Any]]:
 def _assets(found: Found, public_url: str, quicklook: str) -> dict[str, dict[str, Any]]:
     segmentation = found.segmentation
     present = {"classes": True, "confidence": bool(segmentation.confidence_url),
-               "cloud_mask": bool(segmentation.cloud_mask_url), "style": True, "legend": True}
+               "cloud_mask": bool(segmentation.cloud_mask_url), "visual": True, "style": True, "legend": True}
     identifier = item_id(segmentation.product.product_id, segmentation.model_version)
     assets = {}
     for key, (file_name, media_type, roles, title) in MAP_ASSETS.items():
