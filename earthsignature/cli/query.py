@@ -41,7 +41,7 @@ def query() -> None:
     """Ask the API as a pilot does: list by area/date/ids/categories, or search with text."""
 
 
-def _print_and_save(results, save: Path | None) -> None:
+def _print_and_save(client, results, save: Path | None) -> None:
     from earthsignature.client.pictures import save_maps
 
     count = 0
@@ -49,7 +49,7 @@ def _print_and_save(results, save: Path | None) -> None:
         count += 1
         click.echo(result.summary())
         if save and result.classes is not None:
-            save_maps(result, save)
+            save_maps(result, save, client.quicklook(result))
     click.echo(f"{count} result(s)" + (f", maps in {save}" if save and count else ""))
 
 
@@ -69,7 +69,7 @@ def query_list(wkt, start, end, products, categories, n_results, address, ca, ce
 
     try:
         with _client(address, ca, cert, key, insecure, config, overrides) as client:
-            _print_and_save(client.list(wkt=wkt, start=start, end=end, product_ids=products,
+            _print_and_save(client, client.list(wkt=wkt, start=start, end=end, product_ids=products,
                                         categories=categories, n_results=n_results), save)
     except grpc.RpcError as error:
         raise click.ClickException(f"{error.code().name}: {error.details()}") from error
@@ -86,6 +86,6 @@ def query_search(text, n_results, address, ca, cert, key, insecure, save, config
 
     try:
         with _client(address, ca, cert, key, insecure, config, overrides) as client:
-            _print_and_save(client.search(text, n_results=n_results), save)
+            _print_and_save(client, client.search(text, n_results=n_results), save)
     except grpc.RpcError as error:
         raise click.ClickException(f"{error.code().name}: {error.details()}") from error

@@ -13,6 +13,7 @@ are ``grpc.RpcError`` with the server's status code and message.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,10 +26,12 @@ from affine import Affine
 
 from earthsignature.core import raster_codec
 from earthsignature.core.classes import ClassShare
+from earthsignature.core.cog import COG_OPTIONS, LAYER_DESCRIPTIONS, gdal_aux_xml
 from earthsignature.core.manifest import ModelCard
 from earthsignature.pb.snapearth.api.v1 import database_pb2, database_pb2_grpc, segmentation_pb2
 
 Encoding = segmentation_pb2.RasterEncoding
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -52,6 +55,9 @@ class Result:
     page_token: str = ""
     wire_bytes: int = field(default=0, repr=False)
     model_card: ModelCard = field(default_factory=ModelCard)  # what the model was trained and tested on
+    quicklook_url: str = ""  # the product's RGB quicklook (HTTPS, the same certificate): client.fetch(url)
+    item_url: str = ""  # the map as a STAC item
+    map_url: str = ""  # the whole class map as a COG (range reads)
 
     @classmethod
     def from_message(cls, message: database_pb2.SegmentationResponse) -> Result:
@@ -72,7 +78,8 @@ class Result:
             crs=raster.crs, nodata=raster.nodata if raster.HasField("nodata") else None, legend=legend,
             cloud_mask=raster_codec.decode(message.cloud_mask) if message.HasField("cloud_mask") else None,
             polygons=polygons, cloud_cover=message.cloud_cover, page_token=message.page_token,
-            wire_bytes=message.ByteSize(), model_card=raster_codec.model_card(message.model_card))
+            wire_bytes=message.ByteSize(), model_card=raster_codec.model_card(message.model_card),
+            quicklook_url=message.quicklook, item_url=message.item_url, map_url=message.map_url)
 
     def summary(self, top: int = 3) -> str:
         """One line: when, where, which model, clouds, the classes covering most of the map; and a warning
@@ -84,18 +91,26 @@ class Result:
                 + ", ".join(f"{s.land_cover.name} {s.fraction:.0%}" for s in shares) + warning)
 
     def save_geotiff(self, path: Path) -> Path:
-        """The class map as a GeoTIFF with the legend's colors."""
+        """The class map as a Cloud-Optimized GeoTIFF with the legend's colours and class names (band tags
+        ``CLASS_<value>``, GDAL's ``.aux.xml`` beside it with category names and an attribute table)."""
         import rasterio
+        import rasterio.shutil
+        from rasterio.io import MemoryFile
 
         if self.classes is None:
             raise ValueError("this result carries polygons, not a raster")
         profile = {"driver": "GTiff", "width": self.classes.shape[1], "height": self.classes.shape[0], "count": 1,
                    "dtype": self.classes.dtype.name, "crs": self.crs, "transform": self.transform,
-                   "nodata": self.nodata, "compress": "deflate"}
-        with rasterio.open(path, "w", **profile) as dataset:
+                   "nodata": self.nodata}
+        legend = [share.land_cover for share in self.legend.values()]
+        with MemoryFile() as memory, memory.open(**profile) as dataset:
             dataset.write(self.classes, 1)
             if self.classes.dtype == np.uint8:
-                dataset.write_colormap(1, {v: (*s.land_cover.color, 255) for v, s in self.legend.items()})
+                dataset.write_colormap(1, {c.index: (*c.color, 255) for c in legend})
+            dataset.set_band_description(1, LAYER_DESCRIPTIONS["classes"])
+            dataset.update_tags(1, **{f"CLASS_{c.index}": c.name for c in legend})
+            rasterio.shutil.copy(dataset, path, driver="COG", **COG_OPTIONS)
+        Path(f"{path}.aux.xml").write_text(gdal_aux_xml(legend))
         return Path(path)
 
 
@@ -139,6 +154,31 @@ class EarthSignatureClient:
             self.channel = grpc.secure_channel(address, credentials, options=options)
         self.stub = database_pb2_grpc.DatabaseProductServiceStub(self.channel)
         self.timeout_s = timeout_s
+        self._tls = None if insecure else (Path(ca), Path(cert), Path(key))
+
+    def fetch(self, url: str) -> bytes:
+        """A link of a response (quicklook, map, STAC item) from the server's HTTP app, with this client's
+        certificate."""
+        import ssl
+        import urllib.request
+
+        context = None
+        if self._tls and url.startswith("https:"):
+            ca, cert, key = self._tls
+            context = ssl.create_default_context(cafile=str(ca))
+            context.load_cert_chain(cert, key)
+        with urllib.request.urlopen(url, context=context, timeout=self.timeout_s) as response:
+            return response.read()
+
+    def quicklook(self, result: Result) -> bytes | None:
+        """The result's RGB quicklook PNG; None when it has none or it cannot be fetched now (logged)."""
+        if not result.quicklook_url:
+            return None
+        try:
+            return self.fetch(result.quicklook_url)
+        except OSError as error:  # URLError, HTTPError, TLS and socket errors
+            log.warning("quicklook of %s not fetched: %s", result.product_id, error)
+            return None
 
     def __enter__(self) -> EarthSignatureClient:
         return self

@@ -176,12 +176,12 @@ def _pilot(address: str, certs: CertificateFolder, out: Path, text_query: str) -
         answers["category: Burnt"] = list(client.list(categories=["Burnt"], min_category_fraction=0.01))
         answers["category: Winter cereals"] = list(client.list(categories=["Winter cereals"]))
         answers[f"text: {text_query}"] = list(client.search(text_query))
-    for question, results in answers.items():
-        click.echo(f"   {question}: {len(results)} result(s)")
-        for result in results:
-            click.echo(f"     {result.summary()}")
-            if result.classes is not None:
-                save_maps(result, out)
+        for question, results in answers.items():
+            click.echo(f"   {question}: {len(results)} result(s)")
+            for result in results:
+                click.echo(f"     {result.summary()}")
+                if result.classes is not None:
+                    save_maps(result, out, client.quicklook(result))
     return answers
 
 

@@ -3,6 +3,7 @@ GDAL's /vsicurl/ (rasterio) and plain HTTPS."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import rasterio
 from cryptography import x509
 from playwright.sync_api import sync_playwright
 from pystac_client import Client
@@ -59,11 +61,21 @@ def stac(stac_db, tmp_path_factory):
         key, cert = certs.internal
         with EarthSignatureClient(f"127.0.0.1:{server.port}", ca=certs.ca.cert_path, cert=cert, key=key) as client:
             for number, tile_id in enumerate(TILES, start=1):
-                client.create(product_request(number, tile_id, day=number, cloud=5.0 * number,
-                                              burnt_share=0.3 if number in (1, 4) else 0.0))
+                request = product_request(number, tile_id, day=number, cloud=5.0 * number,
+                                          burnt_share=0.3 if number in (1, 4) else 0.0)
+                request.quicklook_png = quicklook_png() if number == 1 else b""
+                client.create(request)
             client.create(product_request(9, "34SGH", day=9, model="burnt-unet"))
         yield certs, f"https://127.0.0.1:{http_port}", f"127.0.0.1:{server.port}"
         gateway.stop()
+
+
+def quicklook_png() -> bytes:
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    plt.imsave(buffer, np.linspace(0, 1, 48 * 48 * 3).reshape(48, 48, 3), format="png")
+    return buffer.getvalue()
 
 
 @pytest.fixture
@@ -127,7 +139,8 @@ def test_items_carry_assets_classes_and_fractions(stac, pystac_client) -> None:
     classes = {c["value"]: c for c in item.assets["classes"].extra_fields["classification:classes"]}
     assert classes[2]["title"] == "Burnt areas" and classes[2]["name"] == "burnt_areas" and classes[255]["nodata"]
     assert set(item.assets) >= {"classes", "cloud_mask", "style", "legend"}
-    assert all(a.href.startswith(stac[1] + "/v1/maps/clc-unet/") for a in item.assets.values())
+    assert all(a.href.startswith(stac[1] + "/v1/maps/clc-unet/") for k, a in item.assets.items() if k != "thumbnail")
+    assert item.assets["thumbnail"].href.startswith(stac[1] + "/v1/products/")
     assert item.assets["classes"].media_type == "image/tiff; application=geotiff; profile=cloud-optimized"
 
 
@@ -226,3 +239,26 @@ def test_the_map_page_finds_maps_in_a_real_browser(stac, tmp_path) -> None:
         finally:
             browser.close()
     assert screenshot.stat().st_size > 10_000
+
+
+def test_pilot_pictures_show_the_classes_present_and_save_a_cog(stac, tmp_path) -> None:
+    from rio_cogeo.cogeo import cog_validate
+
+    from earthsignature.client.pictures import save_maps, scale_length, share_label
+
+    certs, _, address = stac
+    key, cert = certs.pilot
+    with EarthSignatureClient(address, ca=certs.ca.cert_path, cert=cert, key=key) as client:
+        result = next(r for r in client.list() if r.tile_id == "34SGH" and r.model.startswith("clc"))
+        quicklook = client.quicklook(result)
+        stem = save_maps(result, tmp_path, quicklook)
+    assert quicklook == quicklook_png()  # fetched over HTTPS with the pilot's certificate
+    assert stem.with_suffix(".png").stat().st_size > 20_000
+    valid, errors, _ = cog_validate(str(stem.with_suffix(".tif")))
+    assert valid, errors
+    with rasterio.open(stem.with_suffix(".tif")) as dataset:
+        assert dataset.tags(1)["CLASS_2"] == "Burnt areas"
+    categories = [c.text for c in ET.parse(f"{stem}.tif.aux.xml").getroot().iter("Category")]
+    assert categories[2] == "Burnt areas"
+    assert (share_label(0.004), share_label(0.3)) == ("<1 %", "30 %")
+    assert (scale_length(1200), scale_length(109_800)) == (200, 20_000)
