@@ -48,7 +48,7 @@ def _lonlat_ticks(axis, result, extent) -> None:
 
     to_lonlat = Transformer.from_crs(result.crs, "EPSG:4326", always_xy=True)
     left, right, bottom, top = extent
-    xs, ys = np.linspace(left, right, 4), np.linspace(bottom, top, 4)
+    xs, ys = np.linspace(left, right, 5)[1:-1], np.linspace(bottom, top, 5)[1:-1]  # corners stay unlabelled
     lons = [to_lonlat.transform(x, bottom)[0] for x in xs]
     lats = [to_lonlat.transform(left, y)[1] for y in ys]
     axis.set_xticks(xs, [f"{abs(v):.3f}°{'E' if v >= 0 else 'W'}" for v in lons], fontsize=7)
@@ -61,10 +61,12 @@ def _scale_bar(axis, extent) -> None:
     length = scale_length(right - left)
     x, y = left + (right - left) * 0.04, bottom + (top - bottom) * 0.04
     height = (top - bottom) * 0.012
-    axis.add_patch(Rectangle((x, y), length, height, facecolor="black", edgecolor="white", linewidth=0.8))
+    margin = length * 0.08
+    axis.add_patch(Rectangle((x - margin, y - margin), length + 2 * margin, height * 4 + 2 * margin,
+                             facecolor="white", alpha=0.8, edgecolor="none"))  # readable on any class colour
+    axis.add_patch(Rectangle((x, y), length, height, facecolor="black", edgecolor="black"))
     label = f"{length / 1000:g} km" if length >= 1000 else f"{length:g} m"
-    axis.text(x + length / 2, y + height * 2, label, ha="center", va="bottom", fontsize=8,
-              bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none", "pad": 1})
+    axis.text(x + length / 2, y + height * 1.5, label, ha="center", va="bottom", fontsize=8)
 
 
 def _legend(axis, result) -> None:
