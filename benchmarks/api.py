@@ -12,6 +12,9 @@
    the baseline of the same run.
 4. Bytes on the wire for the same clipped 1000 x 1000 map: zstd (default), PNG, legacy repeated
    uint32 (the seed's), and class polygons (geobuf), as ratios to the legacy form.
+5. The STAC API of the same server (HTTPS with client certificates, the first server process): item search
+   of the same 10 km area and a CQL2 filter (burnt areas >= 10 %), 10 items a page, with 1 and 8 clients
+   (a requests session each), beside the gRPC rows above.
 
     python benchmarks/api.py [--products 10000] [--seconds 4] [--full-size 10980]
 """
@@ -173,6 +176,28 @@ def latencies(make_client, clients: int, seconds: float, call) -> dict:
             "p99_ms": 1000 * times[min(len(times) - 1, int(0.99 * len(times)))], "per_s": len(times) / elapsed}
 
 
+class StacSession:
+    """One STAC client: a requests session with the pilot's certificate (a connection kept alive)."""
+
+    def __init__(self, root: str, certs: CertificateFolder):
+        import requests
+
+        pilot = certs.identity("pilot")
+        self.root, self.session = root, requests.Session()
+        self.session.cert, self.session.verify = (str(pilot.cert), str(pilot.key)), str(certs.ca_cert)
+
+    def __enter__(self) -> StacSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.session.close()
+
+    def search(self, **params) -> list:
+        response = self.session.get(f"{self.root}/stac/search", params={"limit": 10, **params}, timeout=60)
+        response.raise_for_status()
+        return response.json()["features"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--products", type=int, default=10_000)
@@ -206,6 +231,13 @@ def run(args: argparse.Namespace, work: Path, cluster: PostgresCluster) -> None:
     def make_client() -> EarthSignatureClient:
         return EarthSignatureClient(address, ca=certs.ca_cert, cert=pilot.cert, key=pilot.key)
 
+    http_port = free_port()
+    stac_root = f"https://127.0.0.1:{http_port}"
+    stac_queries = {
+        "STAC search: area 10 km x 10 km": lambda s: s.search(bbox=",".join(f"{v:.6f}" for v in area.bounds)),
+        "STAC search: CQL2 burnt >= 0.1": lambda s: s.search(filter="fraction:burnt_areas >= 0.1"),
+    }
+
     catalog = Catalog(url, pool_size=2)
     base = {}
     for name, filters in baselines.items():
@@ -218,7 +250,7 @@ def run(args: argparse.Namespace, work: Path, cluster: PostgresCluster) -> None:
     rows = []
     context = multiprocessing.get_context("spawn")
     for processes in sorted({1, os.cpu_count() or 1}):
-        settings = ApiSettings(address=address, http_port=None, store_url=str(work / "store"),
+        settings = ApiSettings(address=address, http_port=http_port, store_url=str(work / "store"),
                                certs_dir=str(certs.path), workers=32, processes=processes)
         ready, stop = context.Event(), context.Event()
         process = context.Process(target=serve, args=(url, settings, ready, stop))
@@ -234,6 +266,13 @@ def run(args: argparse.Namespace, work: Path, cluster: PostgresCluster) -> None:
                 for row in rows:
                     if (row["query"], row["server_processes"]) == (name, processes):
                         row["throughput_vs_1_client"] = row["per_s"] / one["per_s"]
+            for name, call in stac_queries.items() if processes == 1 else ():  # the HTTP app: first process
+                for clients in (1, 8):
+                    result = latencies(lambda: StacSession(stac_root, certs), clients, args.seconds, call)
+                    rows.append({"query": name, "server_processes": processes, "clients": clients, **result})
+                one = rows[-2]
+                for row in rows[-2:]:
+                    row["throughput_vs_1_client"] = row["per_s"] / one["per_s"]
         finally:
             if processes != max({1, os.cpu_count() or 1}):
                 stop.set()
@@ -259,9 +298,10 @@ def run(args: argparse.Namespace, work: Path, cluster: PostgresCluster) -> None:
     print(f"{'query':<32} {'procs':>5} {'clients':>7} {'requests':>8} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>7} "
           f"{'vs 1 client':>11} {'p50 / catalog':>14}")
     for row in rows:
+        over_catalog = f"{row['p50_over_catalog']:>13.1f}x" if "p50_over_catalog" in row else f"{'-':>14}"
         print(f"{row['query']:<32} {row['server_processes']:>5} {row['clients']:>7} {row['requests']:>8} "
               f"{row['p50_ms']:>8.1f} {row['p99_ms']:>8.1f} {row['per_s']:>7.1f} "
-              f"{row['throughput_vs_1_client']:>10.2f}x {row['p50_over_catalog']:>13.1f}x")
+              f"{row['throughput_vs_1_client']:>10.2f}x {over_catalog}")
     print(f"\nbytes on the wire for one clipped map ({pixels:,} pixels):")
     for label, size in sizes.items():
         print(f"  {label:<32} {size:>10,} bytes  {size / legacy:>7.4f} of legacy")

@@ -132,6 +132,20 @@ def _retry_config(retries: int) -> str:
     return json.dumps({"methodConfig": [{"name": [{"service": service}], "retryPolicy": policy}]})
 
 
+def fetch_link(url: str, tls: tuple[Path, Path, Path] | None, timeout_s: float = 60.0) -> bytes:
+    """GET ``url`` from the HTTP app; ``tls``: (CA, certificate, key) for mutual TLS."""
+    import ssl
+    import urllib.request
+
+    context = None
+    if tls and url.startswith("https:"):
+        ca, cert, key = tls
+        context = ssl.create_default_context(cafile=str(ca))
+        context.load_cert_chain(cert, key)
+    with urllib.request.urlopen(url, context=context, timeout=timeout_s) as response:
+        return response.read()
+
+
 class EarthSignatureClient:
     def __init__(self, address: str, ca: Path | None = None, cert: Path | None = None, key: Path | None = None,
                  insecure: bool = False, timeout_s: float = 120.0, server_name: str | None = None,
@@ -159,16 +173,7 @@ class EarthSignatureClient:
     def fetch(self, url: str) -> bytes:
         """A link of a response (quicklook, map, STAC item) from the server's HTTP app, with this client's
         certificate."""
-        import ssl
-        import urllib.request
-
-        context = None
-        if self._tls and url.startswith("https:"):
-            ca, cert, key = self._tls
-            context = ssl.create_default_context(cafile=str(ca))
-            context.load_cert_chain(cert, key)
-        with urllib.request.urlopen(url, context=context, timeout=self.timeout_s) as response:
-            return response.read()
+        return fetch_link(url, self._tls, self.timeout_s)
 
     def quicklook(self, result: Result) -> bytes | None:
         """The result's RGB quicklook PNG; None when it has none or it cannot be fetched now (logged)."""

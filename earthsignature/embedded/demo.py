@@ -185,10 +185,28 @@ def _pilot(address: str, certs: CertificateFolder, out: Path, text_query: str) -
     return answers
 
 
+def _stac_pilot(web: str, certs: CertificateFolder) -> None:
+    """What a STAC client sees: the collections and the burnt maps (a CQL2 filter), over HTTPS with the pilot's
+    certificate."""
+    import json
+    import urllib.parse
+
+    from earthsignature.client.api_client import fetch_link
+
+    pilot = certs.identity("pilot")
+    tls = (certs.ca_cert, pilot.cert, pilot.key)
+    collections = json.loads(fetch_link(f"{web}/stac/collections", tls))["collections"]
+    query = urllib.parse.urlencode({"filter": "fraction:burnt_areas >= 0.01", "limit": 100})
+    burnt = json.loads(fetch_link(f"{web}/stac/search?{query}", tls))["features"]
+    click.echo(f"   STAC {web}/stac/: collections {', '.join(c['id'] for c in collections)}; "
+               f"'fraction:burnt_areas >= 0.01': {len(burnt)} item(s)")
+
+
 def run_demo(cfg: DictConfig, cluster: PostgresCluster, overrides: list[str], settings: DemoSettings) -> dict:
     """The whole main job; returns the pilot's answers (for the end-to-end test)."""
     from earthsignature.embedded.stac_provider import local_provider
     from earthsignature.service.api.auth import init_certificates
+    from earthsignature.service.api.lifecycle import public_url
     from earthsignature.service.monitor.runner import run_days
 
     started = time.monotonic()
@@ -215,6 +233,7 @@ def run_demo(cfg: DictConfig, cluster: PostgresCluster, overrides: list[str], se
     server = _start_server(settings.config, overrides, cfg.api.address, certs, work / "logs" / "server.log")
     try:
         click.echo(f"   gRPC on {cfg.api.address}, HTTPS gateway on port {cfg.api.http_port} (pid {server.pid})")
+        web = public_url(cfg.api, insecure=False)
 
         _step(6, f"the monitor for {DEMO_DAY} with the three models")
         monitor_cfg = load_config("service", settings.config, [
@@ -226,8 +245,10 @@ def run_demo(cfg: DictConfig, cluster: PostgresCluster, overrides: list[str], se
             click.echo(f"   FAILED {task}: {reason}")
         click.echo(f"   {'all products published' if report.succeeded else 'some products failed'}")
 
-        _step(7, "a pilot's queries")
+        _step(7, "a pilot's queries (gRPC, then the STAC API)")
         answers = _pilot(cfg.api.address, certs, work / "pilot", settings.text_query)
+        if web:
+            _stac_pilot(web, certs)
     finally:
         if not settings.keep_running:
             server.send_signal(signal.SIGTERM)
@@ -240,6 +261,12 @@ def run_demo(cfg: DictConfig, cluster: PostgresCluster, overrides: list[str], se
     click.echo(f"  monitor work folder:        {monitor_cfg.monitor.work_dir}")
     click.echo(f"  MLflow UI:                  .venv/bin/mlflow ui --backend-store-uri "
                f"{load_config('logger', 'mlflow').tracking_uri}")
+    if web:
+        state = "" if settings.keep_running else " (while the server runs: --keep-running)"
+        click.echo(f"  map page:                   {web}/map{state}")
+        click.echo(f"  STAC API root:              {web}/stac/")
+        click.echo(f"  pilot certificate:          {certs.identity('pilot').cert} (key beside it; CA "
+                   f"{certs.ca_cert}); in a browser: import the pilot's PKCS#12, see the README")
     if settings.keep_running:
         click.echo(f"  server (pid {server.pid}):   {cfg.api.address}; stop: kill {server.pid} && "
                    "earthsignature db down")
