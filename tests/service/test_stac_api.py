@@ -94,11 +94,13 @@ def pystac_client(stac, monkeypatch):
     return open_client
 
 
-def fetch(stac, path: str, headers: dict | None = None, who: str = "pilot") -> tuple[int, Message, bytes]:
+def fetch(stac, path: str, headers: dict | None = None, who: str = "pilot", body: bytes | None = None
+          ) -> tuple[int, Message, bytes]:
     certs, root, _ = stac
     context = ssl.create_default_context(cafile=str(certs.ca.cert_path))
     context.load_cert_chain(*reversed(getattr(certs, who)))
-    request = urllib.request.Request(root + path, headers=headers or {})
+    headers = {**(headers or {}), **({"Content-Type": "application/json"} if body is not None else {})}
+    request = urllib.request.Request(root + path, headers=headers, data=body)
     try:
         with urllib.request.urlopen(request, context=context, timeout=10) as response:
             return response.status, response.headers, response.read()
@@ -239,6 +241,29 @@ def test_the_map_page_finds_maps_in_a_real_browser(stac, tmp_path) -> None:
         finally:
             browser.close()
     assert screenshot.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("body", [
+    {"filter": "(" * 3000 + "eo:cloud_cover < 1" + ")" * 3000, "filter-lang": "cql2-text"},  # crashed cql2
+    {"filter": "NOT " * 4000 + "eo:cloud_cover < 1", "filter-lang": "cql2-text"},
+    {"filter": "eo:cloud_cover < " + "-" * 15000 + "1", "filter-lang": "cql2-text"},
+    {"intersects": {"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]]}},  # bow tie
+    {"bbox": [170, 0, 190, 10]}, {"bbox": [0, 0, 1]}, {"limit": 0}, {"limit": "many"},
+    {"ids": [f"x{k}" for k in range(101)]}, {"datetime": "2021-13-45"},
+    {"filter": {"op": "frobnicate", "args": []}},
+])
+def test_hostile_searches_get_400_and_the_server_stays_up(stac, body) -> None:
+    status, _, answer = fetch(stac, "/stac/search", body=json.dumps(body).encode())
+    assert status == 400, answer[:300]
+    assert fetch(stac, "/stac/search?limit=1")[0] == 200
+
+
+def test_bodies_too_large_or_too_deep_are_refused(stac) -> None:
+    status, _, answer = fetch(stac, "/stac/search", body=b'{"ids": ["' + b"x" * 2_000_000 + b'"]}')
+    assert status == 413 and json.loads(answer)["code"] == 8
+    status, _, _ = fetch(stac, "/stac/search", body=b'{"filter": ' + b"[" * 200_000 + b"]" * 200_000 + b"}")
+    assert status in (400, 413)  # deeper than JSON parsing allows: refused, never a crash
+    assert fetch(stac, "/stac/search?limit=1")[0] == 200
 
 
 def test_pilot_pictures_show_the_classes_present_and_save_a_cog(stac, tmp_path) -> None:

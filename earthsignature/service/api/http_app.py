@@ -62,6 +62,7 @@ log = logging.getLogger("earthsignature.http")
 #: The pilots' map page: map.html, and static/ (our script and style, the web library in static/vendor).
 WEB_DIR = Path(__file__).with_name("web")
 MAP_PAGE = "/map"
+MAX_BODY_BYTES = 1024 * 1024  # a STAC search (POST) with its area and filter
 
 ROUTES = {"/v1/segmentation:list": ("ListSegmentation", database_pb2.ListSegmentationRequest),
           "/v1/segmentation:search": ("SearchSegmentation", database_pb2.SearchSegmentationRequest)}
@@ -306,6 +307,46 @@ def _ping(service: DatabaseService) -> None:
         connection.execute(sa.text("SELECT 1"))
 
 
+class BodyLimit:
+    """Refuses request bodies over ``max_bytes`` (413, RESOURCE_EXHAUSTED) before the application buffers them:
+    by their Content-Length, or while they stream in."""
+
+    def __init__(self, app, max_bytes: int = MAX_BODY_BYTES):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers") or []).get(b"content-length", b"0")
+        if not declared.isdigit() or int(declared) > self.max_bytes:
+            return await self._refuse(scope, receive, send)
+        received, refused = [0], [False]
+
+        async def counting_receive():
+            message = await receive()
+            received[0] += len(message.get("body", b""))
+            if received[0] > self.max_bytes and not refused[0]:
+                refused[0] = True
+                await self._refuse(scope, receive, send)
+                return {"type": "http.disconnect"}  # the application stops reading
+            return message
+
+        async def guarded_send(message) -> None:
+            if not refused[0]:  # once refused, whatever the application answers is dropped
+                await send(message)
+
+        try:
+            await self.app(scope, counting_receive, guarded_send)
+        except Exception:
+            if not refused[0]:
+                raise
+
+    async def _refuse(self, scope, receive, send) -> None:
+        response = JSONResponse(status(grpc.StatusCode.RESOURCE_EXHAUSTED, f"the request body is over "
+                                       f"{self.max_bytes} bytes"), status_code=413)
+        await response(scope, receive, send)
+
+
 class AccessLog:
     """One line per request: caller, method, path, status, duration (ASGI middleware)."""
 
@@ -371,8 +412,9 @@ class HttpGateway:
             options = {"ssl_certfile": str(tls.server_cert), "ssl_keyfile": str(tls.server_key),
                        "ssl_ca_certs": str(tls.ca_cert), "ssl_cert_reqs": ssl.CERT_REQUIRED,
                        "http": ClientCertificateProtocol}
-        config = uvicorn.Config(AccessLog(build_app(service)), host=self.host, port=self.port, lifespan="off",
-                                log_level="warning", access_log=False, timeout_keep_alive=5, **options)
+        app = AccessLog(BodyLimit(build_app(service)))
+        config = uvicorn.Config(app, host=self.host, port=self.port, lifespan="off", log_level="warning",
+                                access_log=False, timeout_keep_alive=5, **options)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="http-gateway", daemon=True)
         self.thread.start()

@@ -19,6 +19,7 @@ from typing import Any
 
 import attr
 from fastapi import FastAPI
+from shapely.errors import ShapelyError
 from shapely.geometry import MultiPolygon, box, shape
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy.exc import SQLAlchemyError
@@ -42,7 +43,8 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from earthsignature.service.api import stac_items
+from earthsignature.service.api import stac_items, validation
+from earthsignature.service.api.errors import ApiError
 from earthsignature.service.api.stac_items import STAC_PREFIX
 from earthsignature.service.catalog import stac_filter
 from earthsignature.service.catalog.catalog import CatalogError, Filters
@@ -112,6 +114,9 @@ class CatalogStacClient(BaseCoreClient):
                 **ignored) -> dict[str, Any]:
         limits = self.service.limits
         limit = min(int(limit or limits.default_results), limits.max_results)
+        for name, values in (("ids", ids), ("collections", collections)):
+            if values and len(values) > validation.MAX_ITEMS:
+                raise InvalidQueryParameter(f"{name} may hold at most {validation.MAX_ITEMS} values, got {len(values)}")
         start, end = _interval(datetime)
         try:
             expression = stac_filter.parse(filter_expr, filter_lang) if filter_expr else None
@@ -166,20 +171,28 @@ def _instant(text: str) -> datetime:
 
 
 def _area(bbox, intersects: Mapping[str, Any] | None) -> BaseGeometry | None:
+    """The search area from ``bbox`` (across the antimeridian when west > east) or ``intersects``, checked as
+    the gRPC API checks its areas."""
     if bbox is not None and intersects is not None:
         raise InvalidQueryParameter("give bbox or intersects, not both")
-    if intersects is not None:
-        try:
-            return shape(intersects if isinstance(intersects, Mapping) else intersects.model_dump())
-        except (ValueError, TypeError, KeyError) as error:
-            raise InvalidQueryParameter(f"intersects is not a GeoJSON geometry: {error}") from error
-    if bbox is None:
-        return None
-    values = [float(v) for v in bbox]
-    west, south, east, north = (values[0], values[1], values[3], values[4]) if len(values) == 6 else values
-    if west > east:  # across the antimeridian (STAC API: bbox[0] > bbox[2])
-        return MultiPolygon([box(west, south, 180, north), box(-180, south, east, north)])
-    return box(west, south, east, north)
+    try:
+        if intersects is not None:
+            try:
+                geometry = shape(intersects if isinstance(intersects, Mapping) else intersects.model_dump())
+            except (ValueError, TypeError, KeyError, AttributeError, ShapelyError) as error:
+                raise InvalidQueryParameter(f"intersects is not a GeoJSON geometry: {error}") from error
+            return validation.checked_area("intersects", geometry)
+        if bbox is None:
+            return None
+        values = [float(v) for v in bbox]
+        west, south, east, north = (values[0], values[1], values[3], values[4]) if len(values) == 6 else values
+        if west > east:  # across the antimeridian (STAC API: bbox[0] > bbox[2])
+            geometry = MultiPolygon([box(west, south, 180, north), box(-180, south, east, north)])
+        else:
+            geometry = box(west, south, east, north)
+        return validation.checked_area("bbox", geometry)
+    except ApiError as error:
+        raise InvalidQueryParameter(str(error)) from error
 
 
 def _next_link(request: Request, token: str) -> dict[str, Any]:

@@ -40,6 +40,10 @@ FRACTION_PREFIX = "fraction:"
 ITEM_ID_SEPARATOR = "-v"
 MAX_FILTER_CHARS = 20_000
 MAX_DEPTH = 32
+#: cql2's parser recurses on nesting (parentheses, NOT, unary minus) and crashes the process past a few
+#: thousand levels, so nesting is measured before a filter reaches it.
+MAX_NESTING = 64
+_TOKEN = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"])*\"|\(|\)|\bnot\b|-|[^\s()'\"-]+|\s+", re.IGNORECASE)
 
 
 class FilterError(ValueError):
@@ -98,12 +102,47 @@ def parse(expression: str | Mapping[str, Any], language: str | None = None) -> d
     if isinstance(expression, str) and (language == "cql2-json" or expression.lstrip().startswith("{")):
         try:
             expression = json.loads(expression)
-        except ValueError as error:
-            raise FilterError(f"the filter is not valid JSON: {error}") from error
+        except (ValueError, RecursionError) as error:
+            raise FilterError(f"the filter is not valid JSON: {str(error)[:200]}") from error
+    depth = _json_depth(expression) if not isinstance(expression, str) else _text_depth(expression)
+    if depth > MAX_NESTING:
+        raise FilterError(f"the filter nests deeper than {MAX_NESTING} levels")
     try:
         return cql2.Expr(expression).to_json()
     except Exception as error:  # cql2 0.6 raises a bare Exception for a syntax error
         raise FilterError(f"the filter is not valid CQL2: {' '.join(str(error).split())[:300]}") from error
+
+
+def _text_depth(text: str) -> int:
+    """How deep CQL2 text nests: open parentheses plus a run of prefix operators (NOT, unary minus)."""
+    deepest = depth = prefixes = 0
+    for match in _TOKEN.finditer(text):
+        token = match.group(0)
+        if token.isspace():
+            continue
+        if token == "(":
+            depth += 1
+        elif token == ")":
+            depth = max(0, depth - 1)
+        if token == "-" or token.lower() == "not":
+            prefixes += 1
+        elif token != "(":
+            prefixes = 0
+        deepest = max(deepest, depth + prefixes)
+    return deepest
+
+
+def _json_depth(tree) -> int:
+    """How deep a parsed JSON value nests (iteratively: the value may be deeper than Python's recursion)."""
+    deepest, stack = 0, [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if deepest > MAX_NESTING:
+            break
+        children = node.values() if isinstance(node, Mapping) else node if isinstance(node, list) else ()
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def condition(tree: Mapping[str, Any], depth: int = 0) -> sa.ColumnElement[bool]:
