@@ -22,6 +22,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing
 import os
 import statistics
@@ -149,27 +150,36 @@ def latencies(make_client, clients: int, seconds: float, call) -> dict:
     ready = threading.Barrier(clients + 1)
     window: dict[str, float] = {}
 
+    errors: list[BaseException] = []
+
     def worker() -> None:
-        with make_client() as client:
-            call(client)  # warm-up: connection and TLS handshake
-            ready.wait()
-            local = []
-            while not local or time.perf_counter() < window["end"]:  # at least one timed request per client
-                start = time.perf_counter()
-                call(client)
-                local.append(time.perf_counter() - start)
-        with lock:
-            times.extend(local)
+        try:
+            with make_client() as client:
+                call(client)  # warm-up: connection and TLS handshake
+                ready.wait()
+                local = []
+                while not local or time.perf_counter() < window["end"]:  # at least one timed request per client
+                    start = time.perf_counter()
+                    call(client)
+                    local.append(time.perf_counter() - start)
+            with lock:
+                times.extend(local)
+        except BaseException as error:  # a failed client must not leave the others waiting at the barrier
+            errors.append(error)
+            ready.abort()
 
     threads = [threading.Thread(target=worker) for _ in range(clients)]
     for thread in threads:
         thread.start()
     window["end"] = time.perf_counter() + 3600  # set before release: nobody reads it earlier
-    ready.wait()
+    with contextlib.suppress(threading.BrokenBarrierError):  # a client failed: its error is raised below
+        ready.wait()
     begin = time.perf_counter()
     window["end"] = begin + seconds
     for thread in threads:
         thread.join()
+    if errors:
+        raise RuntimeError(f"{len(errors)} of {clients} clients failed") from errors[0]
     elapsed = time.perf_counter() - begin
     times.sort()
     return {"requests": len(times), "p50_ms": 1000 * statistics.median(times),
@@ -183,8 +193,8 @@ class StacSession:
         import requests
 
         pilot = certs.identity("pilot")
-        self.root, self.session = root, requests.Session()
-        self.session.cert, self.session.verify = (str(pilot.cert), str(pilot.key)), str(certs.ca_cert)
+        self.root, self.session, self.ca = root, requests.Session(), str(certs.ca_cert)
+        self.session.cert = (str(pilot.cert), str(pilot.key))
 
     def __enter__(self) -> StacSession:
         return self
@@ -193,7 +203,9 @@ class StacSession:
         self.session.close()
 
     def search(self, **params) -> list:
-        response = self.session.get(f"{self.root}/stac/search", params={"limit": 10, **params}, timeout=60)
+        # verify per request: a session's verify loses to CURL_CA_BUNDLE, which rasterio sets at import
+        response = self.session.get(f"{self.root}/stac/search", params={"limit": 10, **params}, verify=self.ca,
+                                    timeout=60)
         response.raise_for_status()
         return response.json()["features"]
 

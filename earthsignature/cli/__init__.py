@@ -38,8 +38,6 @@ class _Command(click.Group):
 def main(log_level: str) -> None:
     """EarthSignature: Sentinel-2 land-cover segmentation toolkit and services."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # stac-fastapi warns at import that its module-wide default settings are unset; ours are set per app
-    logging.getLogger("stac_fastapi.types.config").setLevel(logging.ERROR)
 
 
 for command in (db.db, data.classes, data.fixtures, data.data_group, ml.train, ml.finetune, ml.evaluate,

@@ -47,9 +47,9 @@ class ApiSettings:
     """The Database service (``earthsignature serve``)."""
 
     address: str = "127.0.0.1:50051"  # gRPC; production: 0.0.0.0:443 behind the pilots' firewall rules
-    http_port: int | None = 8443  # the HTTPS gateway; None: none
+    http_port: int | None = 8443  # the HTTP app (bindings, STAC API, map files, map page); None: none
     #: Where pilots reach the HTTP app (https://maps.example.org behind a proxy); None: https://<address host>:
-    #: <http_port>. Links in responses (quicklooks) point there, never at server paths.
+    #: <http_port>. Links in responses and STAC items (quicklooks, maps, items) point there, never at server paths.
     public_url: str | None = None
     store_url: str = "${home:}/rasters"  # COG store: a folder, or s3://bucket/prefix, gs://...
     workers: int = 16  # gRPC threads per process

@@ -108,7 +108,7 @@ def fetch(stac, path: str, headers: dict | None = None, who: str = "pilot", body
         return error.code, error.headers, error.read()
 
 
-def test_pystac_client_searches_pages_and_filters(pystac_client) -> None:
+def test_pystac_client_searches_pages_and_filters(stac, pystac_client) -> None:
     client = pystac_client()
     assert {c.id for c in client.get_collections()} == {"clc-unet", "burnt-unet"}
     assert client.conforms_to("ITEM_SEARCH") and client.conforms_to("FILTER")
@@ -130,6 +130,10 @@ def test_pystac_client_searches_pages_and_filters(pystac_client) -> None:
     assert list(client.search(bbox=inside, datetime="2021-08-11T00:00:00Z/..").items()) == []
     one = items[0]
     assert [i.id for i in client.search(ids=[one.id]).items()] == [one.id]
+    status, _, body = fetch(stac, "/stac/collections/clc-unet/queryables")
+    queryables = json.loads(body)["properties"]
+    assert status == 200 and "fraction:burnt_areas" in queryables and "eo:cloud_cover" in queryables
+    assert fetch(stac, "/stac/collections/no-such-model/items")[0] == 404
     assert client.get_collection("clc-unet").get_item(one.id).id == one.id
 
 
@@ -237,6 +241,10 @@ def test_the_map_page_finds_maps_in_a_real_browser(stac, tmp_path) -> None:
             assert page.evaluate("mapLayers.getLayers().getLength()") == 2  # both class maps drawn
             legend = page.eval_on_selector_all(".legend-entry", "e => e.map(x => x.dataset.class)")
             assert "burnt_areas" in legend and "clc-unet" in page.inner_text("#legend h2")
+            # the picture: the newest map filling the view, as a pilot zooms in
+            page.evaluate("map.getView().fit(footprints.getFeatures()[0].getGeometry().getExtent(), "
+                          "{padding: [40, 40, 40, 40]})")
+            page.wait_for_timeout(500)
             page.screenshot(path=str(screenshot))
         finally:
             browser.close()

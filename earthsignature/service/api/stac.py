@@ -94,7 +94,8 @@ class CatalogStacClient(BaseCoreClient):
 
     def item_collection(self, collection_id: str, request: Request, bbox=None, datetime=None, limit: int = 10,
                         token: str | None = None, **kwargs) -> dict[str, Any]:
-        self.get_collection(collection_id, request)  # 404 for an unknown collection, not an empty page
+        if not self.service.catalog.has_model(collection_id):  # 404 for an unknown collection, not an empty page
+            raise NotFoundError(f"no collection {collection_id[:80]!r}: the catalog has no maps of that model")
         return self._search(request, collections=[collection_id], bbox=bbox, datetime=datetime, limit=limit,
                             token=token, **kwargs)
 
@@ -145,7 +146,7 @@ class CatalogQueryables(BaseFiltersClient):
 
     def get_queryables(self, collection_id: str | None = None, **kwargs) -> dict[str, Any]:
         request: Request = kwargs["request"]
-        if collection_id is not None and not self.service.catalog.collections(collection_id):
+        if collection_id is not None and not self.service.catalog.has_model(collection_id):
             raise NotFoundError(f"no collection {collection_id[:80]!r}")
         return stac_items.queryables(self.service.catalog.class_names(collection_id), get_base_url(request),
                                      collection_id)

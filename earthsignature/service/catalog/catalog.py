@@ -234,6 +234,11 @@ class Catalog:
                     tuple(c.to_share() for c in newest.classes), newest.model_card))
         return summaries
 
+    def has_model(self, model_name: str) -> bool:
+        """Whether any map of this model is stored."""
+        with self.sessions() as session:
+            return session.scalar(sa.select(sa.exists().where(Segmentation.model_name == model_name)))
+
     def class_names(self, model_name: str | None = None) -> list[str]:
         """Every class name in the legends of the model's maps (of all maps without a model)."""
         query = sa.select(sa.distinct(ClassStatistic.name)).join(Segmentation).order_by(ClassStatistic.name)
