@@ -5,6 +5,7 @@ saved beside the picture as a Cloud-Optimized GeoTIFF with its colours and class
 from __future__ import annotations
 
 import io
+import logging
 import math
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import numpy as np
 from matplotlib.patches import Patch, Rectangle
 
 RARE = 0.01  # classes under 1 % of the map read "<1 %"
+log = logging.getLogger(__name__)
 
 
 def share_label(fraction: float) -> str:
@@ -97,6 +99,17 @@ def _cloud_picture(mask: np.ndarray | None) -> np.ndarray | None:
     return picture
 
 
+def _quicklook(png: bytes | None) -> tuple[np.ndarray | None, str]:
+    """The decoded quicklook, or None and why (a picture is still drawn without it)."""
+    if not png:
+        return None, "no quicklook"
+    try:
+        return plt.imread(io.BytesIO(png), format="png"), ""
+    except (ValueError, SyntaxError, OSError) as error:  # Pillow's errors for a broken PNG
+        log.warning("the quicklook is not a readable PNG (%s): drawn without it", error)
+        return None, "quicklook unreadable"
+
+
 def save_map_png(result, path: Path, quicklook_png: bytes | None = None) -> Path:
     """``result`` (an ``earthsignature.client.Result``) as a picture; ``quicklook_png``: the product's RGB
     quicklook (the response's link, fetched by the client)."""
@@ -111,8 +124,8 @@ def save_map_png(result, path: Path, quicklook_png: bytes | None = None) -> Path
         _lonlat_ticks(axis, result, extent)
         _scale_bar(axis, extent)
     _legend(axis, result)
-    quicklook = plt.imread(io.BytesIO(quicklook_png), format="png") if quicklook_png else None
-    _side_panel(figure.add_subplot(grid[0, 1]), "RGB quicklook", quicklook, "no quicklook")
+    quicklook, missing = _quicklook(quicklook_png)
+    _side_panel(figure.add_subplot(grid[0, 1]), "RGB quicklook", quicklook, missing)
     _side_panel(figure.add_subplot(grid[1, 1]), "clouds (white), no data (black)", _cloud_picture(result.cloud_mask),
                 "no cloud mask")
     figure.savefig(path, dpi=110, bbox_inches="tight")
