@@ -196,10 +196,10 @@ def _stac_pilot(web: str, certs: CertificateFolder) -> None:
     pilot = certs.identity("pilot")
     tls = (certs.ca_cert, pilot.cert, pilot.key)
     collections = json.loads(fetch_link(f"{web}/stac/collections", tls))["collections"]
-    query = urllib.parse.urlencode({"filter": "fraction:burnt_areas >= 0.01", "limit": 100})
+    query = urllib.parse.urlencode({"filter": "fraction:burnt >= 0.1", "limit": 100})
     burnt = json.loads(fetch_link(f"{web}/stac/search?{query}", tls))["features"]
     click.echo(f"   STAC {web}/stac/: collections {', '.join(c['id'] for c in collections)}; "
-               f"'fraction:burnt_areas >= 0.01': {len(burnt)} item(s)")
+               f"'fraction:burnt >= 0.1' (the burnt-area model's class): {len(burnt)} item(s)")
 
 
 def run_demo(cfg: DictConfig, cluster: PostgresCluster, overrides: list[str], settings: DemoSettings) -> dict:
