@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,3 +30,30 @@ def make_certificates(folder: Path) -> Certificates:
         internal=ca.issue(folder / "internal", "monitor", "internal"),
         pilot=ca.issue(folder / "pilot", "acme", "pilot"),
         foreign_ca=foreign.cert_path, foreign=foreign.issue(folder / "foreign-client", "mallory", "internal"))
+
+
+@contextmanager
+def server_with_http_app(database_url: str, folder: Path) -> Iterator[tuple[Certificates, object, object]]:
+    """The Database service with its HTTP app, both on 127.0.0.1 with real TLS: (certificates, server, app)."""
+    from earthsignature.embedded.ports import free_port
+    from earthsignature.service.api.auth import TlsFiles
+    from earthsignature.service.api.http_app import start_gateway
+    from earthsignature.service.api.server import build_server
+
+    certs = make_certificates(folder / "certs")
+    tls = TlsFiles(certs.ca.cert_path, certs.server[1], certs.server[0], certs.ca.revoked_path)
+    http_port = free_port()
+    with build_server(database_url, str(folder / "store"), "127.0.0.1:0", tls,
+                      public_url=f"https://127.0.0.1:{http_port}") as server:
+        gateway = start_gateway(server.service, ("127.0.0.1", http_port), tls)
+        try:
+            yield certs, server, gateway
+        finally:
+            gateway.stop()
+
+
+def client_of(certs: Certificates, server, who: str = "internal"):
+    from earthsignature.client import EarthSignatureClient
+
+    key, cert = getattr(certs, who)
+    return EarthSignatureClient(f"127.0.0.1:{server.port}", ca=certs.ca.cert_path, cert=cert, key=key)

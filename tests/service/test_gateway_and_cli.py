@@ -15,33 +15,22 @@ from click.testing import CliRunner
 
 from earthsignature.cli import main
 from earthsignature.client import EarthSignatureClient
-from earthsignature.embedded.ports import free_port
 from earthsignature.samples.requests import product_request
-from earthsignature.service.api.auth import TlsFiles
-from earthsignature.service.api.http_app import start_gateway
-from earthsignature.service.api.server import build_server
 
-from .api_fixtures import make_certificates
+from .api_fixtures import client_of, server_with_http_app
 
 pytestmark = pytest.mark.postgis
 
 
 @pytest.fixture
 def running(postgis_db, tmp_path):
-    certs = make_certificates(tmp_path / "certs")
-    tls = TlsFiles(certs.ca.cert_path, certs.server[1], certs.server[0], certs.ca.revoked_path)
-    http_port = free_port()
-    with build_server(postgis_db, str(tmp_path / "store"), "127.0.0.1:0", tls,
-                      public_url=f"https://127.0.0.1:{http_port}") as server:
-        gateway = start_gateway(server.service, ("127.0.0.1", http_port), tls)
-        key, cert = certs.internal
-        with EarthSignatureClient(f"127.0.0.1:{server.port}", ca=certs.ca.cert_path, cert=cert, key=key) as client:
+    with server_with_http_app(postgis_db, tmp_path) as (certs, server, gateway):
+        with client_of(certs, server) as client:
             with_quicklook = product_request(1, "34SGH", burnt_share=0.3)
             with_quicklook.quicklook_png = QUICKLOOK
             client.create(with_quicklook)
             client.create(product_request(2, "31TCJ", day=1))
         yield certs, server, gateway
-        gateway.stop()
 
 
 QUICKLOOK = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64  # what the monitor sent, byte for byte

@@ -26,13 +26,9 @@ from pystac_client import Client
 from pystac_client.stac_api_io import StacApiIO
 
 from earthsignature.client import EarthSignatureClient
-from earthsignature.embedded.ports import free_port
 from earthsignature.samples.requests import class_map, product_request
-from earthsignature.service.api.auth import TlsFiles
-from earthsignature.service.api.http_app import start_gateway
-from earthsignature.service.api.server import build_server
 
-from .api_fixtures import make_certificates
+from .api_fixtures import client_of, server_with_http_app
 
 pytestmark = pytest.mark.postgis
 TILES = ["34SGH", "31TCJ", "33UUP", "35VLG", "32TQM", "30TWM", "29TNE"]
@@ -50,24 +46,15 @@ def stac_db(postgis_cluster):
 @pytest.fixture(scope="module")
 def stac(stac_db, tmp_path_factory):
     """A server holding seven CLC maps (two with burnt areas) and one burnt-area model's map."""
-    postgis_db = stac_db
-    folder = tmp_path_factory.mktemp("stac")
-    certs = make_certificates(folder / "certs")
-    tls = TlsFiles(certs.ca.cert_path, certs.server[1], certs.server[0], certs.ca.revoked_path)
-    http_port = free_port()
-    with build_server(postgis_db, str(folder / "store"), "127.0.0.1:0", tls,
-                      public_url=f"https://127.0.0.1:{http_port}") as server:
-        gateway = start_gateway(server.service, ("127.0.0.1", http_port), tls)
-        key, cert = certs.internal
-        with EarthSignatureClient(f"127.0.0.1:{server.port}", ca=certs.ca.cert_path, cert=cert, key=key) as client:
+    with server_with_http_app(stac_db, tmp_path_factory.mktemp("stac")) as (certs, server, gateway):
+        with client_of(certs, server) as client:
             for number, tile_id in enumerate(TILES, start=1):
                 request = product_request(number, tile_id, day=number, cloud=5.0 * number,
                                           burnt_share=0.3 if number in (1, 4) else 0.0)
                 request.quicklook_png = quicklook_png() if number == 1 else b""
                 client.create(request)
             client.create(product_request(9, "34SGH", day=9, model="burnt-unet"))
-        yield certs, f"https://127.0.0.1:{http_port}", f"127.0.0.1:{server.port}"
-        gateway.stop()
+        yield certs, f"https://127.0.0.1:{gateway.port}", f"127.0.0.1:{server.port}"
 
 
 def quicklook_png() -> bytes:
