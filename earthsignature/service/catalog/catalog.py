@@ -241,7 +241,7 @@ class Catalog:
 
     def class_names(self, model_name: str | None = None) -> list[str]:
         """Every class name in the legends of the model's maps (of all maps without a model)."""
-        query = sa.select(sa.distinct(ClassStatistic.name)).join(Segmentation).order_by(ClassStatistic.name)
+        query = sa.select(ClassStatistic.name).distinct().join(Segmentation).order_by(ClassStatistic.name)
         if model_name is not None:
             query = query.where(Segmentation.model_name == model_name)
         with self.sessions() as session:
