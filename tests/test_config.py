@@ -62,7 +62,8 @@ def test_the_state_folder_is_one_setting(monkeypatch, tmp_path: Path) -> None:
 
 
 def test_the_wheel_carries_the_config_tree_and_the_migrations(tmp_path: Path) -> None:
-    """What a service-only `pip install .` gets: configs, legend, Alembic environment and revisions."""
+    """What a service-only `pip install .` gets: configs, legend, Alembic environment and revisions, the map page
+    with its web library (copied into the package by `make web`)."""
     source = tmp_path / "source"  # a copy: building writes build/ and egg-info beside the sources
     source.mkdir()
     for name in ("pyproject.toml", "README.md"):
@@ -76,6 +77,8 @@ def test_the_wheel_carries_the_config_tree_and_the_migrations(tmp_path: Path) ->
                    "earthsignature/conf/experiment/smoke.yaml", "earthsignature/core/resources/clc_legend.csv",
                    "earthsignature/service/catalog/migrations/env.py",
                    "earthsignature/service/catalog/migrations/script.py.mako",
-                   "earthsignature/service/catalog/migrations/versions/0001_catalog.py"):
+                   "earthsignature/service/catalog/migrations/versions/0001_catalog.py",
+                   "earthsignature/service/api/web/map.html", "earthsignature/service/api/web/static/map.js",
+                   "earthsignature/service/api/web/static/vendor/ol.js"):
         assert needed in names, needed
     assert CONFIG_DIR.parent == PACKAGE_DIR
