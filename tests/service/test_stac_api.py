@@ -249,6 +249,10 @@ def test_the_map_page_finds_maps_in_a_real_browser(stac, tmp_path) -> None:
     {"bbox": [170, 0, 190, 10]}, {"bbox": [0, 0, 1]}, {"limit": 0}, {"limit": "many"},
     {"ids": [f"x{k}" for k in range(101)]}, {"datetime": "2021-13-45"},
     {"filter": {"op": "frobnicate", "args": []}},
+    {"filter": "id > 5"}, {"filter": "eo:cloud_cover = 'abc'"}, {"filter": "grid:code LIKE 'MGRS\\'"},
+    {"filter": "s_intersects(geometry, POLYGON((0 0, 1 1, 1 0, 0 1, 0 0)))"},
+    {"filter": {"op": "=", "args": [{"property": "id"}, "a\u0000b"]}},  # PostgreSQL refuses NUL in text
+    {"filter": "datetime > 'yesterday'"}, {"token": "forged"},
 ])
 def test_hostile_searches_get_400_and_the_server_stays_up(stac, body) -> None:
     status, _, answer = fetch(stac, "/stac/search", body=json.dumps(body).encode())

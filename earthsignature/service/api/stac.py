@@ -45,6 +45,7 @@ from starlette.responses import JSONResponse
 
 from earthsignature.service.api import stac_items, validation
 from earthsignature.service.api.errors import ApiError
+from earthsignature.service.api.servicer import DATABASE_DOWN
 from earthsignature.service.api.stac_items import STAC_PREFIX
 from earthsignature.service.catalog import stac_filter
 from earthsignature.service.catalog.catalog import CatalogError, Filters
@@ -230,7 +231,7 @@ def build_stac_app(service) -> FastAPI:
         exceptions={}, middlewares=[Middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "POST"])])
     for error_type, status in ((NotFoundError, 404), (InvalidQueryParameter, 400)):
         api.app.add_exception_handler(error_type, _answer_with(status))
-    api.app.add_exception_handler(SQLAlchemyError, _catalog_unavailable)
+    api.app.add_exception_handler(SQLAlchemyError, _catalog_error)
     return api.app
 
 
@@ -244,8 +245,14 @@ def _answer_with(status: int):
     return handler
 
 
-def _catalog_unavailable(request: Request, error: Exception) -> JSONResponse:
-    log.error("STAC %s: the catalog is unreachable: %s", request.url.path[:200], error)
-    return JSONResponse({"code": "Unavailable", "description": "the catalog cannot be reached now; retry later"},
-                        status_code=503)
+def _catalog_error(request: Request, error: Exception) -> JSONResponse:
+    """The catalog unreachable: 503. PostgreSQL refusing a search the filter checks let through: 400."""
+    if isinstance(error, DATABASE_DOWN):
+        log.error("STAC %s: the catalog is unreachable: %s", request.url.path[:200], error)
+        return JSONResponse({"code": "Unavailable", "description": "the catalog cannot be reached now; retry later"},
+                            status_code=503)
+    log.warning("STAC %s: the catalog refused the search: %s", request.url.path[:200], error)
+    return JSONResponse({"code": "InvalidQueryParameter",
+                         "description": "the catalog cannot evaluate this search as asked; check the filter"},
+                        status_code=400)
 

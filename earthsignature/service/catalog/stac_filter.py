@@ -16,15 +16,18 @@ the share of the map's valid pixels in that class; 0 where the class is absent).
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable, Mapping
-from datetime import date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
+import shapely
 import sqlalchemy as sa
 from geoalchemy2.shape import from_shape
 from shapely.errors import ShapelyError
 from shapely.geometry import shape
+from shapely.geometry.base import BaseGeometry
 
 from earthsignature.service.catalog.tables import ClassStatistic, Product, Segmentation
 
@@ -43,6 +46,7 @@ MAX_DEPTH = 32
 #: cql2's parser recurses on nesting (parentheses, NOT, unary minus) and crashes the process past a few
 #: thousand levels, so nesting is measured before a filter reaches it.
 MAX_NESTING = 64
+MAX_VERTICES = 100_000
 _TOKEN = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"])*\"|\(|\)|\bnot\b|-|[^\s()'\"-]+|\s+", re.IGNORECASE)
 
 
@@ -146,7 +150,9 @@ def _json_depth(tree) -> int:
 
 
 def condition(tree: Mapping[str, Any], depth: int = 0) -> sa.ColumnElement[bool]:
-    """One CQL2 JSON expression -> a boolean SQL condition."""
+    """One CQL2 JSON expression -> a boolean SQL condition. Operands are typed (string, number, timestamp,
+    geometry) and an operator accepts only operands of one kind it supports, so no filter reaches PostgreSQL
+    as a type error."""
     if depth > MAX_DEPTH:
         raise FilterError(f"the filter nests deeper than {MAX_DEPTH} levels")
     if isinstance(tree, bool):
@@ -158,27 +164,32 @@ def condition(tree: Mapping[str, Any], depth: int = 0) -> sa.ColumnElement[bool]
         parts = [condition(arg, depth + 1) for arg in args]
         return sa.and_(*parts) if op == "and" else sa.or_(*parts)
     if op == "not":
-        return sa.not_(condition(_one(args, op), depth + 1))
+        return sa.not_(condition(_count(args, 1, op)[0], depth + 1))
     if op == "isnull":
-        return _operand(_one(args, op), None).is_(None)
+        (node,) = _count(args, 1, op)
+        if not _is_property(node):
+            raise FilterError("isNull takes a property")
+        return _typed(node, None)[0].is_(None)
     if op in _COMPARISONS:
-        left, right = _pair(args, op)
+        left, right = _same_kind(_count(args, 2, op), op, ("string", "number", "timestamp"))
         return _COMPARISONS[op](left, right)
     if op == "like":
-        left, right = _pair(args, op)
+        pattern = _count(args, 2, op)[1]
+        if isinstance(pattern, str) and (len(pattern) - len(pattern.rstrip("\\"))) % 2:
+            raise FilterError("a like pattern may not end with its escape character (\\)")
+        left, right = _same_kind(args, op, ("string",))
         return left.like(right)
     if op == "between":
-        if len(args) != 3:
-            raise FilterError("between takes a property and two bounds")
-        kind = _kind(args[0])
-        return _operand(args[0], kind).between(_operand(args[1], kind), _operand(args[2], kind))
+        value, low, high = _same_kind(_count(args, 3, op), op, ("string", "number", "timestamp"))
+        return value.between(low, high)
     if op == "in":
-        if len(args) != 2 or not isinstance(args[1], list):
-            raise FilterError("in takes a property and a list of values")
-        kind = _kind(args[0])
-        return _operand(args[0], kind).in_([_operand(value, kind) for value in args[1]])
+        node, values = _count(args, 2, op)
+        if not isinstance(values, list) or not values or len(values) > MAX_IN_VALUES:
+            raise FilterError(f"in takes a property and a list of 1 to {MAX_IN_VALUES} values")
+        first, *rest = _same_kind([node, *values], op, ("string", "number", "timestamp"))
+        return first.in_(rest)
     if op == "s_intersects":
-        left, right = _pair(args, op)
+        left, right = _same_kind(_count(args, 2, op), op, ("geometry",))
         return sa.func.ST_Intersects(left, right)
     raise FilterError(f"the operator {op[:40]!r} is not supported here; supported: and, or, not, =, <>, <, <=, >, "
                       ">=, isNull, like, between, in, s_intersects")
@@ -186,25 +197,28 @@ def condition(tree: Mapping[str, Any], depth: int = 0) -> sa.ColumnElement[bool]
 
 _COMPARISONS = {"=": lambda a, b: a == b, "<>": lambda a, b: a != b, "<": lambda a, b: a < b,
                 "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b}
+MAX_IN_VALUES = 1_000
 
 
-def _one(args: list, op: str):
-    if len(args) != 1:
-        raise FilterError(f"{op} takes one argument")
-    return args[0]
+def _count(args: list, expected: int, op: str) -> list:
+    if len(args) != expected:
+        raise FilterError(f"{op} takes {expected} argument{'s' if expected > 1 else ''}, got {len(args)}")
+    return args
 
 
-def _pair(args: list, op: str) -> tuple[sa.ColumnElement, sa.ColumnElement]:
-    if len(args) != 2:
-        raise FilterError(f"{op} takes two arguments")
-    kind = _kind(args[0]) or _kind(args[1])
-    return _operand(args[0], kind), _operand(args[1], kind)
+def _is_property(node) -> bool:
+    return isinstance(node, Mapping) and "property" in node
 
 
-def _kind(node) -> str | None:
-    if isinstance(node, Mapping) and "property" in node:
-        return _property(str(node["property"]))[1]
-    return None
+def _same_kind(nodes: list, op: str, kinds: tuple[str, ...]) -> list[sa.ColumnElement]:
+    """The operands as SQL, all of one kind that ``op`` supports (a property's kind decides how literals read)."""
+    expected = next((_property(str(n["property"]))[1] for n in nodes if _is_property(n)), None)
+    typed = [_typed(node, expected) for node in nodes]
+    found = {kind for _, kind in typed}
+    if len(found) != 1 or not found <= set(kinds):
+        raise FilterError(f"{op} compares {' and '.join(sorted(found))} operands; it takes "
+                          f"{' or '.join(kinds)} operands of one kind")
+    return [expression for expression, _ in typed]
 
 
 def _property(name: str) -> tuple[sa.ColumnElement, str]:
@@ -217,28 +231,43 @@ def _property(name: str) -> tuple[sa.ColumnElement, str]:
                       f"{FRACTION_PREFIX}burnt_areas)")
 
 
-def _operand(node, kind: str | None) -> sa.ColumnElement:
-    """A property, or a literal bound as a parameter of the property's kind."""
-    if isinstance(node, Mapping) and "property" in node:
-        return _property(str(node["property"]))[0]
+def _typed(node, expected: str | None) -> tuple[sa.ColumnElement, str]:
+    """A property, or a literal bound as a parameter, with its kind."""
+    if _is_property(node):
+        return _property(str(node["property"]))
     if isinstance(node, Mapping) and ("timestamp" in node or "date" in node):
-        return sa.literal(_moment(node.get("timestamp") or node.get("date")))
+        return sa.literal(_moment(node.get("timestamp") or node.get("date"))), "timestamp"
     if isinstance(node, Mapping) and "type" in node:
-        try:
-            return from_shape(shape(node), srid=4326)
-        except (ShapelyError, ValueError, TypeError, KeyError) as error:
-            raise FilterError(f"not a GeoJSON geometry: {str(error)[:100]}") from error
-    if isinstance(node, Mapping | list):
+        return from_shape(_geometry(node), srid=4326), "geometry"
+    if isinstance(node, bool) or node is None or isinstance(node, Mapping | list):
         raise FilterError(f"unsupported operand {json.dumps(node)[:80]}")
-    if kind == "timestamp" and isinstance(node, str):
-        return sa.literal(_moment(node))
-    if kind == "number" and (isinstance(node, bool) or not isinstance(node, int | float)):
-        raise FilterError(f"{json.dumps(node)[:40]} is not a number")
-    return sa.literal(node)
+    if isinstance(node, int | float):
+        if not math.isfinite(node):
+            raise FilterError(f"{node} is not a finite number")
+        return sa.literal(float(node)), "number"
+    text = str(node)
+    if any(ord(c) < 32 for c in text):
+        raise FilterError(f"{json.dumps(text)[:40]} holds control characters")
+    if expected == "timestamp":
+        return sa.literal(_moment(text)), "timestamp"
+    return sa.literal(text), "string"
 
 
-def _moment(text) -> datetime | date:
+def _geometry(node: Mapping[str, Any]) -> BaseGeometry:
     try:
-        return datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+        geometry = shape(node)
+        ok = not geometry.is_empty and geometry.is_valid and shapely.get_num_coordinates(geometry) <= MAX_VERTICES
+        minx, miny, maxx, maxy = geometry.bounds
+    except (ShapelyError, ValueError, TypeError, KeyError, AttributeError) as error:
+        raise FilterError(f"not a GeoJSON geometry: {str(error)[:100]}") from error
+    if not ok or not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
+        raise FilterError(f"a geometry must be valid, in EPSG:4326 and have at most {MAX_VERTICES} vertices")
+    return geometry
+
+
+def _moment(text) -> datetime:
+    try:
+        moment = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
     except ValueError as error:
         raise FilterError(f"{str(text)[:40]!r} is not an RFC 3339 date or time") from error
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
