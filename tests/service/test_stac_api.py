@@ -162,6 +162,10 @@ def test_an_asset_opens_in_gdal_through_https_range_reads(stac, pystac_client) -
     path = item.assets["classes"].href.removeprefix(stac[1])
     status, headers, body = fetch(stac, path, {"Range": "bytes=0-99"})
     assert status == 206 and len(body) == 100 and headers["Content-Range"].startswith("bytes 0-99/")
+    statuses = {header: fetch(stac, path, {"Range": header})[0]
+                for header in ("bytes=abc", "bytes=5-2", "bytes=999999999-", "bytes=0-1,5-6", "bytes=-100")}
+    assert statuses["bytes=-100"] == 206 and statuses["bytes=0-1,5-6"] == 206
+    assert all(code in (206, 400, 416) for code in statuses.values()), statuses
     status, _, body = fetch(stac, item.assets["legend"].href.removeprefix(stac[1]))
     categories = [c.text for c in ET.fromstring(body).iter("Category")]
     assert status == 200 and categories[2] == "Burnt areas"
