@@ -315,3 +315,35 @@ def test_object_store_files_are_served_by_single_byte_ranges(tmp_path, monkeypat
     monkeypatch.setattr(http_app, "MAX_RANGE_BYTES", 100)
     with pytest.raises(ResourceExhausted):
         http_app.ranged_response(store, url, None)
+
+
+def test_class_maps_as_xyz_tiles(stac, pystac_client) -> None:
+    import math
+
+    from rasterio.io import MemoryFile
+
+    item = next(pystac_client().search(collections=["clc-unet"], filter="grid:code = 'MGRS-34SGH'").items())
+    template = next(link.href for link in item.links if link.rel == "xyz")
+    west, south, east, north = item.bbox
+    lon, lat, z = (west + east) / 2, (south + north) / 2, 15
+    x = int((lon + 180) / 360 * 2 ** z)
+    y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * 2 ** z)
+
+    def tile(z: int, x: int, y: int) -> tuple[int, np.ndarray]:
+        status, _, body = fetch(stac, template.removeprefix(stac[1]).format(z=z, x=x, y=y))
+        if status != 200:
+            return status, np.empty(0)
+        with MemoryFile(body) as memory, memory.open() as image:
+            return status, image.read()
+
+    status, rgba = tile(z, x, y)
+    assert status == 200 and rgba.shape == (4, 256, 256)
+    opaque = rgba[3] == 255
+    assert opaque.mean() > 0.2  # the map covers part of the tile, the rest is transparent
+    colours = {tuple(int(v) for v in rgba[:3, r, c]) for r, c in zip(*np.nonzero(opaque), strict=True)}
+    legend = {tuple(int(item.assets["classes"].extra_fields["classification:classes"][k]["color_hint"][i:i + 2], 16)
+                    for i in (0, 2, 4)) for k in range(4)}
+    assert colours <= legend and len(colours) >= 2
+    status, rgba = tile(z, x + 3, y)  # beside the map
+    assert status == 200 and (rgba[3] == 0).all()
+    assert tile(23, 0, 0)[0] == 400 and tile(3, 8, 0)[0] == 400

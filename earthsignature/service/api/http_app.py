@@ -10,8 +10,9 @@ whether the catalog is reachable. Every request leaves one access-log line: call
 status, duration.
 
 Beside them, for pilots' tools: the STAC API at ``/stac`` (``stac.py``); each map's files at
-``/v1/maps/<collection>/<item>/<file>`` with range requests (COGs, legend sidecars) and as a Web Mercator
-PNG (``classes.png``); the product quicklooks; and the map page at ``/map``.
+``/v1/maps/<collection>/<item>/<file>`` with range requests (COGs, legend sidecars), as a Web Mercator
+PNG (``classes.png``) and as XYZ tiles (``tiles/{z}/{x}/{y}.png``); the product quicklooks; and the map page
+at ``/map``.
 
 Mutual TLS: uvicorn verifies the client certificate against the project CA in the TLS handshake (run by
 the event loop: an idle or slow client blocks nobody). uvicorn 0.54 does not hand the verified
@@ -51,8 +52,8 @@ from earthsignature.core.product import gdal_path
 from earthsignature.pb.snapearth.api.v1 import database_pb2
 from earthsignature.service.api import validation
 from earthsignature.service.api.auth import AuthError, TlsFiles, caller_from_pem
-from earthsignature.service.api.errors import ApiError, NotFound, ResourceExhausted
-from earthsignature.service.api.map_render import render_png
+from earthsignature.service.api.errors import ApiError, InvalidArgument, NotFound, ResourceExhausted
+from earthsignature.service.api.map_render import render_png, render_tile
 from earthsignature.service.api.servicer import QUICKLOOK_PATH, DatabaseService
 from earthsignature.service.api.stac import build_stac_app
 from earthsignature.service.api.stac_items import MAP_ASSETS, MAP_FILE_PATH, STAC_PREFIX
@@ -62,7 +63,8 @@ log = logging.getLogger("earthsignature.http")
 #: The pilots' map page: map.html, and static/ (our script and style, the web library in static/vendor).
 WEB_DIR = Path(__file__).with_name("web")
 MAP_PAGE = "/map"
-MAX_BODY_BYTES = 1024 * 1024  # a STAC search (POST) with its area and filter
+MAX_BODY_BYTES = 1024 * 1024
+MAX_TILE_ZOOM = 22  # a STAC search (POST) with its area and filter
 
 ROUTES = {"/v1/segmentation:list": ("ListSegmentation", database_pb2.ListSegmentationRequest),
           "/v1/segmentation:search": ("SearchSegmentation", database_pb2.SearchSegmentationRequest)}
@@ -198,6 +200,23 @@ def build_app(service: DatabaseService) -> Starlette:
                         headers={"X-Bounds-EPSG-3857": bounds, "Access-Control-Expose-Headers": "X-Bounds-EPSG-3857",
                                  "Cache-Control": "private, max-age=3600"})
 
+    async def map_tile(request: Request) -> Response:
+        """XYZ tile z/x/y of a class map (transparent where the map is not)."""
+        params = request.path_params
+        z, x, y = params["z"], params["x"], params["y"]
+        try:
+            service.caller(HttpContext(peer_pem(request.scope)))
+            if not (0 <= z <= MAX_TILE_ZOOM and x < 2 ** z and y < 2 ** z):
+                raise InvalidArgument("tile", f"z/x/y must have z in 0..{MAX_TILE_ZOOM} and x, y below 2^z")
+            url = await run_in_threadpool(map_file_url, service, params["collection"], params["item"], "classes.tif")
+            png = await run_in_threadpool(render_tile, url, z, x, y)
+        except ApiError as error:
+            return _status_response(error.code, str(error))
+        except (OSError, RasterioError, sa.exc.SQLAlchemyError) as error:
+            log.error("map tile %s: %s", request.url.path[:200], error)
+            return _status_response(grpc.StatusCode.UNAVAILABLE, "the map cannot be read now; retry later")
+        return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
+
     async def map_page(request: Request) -> Response:
         if not (WEB_DIR / "static" / "vendor" / "ol.js").exists():
             return _status_response(grpc.StatusCode.UNAVAILABLE, "the map page's web library is not installed: "
@@ -223,6 +242,8 @@ def build_app(service: DatabaseService) -> Starlette:
     routes = [Route(path, binding, methods=["GET"]) for path in ROUTES]
     routes.append(Route(QUICKLOOK_PATH, quicklook, methods=["GET"]))
     routes.append(Route(MAP_FILE_PATH.replace("{file_name}", "classes.png"), map_picture, methods=["GET"]))
+    routes.append(Route(MAP_FILE_PATH.replace("{file_name}", "tiles/{z:int}/{x:int}/{y:int}.png"), map_tile,
+                        methods=["GET"]))
     routes.append(Route(MAP_FILE_PATH, map_file, methods=["GET", "HEAD"]))
     routes.append(Route("/healthz", healthz, methods=["GET"]))
     routes.append(Route(MAP_PAGE, RequireCaller(map_page, service, endpoint=True), methods=["GET"]))

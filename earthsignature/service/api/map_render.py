@@ -1,6 +1,8 @@
-"""A class map drawn for web maps: its colours, no data transparent, warped to Web Mercator (EPSG:3857) over
-the map's own bounds, as a PNG at most ``max_size`` pixels wide or high. Web pages lay it over a base map
-as a static image at ``bounds_3857`` without decoding a GeoTIFF in the browser.
+"""Class maps drawn for web maps: their colours, no data transparent, warped to Web Mercator (EPSG:3857).
+
+``render_png``: the whole map over its own bounds (web pages lay it over a base map as a static image at
+``bounds_3857``, without decoding a GeoTIFF in the browser); ``render_tile``: XYZ tiles, for web map
+libraries and QGIS's XYZ layers. Both read from the COG overview that fits the output's resolution.
 """
 
 from __future__ import annotations
@@ -10,10 +12,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import rasterio
+from affine import Affine
 from rasterio.enums import Resampling
+from rasterio.errors import WindowError
 from rasterio.io import MemoryFile
 from rasterio.transform import from_bounds
 from rasterio.warp import reproject, transform_bounds
+from rasterio.windows import Window
+from rasterio.windows import from_bounds as window_from_bounds
 
 from earthsignature.core.product import gdal_path
 
@@ -28,33 +34,66 @@ class RenderedMap:
 
 
 def render_png(url: str, max_size: int = 1024) -> RenderedMap:
-    """The class map at ``url`` in its colour table, nearest-neighbour from the overview that fits."""
+    """The whole class map at ``url``, at most ``max_size`` pixels a side, over its own Web Mercator bounds."""
     with rasterio.open(gdal_path(url)) as dataset:
         west, south, east, north = transform_bounds(dataset.crs, WEB_MERCATOR, *dataset.bounds, densify_pts=21)
         south, north = max(south, -MAX_MERCATOR_Y), min(north, MAX_MERCATOR_Y)
         scale = max(east - west, north - south) / max_size
         width, height = max(1, math.ceil((east - west) / scale)), max(1, math.ceil((north - south) / scale))
-        factor = max(1, int(min(dataset.width / width, dataset.height / height)))  # read no more than needed
-        source = dataset.read(1, out_shape=(max(1, dataset.height // factor), max(1, dataset.width // factor)),
-                              resampling=Resampling.nearest)
-        source_transform = dataset.transform @ dataset.transform.scale(dataset.width / source.shape[1],
-                                                                       dataset.height / source.shape[0])
-        nodata = 255 if dataset.nodata is None else int(dataset.nodata)
-        try:
-            colormap = dataset.colormap(1)
-        except ValueError:  # a map without a colour table: grey levels
-            colormap = {v: (v, v, v, 255) for v in range(256)}
-        warped = np.full((height, width), nodata, dtype=source.dtype)
+        png = _rendered(dataset, (west, south, east, north), width, height)
+    return RenderedMap(png, (west, south, east, north))
+
+
+def tile_bounds(z: int, x: int, y: int) -> tuple[float, float, float, float]:
+    """Web Mercator bounds of XYZ tile (z, x, y) (the OSM/Google scheme: y grows southwards)."""
+    span = 2 * MAX_MERCATOR_Y / 2 ** z
+    west, north = -MAX_MERCATOR_Y + x * span, MAX_MERCATOR_Y - y * span
+    return west, north - span, west + span, north
+
+
+def render_tile(url: str, z: int, x: int, y: int, size: int = 256) -> bytes:
+    """XYZ tile (z, x, y) of the class map as a ``size`` x ``size`` PNG (transparent where the map is not)."""
+    with rasterio.open(gdal_path(url)) as dataset:
+        return _rendered(dataset, tile_bounds(z, x, y), size, size)
+
+
+def _rendered(dataset, bounds: tuple[float, float, float, float], width: int, height: int) -> bytes:
+    """The part of ``dataset`` under Web Mercator ``bounds`` as a width x height RGBA PNG in its colour table:
+    nearest neighbour, read from the overview that fits, no data transparent."""
+    nodata = 255 if dataset.nodata is None else int(dataset.nodata)
+    warped = np.full((height, width), nodata, dtype=dataset.dtypes[0])
+    source, source_transform = _source_window(dataset, bounds, width, height)
+    if source is not None:
         reproject(source, warped, src_transform=source_transform, src_crs=dataset.crs, src_nodata=nodata,
-                  dst_transform=from_bounds(west, south, east, north, width, height), dst_crs=WEB_MERCATOR,
-                  dst_nodata=nodata, resampling=Resampling.nearest)
+                  dst_transform=from_bounds(*bounds, width, height), dst_crs=WEB_MERCATOR, dst_nodata=nodata,
+                  resampling=Resampling.nearest)
+    try:
+        colormap = dataset.colormap(1)
+    except ValueError:  # a map without a colour table: grey levels
+        colormap = {v: (v, v, v, 255) for v in range(256)}
     palette = np.zeros((max(256, int(warped.max()) + 1, nodata + 1), 4), dtype=np.uint8)
     for value, rgba in colormap.items():
         if value < len(palette):
             palette[value] = rgba
     palette[nodata, 3] = 0
-    rgba = np.moveaxis(palette[warped], -1, 0)
     with MemoryFile() as memory:
         with memory.open(driver="PNG", width=width, height=height, count=4, dtype="uint8") as image:
-            image.write(rgba)
-        return RenderedMap(memory.read(), (west, south, east, north))
+            image.write(np.moveaxis(palette[warped], -1, 0))
+        return memory.read()
+
+
+def _source_window(dataset, bounds, width: int, height: int):
+    """The map's pixels under ``bounds`` at about the output's resolution (None where the map is not)."""
+    try:
+        inner = transform_bounds(WEB_MERCATOR, dataset.crs, *bounds, densify_pts=21)
+        window = window_from_bounds(*inner, transform=dataset.transform).round_offsets().round_lengths()
+        window = window.intersection(Window(0, 0, dataset.width, dataset.height))
+    except (WindowError, ValueError):  # no overlap, or bounds the map's CRS cannot hold
+        return None, None
+    if window.width < 1 or window.height < 1:
+        return None, None
+    factor = max(1, int(min(window.width / width, window.height / height)))  # read no more than needed
+    shape = (max(1, int(window.height) // factor), max(1, int(window.width) // factor))
+    source = dataset.read(1, window=window, out_shape=shape, resampling=Resampling.nearest)
+    transform = dataset.window_transform(window) @ Affine.scale(window.width / shape[1], window.height / shape[0])
+    return source, transform

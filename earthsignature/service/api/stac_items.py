@@ -33,6 +33,7 @@ EXTENSIONS = {
     "eo": "https://stac-extensions.github.io/eo/v2.0.0/schema.json",
     "grid": "https://stac-extensions.github.io/grid/v1.1.0/schema.json",
     "item_assets": "https://stac-extensions.github.io/item-assets/v1.0.0/schema.json",
+    "web_map_links": "https://stac-extensions.github.io/web-map-links/v1.2.0/schema.json",
 }
 COG = "image/tiff; application=geotiff; profile=cloud-optimized"
 #: The HTTP app's route to a segmentation's files.
@@ -51,6 +52,11 @@ MAP_ASSETS = {
 CLOUD_CLASSES = [{"value": 0, "name": "clear", "title": "Clear"},
                  {"value": 1, "name": "cloud", "title": "Cloud, cloud shadow or cirrus"},
                  {"value": CLOUD_MASK_NODATA, "name": "no_data", "title": "No data", "nodata": True}]
+
+
+def tiles_template(collection: str, item: str) -> str:
+    """The XYZ tile URL template of a map, after the HTTP app's address: ``.../tiles/{z}/{x}/{y}.png``."""
+    return map_file_route(collection, item, "tiles") + "/{z}/{x}/{y}.png"
 
 
 def map_file_route(collection: str, item: str, file_name: str) -> str:
@@ -122,7 +128,8 @@ def item(found: Found, base_url: str, public_url: str, quicklook: str) -> dict[s
         properties["earthsignature:model_card"] = segmentation.model_card
     collection_url = f"{base_url}collections/{urllib.parse.quote(segmentation.model_name, safe='')}"
     return {
-        "type": "Feature", "stac_version": STAC_VERSION, "stac_extensions": list(EXTENSIONS.values())[:4],
+        "type": "Feature", "stac_version": STAC_VERSION,
+        "stac_extensions": [EXTENSIONS[k] for k in ("classification", "projection", "eo", "grid", "web_map_links")],
         "id": identifier, "collection": segmentation.model_name,
         "geometry": mapping(footprint), "bbox": list(footprint.bounds), "properties": properties,
         "assets": _assets(found, public_url, quicklook),
@@ -132,6 +139,8 @@ def item(found: Found, base_url: str, public_url: str, quicklook: str) -> dict[s
             {"rel": "parent", "type": "application/json", "href": collection_url},
             {"rel": "collection", "type": "application/json", "href": collection_url},
             {"rel": "root", "type": "application/json", "href": base_url},
+            {"rel": "xyz", "type": "image/png", "title": "Class map as XYZ tiles (web maps, QGIS XYZ layers)",
+             "href": public_url + tiles_template(segmentation.model_name, identifier)},
         ],
     }
 
