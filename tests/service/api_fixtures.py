@@ -37,7 +37,7 @@ def server_with_http_app(database_url: str, folder: Path) -> Iterator[tuple[Cert
     """The Database service with its HTTP app, both on 127.0.0.1 with real TLS: (certificates, server, app)."""
     from earthsignature.embedded.ports import free_port
     from earthsignature.service.api.auth import TlsFiles
-    from earthsignature.service.api.http_app import start_gateway
+    from earthsignature.service.api.http_server import start_gateway
     from earthsignature.service.api.server import build_server
 
     certs = make_certificates(folder / "certs")

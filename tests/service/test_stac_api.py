@@ -297,24 +297,24 @@ def test_pilot_pictures_show_the_classes_present_and_save_a_cog(stac, tmp_path) 
 
 def test_object_store_files_are_served_by_single_byte_ranges(tmp_path, monkeypatch) -> None:
     """The path for a remote store (s3://, gs://...), run here against a folder: same store methods."""
-    from earthsignature.service.api import http_app
+    from earthsignature.service.api import map_files
     from earthsignature.service.api.errors import ResourceExhausted
     from earthsignature.service.catalog.raster_store import RasterStore
 
     store = RasterStore(str(tmp_path))
     url = store.write_bytes(store.url_for("a", "file.bin"), bytes(range(256)) * 4)
-    whole = http_app.ranged_response(store, url, None)
+    whole = map_files.ranged_response(store, url, None)
     assert whole.status_code == 200 and whole.body == bytes(range(256)) * 4
-    part = http_app.ranged_response(store, url, "bytes=10-19")
+    part = map_files.ranged_response(store, url, "bytes=10-19")
     assert part.status_code == 206 and part.body == bytes(range(10, 20))
     assert part.headers["content-range"] == "bytes 10-19/1024"
-    assert http_app.ranged_response(store, url, "bytes=-6").body == bytes(range(250, 256))
-    assert http_app.ranged_response(store, url, "bytes=1000-").body == bytes(range(232, 256))
-    assert http_app.ranged_response(store, url, "bytes=abc").status_code == 416
-    assert http_app.ranged_response(store, url, "bytes=2000-").status_code == 416
-    monkeypatch.setattr(http_app, "MAX_RANGE_BYTES", 100)
+    assert map_files.ranged_response(store, url, "bytes=-6").body == bytes(range(250, 256))
+    assert map_files.ranged_response(store, url, "bytes=1000-").body == bytes(range(232, 256))
+    assert map_files.ranged_response(store, url, "bytes=abc").status_code == 416
+    assert map_files.ranged_response(store, url, "bytes=2000-").status_code == 416
+    monkeypatch.setattr(map_files, "MAX_RANGE_BYTES", 100)
     with pytest.raises(ResourceExhausted):
-        http_app.ranged_response(store, url, None)
+        map_files.ranged_response(store, url, None)
 
 
 def test_class_maps_as_xyz_tiles(stac, pystac_client) -> None:

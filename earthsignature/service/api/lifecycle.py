@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 from earthsignature.core.layout import CertificateFolder
 from earthsignature.core.settings import ApiLimits, ApiSettings
 from earthsignature.service.api.auth import TlsFiles
-from earthsignature.service.api.http_app import HttpGateway, start_gateway
+from earthsignature.service.api.http_server import HttpGateway, start_gateway
 from earthsignature.service.api.server import ApiServer, build_server
 from earthsignature.service.catalog.store_check import check_store
 

@@ -1,0 +1,147 @@
+"""The HTTP app served by uvicorn with mutual TLS, in a thread of the first server process.
+
+uvicorn verifies the client certificate against the project CA in the TLS handshake (run by the event loop:
+an idle or slow client blocks nobody). uvicorn 0.54 does not hand the verified certificate to the
+application (the ASGI TLS extension is not released), so ``ClientCertificateProtocol``, a small subclass of
+its h11 protocol, puts it into the scope as that extension describes (``scope["extensions"]["tls"]
+["client_cert_chain"]``); handlers then check role and revocation exactly as gRPC does. Around the
+application: ``BodyLimit`` refuses bodies over 1 MiB before they are buffered, ``AccessLog`` writes one line
+per request (caller, address, method, path, status, duration).
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+import time
+
+import grpc
+import uvicorn
+from starlette.responses import JSONResponse
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from earthsignature.service.api.auth import TlsFiles
+from earthsignature.service.api.http_app import build_app
+from earthsignature.service.api.http_context import caller_name, status
+from earthsignature.service.api.servicer import DatabaseService
+
+log = logging.getLogger("earthsignature.http")
+MAX_BODY_BYTES = 1024 * 1024  # a STAC search (POST) with its area and filter
+
+
+class BodyLimit:
+    """Refuses request bodies over ``max_bytes`` (413, RESOURCE_EXHAUSTED) before the application buffers them:
+    by their Content-Length, or while they stream in."""
+
+    def __init__(self, app, max_bytes: int = MAX_BODY_BYTES):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers") or []).get(b"content-length", b"0")
+        if not declared.isdigit() or int(declared) > self.max_bytes:
+            return await self._refuse(scope, receive, send)
+        received, refused = [0], [False]
+
+        async def counting_receive():
+            message = await receive()
+            received[0] += len(message.get("body", b""))
+            if received[0] > self.max_bytes and not refused[0]:
+                refused[0] = True
+                await self._refuse(scope, receive, send)
+                return {"type": "http.disconnect"}  # the application stops reading
+            return message
+
+        async def guarded_send(message) -> None:
+            if not refused[0]:  # once refused, whatever the application answers is dropped
+                await send(message)
+
+        try:
+            await self.app(scope, counting_receive, guarded_send)
+        except Exception:
+            if not refused[0]:
+                raise
+
+    async def _refuse(self, scope, receive, send) -> None:
+        response = JSONResponse(status(grpc.StatusCode.RESOURCE_EXHAUSTED, f"the request body is over "
+                                       f"{self.max_bytes} bytes"), status_code=413)
+        await response(scope, receive, send)
+
+
+class AccessLog:
+    """One line per request: caller, method, path, status, duration (ASGI middleware)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started, status_code = time.perf_counter(), [0]
+
+        async def recording_send(message) -> None:
+            if message["type"] == "http.response.start":
+                status_code[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, recording_send)
+        finally:
+            log.info("%s %s %s %s %d %.1f ms", caller_name(scope), (scope.get("client") or ("-",))[0],
+                     scope["method"], scope["path"][:200], status_code[0], (time.perf_counter() - started) * 1e3)
+
+
+class ClientCertificateProtocol(H11Protocol):
+    """uvicorn's h11 protocol that hands the TLS-verified client certificate to the application."""
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        ssl_object = transport.get_extra_info("ssl_object")
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        if der:
+            self.app = _WithClientCertificate(self.app, ssl.DER_cert_to_PEM_cert(der))
+
+
+class _WithClientCertificate:
+    def __init__(self, app, pem: str):
+        self.app, self.pem = app, pem
+
+    async def __call__(self, scope, receive, send) -> None:
+        extensions = dict(scope.get("extensions") or {})
+        extensions["tls"] = {**extensions.get("tls", {}), "client_cert_chain": [self.pem]}
+        await self.app({**scope, "extensions": extensions}, receive, send)
+
+
+class HttpGateway:
+    """``build_app`` served by uvicorn in a thread: HTTPS with client certificates, or plain HTTP when ``tls``
+    is None (``serve --insecure``)."""
+
+    def __init__(self, service: DatabaseService, address: tuple[str, int], tls: TlsFiles | None):
+        self.host, self.port = address[0], int(address[1])
+        options = {}
+        if tls is not None:
+            options = {"ssl_certfile": str(tls.server_cert), "ssl_keyfile": str(tls.server_key),
+                       "ssl_ca_certs": str(tls.ca_cert), "ssl_cert_reqs": ssl.CERT_REQUIRED,
+                       "http": ClientCertificateProtocol}
+        app = AccessLog(BodyLimit(build_app(service)))
+        config = uvicorn.Config(app, host=self.host, port=self.port, lifespan="off", log_level="warning",
+                                access_log=False, timeout_keep_alive=5, **options)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, name="http-gateway", daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 15
+        while not self.server.started and self.thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if not self.server.started:
+            self.stop()
+            raise RuntimeError(f"the HTTP gateway did not start on {self.host}:{self.port}")
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
+
+
+def start_gateway(service: DatabaseService, address: tuple[str, int], tls: TlsFiles | None) -> HttpGateway:
+    return HttpGateway(service, address, tls)
