@@ -28,11 +28,13 @@ from earthsignature.service.api.servicer import DatabaseService
 
 log = logging.getLogger("earthsignature.http")
 MAX_BODY_BYTES = 1024 * 1024  # a STAC search (POST) with its area and filter
+DRAIN_BYTES = 16 * 1024 * 1024  # a refused body up to this size is read to its end before the 413
 
 
 class BodyLimit:
     """Refuses request bodies over ``max_bytes`` (413, RESOURCE_EXHAUSTED) before the application buffers them:
-    by their Content-Length, or while they stream in."""
+    by their Content-Length, or while they stream in. The rest of a refused body is read and dropped (up to
+    ``DRAIN_BYTES``) before the answer, so a client still sending gets the 413 rather than a reset."""
 
     def __init__(self, app, max_bytes: int = MAX_BODY_BYTES):
         self.app, self.max_bytes = app, max_bytes
@@ -42,6 +44,8 @@ class BodyLimit:
             return await self.app(scope, receive, send)
         declared = dict(scope.get("headers") or []).get(b"content-length", b"0")
         if not declared.isdigit() or int(declared) > self.max_bytes:
+            if declared.isdigit() and int(declared) <= DRAIN_BYTES:
+                await _drain(receive, 0)
             return await self._refuse(scope, receive, send)
         received, refused = [0], [False]
 
@@ -50,6 +54,8 @@ class BodyLimit:
             received[0] += len(message.get("body", b""))
             if received[0] > self.max_bytes and not refused[0]:
                 refused[0] = True
+                if message.get("more_body"):
+                    await _drain(receive, received[0])
                 await self._refuse(scope, receive, send)
                 return {"type": "http.disconnect"}  # the application stops reading
             return message
@@ -68,6 +74,15 @@ class BodyLimit:
         response = JSONResponse(status(grpc.StatusCode.RESOURCE_EXHAUSTED, f"the request body is over "
                                        f"{self.max_bytes} bytes"), status_code=413)
         await response(scope, receive, send)
+
+
+async def _drain(receive, received: int) -> None:
+    """Read and drop the rest of a request body, at most DRAIN_BYTES in all."""
+    while received <= DRAIN_BYTES:
+        message = await receive()
+        received += len(message.get("body", b""))
+        if message["type"] != "http.request" or not message.get("more_body"):
+            return
 
 
 class AccessLog:
