@@ -50,6 +50,7 @@ from earthsignature.service.catalog import query_language
 from earthsignature.service.catalog.catalog import Catalog, CatalogError, Filters, Found
 from earthsignature.service.catalog.ingest import IngestError, StorageFailure, ingest
 from earthsignature.service.catalog.raster_store import RasterStore, UnsafePath
+from earthsignature.service.catalog.stac_filter import item_id
 
 log = logging.getLogger(__name__)
 E = segmentation_pb2.RasterEncoding
@@ -101,7 +102,7 @@ class DatabaseService(database_pb2_grpc.DatabaseProductServiceServicer):
         """The segmentation's STAC item and class-map COG as the HTTP app serves them ("" without one)."""
         if not self.public_url:
             return "", ""
-        item = stac_items.item_id(segmentation.product.product_id, segmentation.model_version)
+        item = item_id(segmentation.product.product_id, segmentation.model_version)
         return (self.public_url + stac_items.item_route(segmentation.model_name, item),
                 self.public_url + stac_items.map_file_route(segmentation.model_name, item, "classes.tif"))
 
