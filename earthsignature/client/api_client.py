@@ -26,7 +26,7 @@ from affine import Affine
 
 from earthsignature.core import raster_codec
 from earthsignature.core.classes import ClassShare
-from earthsignature.core.cog import COG_OPTIONS, LAYER_DESCRIPTIONS, gdal_aux_xml
+from earthsignature.core.cog import LAYER_DESCRIPTIONS, class_tags, gdal_aux_xml, write_cog
 from earthsignature.core.manifest import ModelCard
 from earthsignature.pb.snapearth.api.v1 import database_pb2, database_pb2_grpc, segmentation_pb2
 
@@ -93,23 +93,12 @@ class Result:
     def save_geotiff(self, path: Path) -> Path:
         """The class map as a Cloud-Optimized GeoTIFF with the legend's colours and class names (band tags
         ``CLASS_<value>``, GDAL's ``.aux.xml`` beside it with category names and an attribute table)."""
-        import rasterio
-        import rasterio.shutil
-        from rasterio.io import MemoryFile
-
         if self.classes is None:
             raise ValueError("this result carries polygons, not a raster")
-        profile = {"driver": "GTiff", "width": self.classes.shape[1], "height": self.classes.shape[0], "count": 1,
-                   "dtype": self.classes.dtype.name, "crs": self.crs, "transform": self.transform,
-                   "nodata": self.nodata}
         legend = [share.land_cover for share in self.legend.values()]
-        with MemoryFile() as memory, memory.open(**profile) as dataset:
-            dataset.write(self.classes, 1)
-            if self.classes.dtype == np.uint8:
-                dataset.write_colormap(1, {c.index: (*c.color, 255) for c in legend})
-            dataset.set_band_description(1, LAYER_DESCRIPTIONS["classes"])
-            dataset.update_tags(1, **{f"CLASS_{c.index}": c.name for c in legend})
-            rasterio.shutil.copy(dataset, path, driver="COG", **COG_OPTIONS)
+        colormap = {c.index: (*c.color, 255) for c in legend} if self.classes.dtype == np.uint8 else None
+        write_cog(path, self.classes, self.crs, self.transform, self.nodata, colormap, LAYER_DESCRIPTIONS["classes"],
+                  class_tags(legend))
         Path(f"{path}.aux.xml").write_text(gdal_aux_xml(legend))
         return Path(path)
 

@@ -16,6 +16,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.patches import Patch, Rectangle
 
+from earthsignature.core.cog import CLOUD_MASK_NODATA
+
 RARE = 0.01  # classes under 1 % of the map read "<1 %"
 log = logging.getLogger(__name__)
 
@@ -95,7 +97,7 @@ def _cloud_picture(mask: np.ndarray | None) -> np.ndarray | None:
         return None
     picture = np.full((*mask.shape, 3), (70, 130, 60), dtype=np.uint8)  # clear: green
     picture[mask == 1] = (255, 255, 255)
-    picture[mask == 255] = (0, 0, 0)
+    picture[mask == CLOUD_MASK_NODATA] = (0, 0, 0)
     return picture
 
 

@@ -10,9 +10,14 @@ thematic raster attribute table: value, code, name, colour; GDAL looks for it ne
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from xml.sax.saxutils import escape
 
 import numpy as np
+import rasterio
+import rasterio.shutil
+from affine import Affine
+from rasterio.io import MemoryFile
 
 from earthsignature.core.classes import LandCoverClass
 
@@ -26,8 +31,8 @@ CLASS_NODATA = 255
 CONFIDENCE_NODATA = 0
 #: Cloud mask: 1 cloud, cloud shadow or cirrus, 0 clear; 255 where the scene classification has no data.
 CLOUD_MASK_NODATA = 255
-#: No-data value of each extra layer a segmentation carries.
-LAYER_NODATA = {"confidence": CONFIDENCE_NODATA, "cloud_mask": CLOUD_MASK_NODATA}
+#: No-data value of each layer a segmentation carries.
+LAYER_NODATA = {"classes": CLASS_NODATA, "confidence": CONFIDENCE_NODATA, "cloud_mask": CLOUD_MASK_NODATA}
 #: What each layer's band holds (its GeoTIFF band description).
 LAYER_DESCRIPTIONS = {
     "classes": "land-cover class (pixel value = class index; see the category names)",
@@ -39,6 +44,30 @@ LAYER_DESCRIPTIONS = {
 def confidence_values(probability: np.ndarray) -> np.ndarray:
     """Probabilities in [0, 1] as confidence bytes 1..255 (0 stays free for no data)."""
     return (1 + np.rint(np.clip(probability, 0, 1) * 254)).astype(np.uint8)
+
+
+def write_cog(path: Path | str, data: np.ndarray, crs: str, transform: Affine, nodata: int | None = None,
+              colormap: dict[int, tuple[int, int, int, int]] | None = None, description: str = "",
+              tags: dict[str, str] | None = None) -> Path:
+    """``data`` [H, W] as a COG at ``path``, with its band's colour table, description and metadata ``tags``
+    (GDAL's metadata TIFF tag)."""
+    profile = {"driver": "GTiff", "width": data.shape[1], "height": data.shape[0], "count": 1,
+               "dtype": data.dtype.name, "crs": crs, "transform": transform, "nodata": nodata}
+    with MemoryFile() as memory, memory.open(**profile) as dataset:
+        dataset.write(data, 1)
+        if colormap:
+            dataset.write_colormap(1, colormap)
+        if description:
+            dataset.set_band_description(1, description)
+        if tags:
+            dataset.update_tags(1, **tags)
+        rasterio.shutil.copy(dataset, path, driver="COG", **COG_OPTIONS)
+    return Path(path)
+
+
+def class_tags(legend: Sequence[LandCoverClass]) -> dict[str, str]:
+    """A class map's band tags naming its classes: ``CLASS_<pixel value>`` -> class name."""
+    return {f"CLASS_{c.index}": c.name for c in legend}
 
 
 def legend_sidecars(raster_url: str) -> tuple[str, str]:

@@ -30,6 +30,7 @@ from earthsignature.core.cog import (
     CONFIDENCE_NODATA,
     LAYER_DESCRIPTIONS,
     LAYER_NODATA,
+    class_tags,
     gdal_aux_xml,
     legend_sidecars,
     qgis_style,
@@ -201,7 +202,7 @@ def _store(request, catalog: Catalog, store: RasterStore, parts, written: list[s
     colormap = {c.land_cover.index: (*c.land_cover.color, 255) for c in classes} if values.dtype == np.uint8 else None
     legend = [c.land_cover for c in classes]
     raster_url = store.write_cog(store.url_for(*folder, "classes.tif"), values, crs, transform, nodata, colormap,
-                                 LAYER_DESCRIPTIONS["classes"], {f"CLASS_{c.index}": c.name for c in legend})
+                                 LAYER_DESCRIPTIONS["classes"], class_tags(legend))
     written.append(raster_url)
     aux_url, style_url = legend_sidecars(raster_url)  # named by the map's URL, not by a column
     written.append(store.write_bytes(aux_url, gdal_aux_xml(legend).encode()))

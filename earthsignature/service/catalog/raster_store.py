@@ -19,17 +19,15 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
-import rasterio.shutil
 from affine import Affine
 from rasterio.enums import Resampling
 from rasterio.features import geometry_mask
-from rasterio.io import MemoryFile
 from rasterio.warp import transform_bounds, transform_geom
 from rasterio.windows import Window, from_bounds
 from shapely.geometry import mapping
 from shapely.geometry.base import BaseGeometry
 
-from earthsignature.core.cog import COG_OPTIONS
+from earthsignature.core.cog import write_cog
 from earthsignature.core.product import gdal_path
 
 _REMOTE = ("s3://", "gs://", "az://", "http://", "https://")
@@ -79,20 +77,9 @@ class RasterStore:
                   colormap: dict[int, tuple[int, int, int, int]] | None = None, description: str = "",
                   tags: dict[str, str] | None = None) -> str:
         """Write ``data`` [H, W] as a COG at ``url`` (atomically for local files); return the URL. The band's
-        description and metadata ``tags`` go into the file (GDAL's metadata TIFF tag)."""
-        profile = {"driver": "GTiff", "width": data.shape[1], "height": data.shape[0], "count": 1,
-                   "dtype": data.dtype.name, "crs": crs, "transform": transform, "nodata": nodata}
+        description and metadata ``tags`` go into the file (``core.cog.write_cog``)."""
         with tempfile.TemporaryDirectory() as tmp:
-            staged = Path(tmp) / "cog.tif"
-            with MemoryFile() as memory, memory.open(**profile) as dataset:
-                dataset.write(data, 1)
-                if colormap:
-                    dataset.write_colormap(1, colormap)
-                if description:
-                    dataset.set_band_description(1, description)
-                if tags:
-                    dataset.update_tags(1, **tags)
-                rasterio.shutil.copy(dataset, staged, driver="COG", **COG_OPTIONS)
+            staged = write_cog(Path(tmp) / "cog.tif", data, crs, transform, nodata, colormap, description, tags)
             self._put(staged, url)
         return url
 

@@ -23,6 +23,7 @@ from affine import Affine
 from rasterio.enums import Resampling
 from rasterio.windows import Window
 
+from earthsignature.core.cog import CLOUD_MASK_NODATA
 from earthsignature.core.manifest import ModelManifest
 from earthsignature.core.product import REMOTE_READ_OPTIONS, Sentinel2Product
 from earthsignature.core.readers import open_product
@@ -114,7 +115,7 @@ class ProductInput:
         rows = min(rows, self.height - row_off)
         scl = self._rows("SCL", row_off, rows)[0]
         mask = np.isin(scl, SCL_CLOUD_VALUES).astype(np.uint8)
-        mask[scl == 0] = 255
+        mask[scl == 0] = CLOUD_MASK_NODATA
         return mask
 
     def _rows(self, layer: str, row_off: int, rows: int) -> np.ndarray:

@@ -85,9 +85,8 @@ class SegmentationResult:
 
 
 def _geotiff(path: Path, source: ProductInput, layer: str, colormap: dict | None = None) -> rasterio.io.DatasetWriter:
-    nodata = CLASS_NODATA if layer == "classes" else LAYER_NODATA[layer]
     profile = {"driver": "GTiff", "width": source.width, "height": source.height, "count": 1, "dtype": "uint8",
-               "crs": source.crs, "transform": source.transform, "nodata": nodata, "tiled": True,
+               "crs": source.crs, "transform": source.transform, "nodata": LAYER_NODATA[layer], "tiled": True,
                "blockxsize": 256, "blockysize": 256, "compress": "deflate"}
     dataset = rasterio.open(path, "w", **profile)
     dataset.set_band_description(1, LAYER_DESCRIPTIONS[layer])
