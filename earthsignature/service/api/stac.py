@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from importlib.metadata import version
 from typing import Any
 
@@ -160,16 +160,11 @@ def _interval(text: str | None) -> tuple[datetime | None, datetime | None]:
     parts = str(text).split("/")
     if len(parts) > 2:
         raise InvalidQueryParameter(f"datetime {text[:60]!r} is neither an instant nor an interval")
-    moments = [None if p in ("", "..") else _instant(p) for p in parts]
-    return (moments[0], moments[0]) if len(moments) == 1 else (moments[0], moments[1])
-
-
-def _instant(text: str) -> datetime:
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as error:
-        raise InvalidQueryParameter(f"{text[:40]!r} is not an RFC 3339 date-time") from error
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        moments = [None if p in ("", "..") else stac_filter.moment(p) for p in parts]
+    except stac_filter.FilterError as error:
+        raise InvalidQueryParameter(f"datetime: {error}") from error
+    return (moments[0], moments[0]) if len(moments) == 1 else (moments[0], moments[1])
 
 
 def _area(bbox, intersects: Mapping[str, Any] | None) -> BaseGeometry | None:

@@ -12,7 +12,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import shapely
 from google.protobuf.timestamp_pb2 import Timestamp
 from rasterio.crs import CRS
 from rasterio.errors import CRSError
@@ -25,6 +24,7 @@ from earthsignature.core.manifest import DATA_KINDS
 from earthsignature.core.sentinel2 import is_tile_id
 from earthsignature.pb.snapearth.api.v1 import database_pb2, segmentation_pb2
 from earthsignature.service.api.errors import InvalidArgument, excerpt
+from earthsignature.service.catalog.areas import area_problem
 from earthsignature.service.catalog.raster_store import SAFE_PART
 
 E = segmentation_pb2.RasterEncoding
@@ -39,7 +39,6 @@ MAX_CLASSES = 1_000
 MAX_SIDE = 20_000  # pixels: a 10 m Sentinel-2 product is 10980
 MAX_QUICKLOOK_BYTES = 8 * 1024 * 1024
 MAX_FOOTPRINT_BYTES = 1024 * 1024
-MAX_AREA_VERTICES = 100_000
 MAX_GEOBUF_PRECISION = 12  # decimal digits of coordinates (geobuf computes 10 ** precision)
 # protobuf Timestamp's own range: 0001-01-01 .. 9999-12-31
 _MIN_SECONDS, _MAX_SECONDS = -62_135_596_800, 253_402_300_799
@@ -106,28 +105,19 @@ def encoding(field: str, value: int) -> int:
 def area(field: str, value: str) -> BaseGeometry:
     text(field, value, MAX_LENGTHS["wkt"])
     try:
-        geometry = shapely_wkt.loads(value)
-        kind, empty = geometry.geom_type, geometry.is_empty
-    except (ShapelyError, ValueError, TypeError, NotImplementedError):  # curves raise NotImplementedError
+        return checked_area(field, shapely_wkt.loads(value))  # a curve raises NotImplementedError on use
+    except (ShapelyError, ValueError, TypeError, NotImplementedError):
         raise InvalidArgument(field, f"is not Well-Known Text of a {' or '.join(AREA_TYPES)}: "
                                      f"{excerpt(value)}") from None
-    if empty or kind not in AREA_TYPES:  # curves (CIRCULARSTRING...) included: PostGIS would refuse them
-        raise InvalidArgument(field, f"must be a non-empty {' or '.join(AREA_TYPES)}, got {kind}")
-    return checked_area(field, geometry)
 
 
 def checked_area(field: str, geometry: BaseGeometry) -> BaseGeometry:
-    """An area (parsed from WKT or GeoJSON) PostGIS can intersect: EPSG:4326 bounds, valid, not huge."""
-    if geometry.is_empty or geometry.geom_type not in AREA_TYPES:
+    """An area (parsed from WKT or GeoJSON) PostGIS can intersect: a polygon, EPSG:4326 bounds, valid, not huge."""
+    if geometry.is_empty or geometry.geom_type not in AREA_TYPES:  # curves (CIRCULARSTRING...) included
         raise InvalidArgument(field, f"must be a non-empty {' or '.join(AREA_TYPES)}, got {geometry.geom_type}")
-    if shapely.get_num_coordinates(geometry) > MAX_AREA_VERTICES:
-        raise InvalidArgument(field, f"has more than {MAX_AREA_VERTICES} vertices")
-    minx, miny, maxx, maxy = geometry.bounds
-    if not all(math.isfinite(v) for v in geometry.bounds) or not (
-            -180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
-        raise InvalidArgument(field, "must be in EPSG:4326 (longitude latitude, within -180..180, -90..90)")
-    if not geometry.is_valid:
-        raise InvalidArgument(field, "is not a valid geometry (self-intersecting?)")
+    problem = area_problem(geometry)
+    if problem:
+        raise InvalidArgument(field, problem)
     return geometry
 
 

@@ -22,13 +22,13 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-import shapely
 import sqlalchemy as sa
 from geoalchemy2.shape import from_shape
 from shapely.errors import ShapelyError
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
+from earthsignature.service.catalog.areas import area_problem
 from earthsignature.service.catalog.tables import ClassStatistic, Product, Segmentation
 
 #: CQL2 conformance classes this translation implements (the STAC API declares exactly these).
@@ -46,7 +46,6 @@ MAX_DEPTH = 32
 #: cql2's parser recurses on nesting (parentheses, NOT, unary minus) and crashes the process past a few
 #: thousand levels, so nesting is measured before a filter reaches it.
 MAX_NESTING = 64
-MAX_VERTICES = 100_000
 _TOKEN = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"])*\"|\(|\)|\bnot\b|-|[^\s()'\"-]+|\s+", re.IGNORECASE)
 
 
@@ -236,7 +235,7 @@ def _typed(node, expected: str | None) -> tuple[sa.ColumnElement, str]:
     if _is_property(node):
         return _property(str(node["property"]))
     if isinstance(node, Mapping) and ("timestamp" in node or "date" in node):
-        return sa.literal(_moment(node.get("timestamp") or node.get("date"))), "timestamp"
+        return sa.literal(moment(node.get("timestamp") or node.get("date"))), "timestamp"
     if isinstance(node, Mapping) and "type" in node:
         return from_shape(_geometry(node), srid=4326), "geometry"
     if isinstance(node, bool) or node is None or isinstance(node, Mapping | list):
@@ -249,23 +248,23 @@ def _typed(node, expected: str | None) -> tuple[sa.ColumnElement, str]:
     if any(ord(c) < 32 for c in text):
         raise FilterError(f"{json.dumps(text)[:40]} holds control characters")
     if expected == "timestamp":
-        return sa.literal(_moment(text)), "timestamp"
+        return sa.literal(moment(text)), "timestamp"
     return sa.literal(text), "string"
 
 
 def _geometry(node: Mapping[str, Any]) -> BaseGeometry:
     try:
         geometry = shape(node)
-        ok = not geometry.is_empty and geometry.is_valid and shapely.get_num_coordinates(geometry) <= MAX_VERTICES
-        minx, miny, maxx, maxy = geometry.bounds
+        problem = area_problem(geometry)
     except (ShapelyError, ValueError, TypeError, KeyError, AttributeError) as error:
         raise FilterError(f"not a GeoJSON geometry: {str(error)[:100]}") from error
-    if not ok or not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
-        raise FilterError(f"a geometry must be valid, in EPSG:4326 and have at most {MAX_VERTICES} vertices")
+    if problem:
+        raise FilterError(f"the geometry {problem}")
     return geometry
 
 
-def _moment(text) -> datetime:
+def moment(text) -> datetime:
+    """An RFC 3339 date or date-time (UTC when it names no zone), or ``FilterError``."""
     try:
         moment = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
     except ValueError as error:
