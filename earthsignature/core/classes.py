@@ -16,6 +16,7 @@ A class has three identities that must not be confused:
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,9 @@ from typing import Any
 import numpy as np
 
 RGB = tuple[int, int, int]
+#: A class code as clients write it: ASCII digits only (``str.isdigit`` also takes ``²`` and ``٣``, which
+#: ``int`` refuses), at most 9 of them (the wire's int32).
+_CODE = re.compile(r"\s*([0-9]{1,9})\s*")
 #: Size of the code lookup tables: every CLC code (and 999) fits below it.
 _LUT_SIZE = 1000
 
@@ -32,6 +36,12 @@ class UnknownClassError(KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its argument; a message reads better plain.
         return str(self.args[0])
+
+
+def class_code(token: str) -> int | None:
+    """The class code a category token names (``"312"``, `` 312 ``), or None when it is a name."""
+    match = _CODE.fullmatch(token)
+    return int(match.group(1)) if match else None
 
 
 @dataclass(frozen=True)
@@ -149,9 +159,8 @@ class Nomenclature:
 
     def lookup(self, token: str | int) -> LandCoverClass:
         """A class from a code (int or digits) or a name: what API category filters accept."""
-        if isinstance(token, int) or str(token).strip().isdigit():
-            return self.by_code(int(token))
-        return self.by_name(str(token))
+        code = token if isinstance(token, int) else class_code(token)
+        return self.by_name(str(token)) if code is None else self.by_code(code)
 
     def search(self, words: str) -> list[LandCoverClass]:
         """Classes whose name contains every word given (case-insensitive), e.g. ``"burnt"``."""

@@ -40,6 +40,23 @@ class ApiLimits:
     max_pixels: int = 16_000_000
     max_response_bytes: int = 64 * 1024 * 1024
     default_encoding: int = DEFAULT_ENCODING
+    # -- budgets: no request may hold the server or the catalog longer than these -------------------------
+    #: a request's whole time (a gRPC client's own shorter deadline wins); over it: DEADLINE_EXCEEDED / 503
+    request_deadline_s: float = 30.0
+    #: every catalog statement (PostgreSQL statement_timeout) and every wait for a lock (lock_timeout)
+    statement_timeout_ms: int = 10_000
+    lock_timeout_ms: int = 2_000
+    #: a CQL2 filter is parsed in a worker process, killed past this time or memory (parse_processes per
+    #: server process)
+    parse_timeout_s: float = 1.0
+    parse_memory_mb: int = 512
+    parse_processes: int = 2
+    #: operations (comparisons, and/or/not...) in one CQL2 filter
+    max_filter_terms: int = 64
+    #: HTTP: a request's headers must arrive within header_timeout_s of the connection (or of the previous
+    #: response), its body within body_timeout_s
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
 
 
 @dataclass

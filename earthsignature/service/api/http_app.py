@@ -31,7 +31,7 @@ from starlette.routing import Mount, Route, request_response
 from starlette.staticfiles import StaticFiles
 
 from earthsignature.pb.snapearth.api.v1 import database_pb2
-from earthsignature.service.api.errors import ApiError
+from earthsignature.service.api.errors import ApiError, as_api_error
 from earthsignature.service.api.http_context import Aborted, HttpContext, status, status_response
 from earthsignature.service.api.map_files import MapFiles
 from earthsignature.service.api.servicer import DatabaseService
@@ -128,7 +128,18 @@ class RequireCaller:
             except ApiError as error:
                 return await status_response(error.code, str(error))(scope, receive, send)
         # links of the mounted application start at its mount point (Starlette keeps the outer root otherwise)
-        await self.app({**scope, "app_root_path": scope.get("root_path", "")}, receive, send)
+        started = [False]
+
+        async def watched_send(message) -> None:
+            started[0] = started[0] or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app({**scope, "app_root_path": scope.get("root_path", "")}, receive, watched_send)
+        except Exception as error:  # Starlette re-raises after its error handler answered: logged there already
+            if not started[0]:
+                answer = as_api_error(error)
+                await status_response(answer.code, answer.message, answer.http_status)(scope, receive, send)
 
 
 async def _results(stream, first) -> AsyncIterator[bytes]:

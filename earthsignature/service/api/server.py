@@ -37,6 +37,7 @@ class ApiServer:
     def stop(self, grace: float | None = 5.0) -> None:
         """Finish in-flight calls (up to ``grace`` seconds), then release the database."""
         self.grpc_server.stop(grace).wait()
+        self.service.close()
         self.catalog.dispose()
 
     def __enter__(self) -> ApiServer:
@@ -81,7 +82,8 @@ def build_server(database_url: str, store_url: str, address: str, tls: TlsFiles 
     limits = limits or ApiLimits()
     if migrate:
         upgrade(database_url)
-    catalog = Catalog(database_url, pool_size=min(workers, 20))
+    catalog = Catalog(database_url, pool_size=min(workers, 20), statement_timeout_ms=limits.statement_timeout_ms,
+                      lock_timeout_ms=limits.lock_timeout_ms)
     service = DatabaseService(catalog, RasterStore(store_url), limits,
                               RevocationList(tls.revoked if tls else None), insecure=tls is None, public_url=public_url)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers), options=[

@@ -10,19 +10,17 @@ from __future__ import annotations
 
 import logging
 import urllib.parse
-import uuid
 from collections.abc import Iterator
 
 import geobuf
 import grpc
-import psycopg
 from geoalchemy2.shape import to_shape
 from rasterio.errors import RasterioError
 from shapely.geometry import mapping
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy import exc as sa_exc
 
 from earthsignature.core import raster_codec
+from earthsignature.core.classes import class_code
 from earthsignature.core.manifest import ModelCard
 from earthsignature.core.settings import ApiLimits
 from earthsignature.pb.geobufproto import geobuf_pb2
@@ -37,18 +35,22 @@ from earthsignature.service.api.auth import (
     caller_from_pem,
     format_serial,
 )
+from earthsignature.service.api.budget import Deadline
 from earthsignature.service.api.errors import (
+    DATABASE_DOWN,
     ApiError,
     InvalidArgument,
     PermissionDenied,
     ResourceExhausted,
     Unauthenticated,
     Unavailable,
+    as_api_error,
     excerpt,
 )
 from earthsignature.service.catalog import query_language
 from earthsignature.service.catalog.catalog import Catalog, CatalogError, Filters, Found
 from earthsignature.service.catalog.ingest import IngestError, StorageFailure, ingest
+from earthsignature.service.catalog.parser_pool import ParserPool
 from earthsignature.service.catalog.raster_store import RasterStore, UnsafePath
 from earthsignature.service.catalog.stac_filter import item_id
 
@@ -63,9 +65,6 @@ class Undecodable:
         self.message_name = message_name
 
 
-#: Errors that mean the catalog database cannot be reached now (retryable).
-DATABASE_DOWN = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError, sa_exc.TimeoutError,
-                 psycopg.OperationalError)
 #: Errors of a stored raster that cannot be read: that product is left out of the answer.
 UNREADABLE_RASTER = (RasterioError, OSError, raster_codec.RasterCodecError)
 
@@ -86,6 +85,18 @@ class DatabaseService(database_pb2_grpc.DatabaseProductServiceServicer):
         self.public_url = public_url.rstrip("/") if public_url else None
         self.revoked = revoked or RevocationList(None)
         self.insecure = insecure
+        #: CQL2 filters are parsed in these worker processes, each parse under a time and memory budget
+        self.parsers = ParserPool(self.limits.parse_processes, self.limits.parse_timeout_s,
+                                  self.limits.parse_memory_mb)
+
+    def close(self) -> None:
+        """Stop the parser processes (the server is stopping)."""
+        self.parsers.close()
+
+    def deadline(self, context) -> Deadline:
+        """This request's budget: ``limits.request_deadline_s``, or the gRPC client's own shorter deadline."""
+        remaining = context.time_remaining() if hasattr(context, "time_remaining") else None
+        return Deadline.within(self.limits.request_deadline_s, remaining)
 
     # -- the three calls: authorize, validate, answer; errors become status codes here only ------------
 
@@ -160,12 +171,15 @@ class DatabaseService(database_pb2_grpc.DatabaseProductServiceServicer):
     # -- queries ------------------------------------------------------------------------------------
 
     def _list(self, request, context) -> Iterator:
+        deadline = self.deadline(context)
         self.caller(context)
         _decoded(request)
         checked = validation.list_request(request)
-        yield from self._respond(self._list_filters(request, checked), request.raster_encoding, request.max_pixels)
+        yield from self._respond(self._list_filters(request, checked), request.raster_encoding, request.max_pixels,
+                                 deadline)
 
     def _search(self, request, context) -> Iterator:
+        deadline = self.deadline(context)
         self.caller(context)
         _decoded(request)
         validation.search_request(request)
@@ -185,7 +199,7 @@ class DatabaseService(database_pb2_grpc.DatabaseProductServiceServicer):
                           words=" ".join(parsed.words),
                           limit=self._limit(request.n_results if request.HasField("n_results") else None),
                           page_token=request.page_token)
-        yield from self._respond(filters, request.raster_encoding, request.max_pixels)
+        yield from self._respond(filters, request.raster_encoding, request.max_pixels, deadline)
 
     def _limit(self, asked: int | None) -> int:
         if asked is None or asked == 0:
@@ -200,8 +214,9 @@ class DatabaseService(database_pb2_grpc.DatabaseProductServiceServicer):
             if not self.catalog.known_category(token):
                 raise InvalidArgument(None, f"unknown category {excerpt(token)}: no stored segmentation "
                                                     "has a class with that name or code")
-            if token.strip().isdigit():
-                codes.append(int(token))
+            code = class_code(token)
+            if code is not None:
+                codes.append(code)
             else:
                 names.append(token.strip().lower())
         return tuple(codes), tuple(names)
@@ -216,14 +231,16 @@ class DatabaseService(database_pb2_grpc.DatabaseProductServiceServicer):
             limit=self._limit(request.n_results if request.HasField("n_results") else None),
             page_token=request.page_token)
 
-    def _respond(self, filters: Filters, encoding: int, max_pixels: int) -> Iterator:
+    def _respond(self, filters: Filters, encoding: int, max_pixels: int, deadline: Deadline) -> Iterator:
         if max_pixels < 0 or max_pixels > self.limits.max_pixels:
             raise InvalidArgument("max_pixels", f"must be in 0..{self.limits.max_pixels}, got {max_pixels}")
         try:
             found = self.catalog.search(filters)
         except CatalogError as error:
             raise InvalidArgument(None, str(error)) from error
-        for item in found:
+        for sent, item in enumerate(found):
+            deadline.check(f"after {sent} of {len(found)} results: ask fewer results (n_results), a smaller area "
+                           "or a lower max_pixels")
             product_id = item.segmentation.product.product_id
             try:
                 response = self._response(item, filters.area, encoding or self.limits.default_encoding,
@@ -284,14 +301,8 @@ def _decoded(request) -> None:
 
 def _abort(context: grpc.ServicerContext, error: Exception) -> None:
     """The status code for ``error``, by cause; nothing of the server's internals in the message."""
-    if isinstance(error, ApiError):
-        context.abort(error.code, error.message)
-    if isinstance(error, DATABASE_DOWN):
-        log.warning("catalog database unavailable: %s", str(error).splitlines()[0] if str(error) else error)
-        context.abort(grpc.StatusCode.UNAVAILABLE, "the catalog database is unavailable; retry later")
-    reference = uuid.uuid4().hex[:12]
-    log.exception("internal error %s", reference, exc_info=error)
-    context.abort(grpc.StatusCode.INTERNAL, f"internal error (reference {reference} in the server's log)")
+    answer = as_api_error(error)
+    context.abort(answer.code, answer.message)
 
 
 def _answer(context: grpc.ServicerContext, call):

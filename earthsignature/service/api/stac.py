@@ -18,11 +18,13 @@ from importlib.metadata import version
 from typing import Any
 
 import attr
+import grpc
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from shapely.errors import ShapelyError
 from shapely.geometry import MultiPolygon, box, shape
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DataError, ProgrammingError
 from stac_fastapi.api.app import StacApi
 from stac_fastapi.api.models import (
     ItemCollectionUri,
@@ -44,8 +46,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from earthsignature.service.api import stac_items, validation
-from earthsignature.service.api.errors import ApiError
-from earthsignature.service.api.servicer import DATABASE_DOWN
+from earthsignature.service.api.errors import ApiError, InvalidArgument, as_api_error
+from earthsignature.service.api.http_context import HTTP_STATUS, status
 from earthsignature.service.api.stac_items import STAC_PREFIX
 from earthsignature.service.catalog import stac_filter
 from earthsignature.service.catalog.catalog import CatalogError, Filters
@@ -121,7 +123,8 @@ class CatalogStacClient(BaseCoreClient):
                 raise InvalidQueryParameter(f"{name} may hold at most {validation.MAX_ITEMS} values, got {len(values)}")
         start, end = _interval(datetime)
         try:
-            expression = stac_filter.parse(filter_expr, filter_lang) if filter_expr else None
+            expression = stac_filter.parse(filter_expr, filter_lang, self.service.parsers,
+                                           limits.max_filter_terms) if filter_expr else None
             filters = Filters(area=_area(bbox, intersects), start=start, end=end,
                               model_names=tuple(collections or ()), item_ids=tuple(ids or ()),
                               expression=expression, limit=limit + 1, page_token=token or "")
@@ -224,30 +227,46 @@ def build_stac_app(service) -> FastAPI:
         items_get_request_model=create_request_model("ItemCollectionUri", base_model=ItemCollectionUri,
                                                      extensions=extensions, request_type="GET"),
         exceptions={}, middlewares=[Middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "POST"])])
-    for error_type, status in ((NotFoundError, 404), (InvalidQueryParameter, 400)):
-        api.app.add_exception_handler(error_type, _answer_with(status))
-    api.app.add_exception_handler(SQLAlchemyError, _catalog_error)
+    for error_type, http_status in ((NotFoundError, 404), (InvalidQueryParameter, 400)):
+        api.app.add_exception_handler(error_type, _answer_with(http_status))
+    api.app.add_exception_handler(RequestValidationError, _invalid_request)
+    api.app.add_exception_handler(Exception, _failure)
     return api.app
 
 
-def _answer_with(status: int):
-    """STAC's error shape (``code``, ``description``) for a client's error: no traceback in the log."""
+def stac_error(code: grpc.StatusCode, message: str, http_status: int) -> JSONResponse:
+    """An error as ``google.rpc.Status`` (as every route of the HTTP app answers) with STAC's ``description``."""
+    return JSONResponse({**status(code, message), "description": message}, status_code=http_status)
+
+
+def _answer_with(http_status: int):
+    """A client's error: no traceback in the log."""
+    code = {404: grpc.StatusCode.NOT_FOUND, 400: grpc.StatusCode.INVALID_ARGUMENT}[http_status]
 
     def handler(request: Request, error: Exception) -> JSONResponse:
         log.info("%s %s: %s", request.method, request.url.path[:200], error)
-        return JSONResponse({"code": type(error).__name__, "description": str(error)}, status_code=status)
+        return stac_error(code, str(error), http_status)
 
     return handler
 
 
-def _catalog_error(request: Request, error: Exception) -> JSONResponse:
-    """The catalog unreachable: 503. PostgreSQL refusing a search the filter checks let through: 400."""
-    if isinstance(error, DATABASE_DOWN):
-        log.error("STAC %s: the catalog is unreachable: %s", request.url.path[:200], error)
-        return JSONResponse({"code": "Unavailable", "description": "the catalog cannot be reached now; retry later"},
-                            status_code=503)
-    log.warning("STAC %s: the catalog refused the search: %s", request.url.path[:200], error)
-    return JSONResponse({"code": "InvalidQueryParameter",
-                         "description": "the catalog cannot evaluate this search as asked; check the filter"},
-                        status_code=400)
+def _invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+    """A request the STAC models refuse: where and why, never the value itself (it may not even be JSON-able:
+    ``1e400`` or ``-Infinity``)."""
+    problems = []
+    for problem in error.errors()[:5]:
+        where = ".".join(str(part) for part in problem.get("loc", ()))[:80]
+        problems.append(f"{where}: {str(problem.get('msg', 'invalid'))[:120]}")
+    message = "invalid request: " + "; ".join(problems) if problems else "invalid request"
+    return stac_error(grpc.StatusCode.INVALID_ARGUMENT, message, 400)
 
+
+def _failure(request: Request, error: Exception) -> JSONResponse:
+    """Anything else, by cause (``errors.as_api_error``): catalog down 503, over budget 503, a fault 500 with a
+    reference to the log."""
+    if isinstance(error, DataError | ProgrammingError):  # PostgreSQL refusing what the filter checks let through
+        log.warning("STAC %s: the catalog refused the search: %s", request.url.path[:200], error)
+        answer: ApiError = InvalidArgument(None, "the catalog cannot evaluate this search as asked; check the filter")
+    else:
+        answer = as_api_error(error)
+    return stac_error(answer.code, answer.message, answer.http_status or HTTP_STATUS.get(answer.code, 500))

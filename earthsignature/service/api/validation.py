@@ -130,7 +130,7 @@ def categories(field: str, tokens: Iterable[str]) -> tuple[str, ...]:
         stripped = token.strip()
         if not stripped:
             raise InvalidArgument(f"{field}[{k}]", "is empty")
-        if stripped.isdigit() and len(stripped) > 9:
+        if stripped.isascii() and stripped.isdigit() and len(stripped) > 9:
             raise InvalidArgument(f"{field}[{k}]", f"a class code has at most 9 digits, got {len(stripped)}")
     return tuple(tokens)
 

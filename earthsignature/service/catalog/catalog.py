@@ -23,7 +23,7 @@ from shapely.geometry.base import BaseGeometry
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from earthsignature.core.classes import ClassShare
+from earthsignature.core.classes import ClassShare, class_code
 from earthsignature.service.catalog import stac_filter
 from earthsignature.service.catalog.tables import ClassStatistic, Product, Segmentation
 
@@ -32,6 +32,16 @@ SEARCH_CONFIG = "english"
 
 class CatalogError(ValueError):
     """A request the catalog cannot answer as asked (bad filter, bad token)."""
+
+
+#: PostgreSQL's SQLSTATEs for a statement it cancelled: statement_timeout, lock_timeout
+QUERY_CANCELED, LOCK_NOT_AVAILABLE = "57014", "55P03"
+
+
+def over_budget(error: BaseException) -> str | None:
+    """Which budget PostgreSQL enforced when it ended a statement (``statement`` or ``lock``), or None."""
+    state = getattr(getattr(error, "orig", None), "sqlstate", None)
+    return {QUERY_CANCELED: "statement", LOCK_NOT_AVAILABLE: "lock"}.get(state)
 
 
 @dataclass(frozen=True)
@@ -135,8 +145,12 @@ class Found:
 
 
 class Catalog:
-    def __init__(self, url: str, pool_size: int = 10):
-        self.engine = sa.create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    def __init__(self, url: str, pool_size: int = 10, statement_timeout_ms: int = 0, lock_timeout_ms: int = 0):
+        """``statement_timeout_ms`` / ``lock_timeout_ms``: PostgreSQL cancels any statement of this catalog that
+        runs, or waits for a lock, longer (0: no limit); the cancel surfaces as ``OverBudget``."""
+        options = f"-c statement_timeout={int(statement_timeout_ms)} -c lock_timeout={int(lock_timeout_ms)}"
+        self.engine = sa.create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
+                                       connect_args={"options": options})
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def dispose(self) -> None:
@@ -209,7 +223,8 @@ class Catalog:
     def known_category(self, token: str) -> bool:
         """Whether any stored segmentation's legend has a class with this code or (case-insensitive) name."""
         with self.sessions() as session:
-            condition = (ClassStatistic.code == int(token)) if token.strip().isdigit() else (
+            code = class_code(token)
+            condition = (ClassStatistic.code == code) if code is not None else (
                 sa.func.lower(ClassStatistic.name) == token.strip().lower())
             return session.scalar(sa.select(sa.exists().where(condition)))
 

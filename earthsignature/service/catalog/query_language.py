@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 
 from earthsignature.core.sentinel2 import is_tile_id
+from earthsignature.service.catalog.moments import BadMoment, parse_moment
 
 _TERM = re.compile(r'(?P<key>[A-Za-z_]+)(?P<op>:|<=|>=|<|>)(?P<value>"[^"]*"|[^\s"]+)')
 _WORD = re.compile(r'[^\s:<>="]+')
@@ -133,10 +134,10 @@ def _number(value: str, at: int, low: float, high: float) -> float:
 
 def _datetime(value: str, at: int) -> datetime:
     try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise QuerySyntaxError(f"{value!r} is not an ISO date such as 2021-08-01", at) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        return parse_moment(value)
+    except BadMoment:
+        raise QuerySyntaxError(f"{value[:40]!r} is not an ISO date such as 2021-08-01 (years 1..9999 in UTC)",
+                               at) from None
 
 
 def _bbox(value: str, at: int) -> BaseGeometry:

@@ -24,7 +24,7 @@ from rasterio.enums import Resampling
 from rasterio.features import geometry_mask
 from rasterio.warp import transform_bounds, transform_geom
 from rasterio.windows import Window, from_bounds
-from shapely.geometry import mapping
+from shapely.geometry import MultiPolygon, box, mapping
 from shapely.geometry.base import BaseGeometry
 
 from earthsignature.core.cog import write_cog
@@ -147,7 +147,13 @@ class RasterStore:
         with rasterio.open(gdal_path(url)) as dataset:
             window = Window(0, 0, dataset.width, dataset.height)
             if area is not None:
+                # clipped to the map's own extent first: an area spanning the world has no bounds in a UTM zone
+                area = area.intersection(_lonlat_extent(dataset))
+                if area.is_empty:
+                    return None
                 bounds = transform_bounds("EPSG:4326", dataset.crs, *area.bounds, densify_pts=21)
+                if not all(math.isfinite(v) for v in bounds):
+                    return None
                 window = from_bounds(*bounds, transform=dataset.transform).round_offsets().round_lengths()
                 try:
                     window = window.intersection(Window(0, 0, dataset.width, dataset.height))
@@ -165,3 +171,11 @@ class RasterStore:
             outside = geometry_mask([transform_geom("EPSG:4326", crs, mapping(area))], shape, transform)
             data = np.where(outside, np.asarray(nodata, dtype=data.dtype), data)
         return RasterWindow(data, transform, crs, None if nodata is None else int(nodata))
+
+
+def _lonlat_extent(dataset) -> BaseGeometry:
+    """A dataset's extent in EPSG:4326, in two parts when it crosses the antimeridian (west > east)."""
+    west, south, east, north = transform_bounds(dataset.crs, "EPSG:4326", *dataset.bounds, densify_pts=21)
+    if west <= east:
+        return box(west, south, east, north)
+    return MultiPolygon([box(west, south, 180, north), box(-180, south, east, north)])

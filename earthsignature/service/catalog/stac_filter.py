@@ -19,7 +19,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -29,6 +29,8 @@ from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
 from earthsignature.service.catalog.areas import area_problem
+from earthsignature.service.catalog.moments import BadMoment, parse_moment
+from earthsignature.service.catalog.parser_pool import ParseRefused, ParserPool
 from earthsignature.service.catalog.tables import ClassStatistic, Product, Segmentation
 
 #: CQL2 conformance classes this translation implements (the STAC API declares exactly these).
@@ -46,6 +48,9 @@ MAX_DEPTH = 32
 #: cql2's parser recurses on nesting (parentheses, NOT, unary minus) and crashes the process past a few
 #: thousand levels, so nesting is measured before a filter reaches it.
 MAX_NESTING = 64
+#: operations in one filter (comparisons, and/or/not branches...): a pilot's filter holds a handful; an OR of
+#: 3,000 comparisons kept PostgreSQL busy for 102 s
+MAX_TERMS = 64
 _TOKEN = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"])*\"|\(|\)|\bnot\b|-|[^\s()'\"-]+|\s+", re.IGNORECASE)
 
 
@@ -96,10 +101,13 @@ PROPERTIES: dict[str, tuple[Callable[[], sa.ColumnElement], str]] = {
 }
 
 
-def parse(expression: str | Mapping[str, Any], language: str | None = None) -> dict[str, Any]:
-    """CQL2 text or JSON (a string or a parsed object) -> CQL2 JSON, or ``FilterError``."""
-    import cql2
+def parse(expression: str | Mapping[str, Any], language: str | None, parsers: ParserPool,
+          max_terms: int = MAX_TERMS) -> dict[str, Any]:
+    """CQL2 text or JSON (a string or a parsed object) -> CQL2 JSON, or ``FilterError``.
 
+    The parse runs in ``parsers``' worker processes under a time and memory budget (cql2 backtracks on some
+    inputs); the cheap checks before it (length, nesting) only refuse early with a clearer message. A filter
+    of more than ``max_terms`` operations is refused: each costs the catalog a scan of its candidates."""
     if isinstance(expression, str) and len(expression) > MAX_FILTER_CHARS:
         raise FilterError(f"the filter is longer than {MAX_FILTER_CHARS} characters")
     if isinstance(expression, str) and (language == "cql2-json" or expression.lstrip().startswith("{")):
@@ -111,9 +119,27 @@ def parse(expression: str | Mapping[str, Any], language: str | None = None) -> d
     if depth > MAX_NESTING:
         raise FilterError(f"the filter nests deeper than {MAX_NESTING} levels")
     try:
-        return cql2.Expr(expression).to_json()
-    except Exception as error:  # cql2 0.6 raises a bare Exception for a syntax error
-        raise FilterError(f"the filter is not valid CQL2: {' '.join(str(error).split())[:300]}") from error
+        tree = parsers.parse_cql2(expression, language)
+    except ParseRefused as error:
+        raise FilterError(str(error)) from None
+    if _json_depth(tree) > MAX_NESTING:
+        raise FilterError(f"the filter nests deeper than {MAX_NESTING} levels")
+    terms = _operations(tree)
+    if terms > max_terms:
+        raise FilterError(f"the filter has {terms} operations; at most {max_terms} are allowed "
+                          "(api.limits.max_filter_terms)")
+    return tree
+
+
+def _operations(tree) -> int:
+    """How many operations (``{"op": ...}`` nodes) a CQL2 JSON tree holds (an ``in`` list is one)."""
+    count, stack = 0, [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Mapping) and "op" in node:
+            count += 1
+            stack.extend(node.get("args") or ())
+    return count
 
 
 def _text_depth(text: str) -> int:
@@ -264,9 +290,8 @@ def _geometry(node: Mapping[str, Any]) -> BaseGeometry:
 
 
 def moment(text) -> datetime:
-    """An RFC 3339 date or date-time (UTC when it names no zone), or ``FilterError``."""
+    """``moments.parse_moment``, failing as ``FilterError``."""
     try:
-        moment = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-    except ValueError as error:
-        raise FilterError(f"{str(text)[:40]!r} is not an RFC 3339 date or time") from error
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        return parse_moment(text)
+    except BadMoment as error:
+        raise FilterError(str(error)) from None
