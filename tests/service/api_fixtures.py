@@ -33,7 +33,7 @@ def make_certificates(folder: Path) -> Certificates:
 
 
 @contextmanager
-def server_with_http_app(database_url: str, folder: Path) -> Iterator[tuple[Certificates, object, object]]:
+def server_with_http_app(database_url: str, folder: Path, limits=None) -> Iterator[tuple[Certificates, object, object]]:
     """The Database service with its HTTP app, both on 127.0.0.1 with real TLS: (certificates, server, app)."""
     from earthsignature.embedded.ports import free_port
     from earthsignature.service.api.auth import TlsFiles
@@ -43,7 +43,7 @@ def server_with_http_app(database_url: str, folder: Path) -> Iterator[tuple[Cert
     certs = make_certificates(folder / "certs")
     tls = TlsFiles(certs.ca.cert_path, certs.server[1], certs.server[0], certs.ca.revoked_path)
     http_port = free_port()
-    with build_server(database_url, str(folder / "store"), "127.0.0.1:0", tls,
+    with build_server(database_url, str(folder / "store"), "127.0.0.1:0", tls, limits=limits,
                       public_url=f"https://127.0.0.1:{http_port}") as server:
         gateway = start_gateway(server.service, ("127.0.0.1", http_port), tls)
         try:
@@ -57,3 +57,28 @@ def client_of(certs: Certificates, server, who: str = "internal"):
 
     key, cert = getattr(certs, who)
     return EarthSignatureClient(f"127.0.0.1:{server.port}", ca=certs.ca.cert_path, cert=cert, key=key)
+
+
+def https_context(certs: Certificates, who: str = "pilot"):
+    """An SSL context that trusts the project CA and presents ``who``'s certificate."""
+    import ssl
+
+    context = ssl.create_default_context(cafile=str(certs.ca.cert_path))
+    key, cert = getattr(certs, who)
+    context.load_cert_chain(str(cert), str(key))
+    return context
+
+
+def https(context, url: str, body: bytes | None = None, content_type: str = "application/json",
+          timeout_s: float = 60.0) -> tuple[int, dict]:
+    """(HTTP status, JSON body) of a GET, or of a POST when ``body`` is given; errors are answers too."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": content_type} if body else {})
+    try:
+        with urllib.request.urlopen(request, context=context, timeout=timeout_s) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")

@@ -8,7 +8,8 @@
   stream from an empty one);
 - a segmentation's files, map pictures, XYZ tiles and quicklooks (``map_files``);
 - the STAC API at ``/stac`` (``stac``) and the map page at ``/map`` (``web/``);
-- ``GET /healthz``: whether the catalog is reachable.
+- ``GET /healthz``: whether the catalog is reachable, for callers with a valid, unrevoked certificate and a
+  role like every other route (it reports on the catalog; a load balancer presents a certificate of its own).
 
 ``http_server`` serves it with mutual TLS; every route checks the caller as gRPC does.
 """
@@ -106,7 +107,7 @@ def build_app(service: DatabaseService) -> Starlette:
 
     routes = [Route(path, binding, methods=["GET"]) for path in ROUTES]
     routes += MapFiles(service).routes()
-    routes.append(Route("/healthz", healthz, methods=["GET"]))
+    routes.append(Route("/healthz", RequireCaller(healthz, service, endpoint=True), methods=["GET"]))
     routes.append(Route(MAP_PAGE, RequireCaller(map_page, service, endpoint=True), methods=["GET"]))
     routes.append(Mount(f"{MAP_PAGE}/static", app=RequireCaller(StaticFiles(directory=WEB_DIR / "static",
                                                                             check_dir=False), service)))

@@ -1,22 +1,27 @@
 """The HTTP app served by uvicorn with mutual TLS, in a thread of the first server process.
 
 uvicorn verifies the client certificate against the project CA in the TLS handshake (run by the event loop:
-an idle or slow client blocks nobody). uvicorn 0.54 does not hand the verified certificate to the
-application (the ASGI TLS extension is not released), so ``ClientCertificateProtocol``, a small subclass of
-its h11 protocol, puts it into the scope as that extension describes (``scope["extensions"]["tls"]
-["client_cert_chain"]``); handlers then check role and revocation exactly as gRPC does. Around the
-application: ``BodyLimit`` refuses bodies over 1 MiB before they are buffered, ``AccessLog`` writes one line
-per request (caller, address, method, path, status, duration).
+an idle or slow client blocks nobody). ``BoundedProtocol``, a small subclass of uvicorn's h11 protocol, closes
+connections whose request headers do not arrive within ``api.limits.header_timeout_s``, answers malformed
+requests with ``google.rpc.Status`` JSON, and puts the verified client certificate into the scope as the ASGI
+TLS extension describes (``scope["extensions"]["tls"]["client_cert_chain"]``; uvicorn 0.54 does not), so
+handlers check role and revocation exactly as gRPC does. Around the application: ``BodyLimit`` refuses bodies
+over 1 MiB before they are buffered, ``BodyTimeout`` answers 408 to a body that does not arrive within
+``api.limits.body_timeout_s``, ``AccessLog`` writes one line per request (caller, address, method, path,
+status, duration).
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import ssl
 import threading
 import time
 
 import grpc
+import h11
 import uvicorn
 from starlette.responses import JSONResponse
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -29,6 +34,7 @@ from earthsignature.service.api.servicer import DatabaseService
 log = logging.getLogger("earthsignature.http")
 MAX_BODY_BYTES = 1024 * 1024  # a STAC search (POST) with its area and filter
 DRAIN_BYTES = 16 * 1024 * 1024  # a refused body up to this size is read to its end before the 413
+LINGER_S = 2.0  # after refusing a malformed request, the rest of it is dropped this long before closing
 
 
 class BodyLimit:
@@ -108,15 +114,107 @@ class AccessLog:
                      scope["method"], scope["path"][:200], status_code[0], (time.perf_counter() - started) * 1e3)
 
 
-class ClientCertificateProtocol(H11Protocol):
-    """uvicorn's h11 protocol that hands the TLS-verified client certificate to the application."""
+class BoundedProtocol(H11Protocol):
+    """uvicorn's h11 protocol with what an open port needs: a request's headers must arrive within
+    ``header_timeout_s`` of the connection (or of the previous response), else the connection is closed (uvicorn
+    itself waits forever for a client trickling its headers); malformed requests are answered with
+    ``google.rpc.Status`` JSON like every other error; and the TLS-verified client certificate is handed to the
+    application as the ASGI TLS extension describes (uvicorn 0.54 does not)."""
+
+    header_timeout_s = 10.0
 
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
+        self._header_timer = None
+        self._arm_header_timer()
         ssl_object = transport.get_extra_info("ssl_object")
         der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
         if der:
             self.app = _WithClientCertificate(self.app, ssl.DER_cert_to_PEM_cert(der))
+
+    def handle_events(self) -> None:
+        super().handle_events()
+        in_progress = self.cycle is not None and not self.cycle.response_complete
+        if in_progress and self._header_timer is not None:  # this request's headers are in
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():  # the next request's headers are on the clock too
+            self._arm_header_timer()
+
+    def connection_lost(self, exc) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+        super().connection_lost(exc)
+
+    def send_400_response(self, msg: str) -> None:
+        body = json.dumps(status(grpc.StatusCode.INVALID_ARGUMENT, f"malformed HTTP request: {msg}")).encode()
+        event = h11.Response(status_code=400, reason=b"Bad Request", headers=[
+            (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close")])
+        try:
+            for part in (event, h11.Data(data=body), h11.EndOfMessage()):
+                self.transport.write(self.conn.send(part))
+        except h11.LocalProtocolError:  # h11 is past the point of answering: just close
+            pass
+        # a lingering close: what the client is still sending is read and dropped for a moment, so the kernel
+        # does not answer it with a reset that would destroy the 400 on its way
+        self._draining = True
+        self.loop.call_later(LINGER_S, self.transport.close)
+
+    def data_received(self, data: bytes) -> None:
+        if not getattr(self, "_draining", False):
+            super().data_received(data)
+
+    def _arm_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+        self._header_timer = self.loop.call_later(self.header_timeout_s, self._headers_late)
+
+    def _headers_late(self) -> None:
+        self._header_timer = None
+        if self.cycle is None or self.cycle.response_complete:
+            log.info("closed a connection whose request headers took over %.0f s", self.header_timeout_s)
+            self.transport.close()
+
+
+def bounded_protocol(header_timeout_s: float) -> type[BoundedProtocol]:
+    return type("BoundedProtocol", (BoundedProtocol,), {"header_timeout_s": float(header_timeout_s)})
+
+
+class BodyTimeout:
+    """A request body must arrive within ``seconds`` of the request's start (ASGI middleware): a client that
+    trickles it is answered 408 and the connection closed, instead of holding a worker thread."""
+
+    def __init__(self, app, seconds: float):
+        self.app, self.seconds = app, seconds
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        ends = asyncio.get_running_loop().time() + self.seconds
+        answered = [False]
+
+        async def timed_receive():
+            left = ends - asyncio.get_running_loop().time()
+            try:
+                return await asyncio.wait_for(receive(), max(left, 0.001))
+            except TimeoutError:
+                if not answered[0]:
+                    answered[0] = True
+                    response = JSONResponse(status(grpc.StatusCode.DEADLINE_EXCEEDED, f"the request body did not "
+                                                   f"arrive within {self.seconds:g} s"), status_code=408,
+                                            headers={"connection": "close"})
+                    await response(scope, receive, send)
+                return {"type": "http.disconnect"}
+
+        async def guarded_send(message) -> None:
+            if not answered[0]:
+                await send(message)
+
+        await self.app(scope, timed_receive, guarded_send)
 
 
 class _WithClientCertificate:
@@ -138,11 +236,12 @@ class HttpGateway:
         options = {}
         if tls is not None:
             options = {"ssl_certfile": str(tls.server_cert), "ssl_keyfile": str(tls.server_key),
-                       "ssl_ca_certs": str(tls.ca_cert), "ssl_cert_reqs": ssl.CERT_REQUIRED,
-                       "http": ClientCertificateProtocol}
-        app = AccessLog(BodyLimit(build_app(service)))
+                       "ssl_ca_certs": str(tls.ca_cert), "ssl_cert_reqs": ssl.CERT_REQUIRED}
+        limits = service.limits
+        app = AccessLog(BodyLimit(BodyTimeout(build_app(service), limits.body_timeout_s)))
         config = uvicorn.Config(app, host=self.host, port=self.port, lifespan="off", log_level="warning",
-                                access_log=False, timeout_keep_alive=5, **options)
+                                access_log=False, timeout_keep_alive=5, http=bounded_protocol(limits.header_timeout_s),
+                                **options)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="http-gateway", daemon=True)
         self.thread.start()

@@ -12,6 +12,7 @@ classes are exactly the ones implemented.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
 from datetime import datetime
 from importlib.metadata import version
@@ -19,7 +20,6 @@ from typing import Any
 
 import attr
 import grpc
-from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from shapely.errors import ShapelyError
 from shapely.geometry import MultiPolygon, box, shape
@@ -48,6 +48,7 @@ from starlette.responses import JSONResponse
 from earthsignature.service.api import stac_items, validation
 from earthsignature.service.api.errors import ApiError, InvalidArgument, as_api_error
 from earthsignature.service.api.http_context import HTTP_STATUS, status
+from earthsignature.service.api.stac_bodies import SearchBodies
 from earthsignature.service.api.stac_items import STAC_PREFIX
 from earthsignature.service.catalog import stac_filter
 from earthsignature.service.catalog.catalog import CatalogError, Filters
@@ -185,7 +186,11 @@ def _area(bbox, intersects: Mapping[str, Any] | None) -> BaseGeometry | None:
         if bbox is None:
             return None
         values = [float(v) for v in bbox]
+        if len(values) not in (4, 6) or not all(math.isfinite(v) for v in values):
+            raise InvalidQueryParameter("bbox holds 4 (or 6, with heights) finite numbers")
         west, south, east, north = (values[0], values[1], values[3], values[4]) if len(values) == 6 else values
+        if south > north:
+            raise InvalidQueryParameter(f"bbox: the south edge ({south:g}) is north of the north edge ({north:g})")
         if west > east:  # across the antimeridian (STAC API: bbox[0] > bbox[2])
             geometry = MultiPolygon([box(west, south, 180, north), box(-180, south, east, north)])
         else:
@@ -203,8 +208,9 @@ def _next_link(request: Request, token: str) -> dict[str, Any]:
             "href": str(request.url.include_query_params(token=token))}
 
 
-def build_stac_app(service) -> FastAPI:
-    """The STAC API (a FastAPI application) over ``service``'s catalog; mount it at ``STAC_PREFIX``."""
+def build_stac_app(service) -> SearchBodies:
+    """The STAC API (a FastAPI application behind the search-body guard) over ``service``'s catalog; mount it
+    at ``STAC_PREFIX``."""
     extensions = [
         FilterExtension(client=CatalogQueryables(service=service), conformance_classes=[
             FilterConformanceClasses.FILTER, FilterConformanceClasses.SEARCH, FilterConformanceClasses.ITEMS,
@@ -220,10 +226,11 @@ def build_stac_app(service) -> FastAPI:
         description=settings.stac_fastapi_description,
         base_conformance_classes=list(BASE_CONFORMANCE_CLASSES),
         extensions=extensions)
+    post_model = create_post_request_model(extensions)
     api = StacApi(
         settings=settings, client=client, extensions=extensions,
         search_get_request_model=create_get_request_model(extensions),
-        search_post_request_model=create_post_request_model(extensions),
+        search_post_request_model=post_model,
         items_get_request_model=create_request_model("ItemCollectionUri", base_model=ItemCollectionUri,
                                                      extensions=extensions, request_type="GET"),
         exceptions={}, middlewares=[Middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "POST"])])
@@ -231,7 +238,7 @@ def build_stac_app(service) -> FastAPI:
         api.app.add_exception_handler(error_type, _answer_with(http_status))
     api.app.add_exception_handler(RequestValidationError, _invalid_request)
     api.app.add_exception_handler(Exception, _failure)
-    return api.app
+    return SearchBodies(api.app, post_model, service)
 
 
 def stac_error(code: grpc.StatusCode, message: str, http_status: int) -> JSONResponse:
