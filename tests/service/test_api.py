@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import grpc
 import numpy as np
@@ -313,3 +314,65 @@ def test_stored_class_maps_carry_their_legend_and_confidence_keeps_zero_for_no_d
         stored = confidence.read(1)
         assert confidence.nodata == 0
     assert (stored[:5] == 0).all() and (stored[5:10] == 255).all() and (stored[10:] == 201).all()
+
+
+def _commit_then_lose_the_answer(catalog, monkeypatch, database_down_after: bool) -> None:
+    """The commit reaches PostgreSQL, then the connection breaks before its answer does (as when PostgreSQL
+    stops with ``-m immediate`` mid-commit); optionally the database stays unreachable afterwards."""
+    import psycopg
+
+    add, find = catalog.add, catalog.committed_url
+
+    def add_then_break(*args, **kwargs):
+        add(*args, **kwargs)
+        raise sa.exc.OperationalError("COMMIT", {}, psycopg.OperationalError("server closed the connection"))
+
+    def unreachable(*args, **kwargs):
+        raise sa.exc.OperationalError("SELECT", {}, psycopg.OperationalError("connection refused"))
+
+    monkeypatch.setattr(catalog, "add", add_then_break)
+    monkeypatch.setattr(catalog, "committed_url", unreachable if database_down_after else find)
+    monkeypatch.setattr("earthsignature.service.catalog.ingest.OUTCOME_CHECKS", (0.0, 0.0))
+
+
+def test_a_lost_commit_answer_keeps_the_committed_files(api, monkeypatch) -> None:
+    """The server asks the database what landed before deleting anything: the row is there, so are its files."""
+    client, catalog, store, _ = api
+    _commit_then_lose_the_answer(catalog, monkeypatch, database_down_after=False)
+    with client("internal") as internal:
+        answer = internal.create(product_request(1))
+    assert answer.created
+    monkeypatch.undo()
+    with client("pilot") as pilot:
+        (found,) = list(pilot.list(max_pixels=64))
+    assert found.classes.size > 0  # its map was not deleted
+    with catalog.engine.connect() as connection:
+        urls = connection.execute(sa.text("SELECT raster_url, confidence_url FROM segmentations")).one()
+    assert all(Path(url).is_file() for url in urls if url)
+
+
+def test_an_unknown_commit_outcome_is_unavailable_and_keeps_everything(api, certs, monkeypatch) -> None:
+    """UNAVAILABLE ("outcome unknown, re-send"), every file kept; the re-send (the client's own retry does it)
+    finds the committed row."""
+    client, catalog, store, address = api
+    _commit_then_lose_the_answer(catalog, monkeypatch, database_down_after=True)
+    key, cert = certs.internal
+    with EarthSignatureClient(address, ca=certs.ca.cert_path, cert=cert, key=key, retries=0) as internal, \
+            pytest.raises(grpc.RpcError) as raised:
+        internal.create(product_request(1))
+    assert raised.value.code() == grpc.StatusCode.UNAVAILABLE and "outcome unknown" in raised.value.details()
+    kept = {p for p in store.rglob("*") if p.is_file()}
+    assert any(p.name == "classes.tif" for p in kept)
+    monkeypatch.undo()
+    with client("internal") as internal:  # the re-send finds the committed row: nothing is stored twice
+        again = internal.create(product_request(1))
+    assert not again.created
+    assert {p for p in store.rglob("*") if p.is_file()} == kept
+
+
+def test_a_failed_ingestion_leaves_no_empty_folder(api, monkeypatch) -> None:
+    client, catalog, store, _ = api
+    monkeypatch.setattr(catalog, "add", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("refused")))
+    with client("internal") as internal, pytest.raises(grpc.RpcError):
+        internal.create(product_request(1))
+    assert not list(store.rglob("*"))  # neither files nor the folders made for them

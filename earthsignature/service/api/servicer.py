@@ -49,7 +49,7 @@ from earthsignature.service.api.errors import (
 )
 from earthsignature.service.catalog import query_language
 from earthsignature.service.catalog.catalog import Catalog, CatalogError, Filters, Found
-from earthsignature.service.catalog.ingest import IngestError, StorageFailure, ingest
+from earthsignature.service.catalog.ingest import IngestError, OutcomeUnknown, StorageFailure, ingest
 from earthsignature.service.catalog.parser_pool import ParserPool
 from earthsignature.service.catalog.raster_store import RasterStore, UnsafePath
 from earthsignature.service.catalog.stac_filter import item_id
@@ -161,7 +161,8 @@ class DatabaseService(database_pb2_grpc.DatabaseProductServiceServicer):
             raise InvalidArgument(None, str(error)) from error
         except StorageFailure as error:  # the cause decides the code; the message says what was kept
             log.error("CreateProduct %s: %s", request.product_id, error, exc_info=error.__cause__)
-            code = Unavailable if isinstance(error.__cause__, DATABASE_DOWN) else ApiError
+            lost = isinstance(error, OutcomeUnknown) or isinstance(error.__cause__, DATABASE_DOWN)
+            code = Unavailable if lost else ApiError
             raise code(str(error)) from error
         log.info("product %s segmentation %s (%s)", stored.product_id, stored.segmentation_id,
                  "created" if stored.created else "already there")

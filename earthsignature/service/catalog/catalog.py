@@ -166,6 +166,12 @@ class Catalog:
                        Segmentation.model_version == model_version)
             ).first()
 
+    def committed_url(self, product_id: str, model_name: str, model_version: str) -> str | None:
+        """The class map URL of the stored segmentation of this product and model version (None: none stored).
+        Asked after a commit whose answer was lost; raises when the database still cannot be reached."""
+        found = self.find_segmentation(product_id, model_name, model_version)
+        return found.raster_url if found is not None else None
+
     def remove_segmentation(self, segmentation_id: int) -> None:
         with self.sessions.begin() as session:
             session.execute(sa.delete(Segmentation).where(Segmentation.id == segmentation_id))

@@ -9,7 +9,9 @@ with the existing ids.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,6 +24,7 @@ from rasterio.warp import transform_bounds
 from shapely.errors import ShapelyError
 from shapely.geometry import box, shape
 from shapely.geometry.base import BaseGeometry
+from sqlalchemy import exc as sa_exc
 
 from earthsignature.core import raster_codec
 from earthsignature.core.classes import ClassShare
@@ -45,6 +48,8 @@ from earthsignature.service.catalog.catalog import (
     SegmentationRecord,
 )
 from earthsignature.service.catalog.raster_store import SAFE_PART, RasterStore, UnsafePath
+
+log = logging.getLogger(__name__)
 
 
 class IngestError(ValueError):
@@ -149,6 +154,16 @@ class StorageFailure(RuntimeError):
     was kept."""
 
 
+class OutcomeUnknown(StorageFailure):
+    """The connection broke while the catalog committed, and the database cannot be asked whether the commit
+    landed: every file is kept (a committed row may name them; ``store check`` removes them if none does)."""
+
+
+#: Errors after which a commit may or may not have reached the database.
+CONNECTION_LOST = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError)
+OUTCOME_CHECKS = (0.0, 0.5, 2.0)  # seconds to wait before each attempt to ask the database what landed
+
+
 def ingest(request: database_pb2.CreateProductRequest, catalog: Catalog, store: RasterStore) -> Stored:
     """Store the request's maps under names of their own (a folder per request), then the catalog rows.
 
@@ -182,7 +197,7 @@ def ingest(request: database_pb2.CreateProductRequest, catalog: Catalog, store: 
     try:
         stored = _store(request, catalog, store, (product, model_name, model_version, data, transform, crs, nodata,
                                                   classes, extras), written)
-    except (IngestError, UnsafePath):
+    except (IngestError, UnsafePath, OutcomeUnknown):  # the last: nothing may be deleted
         _remove(written, store)
         raise
     except Exception as error:
@@ -220,13 +235,36 @@ def _store(request, catalog: Catalog, store: RasterStore, parts, written: list[s
     card = dataclasses.asdict(raster_codec.model_card(request.model_card)) if request.HasField("model_card") else None
     segmentation = SegmentationRecord(model_name, model_version, raster_url, crs, transform.to_gdal(), data.shape[1],
                                       data.shape[0], classes, urls.get("confidence"), urls.get("cloud_mask"), card)
-    segmentation_id, created = catalog.add(product, segmentation)
+    try:
+        segmentation_id, created = catalog.add(product, segmentation)
+    except CONNECTION_LOST as error:
+        if _landed(catalog, product.product_id, model_name, model_version, raster_url, written) is False:
+            raise  # known not to be committed: the caller deletes what this request wrote
+        segmentation_id, created = catalog.find_segmentation(product.product_id, model_name, model_version).id, True
+        log.warning("%s %s %s: the commit's answer was lost, but the row is there", product.product_id,
+                    model_name, model_version, exc_info=error)
     if created and quicklook_url and catalog.product_quicklook(product.product_id) != quicklook_url:
         written.remove(quicklook_url)  # the product was stored before with its own quicklook
         store.delete(quicklook_url)
     if created:
         written.clear()  # committed: these files belong to the catalog now
     return Stored(product.product_id, segmentation_id, created)
+
+
+def _landed(catalog: Catalog, product_id: str, model_name: str, model_version: str, raster_url: str,
+            written: list[str]) -> bool:
+    """After a broken connection: whether this request's rows were committed (True) or not (False); when the
+    database cannot be asked, ``OutcomeUnknown`` with every written file kept."""
+    for wait in OUTCOME_CHECKS:
+        time.sleep(wait)
+        try:
+            return catalog.committed_url(product_id, model_name, model_version) == raster_url
+        except CONNECTION_LOST:
+            continue
+    written.clear()
+    raise OutcomeUnknown("the catalog connection broke while committing and the database cannot be reached "
+                         "to tell whether the product was stored: outcome unknown, re-send the same request "
+                         "(re-sends are idempotent); its files are kept for `earthsignature store check`")
 
 
 def _class_values(data: np.ndarray, nodata: int | None) -> tuple[np.ndarray, int]:

@@ -134,12 +134,22 @@ class RasterStore:
         return Path(gdal_path(url)).exists()
 
     def delete(self, url: str) -> None:
+        """Remove a file, and the folders it leaves empty up to the store's root (object stores have none)."""
         if self.remote:
             fs, path = filesystem(url)
             if fs.exists(path):  # like unlink(missing_ok=True)
                 fs.rm(path)
-        else:
-            Path(gdal_path(url)).unlink(missing_ok=True)
+            return
+        path = Path(gdal_path(url))
+        path.unlink(missing_ok=True)
+        root = Path(gdal_path(self.root_url))
+        for folder in path.parents:
+            if folder == root or root not in folder.parents:
+                break
+            try:
+                folder.rmdir()  # only when empty: a folder still holding files stays
+            except OSError:
+                break
 
     def read(self, url: str, area: BaseGeometry | None = None, max_pixels: int = 4_000_000) -> RasterWindow | None:
         """The pixels under ``area`` (EPSG:4326; None: everything), downsampled by a whole factor when
