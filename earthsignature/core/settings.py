@@ -70,8 +70,8 @@ class ApiSettings:
     public_url: str | None = None
     store_url: str = "${home:}/rasters"  # COG store: a folder, or s3://bucket/prefix, gs://...
     workers: int = 16  # gRPC threads per process
-    #: Server processes sharing the gRPC port (SO_REUSEPORT: the kernel spreads connections), to use
-    #: every core; more than 1 needs a fixed port in address. The HTTP gateway runs in the first.
+    #: Server processes sharing the gRPC and HTTP ports (SO_REUSEPORT: the kernel spreads connections), to
+    #: use every core; more than 1 needs a fixed port in address. Each runs the gRPC server and the HTTP app.
     processes: int = 1
     limits: ApiLimits = field(default_factory=ApiLimits)
     certs_dir: str = "${home:}/certs"  # made by `earthsignature certs init`

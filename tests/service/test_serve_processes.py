@@ -3,10 +3,13 @@ port, the store repaired at start, a clean stop on SIGTERM."""
 
 from __future__ import annotations
 
+import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import grpc
@@ -33,16 +36,35 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+def _listening(port: int) -> set[int]:
+    """The processes holding a listening TCP socket on ``port`` (from /proc: socket inodes of each process)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":  # 0A: LISTEN
+                inodes.add(fields[9])
+    holders = set()
+    for fd in Path("/proc").glob("[0-9]*/fd/*"):
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:[") and target[8:-1] in inodes:
+            holders.add(int(fd.parent.parent.name))
+    return holders
+
+
 def test_two_server_processes_share_the_port_and_stop_together(postgis_db, tmp_path) -> None:
     certs = CertificateFolder(tmp_path / "certs")
     init_certificates(certs, ("server", "monitor", "pilot"))
     orphan = tmp_path / "store" / "S2X_killed" / "m" / "1" / "abc" / "classes.tif"
     orphan.parent.mkdir(parents=True)
     orphan.write_bytes(b"left by a killed ingestion")
-    address = f"127.0.0.1:{free_port()}"
+    address, http_port = f"127.0.0.1:{free_port()}", free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "earthsignature.cli", "serve", f"db.url={postgis_db}", f"api.address={address}",
-         "api.http_port=null", f"api.store_url={tmp_path / 'store'}", f"api.certs_dir={certs.path}",
+         f"api.http_port={http_port}", f"api.store_url={tmp_path / 'store'}", f"api.certs_dir={certs.path}",
          "api.processes=2", "api.store_check_min_age_s=0"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     monitor, pilot = certs.identity("monitor"), certs.identity("pilot")
     try:
@@ -67,6 +89,15 @@ def test_two_server_processes_share_the_port_and_stop_together(postgis_db, tmp_p
         assert answers == [1] * 12
         children = _children(server.pid)
         assert children
+        # the HTTP app runs in both processes, on one port, like gRPC
+        while len(_listening(http_port)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(_listening(http_port) & {server.pid, *children}) == 2
+        context = ssl.create_default_context(cafile=str(certs.ca_cert))
+        context.load_cert_chain(str(pilot.cert), str(pilot.key))
+        for _ in range(6):
+            with urllib.request.urlopen(f"https://127.0.0.1:{http_port}/healthz", context=context) as response:
+                assert response.status == 200
     finally:
         server.send_signal(signal.SIGTERM)
         output = server.communicate(timeout=60)[0].decode()

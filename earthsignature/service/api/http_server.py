@@ -1,4 +1,4 @@
-"""The HTTP app served by uvicorn with mutual TLS, in a thread of the first server process.
+"""The HTTP app served by uvicorn with mutual TLS, in a thread of every server process (one port, shared).
 
 uvicorn verifies the client certificate against the project CA in the TLS handshake (run by the event loop:
 an idle or slow client blocks nobody). ``BoundedProtocol``, a small subclass of uvicorn's h11 protocol, closes
@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 import ssl
 import threading
 import time
@@ -231,7 +232,10 @@ class HttpGateway:
     """``build_app`` served by uvicorn in a thread: HTTPS with client certificates, or plain HTTP when ``tls``
     is None (``serve --insecure``)."""
 
-    def __init__(self, service: DatabaseService, address: tuple[str, int], tls: TlsFiles | None):
+    def __init__(self, service: DatabaseService, address: tuple[str, int], tls: TlsFiles | None,
+                 share_port: bool = False):
+        """``share_port``: several server processes listen on this port (SO_REUSEPORT: the kernel spreads the
+        connections over them, as for gRPC)."""
         self.host, self.port = address[0], int(address[1])
         options = {}
         if tls is not None:
@@ -243,7 +247,9 @@ class HttpGateway:
                                 access_log=False, timeout_keep_alive=5, http=bounded_protocol(limits.header_timeout_s),
                                 **options)
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, name="http-gateway", daemon=True)
+        sockets = [_shared_socket(self.host, self.port)] if share_port else None
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": sockets}, name="http-gateway",
+                                       daemon=True)
         self.thread.start()
         deadline = time.monotonic() + 15
         while not self.server.started and self.thread.is_alive() and time.monotonic() < deadline:
@@ -257,5 +263,16 @@ class HttpGateway:
         self.thread.join(timeout=15)
 
 
-def start_gateway(service: DatabaseService, address: tuple[str, int], tls: TlsFiles | None) -> HttpGateway:
-    return HttpGateway(service, address, tls)
+def start_gateway(service: DatabaseService, address: tuple[str, int], tls: TlsFiles | None,
+                  share_port: bool = False) -> HttpGateway:
+    return HttpGateway(service, address, tls, share_port)
+
+
+def _shared_socket(host: str, port: int) -> socket.socket:
+    listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    listener.bind((host, port))
+    listener.listen(2048)
+    listener.set_inheritable(False)
+    return listener

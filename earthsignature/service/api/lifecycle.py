@@ -1,4 +1,5 @@
-"""The Database service as one unit to start and stop: the gRPC server and its HTTP gateway.
+"""The Database service as one unit to start and stop: the gRPC server and its HTTP app, in each of
+``api.processes`` processes.
 
 ``serving(...)`` is what ``earthsignature serve`` runs (and the demo, through that command): both
 servers up on entry, the gateway shut and in-flight calls finished on exit.
@@ -42,8 +43,8 @@ class RunningApi:
 
 def preflight(api: object, insecure: bool) -> TlsFiles | None:
     """Check the settings before anything starts; the server's TLS files (None in insecure mode)."""
-    if int(api.processes) > 1 and api.address.rsplit(":", 1)[-1] == "0":
-        raise ServeError("api.processes > 1 needs a fixed port in api.address")
+    if int(api.processes) > 1 and (api.address.rsplit(":", 1)[-1] == "0" or api.http_port == 0):
+        raise ServeError("api.processes > 1 needs fixed ports in api.address and api.http_port")
     if insecure:
         return None
     tls = TlsFiles.from_folder(CertificateFolder(Path(api.certs_dir)))
@@ -67,8 +68,8 @@ def public_url(api: object, insecure: bool) -> str | None:
 def serving(database_url: str, api: object, insecure: bool = False, grace_s: float = 10.0,
             first: bool = True) -> Iterator[RunningApi]:
     """Run the service described by a config's ``api`` section against ``database_url``; with
-    ``api.processes`` > 1 the extra processes start too. ``first``: this process repairs the store at
-    start and runs the HTTP gateway (the extra processes do neither)."""
+    ``api.processes`` > 1 the extra processes start too, each with the gRPC server and the HTTP app on the
+    shared ports. ``first``: this process migrates and repairs the store at start (the extra ones do not)."""
     tls = preflight(api, insecure)
     limits = api.limits if isinstance(api.limits, ApiLimits) else ApiLimits(**api.limits)
     processes = int(api.processes)
@@ -80,9 +81,9 @@ def serving(database_url: str, api: object, insecure: bool = False, grace_s: flo
             report = check_store(server.catalog, server.service.store, repair=True,
                                  min_age_s=float(api.store_check_min_age_s))
             log.info("raster store at start: %s", report.summary())
-        if first and api.http_port:
+        if api.http_port:  # in every process: HTTP scales with processes as gRPC does
             host = api.address.rsplit(":", 1)[0]
-            gateway = start_gateway(server.service, (host, int(api.http_port)), tls)
+            gateway = start_gateway(server.service, (host, int(api.http_port)), tls, share_port=processes > 1)
         if first:
             extra, stop = _start_extra_processes(database_url, api, insecure, processes - 1)
         yield RunningApi(server, gateway)
