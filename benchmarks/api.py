@@ -12,9 +12,10 @@
    the baseline of the same run.
 4. Bytes on the wire for the same clipped 1000 x 1000 map: zstd (default), PNG, legacy repeated
    uint32 (the seed's), and class polygons (geobuf), as ratios to the legacy form.
-5. The STAC API of the same server (HTTPS with client certificates, the first server process): item search
-   of the same 10 km area and a CQL2 filter (burnt areas >= 10 %), 10 items a page, with 1 and 8 clients
-   (a requests session each), beside the gRPC rows above.
+5. The HTTP app of the same server (HTTPS with client certificates, in every server process): STAC item
+   search of the same 10 km area and a CQL2 filter (burnt areas >= 10 %), 10 items a page, and 16 KiB range
+   reads of a class-map COG, with 1, 8 and 32 clients (a requests session each), beside the gRPC rows above.
+   Every row's throughput is also given against one client of one server process (the scaling figure).
 
     python benchmarks/api.py [--products 10000] [--seconds 4] [--full-size 10980]
 """
@@ -202,6 +203,13 @@ class StacSession:
     def __exit__(self, *exc: object) -> None:
         self.session.close()
 
+    def range_read(self, path: str) -> bytes:
+        """The first 16 KiB of a map file (what GDAL's /vsicurl/ asks first: header and tile offsets)."""
+        response = self.session.get(f"{self.root}{path}", headers={"Range": "bytes=0-16383"}, verify=self.ca,
+                                    timeout=60)
+        response.raise_for_status()
+        return response.content
+
     def search(self, **params) -> list:
         # verify per request: a session's verify loses to CURL_CA_BUNDLE, which rasterio sets at import
         response = self.session.get(f"{self.root}/stac/search", params={"limit": 10, **params}, verify=self.ca,
@@ -245,9 +253,11 @@ def run(args: argparse.Namespace, work: Path, cluster: PostgresCluster) -> None:
 
     http_port = free_port()
     stac_root = f"https://127.0.0.1:{http_port}"
+    map_path: dict[str, str] = {}
     stac_queries = {
         "STAC search: area 10 km x 10 km": lambda s: s.search(bbox=",".join(f"{v:.6f}" for v in area.bounds)),
         "STAC search: CQL2 burnt >= 0.1": lambda s: s.search(filter="fraction:burnt_areas >= 0.1"),
+        "map file: 16 KiB range read": lambda s: s.range_read(map_path["classes"]),
     }
 
     catalog = Catalog(url, pool_size=2)
@@ -278,12 +288,17 @@ def run(args: argparse.Namespace, work: Path, cluster: PostgresCluster) -> None:
                 for row in rows:
                     if (row["query"], row["server_processes"]) == (name, processes):
                         row["throughput_vs_1_client"] = row["per_s"] / one["per_s"]
-            for name, call in stac_queries.items() if processes == 1 else ():  # the HTTP app: first process
-                for clients in (1, 8):
+            if not map_path:
+                with StacSession(stac_root, certs) as session:
+                    first = session.search(bbox=",".join(f"{v:.6f}" for v in area.bounds))[0]
+                href = first["assets"]["classes"]["href"]
+                map_path["classes"] = href.removeprefix(stac_root)
+            for name, call in stac_queries.items():  # the HTTP app runs in every process
+                for clients in (1, 8, 32):
                     result = latencies(lambda: StacSession(stac_root, certs), clients, args.seconds, call)
                     rows.append({"query": name, "server_processes": processes, "clients": clients, **result})
-                one = rows[-2]
-                for row in rows[-2:]:
+                one = rows[-3]
+                for row in rows[-3:]:
                     row["throughput_vs_1_client"] = row["per_s"] / one["per_s"]
         finally:
             if processes != max({1, os.cpu_count() or 1}):
@@ -304,16 +319,20 @@ def run(args: argparse.Namespace, work: Path, cluster: PostgresCluster) -> None:
         catalog.dispose()
         stop.set()
         process.join(60)
+    for row in rows:  # the scaling figure: against one client of one server process
+        single = next(r for r in rows if (r["query"], r["server_processes"], r["clients"]) == (row["query"], 1, 1))
+        row["throughput_vs_1_client_1_process"] = row["per_s"] / single["per_s"]
     legacy = sizes["legacy repeated uint32 (seed)"]
     print(f"\ncatalog of {args.products + 1} products loaded in {load_seconds:.0f} s "
           f"({(args.products + 1) / load_seconds:.0f} products/s through Catalog.add)")
     print(f"{'query':<32} {'procs':>5} {'clients':>7} {'requests':>8} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>7} "
-          f"{'vs 1 client':>11} {'p50 / catalog':>14}")
+          f"{'vs 1 client':>11} {'vs 1 cl 1 proc':>14} {'p50 / catalog':>14}")
     for row in rows:
         over_catalog = f"{row['p50_over_catalog']:>13.1f}x" if "p50_over_catalog" in row else f"{'-':>14}"
         print(f"{row['query']:<32} {row['server_processes']:>5} {row['clients']:>7} {row['requests']:>8} "
               f"{row['p50_ms']:>8.1f} {row['p99_ms']:>8.1f} {row['per_s']:>7.1f} "
-              f"{row['throughput_vs_1_client']:>10.2f}x {over_catalog}")
+              f"{row['throughput_vs_1_client']:>10.2f}x {row['throughput_vs_1_client_1_process']:>13.2f}x "
+              f"{over_catalog}")
     print(f"\nbytes on the wire for one clipped map ({pixels:,} pixels):")
     for label, size in sizes.items():
         print(f"  {label:<32} {size:>10,} bytes  {size / legacy:>7.4f} of legacy")

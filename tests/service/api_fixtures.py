@@ -45,7 +45,7 @@ def server_with_http_app(database_url: str, folder: Path, limits=None) -> Iterat
     http_port = free_port()
     with build_server(database_url, str(folder / "store"), "127.0.0.1:0", tls, limits=limits,
                       public_url=f"https://127.0.0.1:{http_port}") as server:
-        gateway = start_gateway(server.service, ("127.0.0.1", http_port), tls)
+        gateway = start_gateway(server.core, ("127.0.0.1", http_port), tls)
         try:
             yield certs, server, gateway
         finally:

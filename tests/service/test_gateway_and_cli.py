@@ -131,19 +131,20 @@ def test_idle_connections_block_nobody(running) -> None:
 
 
 def test_an_error_after_the_first_result_is_sent_in_band(running, monkeypatch) -> None:
-    from earthsignature.service.api import servicer
+    from earthsignature.service.api import core
+    from earthsignature.service.api.errors import Unavailable
 
     certs, _, gateway = running
     calls = []
-    original = servicer.DatabaseService._response
+    original = core.DatabaseCore._answer
 
     def failing_second(self, *args, **kwargs):
         calls.append(1)
         if len(calls) == 2:
-            raise servicer.Unavailable("the raster store went away")
+            raise Unavailable("the raster store went away")
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(servicer.DatabaseService, "_response", failing_second)
+    monkeypatch.setattr(core.DatabaseCore, "_answer", failing_second)
     status, lines = _get(gateway, certs, "/v1/segmentation:list")
     assert status == 200 and "result" in lines[0]
     assert lines[-1] == {"error": {"code": 14, "message": "the raster store went away", "details": []}}

@@ -11,6 +11,7 @@ import ssl
 import subprocess
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 import xml.etree.ElementTree as ET
@@ -350,3 +351,28 @@ def test_class_maps_as_xyz_tiles(stac, pystac_client) -> None:
     status, rgba = tile(z, x + 3, y)  # beside the map
     assert status == 200 and (rgba[3] == 0).all()
     assert tile(23, 0, 0)[0] == 400 and tile(3, 8, 0)[0] == 400
+
+
+def test_every_queryable_is_in_the_items_and_finds_them(stac) -> None:
+    """One record per property: each name on /queryables is in the item (a property, or the item's own id,
+    collection, geometry), and a CQL2 filter on the item's own value finds that item."""
+    status, _, body = fetch(stac, "/stac/collections/clc-unet/queryables")
+    names = json.loads(body)["properties"]
+    status, _, body = fetch(stac, "/stac/collections/clc-unet/items?limit=1")
+    (feature,) = json.loads(body)["features"]
+    members = {"id": feature["id"], "collection": feature["collection"]}
+    assert any(name.startswith("fraction:") for name in names)
+    for name, schema in names.items():
+        if name == "geometry":
+            literal = f"s_intersects(geometry, POINT({feature['bbox'][0] + 0.01} {feature['bbox'][1] + 0.01}))"
+        else:
+            value = members[name] if name in members else feature["properties"].get(name, 0.0)
+            if schema.get("format") == "date-time":
+                literal = f"\"{name}\" = TIMESTAMP('{value}')"
+            elif schema.get("type") == "number":
+                literal = f"\"{name}\" BETWEEN {float(value) - 1e-6} AND {float(value) + 1e-6}"
+            else:
+                literal = f"\"{name}\" = '{value}'"
+        query = urllib.parse.urlencode({"filter": literal, "ids": feature["id"], "collections": "clc-unet"})
+        status, _, body = fetch(stac, f"/stac/search?{query}")
+        assert status == 200 and [f["id"] for f in json.loads(body)["features"]] == [feature["id"]], (name, body[:300])

@@ -1,6 +1,8 @@
-"""What the API answers when it cannot do what was asked, by cause.
+"""What the API answers when it cannot do what was asked, by cause: the one error mapping of every transport.
 
-Handlers raise these; the gRPC servicer and the HTTP gateway turn them into status codes. Bad input is
+The service core raises these with a ``Code`` (google.rpc's canonical codes, the same names and numbers as
+gRPC's); the gRPC servicer, the HTTP bindings, the STAC API and the map files turn them into their own
+status (``as_api_error`` maps any other exception by its cause). Bad input is
 INVALID_ARGUMENT with a short message naming the field (``excerpt`` bounds what is echoed back); an
 unreachable catalog is UNAVAILABLE (retryable); INTERNAL is left for genuine bugs, with a reference to the
 server's log and nothing of its internals.
@@ -8,10 +10,10 @@ server's log and nothing of its internals.
 
 from __future__ import annotations
 
+import enum
 import logging
 import uuid
 
-import grpc
 import psycopg
 from sqlalchemy import exc as sa_exc
 
@@ -33,8 +35,30 @@ def excerpt(value: object, limit: int = EXCERPT_CHARS) -> str:
     return f"{shown}… ({len(text)} characters)" if len(text) > limit else shown
 
 
+class Code(enum.Enum):
+    """google.rpc.Code: what went wrong, whatever the transport (gRPC uses the same numbers)."""
+
+    OK = 0
+    CANCELLED = 1
+    UNKNOWN = 2
+    INVALID_ARGUMENT = 3
+    DEADLINE_EXCEEDED = 4
+    NOT_FOUND = 5
+    ALREADY_EXISTS = 6
+    PERMISSION_DENIED = 7
+    RESOURCE_EXHAUSTED = 8
+    FAILED_PRECONDITION = 9
+    ABORTED = 10
+    OUT_OF_RANGE = 11
+    UNIMPLEMENTED = 12
+    INTERNAL = 13
+    UNAVAILABLE = 14
+    DATA_LOSS = 15
+    UNAUTHENTICATED = 16
+
+
 class ApiError(Exception):
-    code = grpc.StatusCode.INTERNAL
+    code = Code.INTERNAL
     #: the HTTP status where it differs from grpc-gateway's for the code (``http_context.HTTP_STATUS``)
     http_status: int | None = None
 
@@ -44,7 +68,7 @@ class ApiError(Exception):
 
 
 class InvalidArgument(ApiError):
-    code = grpc.StatusCode.INVALID_ARGUMENT
+    code = Code.INVALID_ARGUMENT
 
     def __init__(self, field: str | None, problem: str):
         """``field`` and what is wrong with it, as a predicate: ("n_results", "must be in 1..100")."""
@@ -53,29 +77,29 @@ class InvalidArgument(ApiError):
 
 
 class Unauthenticated(ApiError):
-    code = grpc.StatusCode.UNAUTHENTICATED
+    code = Code.UNAUTHENTICATED
 
 
 class PermissionDenied(ApiError):
-    code = grpc.StatusCode.PERMISSION_DENIED
+    code = Code.PERMISSION_DENIED
 
 
 class ResourceExhausted(ApiError):
-    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    code = Code.RESOURCE_EXHAUSTED
 
 
 class Unavailable(ApiError):
-    code = grpc.StatusCode.UNAVAILABLE
+    code = Code.UNAVAILABLE
 
 
 class NotFound(ApiError):
-    code = grpc.StatusCode.NOT_FOUND
+    code = Code.NOT_FOUND
 
 
 class DeadlineExceeded(ApiError):
     """A request over its budget: cancelled, and answered (HTTP 503: retry, or ask less)."""
 
-    code = grpc.StatusCode.DEADLINE_EXCEEDED
+    code = Code.DEADLINE_EXCEEDED
     http_status = 503
 
 

@@ -20,7 +20,6 @@ import json
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 
-import grpc
 import sqlalchemy as sa
 from google.protobuf import json_format
 from starlette.applications import Starlette
@@ -32,10 +31,18 @@ from starlette.routing import Mount, Route, request_response
 from starlette.staticfiles import StaticFiles
 
 from earthsignature.pb.snapearth.api.v1 import database_pb2
-from earthsignature.service.api.errors import ApiError, as_api_error
-from earthsignature.service.api.http_context import Aborted, HttpContext, status, status_response
+from earthsignature.service.api import wire
+from earthsignature.service.api.core import DatabaseCore
+from earthsignature.service.api.errors import ApiError, Code, InvalidArgument, as_api_error
+from earthsignature.service.api.http_context import (
+    CALLER_KEY,
+    error_response,
+    peer_pem,
+    scope_caller,
+    status,
+    status_response,
+)
 from earthsignature.service.api.map_files import MapFiles
-from earthsignature.service.api.servicer import DatabaseService
 from earthsignature.service.api.stac import build_stac_app
 from earthsignature.service.api.stac_items import STAC_PREFIX
 
@@ -43,8 +50,9 @@ from earthsignature.service.api.stac_items import STAC_PREFIX
 WEB_DIR = Path(__file__).with_name("web")
 MAP_PAGE = "/map"
 
-ROUTES = {"/v1/segmentation:list": ("ListSegmentation", database_pb2.ListSegmentationRequest),
-          "/v1/segmentation:search": ("SearchSegmentation", database_pb2.SearchSegmentationRequest)}
+#: path -> (the core's method, the request message, its translation to the core's record)
+ROUTES = {"/v1/segmentation:list": ("list_maps", database_pb2.ListSegmentationRequest, wire.list_query),
+          "/v1/segmentation:search": ("search_maps", database_pb2.SearchSegmentationRequest, wire.text_query)}
 _END = object()
 
 
@@ -56,7 +64,7 @@ def request_from_query(items: Iterable[tuple[str, str]], message_type):
     for name, value in items:
         field = fields.get(name) or by_json_name.get(name)
         if field is None:
-            raise Aborted(grpc.StatusCode.INVALID_ARGUMENT, f"unknown parameter {name[:40]!r}")
+            raise InvalidArgument(None, f"unknown parameter {name[:40]!r}")
         if field.is_repeated:
             values.setdefault(field.name, []).append(value)
         else:
@@ -64,41 +72,44 @@ def request_from_query(items: Iterable[tuple[str, str]], message_type):
     try:
         return json_format.ParseDict(values, message_type())
     except json_format.ParseError as error:
-        raise Aborted(grpc.StatusCode.INVALID_ARGUMENT, f"bad parameter: {error}") from error
+        raise InvalidArgument(None, f"bad parameter: {error}") from error
 
 
 def _line(payload: dict) -> bytes:
     return json.dumps(payload, separators=(",", ":")).encode() + b"\n"
 
 
-def build_app(service: DatabaseService) -> Starlette:
+def build_app(core: DatabaseCore) -> Starlette:
     async def binding(request: Request) -> Response:
-        method, message_type = ROUTES[request.url.path]
+        method, message_type, translate = ROUTES[request.url.path]
         try:
+            caller = core.authorize(peer_pem(request.scope))
+            deadline = core.deadline()
             message = request_from_query(request.query_params.multi_items(), message_type)
-            stream = getattr(service, method)(message, HttpContext.of(request.scope))
+            answers = getattr(core, method)(caller, translate(message), deadline)
+            encoding = message.raster_encoding or core.limits.default_encoding
+            stream = (wire.response(answer, encoding, core.limits.max_response_bytes) for answer in answers)
             first = await run_in_threadpool(next, stream, _END)  # errors surface before the headers go out
-        except Aborted as error:
-            return status_response(error.code, error.details)
+        except Exception as error:
+            return error_response(error)
         return StreamingResponse(_results(stream, first), media_type="application/x-ndjson")
 
     async def map_page(request: Request) -> Response:
         if not (WEB_DIR / "static" / "vendor" / "ol.js").exists():
-            return status_response(grpc.StatusCode.UNAVAILABLE, "the map page's web library is not installed: "
-                                                                "run `make web` (needs npm)")
+            return status_response(Code.UNAVAILABLE, "the map page's web library is not installed: run `make web` "
+                                                     "(needs npm)")
         return FileResponse(WEB_DIR / "map.html", media_type="text/html")
 
     async def healthz(request: Request) -> Response:
         try:
-            await run_in_threadpool(_ping, service)
+            await run_in_threadpool(core.ping, scope_caller(request.scope))
         except sa.exc.SQLAlchemyError as error:
             return JSONResponse({"status": "NOT_SERVING", "reason": f"catalog unreachable: {type(error).__name__}"},
                                 status_code=503)
         return JSONResponse({"status": "SERVING"})
 
     async def http_error(request: Request, error: HTTPException) -> Response:
-        code = {404: grpc.StatusCode.NOT_FOUND, 405: grpc.StatusCode.UNIMPLEMENTED}.get(error.status_code,
-                                                                                   grpc.StatusCode.UNKNOWN)
+        code = {404: Code.NOT_FOUND, 405: Code.UNIMPLEMENTED}.get(error.status_code, Code.INVALID_ARGUMENT)
         message = (f"no route {request.url.path[:80]}; routes: {', '.join(ROUTES)}, /v1/maps/..., /stac/, /map, "
                    "/healthz"
                    if error.status_code == 404 else f"{request.method} is not allowed here: use GET")
@@ -106,41 +117,43 @@ def build_app(service: DatabaseService) -> Starlette:
                             headers=getattr(error, "headers", None))
 
     routes = [Route(path, binding, methods=["GET"]) for path in ROUTES]
-    routes += MapFiles(service).routes()
-    routes.append(Route("/healthz", RequireCaller(healthz, service, endpoint=True), methods=["GET"]))
-    routes.append(Route(MAP_PAGE, RequireCaller(map_page, service, endpoint=True), methods=["GET"]))
+    routes += MapFiles(core).routes()
+    routes.append(Route("/healthz", RequireCaller(healthz, core, endpoint=True), methods=["GET"]))
+    routes.append(Route(MAP_PAGE, RequireCaller(map_page, core, endpoint=True), methods=["GET"]))
     routes.append(Mount(f"{MAP_PAGE}/static", app=RequireCaller(StaticFiles(directory=WEB_DIR / "static",
-                                                                            check_dir=False), service)))
-    routes.append(Mount(STAC_PREFIX, app=RequireCaller(build_stac_app(service), service)))
+                                                                            check_dir=False), core)))
+    routes.append(Mount(STAC_PREFIX, app=RequireCaller(build_stac_app(core), core)))
     return Starlette(routes=routes, exception_handlers={HTTPException: http_error})
 
 
 class RequireCaller:
-    """ASGI guard: the mounted application answers only callers with a valid certificate and role (the
-    same check as gRPC: project CA, role, revocation). ``endpoint``: ``app`` is a Starlette request handler."""
+    """ASGI guard: the wrapped application answers only callers with a valid certificate and role (the same
+    check as gRPC: project CA, role, revocation), and finds the caller in its scope (``scope_caller``).
+    ``endpoint``: ``app`` is a Starlette request handler."""
 
-    def __init__(self, app, service: DatabaseService, endpoint: bool = False):
-        self.app, self.service = (request_response(app) if endpoint else app), service
+    def __init__(self, app, core: DatabaseCore, endpoint: bool = False):
+        self.app, self.core = (request_response(app) if endpoint else app), core
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "http":
-            try:
-                self.service.caller(HttpContext.of(scope))
-            except ApiError as error:
-                return await status_response(error.code, str(error))(scope, receive, send)
-        # links of the mounted application start at its mount point (Starlette keeps the outer root otherwise)
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        try:
+            caller = self.core.authorize(peer_pem(scope))
+        except ApiError as error:
+            return await error_response(error)(scope, receive, send)
         started = [False]
 
         async def watched_send(message) -> None:
             started[0] = started[0] or message["type"] == "http.response.start"
             await send(message)
 
+        # links of the mounted application start at its mount point (Starlette keeps the outer root otherwise)
+        inner = {**scope, "app_root_path": scope.get("root_path", ""), CALLER_KEY: caller}
         try:
-            await self.app({**scope, "app_root_path": scope.get("root_path", "")}, receive, watched_send)
+            await self.app(inner, receive, watched_send)
         except Exception as error:  # Starlette re-raises after its error handler answered: logged there already
             if not started[0]:
-                answer = as_api_error(error)
-                await status_response(answer.code, answer.message, answer.http_status)(scope, receive, send)
+                await error_response(error)(scope, receive, send)
 
 
 async def _results(stream, first) -> AsyncIterator[bytes]:
@@ -149,12 +162,8 @@ async def _results(stream, first) -> AsyncIterator[bytes]:
         while item is not _END:
             yield _line({"result": json_format.MessageToDict(item)})
             item = await run_in_threadpool(next, stream, _END)
-    except Aborted as error:  # mid-stream: a last line says so, as grpc-gateway does
-        yield _line({"error": status(error.code, error.details)})
+    except Exception as error:  # mid-stream: a last line says so, as grpc-gateway does
+        answer = as_api_error(error)
+        yield _line({"error": status(answer.code, answer.message)})
     finally:
         await run_in_threadpool(stream.close)
-
-
-def _ping(service: DatabaseService) -> None:
-    with service.catalog.engine.connect() as connection:
-        connection.execute(sa.text("SELECT 1"))

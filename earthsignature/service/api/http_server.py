@@ -21,16 +21,16 @@ import ssl
 import threading
 import time
 
-import grpc
 import h11
 import uvicorn
 from starlette.responses import JSONResponse
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from earthsignature.service.api.auth import TlsFiles
+from earthsignature.service.api.core import DatabaseCore
+from earthsignature.service.api.errors import Code
 from earthsignature.service.api.http_app import build_app
 from earthsignature.service.api.http_context import caller_name, status
-from earthsignature.service.api.servicer import DatabaseService
 
 log = logging.getLogger("earthsignature.http")
 MAX_BODY_BYTES = 1024 * 1024  # a STAC search (POST) with its area and filter
@@ -78,7 +78,7 @@ class BodyLimit:
                 raise
 
     async def _refuse(self, scope, receive, send) -> None:
-        response = JSONResponse(status(grpc.StatusCode.RESOURCE_EXHAUSTED, f"the request body is over "
+        response = JSONResponse(status(Code.RESOURCE_EXHAUSTED, f"the request body is over "
                                        f"{self.max_bytes} bytes"), status_code=413)
         await response(scope, receive, send)
 
@@ -151,7 +151,7 @@ class BoundedProtocol(H11Protocol):
         super().connection_lost(exc)
 
     def send_400_response(self, msg: str) -> None:
-        body = json.dumps(status(grpc.StatusCode.INVALID_ARGUMENT, f"malformed HTTP request: {msg}")).encode()
+        body = json.dumps(status(Code.INVALID_ARGUMENT, f"malformed HTTP request: {msg}")).encode()
         event = h11.Response(status_code=400, reason=b"Bad Request", headers=[
             (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
             (b"connection", b"close")])
@@ -205,7 +205,7 @@ class BodyTimeout:
             except TimeoutError:
                 if not answered[0]:
                     answered[0] = True
-                    response = JSONResponse(status(grpc.StatusCode.DEADLINE_EXCEEDED, f"the request body did not "
+                    response = JSONResponse(status(Code.DEADLINE_EXCEEDED, f"the request body did not "
                                                    f"arrive within {self.seconds:g} s"), status_code=408,
                                             headers={"connection": "close"})
                     await response(scope, receive, send)
@@ -232,7 +232,7 @@ class HttpGateway:
     """``build_app`` served by uvicorn in a thread: HTTPS with client certificates, or plain HTTP when ``tls``
     is None (``serve --insecure``)."""
 
-    def __init__(self, service: DatabaseService, address: tuple[str, int], tls: TlsFiles | None,
+    def __init__(self, core: DatabaseCore, address: tuple[str, int], tls: TlsFiles | None,
                  share_port: bool = False):
         """``share_port``: several server processes listen on this port (SO_REUSEPORT: the kernel spreads the
         connections over them, as for gRPC)."""
@@ -241,8 +241,8 @@ class HttpGateway:
         if tls is not None:
             options = {"ssl_certfile": str(tls.server_cert), "ssl_keyfile": str(tls.server_key),
                        "ssl_ca_certs": str(tls.ca_cert), "ssl_cert_reqs": ssl.CERT_REQUIRED}
-        limits = service.limits
-        app = AccessLog(BodyLimit(BodyTimeout(build_app(service), limits.body_timeout_s)))
+        limits = core.limits
+        app = AccessLog(BodyLimit(BodyTimeout(build_app(core), limits.body_timeout_s)))
         config = uvicorn.Config(app, host=self.host, port=self.port, lifespan="off", log_level="warning",
                                 access_log=False, timeout_keep_alive=5, http=bounded_protocol(limits.header_timeout_s),
                                 **options)
@@ -263,13 +263,16 @@ class HttpGateway:
         self.thread.join(timeout=15)
 
 
-def start_gateway(service: DatabaseService, address: tuple[str, int], tls: TlsFiles | None,
+def start_gateway(core: DatabaseCore, address: tuple[str, int], tls: TlsFiles | None,
                   share_port: bool = False) -> HttpGateway:
-    return HttpGateway(service, address, tls, share_port)
+    return HttpGateway(core, address, tls, share_port)
 
 
 def _shared_socket(host: str, port: int) -> socket.socket:
-    listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP named: asyncio sets TCP_NODELAY only on sockets that say so (otherwise Nagle's algorithm and
+    # delayed ACKs hold every small response about 40 ms)
+    listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM,
+                             socket.IPPROTO_TCP)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     listener.bind((host, port))

@@ -78,12 +78,12 @@ def serving(database_url: str, api: object, insecure: bool = False, grace_s: flo
     gateway, extra, stop = None, [], None
     try:
         if first and api.store_check_at_start:
-            report = check_store(server.catalog, server.service.store, repair=True,
+            report = check_store(server.catalog, server.core.store, repair=True,
                                  min_age_s=float(api.store_check_min_age_s))
             log.info("raster store at start: %s", report.summary())
         if api.http_port:  # in every process: HTTP scales with processes as gRPC does
             host = api.address.rsplit(":", 1)[0]
-            gateway = start_gateway(server.service, (host, int(api.http_port)), tls, share_port=processes > 1)
+            gateway = start_gateway(server.core, (host, int(api.http_port)), tls, share_port=processes > 1)
         if first:
             extra, stop = _start_extra_processes(database_url, api, insecure, processes - 1)
         yield RunningApi(server, gateway)

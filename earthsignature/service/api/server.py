@@ -18,7 +18,9 @@ from grpc_reflection.v1alpha import reflection
 from earthsignature.core.settings import ApiLimits
 from earthsignature.pb.snapearth.api.v1 import database_pb2
 from earthsignature.service.api.auth import RevocationList, TlsFiles
-from earthsignature.service.api.servicer import DatabaseService, Undecodable
+from earthsignature.service.api.core import DatabaseCore
+from earthsignature.service.api.servicer import DatabaseService
+from earthsignature.service.api.wire import Undecodable
 from earthsignature.service.catalog.catalog import Catalog
 from earthsignature.service.catalog.raster_store import RasterStore
 from earthsignature.service.catalog.schema import upgrade
@@ -32,12 +34,12 @@ class ApiServer:
     grpc_server: grpc.Server
     port: int
     catalog: Catalog
-    service: DatabaseService
+    core: DatabaseCore  # what the HTTP app in the same process serves too
 
     def stop(self, grace: float | None = 5.0) -> None:
         """Finish in-flight calls (up to ``grace`` seconds), then release the database."""
         self.grpc_server.stop(grace).wait()
-        self.service.close()
+        self.core.close()
         self.catalog.dispose()
 
     def __enter__(self) -> ApiServer:
@@ -84,8 +86,9 @@ def build_server(database_url: str, store_url: str, address: str, tls: TlsFiles 
         upgrade(database_url)
     catalog = Catalog(database_url, pool_size=min(workers, 20), statement_timeout_ms=limits.statement_timeout_ms,
                       lock_timeout_ms=limits.lock_timeout_ms)
-    service = DatabaseService(catalog, RasterStore(store_url), limits,
-                              RevocationList(tls.revoked if tls else None), insecure=tls is None, public_url=public_url)
+    core = DatabaseCore(catalog, RasterStore(store_url), limits, RevocationList(tls.revoked if tls else None),
+                        insecure=tls is None, public_url=public_url)
+    service = DatabaseService(core)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers), options=[
         ("grpc.max_receive_message_length", max_request_bytes),
         ("grpc.max_send_message_length", limits.max_response_bytes + 1024 * 1024),
@@ -106,4 +109,4 @@ def build_server(database_url: str, store_url: str, address: str, tls: TlsFiles 
     server.start()
     for name in ("", SERVICE_NAME):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return ApiServer(server, port, catalog, service)
+    return ApiServer(server, port, catalog, core)

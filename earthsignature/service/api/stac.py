@@ -19,7 +19,6 @@ from importlib.metadata import version
 from typing import Any
 
 import attr
-import grpc
 from fastapi.exceptions import RequestValidationError
 from shapely.errors import ShapelyError
 from shapely.geometry import MultiPolygon, box, shape
@@ -46,21 +45,22 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from earthsignature.service.api import stac_items, validation
-from earthsignature.service.api.errors import ApiError, InvalidArgument, as_api_error
-from earthsignature.service.api.http_context import HTTP_STATUS, status
+from earthsignature.service.api.errors import ApiError, InvalidArgument, NotFound, as_api_error
+from earthsignature.service.api.http_context import scope_caller, status_response
+from earthsignature.service.api.records import ItemSearch
 from earthsignature.service.api.stac_bodies import SearchBodies
 from earthsignature.service.api.stac_items import STAC_PREFIX
 from earthsignature.service.catalog import stac_filter
-from earthsignature.service.catalog.catalog import CatalogError, Filters
 
 log = logging.getLogger("earthsignature.stac")
 
 
 @attr.s
 class CatalogStacClient(BaseCoreClient):
-    """stac-fastapi's core client answered from the catalog (``service``: the Database service)."""
+    """stac-fastapi's core client answered by the service core (``core``) for the caller ``RequireCaller``
+    authorized."""
 
-    service: Any = attr.ib(default=None)
+    core: Any = attr.ib(default=None)
 
     def landing_page(self, request: Request, **kwargs) -> dict[str, Any]:
         # stac-fastapi's own looks its OpenAPI routes up by name, which a mounted application cannot do
@@ -77,29 +77,24 @@ class CatalogStacClient(BaseCoreClient):
 
     def all_collections(self, request: Request, **kwargs) -> dict[str, Any]:
         base = get_base_url(request)
-        collections = [stac_items.collection(summary, base) for summary in self.service.catalog.collections()]
-        return {"collections": collections, "links": [
+        summaries = self.core.collections(scope_caller(request.scope))
+        return {"collections": [stac_items.collection(summary, base) for summary in summaries], "links": [
             {"rel": "self", "type": "application/json", "href": f"{base}collections"},
             {"rel": "root", "type": "application/json", "href": base}]}
 
     def get_collection(self, collection_id: str, request: Request, **kwargs) -> dict[str, Any]:
-        summaries = self.service.catalog.collections(collection_id)
-        if not summaries:
-            raise NotFoundError(f"no collection {collection_id[:80]!r}: the catalog has no maps of that model")
-        return stac_items.collection(summaries[0], get_base_url(request))
+        (summary,) = self.core.collections(scope_caller(request.scope), collection_id)
+        return stac_items.collection(summary, get_base_url(request))
 
     # -- items -------------------------------------------------------------------------------------------
 
     def get_item(self, item_id: str, collection_id: str, request: Request, **kwargs) -> dict[str, Any]:
-        found = self.service.catalog.search(Filters(model_names=(collection_id,), item_ids=(item_id,), limit=1))
-        if not found:
-            raise NotFoundError(f"no item {item_id[:120]!r} in collection {collection_id[:80]!r}")
-        return self._item(found[0], request)
+        return self._item(self.core.find_item(scope_caller(request.scope), collection_id, item_id), request)
 
     def item_collection(self, collection_id: str, request: Request, bbox=None, datetime=None, limit: int = 10,
                         token: str | None = None, **kwargs) -> dict[str, Any]:
-        if not self.service.catalog.has_model(collection_id):  # 404 for an unknown collection, not an empty page
-            raise NotFoundError(f"no collection {collection_id[:80]!r}: the catalog has no maps of that model")
+        # 404 for an unknown collection, not an empty page
+        self.core.check_collection(scope_caller(request.scope), collection_id)
         return self._search(request, collections=[collection_id], bbox=bbox, datetime=datetime, limit=limit,
                             token=token, **kwargs)
 
@@ -117,44 +112,30 @@ class CatalogStacClient(BaseCoreClient):
     def _search(self, request: Request, collections=None, ids=None, bbox=None, intersects=None, datetime=None,
                 limit: int | None = None, token: str | None = None, filter_expr=None, filter_lang=None,
                 **ignored) -> dict[str, Any]:
-        limits = self.service.limits
-        limit = min(int(limit or limits.default_results), limits.max_results)
-        for name, values in (("ids", ids), ("collections", collections)):
-            if values and len(values) > validation.MAX_ITEMS:
-                raise InvalidQueryParameter(f"{name} may hold at most {validation.MAX_ITEMS} values, got {len(values)}")
         start, end = _interval(datetime)
-        try:
-            expression = stac_filter.parse(filter_expr, filter_lang, self.service.parsers,
-                                           limits.max_filter_terms) if filter_expr else None
-            filters = Filters(area=_area(bbox, intersects), start=start, end=end,
-                              model_names=tuple(collections or ()), item_ids=tuple(ids or ()),
-                              expression=expression, limit=limit + 1, page_token=token or "")
-            found = self.service.catalog.search(filters)
-        except (stac_filter.FilterError, CatalogError) as error:
-            raise InvalidQueryParameter(str(error)) from error
-        page, more = found[:limit], len(found) > limit
+        search = ItemSearch(area=_area(bbox, intersects), start=start, end=end, collections=tuple(collections or ()),
+                            ids=tuple(ids or ()), filter=filter_expr, filter_lang=filter_lang, limit=limit,
+                            token=token or "")
+        page = self.core.search_items(scope_caller(request.scope), search)
         links = [{"rel": "root", "type": "application/json", "href": get_base_url(request)}]
-        if more:
-            links.append(_next_link(request, page[-1].page_key.token()))
-        return {"type": "FeatureCollection", "features": [self._item(f, request) for f in page],
-                "numberReturned": len(page), "links": links}
+        if page.next_token:
+            links.append(_next_link(request, page.next_token))
+        return {"type": "FeatureCollection", "features": [self._item(f, request) for f in page.found],
+                "numberReturned": len(page.found), "links": links}
 
     def _item(self, found, request: Request) -> dict[str, Any]:
-        public = self.service.public_url or str(request.base_url).removesuffix(f"{STAC_PREFIX}/").rstrip("/")
-        return stac_items.item(found, get_base_url(request), public,
-                               self.service.quicklook_link(found.segmentation.product))
+        public = self.core.public_url or str(request.base_url).removesuffix(f"{STAC_PREFIX}/").rstrip("/")
+        return stac_items.item(found, get_base_url(request), public, self.core.links(found).quicklook_url)
 
 
 @attr.s
 class CatalogQueryables(BaseFiltersClient):
-    service: Any = attr.ib(default=None)
+    core: Any = attr.ib(default=None)
 
     def get_queryables(self, collection_id: str | None = None, **kwargs) -> dict[str, Any]:
         request: Request = kwargs["request"]
-        if collection_id is not None and not self.service.catalog.has_model(collection_id):
-            raise NotFoundError(f"no collection {collection_id[:80]!r}")
-        return stac_items.queryables(self.service.catalog.class_names(collection_id), get_base_url(request),
-                                     collection_id)
+        names = self.core.class_names(scope_caller(request.scope), collection_id)
+        return stac_items.queryables(names, get_base_url(request), collection_id)
 
 
 def _interval(text: str | None) -> tuple[datetime | None, datetime | None]:
@@ -208,11 +189,11 @@ def _next_link(request: Request, token: str) -> dict[str, Any]:
             "href": str(request.url.include_query_params(token=token))}
 
 
-def build_stac_app(service) -> SearchBodies:
-    """The STAC API (a FastAPI application behind the search-body guard) over ``service``'s catalog; mount it
-    at ``STAC_PREFIX``."""
+def build_stac_app(core) -> SearchBodies:
+    """The STAC API (a FastAPI application behind the search-body guard) answered by ``core``; mount it at
+    ``STAC_PREFIX`` behind ``RequireCaller``."""
     extensions = [
-        FilterExtension(client=CatalogQueryables(service=service), conformance_classes=[
+        FilterExtension(client=CatalogQueryables(core=core), conformance_classes=[
             FilterConformanceClasses.FILTER, FilterConformanceClasses.SEARCH, FilterConformanceClasses.ITEMS,
             *stac_filter.CONFORMANCE]),
         TokenPaginationExtension(),
@@ -222,7 +203,7 @@ def build_stac_app(service) -> SearchBodies:
                            stac_fastapi_landing_id="earthsignature", stac_fastapi_version=version("earthsignature"),
                            openapi_url="/api", docs_url="/api.html")
     client = CatalogStacClient(
-        service=service, landing_page_id="earthsignature", title=settings.stac_fastapi_title,
+        core=core, landing_page_id="earthsignature", title=settings.stac_fastapi_title,
         description=settings.stac_fastapi_description,
         base_conformance_classes=list(BASE_CONFORMANCE_CLASSES),
         extensions=extensions)
@@ -237,22 +218,23 @@ def build_stac_app(service) -> SearchBodies:
     for error_type, http_status in ((NotFoundError, 404), (InvalidQueryParameter, 400)):
         api.app.add_exception_handler(error_type, _answer_with(http_status))
     api.app.add_exception_handler(RequestValidationError, _invalid_request)
+    api.app.add_exception_handler(ApiError, _failure)
     api.app.add_exception_handler(Exception, _failure)
-    return SearchBodies(api.app, post_model, service)
+    return SearchBodies(api.app, post_model, core)
 
 
-def stac_error(code: grpc.StatusCode, message: str, http_status: int) -> JSONResponse:
+def stac_error(answer: ApiError) -> JSONResponse:
     """An error as ``google.rpc.Status`` (as every route of the HTTP app answers) with STAC's ``description``."""
-    return JSONResponse({**status(code, message), "description": message}, status_code=http_status)
+    return status_response(answer.code, answer.message, answer.http_status, description=answer.message)
 
 
 def _answer_with(http_status: int):
-    """A client's error: no traceback in the log."""
-    code = {404: grpc.StatusCode.NOT_FOUND, 400: grpc.StatusCode.INVALID_ARGUMENT}[http_status]
+    """stac-fastapi's own errors: a client's error, no traceback in the log."""
+    kind = {404: NotFound, 400: lambda message: InvalidArgument(None, message)}[http_status]
 
     def handler(request: Request, error: Exception) -> JSONResponse:
         log.info("%s %s: %s", request.method, request.url.path[:200], error)
-        return stac_error(code, str(error), http_status)
+        return stac_error(kind(str(error)))
 
     return handler
 
@@ -265,7 +247,7 @@ def _invalid_request(request: Request, error: RequestValidationError) -> JSONRes
         where = ".".join(str(part) for part in problem.get("loc", ()))[:80]
         problems.append(f"{where}: {str(problem.get('msg', 'invalid'))[:120]}")
     message = "invalid request: " + "; ".join(problems) if problems else "invalid request"
-    return stac_error(grpc.StatusCode.INVALID_ARGUMENT, message, 400)
+    return stac_error(InvalidArgument(None, message))
 
 
 def _failure(request: Request, error: Exception) -> JSONResponse:
@@ -273,7 +255,5 @@ def _failure(request: Request, error: Exception) -> JSONResponse:
     reference to the log."""
     if isinstance(error, DataError | ProgrammingError):  # PostgreSQL refusing what the filter checks let through
         log.warning("STAC %s: the catalog refused the search: %s", request.url.path[:200], error)
-        answer: ApiError = InvalidArgument(None, "the catalog cannot evaluate this search as asked; check the filter")
-    else:
-        answer = as_api_error(error)
-    return stac_error(answer.code, answer.message, answer.http_status or HTTP_STATUS.get(answer.code, 500))
+        return stac_error(InvalidArgument(None, "the catalog cannot evaluate this search as asked; check the filter"))
+    return stac_error(as_api_error(error))

@@ -13,11 +13,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import grpc
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import JSONResponse
 
-from earthsignature.service.api.http_context import status
+from earthsignature.service.api.errors import Code
+from earthsignature.service.api.http_context import status_response
 from earthsignature.service.catalog import stac_filter
 
 
@@ -59,10 +58,10 @@ def validated(value: dict[str, Any], model) -> None:
 
 
 class SearchBodies:
-    """ASGI guard for ``POST .../search`` of the STAC app (``service``: its parsers and limits)."""
+    """ASGI guard for ``POST .../search`` of the STAC app (``core``: the service core, its parsers and limits)."""
 
-    def __init__(self, app, post_model, service):
-        self.app, self.post_model, self.service = app, post_model, service
+    def __init__(self, app, post_model, core):
+        self.app, self.post_model, self.core = app, post_model, core
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST" or not scope["path"].rstrip("/").endswith("/search"):
@@ -75,9 +74,7 @@ class SearchBodies:
             validated(value, self.post_model)
         except (BodyRefused, stac_filter.FilterError) as error:
             message = str(error)
-            answer = JSONResponse({**status(grpc.StatusCode.INVALID_ARGUMENT, message), "description": message},
-                                  status_code=400)
-            return await answer(scope, receive, send)
+            return await status_response(Code.INVALID_ARGUMENT, message, description=message)(scope, receive, send)
         replay = json.dumps(value).encode()
         headers[b"content-length"] = str(len(replay)).encode()
         sent = [False]
@@ -92,8 +89,7 @@ class SearchBodies:
 
     def _cql2_json(self, value: dict[str, Any]) -> dict[str, Any]:
         if isinstance(value.get("filter"), str) and value.get("filter-lang", "cql2-text") == "cql2-text":
-            tree = stac_filter.parse(value["filter"], "cql2-text", self.service.parsers,
-                                     self.service.limits.max_filter_terms)
+            tree = stac_filter.parse(value["filter"], "cql2-text", self.core.parsers, self.core.limits.max_filter_terms)
             return {**value, "filter": tree, "filter-lang": "cql2-json"}
         return value
 

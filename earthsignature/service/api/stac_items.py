@@ -22,7 +22,8 @@ from earthsignature.core.classes import ClassShare
 from earthsignature.core.cog import CLASS_NODATA, CLOUD_MASK_NODATA, CONFIDENCE_NODATA, LAYER_DESCRIPTIONS
 from earthsignature.core.manifest import ModelCard
 from earthsignature.service.catalog.catalog import Found, ModelCollection
-from earthsignature.service.catalog.stac_filter import FRACTION_PREFIX, class_slug, item_id
+from earthsignature.service.catalog.items import item_id
+from earthsignature.service.catalog.queryables import QUERYABLES, class_slug, fraction, item_properties
 
 STAC_VERSION = "1.1.0"
 #: Where the HTTP app mounts the STAC API.
@@ -110,20 +111,12 @@ def item(found: Found, base_url: str, public_url: str, quicklook: str) -> dict[s
     identifier = item_id(product.product_id, segmentation.model_version)
     gt = segmentation.geotransform
     properties: dict[str, Any] = {
-        "datetime": product.start_time.isoformat(), "start_datetime": product.start_time.isoformat(),
-        "end_datetime": product.end_time.isoformat(), "created": segmentation.created_at.isoformat(),
+        **item_properties(segmentation), "created": segmentation.created_at.isoformat(),
         "platform": f"sentinel-{product.platform[1:].lower()}" if product.platform.startswith("S") else
         product.platform, "constellation": "sentinel-2", "processing:level": product.processing_level,
-        "grid:code": f"MGRS-{product.tile_id}", "proj:code": segmentation.crs,
-        "proj:shape": [segmentation.height, segmentation.width],
+        "proj:code": segmentation.crs, "proj:shape": [segmentation.height, segmentation.width],
         "proj:transform": [gt[1], gt[2], gt[0], gt[4], gt[5], gt[3]],
-        "earthsignature:product_id": product.product_id, "earthsignature:model_version": segmentation.model_version,
     }
-    if product.cloud_cover is not None:
-        properties["eo:cloud_cover"] = product.cloud_cover
-    for statistic in segmentation.classes:
-        if statistic.pixel_count > 0:
-            properties[FRACTION_PREFIX + class_slug(statistic.name)] = round(statistic.fraction, 6)
     if segmentation.model_card:
         properties["earthsignature:model_card"] = segmentation.model_card
     collection_url = f"{base_url}collections/{urllib.parse.quote(segmentation.model_name, safe='')}"
@@ -174,23 +167,12 @@ def collection(summary: ModelCollection, base_url: str) -> dict[str, Any]:
 
 
 def queryables(class_names: Iterable[str], base_url: str, collection_id: str | None = None) -> dict[str, Any]:
-    """The JSON schema of the properties a CQL2 filter may use (stac_filter.PROPERTIES and class fractions)."""
-    properties: dict[str, Any] = {
-        "id": {"title": "Item id (<product id>-v<model version>)", "type": "string"},
-        "collection": {"title": "Collection (model name)", "type": "string"},
-        "datetime": {"title": "Acquisition start", "type": "string", "format": "date-time"},
-        "start_datetime": {"title": "Acquisition start", "type": "string", "format": "date-time"},
-        "end_datetime": {"title": "Acquisition end", "type": "string", "format": "date-time"},
-        "geometry": {"title": "Footprint", "$ref": "https://geojson.org/schema/Geometry.json"},
-        "eo:cloud_cover": {"title": "Cloud cover of the product (%)", "type": "number", "minimum": 0,
-                           "maximum": 100},
-        "grid:code": {"title": "MGRS tile (MGRS-34SGH)", "type": "string"},
-        "earthsignature:product_id": {"title": "Sentinel-2 product name", "type": "string"},
-        "earthsignature:model_version": {"title": "Model version", "type": "string"},
-    }
+    """The JSON schema of the properties a CQL2 filter may use (``queryables``: the fixed ones, and a class
+    fraction per class name)."""
+    properties: dict[str, Any] = {q.name: q.schema_entry() for q in QUERYABLES}
     for name in sorted(set(class_names)):
-        properties[FRACTION_PREFIX + class_slug(name)] = {
-            "title": f"Share of '{name}' in the map", "type": "number", "minimum": 0, "maximum": 1}
+        record = fraction(name)
+        properties[record.name] = record.schema_entry()
     suffix = f"collections/{urllib.parse.quote(collection_id, safe='')}/queryables" if collection_id else "queryables"
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": f"{base_url}{suffix}",
             "type": "object", "title": f"Queryables of {collection_id or 'every collection'}",

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from earthsignature.core.classes import ClassShare, class_code
 from earthsignature.service.catalog import stac_filter
+from earthsignature.service.catalog.items import item_id_sql
 from earthsignature.service.catalog.tables import ClassStatistic, Product, Segmentation
 
 SEARCH_CONFIG = "english"
@@ -85,7 +86,7 @@ class Filters:
     min_category_fraction: float = 0.0
     max_cloud_cover: float | None = None
     words: str = ""
-    item_ids: tuple[str, ...] = ()  # STAC item ids (stac_filter.item_id)
+    item_ids: tuple[str, ...] = ()  # STAC item ids (items.item_id)
     expression: Mapping[str, Any] | None = None  # a CQL2 JSON filter (stac_filter)
     limit: int = 10
     page_token: str = ""
@@ -307,7 +308,7 @@ class Catalog:
             conditions.append(Segmentation.search_document.op("@@")(
                 sa.func.plainto_tsquery(SEARCH_CONFIG, filters.words)))
         if filters.item_ids:
-            conditions.append(stac_filter.item_id_sql().in_(filters.item_ids))
+            conditions.append(item_id_sql().in_(filters.item_ids))
         if filters.expression is not None:
             conditions.append(stac_filter.condition(filters.expression))
         if filters.page_token:

@@ -1,4 +1,5 @@
-"""CreateProduct: turn a request into COGs in the raster store and rows in the catalog, all or nothing.
+"""Ingestion: a segmented product (``Submission``) into COGs in the raster store and rows in the catalog, all or
+nothing.
 
 Rasters are written first under names derived from product, model and version; then the catalog rows
 go in one transaction. If anything fails, the rasters written for this request are deleted, so a failed
@@ -13,21 +14,20 @@ import logging
 import math
 import time
 import uuid
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
 
-import geobuf
 import numpy as np
 from affine import Affine
 from rasterio.errors import CRSError
 from rasterio.warp import transform_bounds
 from shapely.errors import ShapelyError
-from shapely.geometry import box, shape
+from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import exc as sa_exc
 
-from earthsignature.core import raster_codec
-from earthsignature.core.classes import ClassShare
+from earthsignature.core.classes import ClassShare, LandCoverClass
 from earthsignature.core.cog import (
     CLASS_NODATA,
     CONFIDENCE_NODATA,
@@ -38,22 +38,22 @@ from earthsignature.core.cog import (
     legend_sidecars,
     qgis_style,
 )
+from earthsignature.core.manifest import ModelCard
 from earthsignature.core.nomenclature import clc_level3
 from earthsignature.core.product import split_at_antimeridian
 from earthsignature.core.sentinel2 import ProductName
-from earthsignature.pb.snapearth.api.v1 import database_pb2, segmentation_pb2
 from earthsignature.service.catalog.catalog import (
     Catalog,
     ProductRecord,
     SegmentationRecord,
 )
-from earthsignature.service.catalog.raster_store import SAFE_PART, RasterStore, UnsafePath
+from earthsignature.service.catalog.raster_store import SAFE_PART, RasterStore, RasterWindow, UnsafePath
 
 log = logging.getLogger(__name__)
 
 
 class IngestError(ValueError):
-    """A CreateProduct request that cannot be stored as sent; the message says what to fix."""
+    """A submission that cannot be stored as sent; the message says what to fix."""
 
 
 @dataclass(frozen=True)
@@ -63,90 +63,83 @@ class Stored:
     created: bool
 
 
-def _timestamp(message, present: bool) -> datetime | None:
-    return message.ToDatetime(tzinfo=UTC) if present else None
+@dataclass(frozen=True)
+class Submission:
+    """A segmented product as the monitor sends it, decoded (the API's ``wire`` builds it from CreateProduct):
+    what ``ingest`` checks and stores. Empty fields are filled from the Sentinel-2 product name."""
+
+    product_id: str
+    model_name: str
+    model_version: str
+    footprint: BaseGeometry  # EPSG:4326
+    classes: RasterWindow  # the class map with its grid and no-data value
+    #: pixel value -> class; None: CLC level 3 by class index (the seed's rasters carry no legend)
+    legend: Mapping[int, LandCoverClass] | None = None
+    tile_id: str = ""
+    platform: str = ""
+    processing_level: str = ""
+    start: datetime | None = None
+    end: datetime | None = None
+    cloud_cover: float | None = None
+    #: "confidence" and "cloud_mask", as sent (the same grid as the class map)
+    layers: Mapping[str, RasterWindow] = field(default_factory=dict)
+    model_card: ModelCard | None = None
+    quicklook_png: bytes = b""
 
 
-def _footprint_and_properties(data) -> tuple[BaseGeometry, dict]:
-    if not data.ByteSize():
-        raise IngestError("data (the product footprint as geobuf) is required")
-    try:  # geobuf's decoder trusts its input (sizes and precision are bounded by the API beforehand)
-        geojson = geobuf.decode(data.SerializeToString())
-    except Exception as error:
-        raise IngestError("data is not a decodable geobuf footprint") from error
-    if not isinstance(geojson, dict):
-        raise IngestError("data must hold a GeoJSON Feature, FeatureCollection or Geometry")
-    if geojson.get("type") == "FeatureCollection":
-        if len(geojson.get("features") or ()) != 1:
-            raise IngestError("data must hold one footprint feature")
-        geojson = geojson["features"][0]
+def _checked_footprint(footprint: BaseGeometry) -> BaseGeometry:
     try:
-        properties = dict(geojson.get("properties") or {}) if geojson.get("type") == "Feature" else {}
-        footprint = shape(geojson.get("geometry", geojson))
-        footprint.is_valid  # noqa: B018 (GEOS checks coordinates here)
-    except (ShapelyError, ValueError, TypeError, KeyError, IndexError, AttributeError) as error:
+        valid = footprint.geom_type in ("Polygon", "MultiPolygon") and footprint.is_valid
+    except (ShapelyError, ValueError) as error:
         raise IngestError("data does not hold a GeoJSON footprint geometry") from error
-    if footprint.geom_type not in ("Polygon", "MultiPolygon") or not footprint.is_valid:
+    if not valid:
         raise IngestError(f"the footprint must be a valid (multi)polygon in EPSG:4326, got {footprint.geom_type}")
     if not (footprint.bounds[0] >= -180 and footprint.bounds[2] <= 180 and footprint.bounds[1] >= -90
             and footprint.bounds[3] <= 90):
         raise IngestError("the footprint must be in EPSG:4326 (longitude, latitude)")
     # a ring whose longitudes jump from 179 to -179 would be stored as a band around the whole Earth
-    return split_at_antimeridian(footprint), properties
+    return split_at_antimeridian(footprint)
 
 
-def product_record(request: database_pb2.CreateProductRequest, quicklook_url: str | None) -> ProductRecord:
-    footprint, properties = _footprint_and_properties(request.data)
-    product_id = request.product_id or str(properties.get("product_id", ""))
+def product_record(submission: Submission, quicklook_url: str | None) -> ProductRecord:
+    footprint = _checked_footprint(submission.footprint)
+    product_id = submission.product_id
     if not product_id:
         raise IngestError("product_id is required (field or footprint property)")
     try:
         name = ProductName.parse(product_id)
     except ValueError:
         name = None
-    start = _timestamp(request.start_date, request.HasField("start_date")) or (name.sensing_time if name else None)
+    start = submission.start or (name.sensing_time if name else None)
     if start is None:
         raise IngestError("start_date is required (or a Sentinel-2 product id it can be read from)")
-    end = _timestamp(request.end_date, request.HasField("end_date")) or start
+    end = submission.end or start
     if end < start:
         raise IngestError("end_date is before start_date")
     return ProductRecord(
-        product_id=product_id,
-        tile_id=request.tile_id or (name.tile_id if name else str(properties.get("tile_id", ""))),
-        platform=request.platform or (name.mission if name else str(properties.get("platform", ""))),
-        processing_level=request.processing_level or (name.level if name else ""),
-        start_time=start, end_time=end, footprint=footprint,
-        cloud_cover=request.cloud_cover or properties.get("cloud_cover"), quicklook_url=quicklook_url)
+        product_id=product_id, tile_id=submission.tile_id or (name.tile_id if name else ""),
+        platform=submission.platform or (name.mission if name else ""),
+        processing_level=submission.processing_level or (name.level if name else ""),
+        start_time=start, end_time=end, footprint=footprint, cloud_cover=submission.cloud_cover,
+        quicklook_url=quicklook_url)
 
 
-def class_shares(request: database_pb2.CreateProductRequest, data: np.ndarray, nodata: int | None
+def class_shares(legend: Mapping[int, LandCoverClass] | None, data: np.ndarray, nodata: int | None
                  ) -> list[ClassShare]:
-    """Per-class pixel counts computed from the raster; names and colors from the request's legend, or
-    CLC level 3 by class index when the request has none (the seed's rasters)."""
-    legend = {c.value: raster_codec.class_share(c).land_cover for c in request.classes}
-    if not legend:
-        legend = {c.index: c for c in clc_level3()}
+    """Per-class pixel counts computed from the raster; names and colors from the submission's legend, or
+    CLC level 3 by class index when it has none (the seed's rasters)."""
+    known = dict(legend) if legend else {c.index: c for c in clc_level3()}
     values, counts = np.unique(data, return_counts=True)
     keep = values != nodata if nodata is not None else np.ones(len(values), dtype=bool)
     total = int(counts[keep].sum())
-    unknown = [int(v) for v in values[keep] if int(v) not in legend]
+    unknown = [int(v) for v in values[keep] if int(v) not in known]
     if unknown:
         raise IngestError(f"pixel values {unknown[:10]} have no class in the legend (classes)")
     found = {int(v): int(n) for v, n in zip(values[keep], counts[keep], strict=True)}
-    # a request's legend is kept whole (absent classes with 0 pixels), so every class of the model is a
-    # known category; without one (seed clients), only the classes present
-    listed = sorted(legend) if request.classes else sorted(found)
-    return [ClassShare(legend[v], found.get(v, 0), found.get(v, 0) / total if total else 0.0) for v in listed]
-
-
-def _georeferenced(raster: segmentation_pb2.Raster, what: str) -> tuple[np.ndarray, Affine, str]:
-    try:
-        data = raster_codec.decode(raster)
-    except raster_codec.RasterCodecError as error:
-        raise IngestError(f"{what}: {error}") from error
-    if len(raster.geotransform) != 6 or not raster.crs:
-        raise IngestError(f"{what}: geotransform (6 numbers) and crs are required to store a map")
-    return data, Affine.from_gdal(*raster.geotransform), raster.crs
+    # a legend is kept whole (absent classes with 0 pixels), so every class of the model is a known category;
+    # without one (seed clients), only the classes present
+    listed = sorted(known) if legend else sorted(found)
+    return [ClassShare(known[v], found.get(v, 0), found.get(v, 0) / total if total else 0.0) for v in listed]
 
 
 class StorageFailure(RuntimeError):
@@ -164,39 +157,32 @@ CONNECTION_LOST = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.Discon
 OUTCOME_CHECKS = (0.0, 0.5, 2.0)  # seconds to wait before each attempt to ask the database what landed
 
 
-def ingest(request: database_pb2.CreateProductRequest, catalog: Catalog, store: RasterStore) -> Stored:
-    """Store the request's maps under names of their own (a folder per request), then the catalog rows.
+def ingest(submission: Submission, catalog: Catalog, store: RasterStore) -> Stored:
+    """Store the submission's maps under names of their own (a folder per request), then the catalog rows.
 
     Concurrent identical requests each write their own files; the catalog lets one commit (a lock per
     product and model), and the others delete only what they wrote. A file that a committed row names is
     never deleted here."""
-    if not request.HasField("segmentation"):
-        raise IngestError("segmentation is required")
-    model_name = request.model_name or "unknown"
-    model_version = request.model_version or "0"
-    product_id = request.product_id or str(_footprint_and_properties(request.data)[1].get("product_id", ""))
-    for field_name, value in (("product_id", product_id), ("model_name", model_name),
+    model_name, model_version = submission.model_name or "unknown", submission.model_version or "0"
+    for field_name, value in (("product_id", submission.product_id), ("model_name", model_name),
                               ("model_version", model_version)):
         if not SAFE_PART.fullmatch(value):
             raise IngestError(f"{field_name} {value[:40]!r} is not an identifier (letters, digits, '_', '.', '-')")
-    existing = catalog.find_segmentation(product_id, model_name, model_version)
+    existing = catalog.find_segmentation(submission.product_id, model_name, model_version)
     if existing is not None:
         if store.exists(existing.raster_url):
-            return Stored(product_id, existing.id, False)
+            return Stored(submission.product_id, existing.id, False)
         catalog.remove_segmentation(existing.id)  # its map was lost: a re-send stores it again
-    data, transform, crs = _georeferenced(request.segmentation, "segmentation")
-    if data.dtype.kind not in "ui":
-        raise IngestError(f"segmentation must hold integer class values, got {data.dtype}")
-    nodata = request.segmentation.nodata if request.segmentation.HasField("nodata") else None
-    classes = class_shares(request, data, nodata)
-    product = product_record(request, None)
-    _check_grid(data.shape, transform, crs, product.footprint)
-    extras = {name: _extra_layer(request, name, data.shape) for name in ("confidence", "cloud_mask")
-              if request.HasField(name)}
+    raster = submission.classes
+    if raster.data.dtype.kind not in "ui":
+        raise IngestError(f"segmentation must hold integer class values, got {raster.data.dtype}")
+    classes = class_shares(submission.legend, raster.data, raster.nodata)
+    product = product_record(submission, None)
+    _check_grid(raster.data.shape, raster.transform, raster.crs, product.footprint)
+    extras = {name: _extra_layer(name, layer, raster.data.shape) for name, layer in submission.layers.items()}
     written: list[str] = []
     try:
-        stored = _store(request, catalog, store, (product, model_name, model_version, data, transform, crs, nodata,
-                                                  classes, extras), written)
+        stored = _store(submission, catalog, store, (product, model_name, model_version, classes, extras), written)
     except (IngestError, UnsafePath, OutcomeUnknown):  # the last: nothing may be deleted
         _remove(written, store)
         raise
@@ -210,10 +196,12 @@ def ingest(request: database_pb2.CreateProductRequest, catalog: Catalog, store: 
     return stored
 
 
-def _store(request, catalog: Catalog, store: RasterStore, parts, written: list[str]) -> Stored:
-    product, model_name, model_version, data, transform, crs, nodata, classes, extras = parts
+def _store(submission: Submission, catalog: Catalog, store: RasterStore, parts, written: list[str]) -> Stored:
+    product, model_name, model_version, classes, extras = parts
+    raster = submission.classes
+    data, transform, crs = raster.data, raster.transform, raster.crs
     folder = (product.product_id, model_name, model_version, uuid.uuid4().hex[:16])  # this request's own
-    values, nodata = _class_values(data, nodata)
+    values, nodata = _class_values(data, raster.nodata)
     colormap = {c.land_cover.index: (*c.land_cover.color, 255) for c in classes} if values.dtype == np.uint8 else None
     legend = [c.land_cover for c in classes]
     raster_url = store.write_cog(store.url_for(*folder, "classes.tif"), values, crs, transform, nodata, colormap,
@@ -228,11 +216,11 @@ def _store(request, catalog: Catalog, store: RasterStore, parts, written: list[s
                                      description=LAYER_DESCRIPTIONS[name])
         written.append(urls[name])
     quicklook_url = None
-    if request.quicklook_png:
+    if submission.quicklook_png:
         quicklook_url = store.url_for(product.product_id, f"quicklook-{folder[-1]}.png")
-        written.append(store.write_bytes(quicklook_url, request.quicklook_png))
+        written.append(store.write_bytes(quicklook_url, submission.quicklook_png))
     product = dataclasses.replace(product, quicklook_url=quicklook_url)
-    card = dataclasses.asdict(raster_codec.model_card(request.model_card)) if request.HasField("model_card") else None
+    card = dataclasses.asdict(submission.model_card) if submission.model_card else None
     segmentation = SegmentationRecord(model_name, model_version, raster_url, crs, transform.to_gdal(), data.shape[1],
                                       data.shape[0], classes, urls.get("confidence"), urls.get("cloud_mask"), card)
     try:
@@ -277,15 +265,14 @@ def _class_values(data: np.ndarray, nodata: int | None) -> tuple[np.ndarray, int
     raise IngestError(f"class values must be below 65535, the map holds {highest}")
 
 
-def _extra_layer(request, name: str, shape: tuple[int, int]) -> np.ndarray:
-    raster = getattr(request, name)
-    layer, _, _ = _georeferenced(raster, name)
+def _extra_layer(name: str, raster: RasterWindow, shape: tuple[int, int]) -> np.ndarray:
+    layer = raster.data
     if layer.shape != shape:
         raise IngestError(f"{name} is {layer.shape[0]} x {layer.shape[1]}, the segmentation {shape[0]} x {shape[1]}")
     if layer.dtype.kind not in "ui" or (layer.size and (int(layer.max()) > 255 or int(layer.min()) < 0)):
         raise IngestError(f"{name} must hold integers in 0..255 (uint8), got {layer.dtype} values")
     layer = layer.astype(np.uint8)
-    if name == "confidence" and raster.HasField("nodata") and raster.nodata == 255:
+    if name == "confidence" and raster.nodata == 255:
         # the earlier encoding (0..254, 255 = no data): stored in today's (1..255, 0 = no data)
         return np.where(layer == 255, CONFIDENCE_NODATA, np.minimum(layer, 254) + 1).astype(np.uint8)
     return layer

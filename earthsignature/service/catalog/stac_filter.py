@@ -6,11 +6,8 @@ statistics. Only what is listed in ``CONFORMANCE`` is understood: basic CQL2 (co
 ``not``, ``isNull``), the advanced comparison operators (``like``, ``between``, ``in``) and ``s_intersects``;
 anything else is refused with a message naming it. Literals are always bound parameters.
 
-Queryable properties are the item properties the STAC API writes (``stac_items`` names them the same way):
-``id``, ``collection``, ``datetime``, ``start_datetime``, ``end_datetime``, ``geometry``,
-``eo:cloud_cover``, ``grid:code`` (``MGRS-34SGH``), ``earthsignature:product_id``,
-``earthsignature:model_version`` and, per class, ``fraction:<class slug>`` (``fraction:burnt_areas``:
-the share of the map's valid pixels in that class; 0 where the class is absent).
+Queryable properties, their SQL and the kind of their values are the records of ``queryables`` (the same
+records name the STAC items' properties and the ``/queryables`` schema).
 """
 
 from __future__ import annotations
@@ -18,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -31,7 +28,7 @@ from shapely.geometry.base import BaseGeometry
 from earthsignature.service.catalog.areas import area_problem
 from earthsignature.service.catalog.moments import BadMoment, parse_moment
 from earthsignature.service.catalog.parser_pool import ParseRefused, ParserPool
-from earthsignature.service.catalog.tables import ClassStatistic, Product, Segmentation
+from earthsignature.service.catalog.queryables import FRACTION_PREFIX, queryable
 
 #: CQL2 conformance classes this translation implements (the STAC API declares exactly these).
 CONFORMANCE = (
@@ -41,8 +38,6 @@ CONFORMANCE = (
     "http://www.opengis.net/spec/cql2/1.0/conf/cql2-text",
     "http://www.opengis.net/spec/cql2/1.0/conf/cql2-json",
 )
-FRACTION_PREFIX = "fraction:"
-ITEM_ID_SEPARATOR = "-v"
 MAX_FILTER_CHARS = 20_000
 MAX_DEPTH = 32
 #: cql2's parser recurses on nesting (parentheses, NOT, unary minus) and crashes the process past a few
@@ -56,49 +51,6 @@ _TOKEN = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"])*\"|\(|\)|\bnot\b|-|[^\s()'\"-]+
 
 class FilterError(ValueError):
     """A filter this catalog cannot evaluate; the message says what to change."""
-
-
-def class_slug(name: str) -> str:
-    """A class name as a property name part: ``Burnt areas`` -> ``burnt_areas``."""
-    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
-
-
-def _slug_sql(column) -> sa.ColumnElement:
-    """``class_slug`` in SQL (the same rule, for names stored in the catalog)."""
-    return sa.func.trim(sa.func.regexp_replace(sa.func.lower(column), "[^a-z0-9]+", "_", "g"), "_")
-
-
-def item_id(product_id: str, model_version: str) -> str:
-    """A segmentation's STAC item id, unique within its collection (the model)."""
-    return f"{product_id}{ITEM_ID_SEPARATOR}{model_version}"
-
-
-def item_id_sql() -> sa.ColumnElement:
-    return sa.func.concat(Product.product_id, ITEM_ID_SEPARATOR, Segmentation.model_version)
-
-
-def fraction_sql(slug: str) -> sa.ColumnElement:
-    """The share of a segmentation's pixels in the class whose slug this is (0 when absent)."""
-    share = (sa.select(ClassStatistic.fraction)
-             .where(ClassStatistic.segmentation_id == Segmentation.id, ClassStatistic.pixel_count > 0,
-                    _slug_sql(ClassStatistic.name) == slug)
-             .limit(1).scalar_subquery())
-    return sa.func.coalesce(share, 0.0)
-
-
-#: property -> (SQL expression, kind of its values)
-PROPERTIES: dict[str, tuple[Callable[[], sa.ColumnElement], str]] = {
-    "id": (item_id_sql, "string"),
-    "collection": (lambda: Segmentation.model_name, "string"),
-    "datetime": (lambda: Product.start_time, "timestamp"),
-    "start_datetime": (lambda: Product.start_time, "timestamp"),
-    "end_datetime": (lambda: Product.end_time, "timestamp"),
-    "geometry": (lambda: Product.footprint, "geometry"),
-    "eo:cloud_cover": (lambda: Product.cloud_cover, "number"),
-    "grid:code": (lambda: sa.func.concat("MGRS-", Product.tile_id), "string"),
-    "earthsignature:product_id": (lambda: Product.product_id, "string"),
-    "earthsignature:model_version": (lambda: Segmentation.model_version, "string"),
-}
 
 
 def parse(expression: str | Mapping[str, Any], language: str | None, parsers: ParserPool,
@@ -247,13 +199,11 @@ def _same_kind(nodes: list, op: str, kinds: tuple[str, ...]) -> list[sa.ColumnEl
 
 
 def _property(name: str) -> tuple[sa.ColumnElement, str]:
-    if name in PROPERTIES:
-        expression, kind = PROPERTIES[name]
-        return expression(), kind
-    if name.startswith(FRACTION_PREFIX) and re.fullmatch(r"[a-z0-9_]{1,128}", name.removeprefix(FRACTION_PREFIX)):
-        return fraction_sql(name.removeprefix(FRACTION_PREFIX)), "number"
-    raise FilterError(f"unknown property {name[:60]!r}: see /queryables (e.g. eo:cloud_cover, "
-                      f"{FRACTION_PREFIX}burnt_areas)")
+    record = queryable(name)
+    if record is None:
+        raise FilterError(f"unknown property {name[:60]!r}: see /queryables (e.g. eo:cloud_cover, "
+                          f"{FRACTION_PREFIX}burnt_areas)")
+    return record.sql(), record.kind
 
 
 def _typed(node, expected: str | None) -> tuple[sa.ColumnElement, str]:

@@ -1,0 +1,290 @@
+"""The Database service without its transports: who is asking, the queries, ingestion, map access and the STAC
+search, as plain methods on typed records (``records``), under the request budgets.
+
+gRPC (``servicer``), the HTTP bindings (``http_app``), the STAC API (``stac``) and the map files
+(``map_files``) are adapters: they read the caller's certificate from their TLS layer, translate their
+messages into these records, call, and turn ``errors.ApiError`` into their own status. This module imports
+no transport, and the catalog below it sees no protobuf.
+"""
+
+from __future__ import annotations
+
+import logging
+import urllib.parse
+from collections.abc import Iterator
+
+import sqlalchemy as sa
+from rasterio.errors import RasterioError
+from shapely.geometry.base import BaseGeometry
+
+from earthsignature.core import raster_codec
+from earthsignature.core.classes import class_code
+from earthsignature.core.cog import legend_sidecars
+from earthsignature.core.settings import ApiLimits
+from earthsignature.service.api import stac_items, validation
+from earthsignature.service.api.auth import (
+    ROLES,
+    AuthError,
+    Caller,
+    RevocationList,
+    RevocationUnavailable,
+    caller_from_pem,
+    format_serial,
+)
+from earthsignature.service.api.budget import Deadline
+from earthsignature.service.api.errors import (
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Unauthenticated,
+    Unavailable,
+    excerpt,
+)
+from earthsignature.service.api.records import ItemPage, ItemSearch, Links, MapAnswer, MapQuery, TextQuery
+from earthsignature.service.catalog import query_language, stac_filter
+from earthsignature.service.catalog.catalog import Catalog, CatalogError, Filters, Found, ModelCollection
+from earthsignature.service.catalog.ingest import IngestError, Stored, Submission, ingest
+from earthsignature.service.catalog.items import item_id, split_item_id
+from earthsignature.service.catalog.parser_pool import ParserPool
+from earthsignature.service.catalog.raster_store import RasterStore, UnsafePath
+
+log = logging.getLogger(__name__)
+#: Errors of a stored raster that cannot be read: that product is left out of the answer.
+UNREADABLE_RASTER = (RasterioError, OSError, raster_codec.RasterCodecError)
+#: The HTTP app's route to a product's quicklook.
+QUICKLOOK_PATH = "/v1/products/{product_id}/quicklook.png"
+#: The caller of ``serve --insecure`` (local development: every caller is internal).
+INSECURE_CALLER = Caller("insecure-local", "internal", 0)
+
+
+def quicklook_route(product_id: str) -> str:
+    return QUICKLOOK_PATH.format(product_id=urllib.parse.quote(product_id, safe=""))
+
+
+class DatabaseCore:
+    def __init__(self, catalog: Catalog, store: RasterStore, limits: ApiLimits | None = None,
+                 revoked: RevocationList | None = None, insecure: bool = False, public_url: str | None = None):
+        self.catalog, self.store, self.limits = catalog, store, limits or ApiLimits()
+        #: the HTTP app's address for links in answers; None: no HTTP app, no links
+        self.public_url = public_url.rstrip("/") if public_url else None
+        self.revoked = revoked or RevocationList(None)
+        self.insecure = insecure
+        #: CQL2 filters are parsed in these worker processes, each parse under a time and memory budget
+        self.parsers = ParserPool(self.limits.parse_processes, self.limits.parse_timeout_s,
+                                  self.limits.parse_memory_mb)
+
+    def close(self) -> None:
+        """Stop the parser processes (the server is stopping)."""
+        self.parsers.close()
+
+    # -- who is asking ---------------------------------------------------------------------------------------
+
+    def authorize(self, certificate: bytes | None) -> Caller:
+        """The caller named by the client certificate its TLS layer verified (PEM): readable, not revoked, with
+        a role. Which role a call needs is the call's own check (``require``)."""
+        if self.insecure:
+            return INSECURE_CALLER
+        if not certificate:
+            raise Unauthenticated("a client certificate signed by the project CA is required")
+        try:
+            caller = caller_from_pem(certificate)
+        except AuthError as error:
+            raise Unauthenticated(str(error)) from error
+        try:
+            revoked = caller.serial in self.revoked
+        except RevocationUnavailable as error:
+            raise Unavailable(str(error)) from error
+        if revoked:
+            raise Unauthenticated(f"certificate serial {format_serial(caller.serial)} is revoked")
+        if caller.role not in ROLES:
+            raise PermissionDenied(f"certificate of {excerpt(caller.common_name)} has no role")
+        return caller
+
+    @staticmethod
+    def require(caller: Caller, role: str) -> None:
+        if caller.role != role:
+            raise PermissionDenied(f"{excerpt(caller.common_name)} ({caller.role}) may not do this: the {role} "
+                                   "role is required")
+
+    def deadline(self, client_remaining_s: float | None = None) -> Deadline:
+        """A request's budget: ``limits.request_deadline_s``, or the client's own shorter deadline."""
+        return Deadline.within(self.limits.request_deadline_s, client_remaining_s)
+
+    # -- maps for pilots -----------------------------------------------------------------------------------
+
+    def list_maps(self, caller: Caller, query: MapQuery, deadline: Deadline) -> Iterator[MapAnswer]:
+        """The segmentations matching ``query``, newest first, each with its maps read for the area."""
+        max_pixels = self._max_pixels(query.max_pixels)
+        codes, names = self._categories(query.categories)
+        filters = Filters(
+            area=query.area, start=query.start, end=query.end, product_ids=query.product_ids,
+            tile_ids=query.tile_ids, model_names=query.model_names, category_codes=codes, category_names=names,
+            min_category_fraction=query.min_category_fraction, max_cloud_cover=query.max_cloud_cover,
+            words=query.words, limit=self._results(query.results), page_token=query.page_token)
+        yield from self._answers(filters, max_pixels, deadline)
+
+    def search_maps(self, caller: Caller, query: TextQuery, deadline: Deadline) -> Iterator[MapAnswer]:
+        """A text query (``query_language``), answered as ``list_maps`` answers its translation."""
+        try:
+            parsed = query_language.parse(query.text)
+        except query_language.QuerySyntaxError as error:
+            raise InvalidArgument(None, str(error)) from error
+        translated = MapQuery(
+            area=parsed.area, start=parsed.start, end=parsed.end,
+            product_ids=validation.identifiers("query product", parsed.product_ids,
+                                               validation.MAX_LENGTHS["product_id"]),
+            tile_ids=validation.tile_ids("query tile", parsed.tile_ids),
+            model_names=validation.identifiers("query model", parsed.model_names, validation.MAX_LENGTHS["model_name"]),
+            categories=validation.categories("query class", parsed.categories),
+            min_category_fraction=parsed.min_fraction, max_cloud_cover=parsed.max_cloud_cover,
+            words=" ".join(parsed.words), results=query.results, page_token=query.page_token,
+            max_pixels=query.max_pixels)
+        yield from self.list_maps(caller, translated, deadline)
+
+    def _results(self, asked: int | None) -> int:
+        if asked is None or asked == 0:
+            return self.limits.default_results
+        if asked < 0 or asked > self.limits.max_results:
+            raise InvalidArgument("n_results", f"must be in 1..{self.limits.max_results}, got {asked}")
+        return asked
+
+    def _max_pixels(self, asked: int) -> int:
+        if asked < 0 or asked > self.limits.max_pixels:
+            raise InvalidArgument("max_pixels", f"must be in 0..{self.limits.max_pixels}, got {asked}")
+        return asked or self.limits.default_pixels
+
+    def _categories(self, tokens: tuple[str, ...]) -> tuple[tuple[int, ...], tuple[str, ...]]:
+        codes, names = [], []
+        for token in tokens:
+            if not self.catalog.known_category(token):
+                raise InvalidArgument(None, f"unknown category {excerpt(token)}: no stored segmentation has a class "
+                                            "with that name or code")
+            code = class_code(token)
+            if code is not None:
+                codes.append(code)
+            else:
+                names.append(token.strip().lower())
+        return tuple(codes), tuple(names)
+
+    def _answers(self, filters: Filters, max_pixels: int, deadline: Deadline) -> Iterator[MapAnswer]:
+        try:
+            found = self.catalog.search(filters)
+        except CatalogError as error:
+            raise InvalidArgument(None, str(error)) from error
+        for sent, item in enumerate(found):
+            deadline.check(f"after {sent} of {len(found)} results: ask fewer results (n_results), a smaller area "
+                           "or a lower max_pixels")
+            try:
+                yield self._answer(item, filters.area, max_pixels)
+            except UNREADABLE_RASTER as error:  # one damaged map must not fail the whole answer
+                log.error("left %s (%s) out of an answer: its stored raster is unreadable: %s",
+                          item.segmentation.product.product_id, item.segmentation.model_name, error)
+
+    def _answer(self, item: Found, area: BaseGeometry | None, max_pixels: int) -> MapAnswer:
+        segmentation = item.segmentation
+        classes = self._window(segmentation.raster_url, area, max_pixels)
+        extras = {name: self._window(url, area, max_pixels) if url else None
+                  for name, url in (("cloud_mask", segmentation.cloud_mask_url),
+                                    ("confidence", segmentation.confidence_url))}
+        return MapAnswer(item, classes, extras["cloud_mask"], extras["confidence"], self.links(item))
+
+    def _window(self, url: str, area: BaseGeometry | None, max_pixels: int):
+        # the footprint intersects the area but the raster's valid part may not: then one pixel of it
+        return self.store.read(url, area, max_pixels) or self.store.read(url, None, 1)
+
+    # -- ingestion ---------------------------------------------------------------------------------------------
+
+    def create_product(self, caller: Caller, submission: Submission) -> Stored:
+        """Store a segmented product (the internal role: the monitor); re-sending it changes nothing."""
+        self.require(caller, "internal")
+        try:
+            stored = ingest(submission, self.catalog, self.store)
+        except (IngestError, UnsafePath) as error:
+            raise InvalidArgument(None, str(error)) from error
+        log.info("product %s segmentation %s (%s)", stored.product_id, stored.segmentation_id,
+                 "created" if stored.created else "already there")
+        return stored
+
+    # -- map files -------------------------------------------------------------------------------------------
+
+    def map_file(self, caller: Caller, collection: str, item: str, file_name: str) -> str:
+        """The store URL of one of a segmentation's files, or ``NotFound``/``InvalidArgument``."""
+        for name, value in (("collection", collection), ("item", item)):
+            validation.identifier(name, value, 256, required=True)
+        product_id, version = split_item_id(item)
+        segmentation = self.catalog.find_segmentation(product_id, collection, version) if product_id else None
+        if segmentation is None:
+            raise NotFound(f"no item {item[:120]} in collection {collection[:80]}")
+        aux, style = legend_sidecars(segmentation.raster_url)
+        urls = {"classes.tif": segmentation.raster_url, "confidence.tif": segmentation.confidence_url,
+                "cloud_mask.tif": segmentation.cloud_mask_url, "classes.tif.aux.xml": aux, "classes.qml": style}
+        if not urls.get(file_name):
+            raise NotFound(f"{item[:120]} has no file {file_name[:40]!r}; files: "
+                           f"{', '.join(name for name, url in urls.items() if url)}")
+        return urls[file_name]
+
+    def quicklook(self, caller: Caller, product_id: str) -> bytes:
+        validation.identifier("product_id", product_id, validation.MAX_LENGTHS["product_id"], required=True)
+        url = self.catalog.product_quicklook(product_id)
+        if url is None:
+            raise NotFound(f"no quicklook for product {product_id[:80]}")
+        return self.store.read_bytes(url)
+
+    def links(self, found: Found) -> Links:
+        """A segmentation's STAC item, class-map COG and quicklook as the HTTP app serves them."""
+        if not self.public_url:
+            return Links()
+        segmentation, product = found.segmentation, found.segmentation.product
+        item = item_id(product.product_id, segmentation.model_version)
+        quicklook = f"{self.public_url}{quicklook_route(product.product_id)}" if product.quicklook_url else ""
+        return Links(self.public_url + stac_items.item_route(segmentation.model_name, item),
+                     self.public_url + stac_items.map_file_route(segmentation.model_name, item, "classes.tif"),
+                     quicklook)
+
+    # -- the STAC API ----------------------------------------------------------------------------------------
+
+    def search_items(self, caller: Caller, search: ItemSearch) -> ItemPage:
+        """One page of STAC items: segmentations by area, period, collection, id and CQL2 filter."""
+        limit = min(int(search.limit or self.limits.default_results), self.limits.max_results)
+        for name, values in (("ids", search.ids), ("collections", search.collections)):
+            if len(values) > validation.MAX_ITEMS:
+                raise InvalidArgument(name, f"may hold at most {validation.MAX_ITEMS} values, got {len(values)}")
+        try:
+            expression = stac_filter.parse(search.filter, search.filter_lang, self.parsers,
+                                           self.limits.max_filter_terms) if search.filter else None
+            found = self.catalog.search(Filters(
+                area=search.area, start=search.start, end=search.end, model_names=search.collections,
+                item_ids=search.ids, expression=expression, limit=limit + 1, page_token=search.token))
+        except (stac_filter.FilterError, CatalogError) as error:
+            raise InvalidArgument(None, str(error)) from error
+        page = found[:limit]
+        return ItemPage(page, page[-1].page_key.token() if len(found) > limit else None)
+
+    def find_item(self, caller: Caller, collection: str, item: str) -> Found:
+        found = self.catalog.search(Filters(model_names=(collection,), item_ids=(item,), limit=1))
+        if not found:
+            raise NotFound(f"no item {item[:120]!r} in collection {collection[:80]!r}")
+        return found[0]
+
+    def collections(self, caller: Caller, name: str | None = None) -> list[ModelCollection]:
+        """One summary per model with maps (only ``name``'s: ``NotFound`` when it has none)."""
+        summaries = self.catalog.collections(name)
+        if name is not None and not summaries:
+            raise NotFound(f"no collection {name[:80]!r}: the catalog has no maps of that model")
+        return summaries
+
+    def check_collection(self, caller: Caller, name: str) -> None:
+        if not self.catalog.has_model(name):
+            raise NotFound(f"no collection {name[:80]!r}: the catalog has no maps of that model")
+
+    def class_names(self, caller: Caller, collection: str | None = None) -> list[str]:
+        if collection is not None:
+            self.check_collection(caller, collection)
+        return self.catalog.class_names(collection)
+
+    # -- health ----------------------------------------------------------------------------------------------
+
+    def ping(self, caller: Caller) -> None:
+        """Whether the catalog answers (raises the database's error when it does not)."""
+        with self.catalog.engine.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))

@@ -1,0 +1,111 @@
+"""The properties a STAC item carries and a CQL2 filter may use, one record each: its SQL over the catalog's
+tables, the kind of its values, its JSON-schema entry on ``/queryables`` and its value in an item. The CQL2
+translator (``stac_filter``), the queryables schema and the STAC items (``api.stac_items``) all read these
+records, so a property cannot be queryable without being in the items, or typed differently in each.
+
+Beside the fixed ones, one family: ``fraction:<class slug>``, the share of a map's valid pixels in that class
+(0 where the class is absent), one property per class name in the catalog.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from earthsignature.service.catalog.items import item_id_sql
+from earthsignature.service.catalog.tables import ClassStatistic, Product, Segmentation
+
+FRACTION_PREFIX = "fraction:"
+
+
+@dataclass(frozen=True)
+class Queryable:
+    name: str
+    title: str
+    kind: str  # string, number, timestamp or geometry: what a CQL2 operand compared with it must be
+    sql: Callable[[], sa.ColumnElement]
+    #: the item property's value for a stored segmentation; None: an item member, not a property (id, geometry)
+    value: Callable[[Segmentation], Any] | None = None
+    schema: Mapping[str, Any] = field(default_factory=dict)  # beyond title and type
+
+    def schema_entry(self) -> dict[str, Any]:
+        types = {"string": {"type": "string"}, "number": {"type": "number"},
+                 "timestamp": {"type": "string", "format": "date-time"},
+                 "geometry": {"$ref": "https://geojson.org/schema/Geometry.json"}}
+        return {"title": self.title, **types[self.kind], **self.schema}
+
+
+QUERYABLES: tuple[Queryable, ...] = (
+    Queryable("id", "Item id (<product id>-v<model version>)", "string", item_id_sql),
+    Queryable("collection", "Collection (model name)", "string", lambda: Segmentation.model_name),
+    Queryable("datetime", "Acquisition start", "timestamp", lambda: Product.start_time,
+              lambda s: s.product.start_time.isoformat()),
+    Queryable("start_datetime", "Acquisition start", "timestamp", lambda: Product.start_time,
+              lambda s: s.product.start_time.isoformat()),
+    Queryable("end_datetime", "Acquisition end", "timestamp", lambda: Product.end_time,
+              lambda s: s.product.end_time.isoformat()),
+    Queryable("geometry", "Footprint", "geometry", lambda: Product.footprint),
+    Queryable("eo:cloud_cover", "Cloud cover of the product (%)", "number", lambda: Product.cloud_cover,
+              lambda s: s.product.cloud_cover, {"minimum": 0, "maximum": 100}),
+    Queryable("grid:code", "MGRS tile (MGRS-34SGH)", "string", lambda: sa.func.concat("MGRS-", Product.tile_id),
+              lambda s: f"MGRS-{s.product.tile_id}"),
+    Queryable("earthsignature:product_id", "Sentinel-2 product name", "string", lambda: Product.product_id,
+              lambda s: s.product.product_id),
+    Queryable("earthsignature:model_version", "Model version", "string", lambda: Segmentation.model_version,
+              lambda s: s.model_version),
+)
+BY_NAME = {queryable.name: queryable for queryable in QUERYABLES}
+
+
+def class_slug(name: str) -> str:
+    """A class name as a property name part: ``Burnt areas`` -> ``burnt_areas``."""
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+
+
+def _slug_sql(column) -> sa.ColumnElement:
+    """``class_slug`` in SQL (the same rule, for names stored in the catalog)."""
+    return sa.func.trim(sa.func.regexp_replace(sa.func.lower(column), "[^a-z0-9]+", "_", "g"), "_")
+
+
+def fraction(class_name: str) -> Queryable:
+    """The ``fraction:<slug>`` property of one class."""
+    slug = class_slug(class_name)
+
+    def sql() -> sa.ColumnElement:
+        share = (sa.select(ClassStatistic.fraction)
+                 .where(ClassStatistic.segmentation_id == Segmentation.id, ClassStatistic.pixel_count > 0,
+                        _slug_sql(ClassStatistic.name) == slug)
+                 .limit(1).scalar_subquery())
+        return sa.func.coalesce(share, 0.0)
+
+    def value(segmentation: Segmentation) -> float:
+        return next((round(c.fraction, 6) for c in segmentation.classes
+                     if c.pixel_count > 0 and class_slug(c.name) == slug), 0.0)
+
+    return Queryable(FRACTION_PREFIX + slug, f"Share of '{class_name}' in the map", "number", sql, value,
+                     {"minimum": 0, "maximum": 1})
+
+
+def queryable(name: str) -> Queryable | None:
+    """The record of a property name, a class fraction included (by its slug); None when there is none."""
+    if name in BY_NAME:
+        return BY_NAME[name]
+    slug = name.removeprefix(FRACTION_PREFIX)
+    if name.startswith(FRACTION_PREFIX) and re.fullmatch(r"[a-z0-9_]{1,128}", slug):
+        return fraction(slug)
+    return None
+
+
+def item_properties(segmentation: Segmentation) -> dict[str, Any]:
+    """Every queryable property of a stored segmentation as its STAC item carries it: the fixed ones with a
+    value, and a fraction for each class present."""
+    properties = {q.name: q.value(segmentation) for q in QUERYABLES if q.value is not None}
+    properties = {name: value for name, value in properties.items() if value is not None}
+    for statistic in segmentation.classes:
+        if statistic.pixel_count > 0:
+            properties[FRACTION_PREFIX + class_slug(statistic.name)] = round(statistic.fraction, 6)
+    return properties
