@@ -29,6 +29,7 @@ import os
 import statistics
 import threading
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -143,48 +144,97 @@ def serve(url: str, settings: ApiSettings, ready, stop) -> None:
         stop.wait()
 
 
-def latencies(make_client, clients: int, seconds: float, call) -> dict:
-    """Each client connects and sends one warm-up request (TLS handshake), then all send as fast as they can
-    for ``seconds``; throughput is the timed requests over the timed window only."""
-    times: list[float] = []
-    lock = threading.Lock()
-    ready = threading.Barrier(clients + 1)
-    window: dict[str, float] = {}
+@dataclass(frozen=True)
+class Workload:
+    """One measured query, picklable so that client processes can run it: ``kind`` grpc (ListSegmentation with
+    ``params``), stac (an item search with ``params``) or range (16 KiB of the map file at ``params["path"]``)."""
 
-    errors: list[BaseException] = []
+    kind: str
+    target: str  # the gRPC address, or the HTTP app's root
+    certs: str  # the certificate folder
+    params: dict
+
+    def client(self):
+        if self.kind == "grpc":
+            pilot = CertificateFolder(Path(self.certs)).identity("pilot")
+            return EarthSignatureClient(self.target, ca=CertificateFolder(Path(self.certs)).ca_cert, cert=pilot.cert,
+                                        key=pilot.key)
+        return StacSession(self.target, CertificateFolder(Path(self.certs)))
+
+    def call(self, client) -> None:
+        if self.kind == "grpc":
+            list(client.list(**self.params))
+        elif self.kind == "stac":
+            client.search(**self.params)
+        else:
+            client.range_read(self.params["path"])
+
+
+def _client_process(workload: Workload, threads: int, seconds: float, ready, go, results) -> None:
+    """``threads`` clients in this process: each connects and warms up, then all send for ``seconds`` from
+    ``go``; the timings go back through ``results`` (or the error)."""
+    times: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    warmed = threading.Barrier(threads + 1)
 
     def worker() -> None:
         try:
-            with make_client() as client:
-                call(client)  # warm-up: connection and TLS handshake
-                ready.wait()
-                local = []
-                while not local or time.perf_counter() < window["end"]:  # at least one timed request per client
-                    start = time.perf_counter()
-                    call(client)
-                    local.append(time.perf_counter() - start)
+            with workload.client() as client:
+                workload.call(client)  # warm-up: connection and TLS handshake
+                warmed.wait()
+                go.wait()
+                end, local = time.perf_counter() + seconds, []
+                while not local or time.perf_counter() < end:  # at least one timed request per client
+                    started = time.perf_counter()
+                    workload.call(client)
+                    local.append(time.perf_counter() - started)
             with lock:
                 times.extend(local)
         except BaseException as error:  # a failed client must not leave the others waiting at the barrier
-            errors.append(error)
-            ready.abort()
+            errors.append(repr(error))
+            warmed.abort()
 
-    threads = [threading.Thread(target=worker) for _ in range(clients)]
-    for thread in threads:
+    pool = [threading.Thread(target=worker) for _ in range(threads)]
+    for thread in pool:
         thread.start()
-    window["end"] = time.perf_counter() + 3600  # set before release: nobody reads it earlier
-    with contextlib.suppress(threading.BrokenBarrierError):  # a client failed: its error is raised below
-        ready.wait()
-    begin = time.perf_counter()
-    window["end"] = begin + seconds
-    for thread in threads:
+    with contextlib.suppress(threading.BrokenBarrierError):
+        warmed.wait()
+    ready.release()
+    for thread in pool:
         thread.join()
-    if errors:
-        raise RuntimeError(f"{len(errors)} of {clients} clients failed") from errors[0]
+    results.put((times, errors))
+
+
+def latencies(workload: Workload, clients: int, seconds: float) -> dict:
+    """``clients`` clients (threads), spread over one client process per core so that the clients' own
+    interpreter lock does not cap what the server is asked; throughput is the timed requests over the
+    timed window only."""
+    context = multiprocessing.get_context("spawn")
+    processes = min(clients, os.cpu_count() or 1)
+    shares = [clients // processes + (k < clients % processes) for k in range(processes)]
+    ready, go, results = context.Semaphore(0), context.Event(), context.Queue()
+    workers = [context.Process(target=_client_process, args=(workload, share, seconds, ready, go, results))
+               for share in shares]
+    for worker in workers:
+        worker.start()
+    for _ in workers:
+        ready.acquire(timeout=120)
+    begin = time.perf_counter()
+    go.set()
+    times: list[float] = []
+    for _ in workers:
+        local, errors = results.get(timeout=seconds + 300)
+        if errors:
+            raise RuntimeError(f"{len(errors)} of {clients} clients failed: {errors[0]}")
+        times.extend(local)
     elapsed = time.perf_counter() - begin
+    for worker in workers:
+        worker.join(60)
     times.sort()
     return {"requests": len(times), "p50_ms": 1000 * statistics.median(times),
-            "p99_ms": 1000 * times[min(len(times) - 1, int(0.99 * len(times)))], "per_s": len(times) / elapsed}
+            "p99_ms": 1000 * times[min(len(times) - 1, int(0.99 * len(times)))], "per_s": len(times) / elapsed,
+            "client_processes": processes}
 
 
 class StacSession:
@@ -240,9 +290,10 @@ def run(args: argparse.Namespace, work: Path, cluster: PostgresCluster) -> None:
     pilot = certs.identity("pilot")
     address = f"127.0.0.1:{free_port()}"
     queries = {
-        "area 10 km x 10 km": lambda c: list(c.list(wkt=area.wkt)),
-        "categories (burnt areas)": lambda c: list(c.list(categories=["Burnt areas"])),
-        "10 km windows of full-size maps": lambda c: list(c.list(wkt=area.wkt, model_names=[FULL_SIZE_MODEL])),
+        "area 10 km x 10 km": Workload("grpc", address, str(certs.path), {"wkt": area.wkt}),
+        "categories (burnt areas)": Workload("grpc", address, str(certs.path), {"categories": ["Burnt areas"]}),
+        "10 km windows of full-size maps": Workload("grpc", address, str(certs.path),
+                                                    {"wkt": area.wkt, "model_names": [FULL_SIZE_MODEL]}),
     }
     baselines = {"area 10 km x 10 km": Filters(area=area),
                  "categories (burnt areas)": Filters(category_names=("burnt areas",)),
@@ -251,13 +302,14 @@ def run(args: argparse.Namespace, work: Path, cluster: PostgresCluster) -> None:
     def make_client() -> EarthSignatureClient:
         return EarthSignatureClient(address, ca=certs.ca_cert, cert=pilot.cert, key=pilot.key)
 
+    bbox = ",".join(f"{v:.6f}" for v in area.bounds)
+
     http_port = free_port()
     stac_root = f"https://127.0.0.1:{http_port}"
-    map_path: dict[str, str] = {}
     stac_queries = {
-        "STAC search: area 10 km x 10 km": lambda s: s.search(bbox=",".join(f"{v:.6f}" for v in area.bounds)),
-        "STAC search: CQL2 burnt >= 0.1": lambda s: s.search(filter="fraction:burnt_areas >= 0.1"),
-        "map file: 16 KiB range read": lambda s: s.range_read(map_path["classes"]),
+        "STAC search: area 10 km x 10 km": Workload("stac", stac_root, str(certs.path), {"bbox": bbox}),
+        "STAC search: CQL2 burnt >= 0.1": Workload("stac", stac_root, str(certs.path),
+                                                   {"filter": "fraction:burnt_areas >= 0.1"}),
     }
 
     catalog = Catalog(url, pool_size=2)
@@ -279,23 +331,23 @@ def run(args: argparse.Namespace, work: Path, cluster: PostgresCluster) -> None:
         process.start()
         ready.wait(120)
         try:
-            for name, call in queries.items():
+            for name, workload in queries.items():
                 for clients in (1, 8, 32):
-                    result = latencies(make_client, clients, args.seconds, call)
+                    result = latencies(workload, clients, args.seconds)
                     rows.append({"query": name, "server_processes": processes, "clients": clients, **result,
                                  "catalog_only_p50_ms": base[name], "p50_over_catalog": result["p50_ms"] / base[name]})
                 one = next(r for r in rows if (r["query"], r["server_processes"], r["clients"]) == (name, processes, 1))
                 for row in rows:
                     if (row["query"], row["server_processes"]) == (name, processes):
                         row["throughput_vs_1_client"] = row["per_s"] / one["per_s"]
-            if not map_path:
+            if "map file: 16 KiB range read" not in stac_queries:
                 with StacSession(stac_root, certs) as session:
-                    first = session.search(bbox=",".join(f"{v:.6f}" for v in area.bounds))[0]
-                href = first["assets"]["classes"]["href"]
-                map_path["classes"] = href.removeprefix(stac_root)
-            for name, call in stac_queries.items():  # the HTTP app runs in every process
+                    href = session.search(bbox=bbox)[0]["assets"]["classes"]["href"]
+                stac_queries["map file: 16 KiB range read"] = Workload("range", stac_root, str(certs.path),
+                                                                      {"path": href.removeprefix(stac_root)})
+            for name, workload in stac_queries.items():  # the HTTP app runs in every process
                 for clients in (1, 8, 32):
-                    result = latencies(lambda: StacSession(stac_root, certs), clients, args.seconds, call)
+                    result = latencies(workload, clients, args.seconds)
                     rows.append({"query": name, "server_processes": processes, "clients": clients, **result})
                 one = rows[-3]
                 for row in rows[-3:]:

@@ -5,6 +5,7 @@
 2. Fuzz: generated requests across the three RPCs (Hypothesis strategies for the messages, grammar-aware
    mutations of the query language, mutated CreateProduct requests, raw bytes); counts per status code.
    A clean run has no UNKNOWN and no INTERNAL.
+   Meanwhile a pilot asks (gRPC ListSegmentation and a STAC search in turn): its p50 / p99 latency.
 3. Fault drills, each followed by an audit of the catalog against the store (lost, duplicated,
    half-written, orphaned): kill -9 of the server during a CreateProduct burst (then a restart),
    PostgreSQL stopped in immediate mode during queries and ingestion (then restarted, the server kept),
@@ -31,6 +32,7 @@ import rasterio
 import sqlalchemy as sa
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+from probe import Probe  # benchmarks/probe.py, beside this script
 from results_file import write_results  # benchmarks/results_file.py, beside this script
 
 from earthsignature.client import EarthSignatureClient
@@ -409,9 +411,10 @@ def run(args: argparse.Namespace, work: Path, cluster: PostgresCluster) -> None:
     upgrade(url)
     certs = CertificateFolder(work / "certs")
     init_certificates(certs, ("server", "monitor", "pilot"))
-    address = f"127.0.0.1:{free_port()}"
+    address, http_port = f"127.0.0.1:{free_port()}", free_port()
     store = RasterStore(str(work / "store"))
-    server = Server([f"db.url={url}", f"api.address={address}", "api.http_port=null", f"api.store_url={store.root_url}",
+    server = Server([f"db.url={url}", f"api.address={address}", f"api.http_port={http_port}",
+                     f"api.store_url={store.root_url}",
                      f"api.certs_dir={certs.path}", "api.store_check_min_age_s=0"], work / "server.log")
     identities = {"internal": certs.identity("monitor"), "pilot": certs.identity("pilot")}
 
@@ -425,7 +428,10 @@ def run(args: argparse.Namespace, work: Path, cluster: PostgresCluster) -> None:
         acknowledged, _ = burst(client_factory, [product_request(k, TILES[k % 4]) for k in range(8)])
         started = time.perf_counter()
         print(f"fuzzing with {args.requests} requests...", flush=True)
-        codes = fuzz(client_factory, address, args.requests, args.seed)
+        pilot = identities["pilot"]
+        with Probe(lambda: client_factory("pilot"), f"https://127.0.0.1:{http_port}",
+                   (str(certs.ca_cert), str(pilot.cert), str(pilot.key))) as probe:
+            codes = fuzz(client_factory, address, args.requests, args.seed)
         fuzz_seconds = time.perf_counter() - started
         acknowledged |= {a for a in _acknowledged_ids(url)}
         print("fault drills...", flush=True)
@@ -441,6 +447,10 @@ def run(args: argparse.Namespace, work: Path, cluster: PostgresCluster) -> None:
     print(f"{'all':<32} " + " ".join(f"{total[c]:>17}" for c in sorted(total)))
     print(f"\n{sum(total.values())} requests in {fuzz_seconds:.0f} s; UNKNOWN {total.get('UNKNOWN', 0)}, "
           f"INTERNAL {total.get('INTERNAL', 0)}\n")
+    summary = probe.summary()
+    for kind, row in summary.items():
+        print(f"pilot probe ({kind}) during the fuzz: {row['probes']} answered, {row['failed']} failed, "
+              f"p50 {row['p50_ms']:.1f} ms, p99 {row['p99_ms']:.1f} ms, max {row['max_ms']:.1f} ms")
     print(f"{'drill':<66} {'lost':>5} {'dup':>5} {'half':>5} {'orph':>5}  codes")
     for row in drill_results:
         print(f"{row['drill']:<66} {row['lost']:>5} {row['duplicated']:>5} {row['half_written']:>5} "
@@ -451,7 +461,7 @@ def run(args: argparse.Namespace, work: Path, cluster: PostgresCluster) -> None:
             print(f"\nserver log at {marker!r}:\n{log[at:at + 3000]}")
     write_results("api_fuzz", {"requests": sum(total.values()), "seconds": fuzz_seconds,
                                "codes": {k: dict(v) for k, v in codes.items()}, "totals": dict(total),
-                               "drills": drill_results})
+                               "drills": drill_results, "pilot_probe": summary})
 
 
 def _acknowledged_ids(url: str) -> set[str]:

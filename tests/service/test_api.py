@@ -337,7 +337,7 @@ def _commit_then_lose_the_answer(catalog, monkeypatch, database_down_after: bool
 
 def test_a_lost_commit_answer_keeps_the_committed_files(api, monkeypatch) -> None:
     """The server asks the database what landed before deleting anything: the row is there, so are its files."""
-    client, catalog, store, _ = api
+    client, catalog, _, _ = api
     _commit_then_lose_the_answer(catalog, monkeypatch, database_down_after=False)
     with client("internal") as internal:
         answer = internal.create(product_request(1))
