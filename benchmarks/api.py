@@ -201,9 +201,11 @@ def _client_process(workload: Workload, threads: int, seconds: float, ready, go,
     with contextlib.suppress(threading.BrokenBarrierError):
         warmed.wait()
     ready.release()
+    go.wait()
+    cpu = time.process_time()
     for thread in pool:
         thread.join()
-    results.put((times, errors))
+    results.put((times, errors, time.process_time() - cpu))
 
 
 def latencies(workload: Workload, clients: int, seconds: float) -> dict:
@@ -223,18 +225,22 @@ def latencies(workload: Workload, clients: int, seconds: float) -> dict:
     begin = time.perf_counter()
     go.set()
     times: list[float] = []
+    client_cpu_s = 0.0
     for _ in workers:
-        local, errors = results.get(timeout=seconds + 300)
+        local, errors, cpu_s = results.get(timeout=seconds + 300)
         if errors:
             raise RuntimeError(f"{len(errors)} of {clients} clients failed: {errors[0]}")
         times.extend(local)
+        client_cpu_s += cpu_s
     elapsed = time.perf_counter() - begin
     for worker in workers:
         worker.join(60)
     times.sort()
     return {"requests": len(times), "p50_ms": 1000 * statistics.median(times),
             "p99_ms": 1000 * times[min(len(times) - 1, int(0.99 * len(times)))], "per_s": len(times) / elapsed,
-            "client_processes": processes}
+            "client_processes": processes,
+            # the machine's CPU the clients themselves took (decoding answers, TLS): not left to the server
+            "client_cpu_share": client_cpu_s / (elapsed * (os.cpu_count() or 1))}
 
 
 class StacSession:
@@ -273,6 +279,8 @@ def main() -> None:
     parser.add_argument("--products", type=int, default=10_000)
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--full-size", type=int, default=10_980, help="side of the full-size maps, pixels")
+    parser.add_argument("--workers", type=int, default=ApiSettings.workers, help="gRPC threads per server process")
+    parser.add_argument("--only", default="", help="measure only the queries whose name contains this")
     args = parser.parse_args()
     with scratch_cluster("earthsignature-api-bench-") as (cluster, work):
         run(args, work, cluster)
@@ -325,13 +333,15 @@ def run(args: argparse.Namespace, work: Path, cluster: PostgresCluster) -> None:
     context = multiprocessing.get_context("spawn")
     for processes in sorted({1, os.cpu_count() or 1}):
         settings = ApiSettings(address=address, http_port=http_port, store_url=str(work / "store"),
-                               certs_dir=str(certs.path), workers=32, processes=processes)
+                               certs_dir=str(certs.path), workers=args.workers, processes=processes)
         ready, stop = context.Event(), context.Event()
         process = context.Process(target=serve, args=(url, settings, ready, stop))
         process.start()
         ready.wait(120)
         try:
             for name, workload in queries.items():
+                if args.only not in name:
+                    continue
                 for clients in (1, 8, 32):
                     result = latencies(workload, clients, args.seconds)
                     rows.append({"query": name, "server_processes": processes, "clients": clients, **result,
@@ -346,6 +356,8 @@ def run(args: argparse.Namespace, work: Path, cluster: PostgresCluster) -> None:
                 stac_queries["map file: 16 KiB range read"] = Workload("range", stac_root, str(certs.path),
                                                                       {"path": href.removeprefix(stac_root)})
             for name, workload in stac_queries.items():  # the HTTP app runs in every process
+                if args.only not in name:
+                    continue
                 for clients in (1, 8, 32):
                     result = latencies(workload, clients, args.seconds)
                     rows.append({"query": name, "server_processes": processes, "clients": clients, **result})
@@ -378,13 +390,13 @@ def run(args: argparse.Namespace, work: Path, cluster: PostgresCluster) -> None:
     print(f"\ncatalog of {args.products + 1} products loaded in {load_seconds:.0f} s "
           f"({(args.products + 1) / load_seconds:.0f} products/s through Catalog.add)")
     print(f"{'query':<32} {'procs':>5} {'clients':>7} {'requests':>8} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>7} "
-          f"{'vs 1 client':>11} {'vs 1 cl 1 proc':>14} {'p50 / catalog':>14}")
+          f"{'vs 1 client':>11} {'vs 1 cl 1 proc':>14} {'client CPU':>10} {'p50 / catalog':>14}")
     for row in rows:
         over_catalog = f"{row['p50_over_catalog']:>13.1f}x" if "p50_over_catalog" in row else f"{'-':>14}"
         print(f"{row['query']:<32} {row['server_processes']:>5} {row['clients']:>7} {row['requests']:>8} "
               f"{row['p50_ms']:>8.1f} {row['p99_ms']:>8.1f} {row['per_s']:>7.1f} "
               f"{row['throughput_vs_1_client']:>10.2f}x {row['throughput_vs_1_client_1_process']:>13.2f}x "
-              f"{over_catalog}")
+              f"{row['client_cpu_share']:>9.0%} {over_catalog}")
     print(f"\nbytes on the wire for one clipped map ({pixels:,} pixels):")
     for label, size in sizes.items():
         print(f"  {label:<32} {size:>10,} bytes  {size / legacy:>7.4f} of legacy")

@@ -264,3 +264,42 @@ def test_health_is_checked_like_every_route(service, tmp_path):
         assert status == 401 and "revoked" in answer["message"]
     finally:
         certs.ca.revoked_path.write_text("[]\n")
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("wkt", "POLYGON((0 0" + ", 1 1" * 16_000 + ", 0 0))"),  # near the 100,000-character cap
+    ("wkt", "GEOMETRYCOLLECTION(" * 5_000 + "POINT(1 1)" + ")" * 5_000),
+    ("wkt", "POLYGON(" + "(" * 30_000),
+    ("query", 'class:"' + "a" * 1_990),
+    ("query", "class:" * 333),
+    ("query", " ".join(["after:2021-01-01"] * 120)),
+    ("query", "bbox:" + ",".join(["1" * 400] * 4)),
+])
+def test_other_client_text_is_answered_at_its_worst(service, field, value):
+    """The other parsers of client text (WKT by GEOS, the query language's single regular-expression pass) on
+    inputs at their length caps built to be expensive: answered, by status, like any input."""
+    certs, server, _ = service
+    with client_of(certs, server, "pilot") as pilot:
+        try:
+            if field == "wkt":
+                list(pilot.list(wkt=value, max_pixels=64))
+            else:
+                list(pilot.search(value, max_pixels=64))
+        except grpc.RpcError as error:
+            assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error.details()
+
+
+@pytest.mark.parametrize(("method", "path", "expected"), [
+    ("PATCH", "/map/static/../../x", 405), ("DELETE", "/map/static/app.js", 405), ("PUT", "/stac/search", 405),
+    ("POST", "/healthz", 405), ("GET", "/nothing", 404),
+])
+def test_odd_methods_and_paths_are_4xx(service, method, path, expected):
+    import http.client
+
+    certs, _, root = service
+    connection = http.client.HTTPSConnection("127.0.0.1", int(root.rsplit(":", 1)[1]), context=https_context(certs))
+    connection.request(method, path, body=b"{}" if method != "GET" else None)
+    response = connection.getresponse()
+    body = json.loads(response.read())
+    connection.close()
+    assert response.status == expected and body["code"] in (5, 12), body

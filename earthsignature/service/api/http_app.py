@@ -1,11 +1,11 @@
 """The HTTP app: one ASGI application (Starlette) for pilots' tools, beside the gRPC server.
 
-- the appendix's bindings: ``GET /v1/segmentation:list`` and ``GET /v1/segmentation:search`` call the same
-  service code as gRPC, with grpc-gateway's conventions: query parameters in snake_case or camelCase
-  (``n_results``, ``nResults``; repeated fields repeat), results streamed as NDJSON lines ``{"result":
-  SegmentationResponse}`` in camelCase, errors as ``google.rpc.Status`` with grpc-gateway's HTTP status, and
-  an error after the first result sent in-band as a last line ``{"error": Status}`` (a pilot can tell a cut
-  stream from an empty one);
+- the appendix's bindings: ``GET /v1/segmentation:list`` and ``GET /v1/segmentation:search`` call the
+  service core as gRPC does (through ``wire``, the same translation), with grpc-gateway's conventions: query
+  parameters in snake_case or camelCase (``n_results``, ``nResults``; repeated fields repeat), results
+  streamed as NDJSON lines ``{"result": SegmentationResponse}`` in camelCase, errors as ``google.rpc.Status``
+  with grpc-gateway's HTTP status, and an error after the first result sent in-band as a last line
+  ``{"error": Status}`` (a pilot can tell a cut stream from an empty one);
 - a segmentation's files, map pictures, XYZ tiles and quicklooks (``map_files``);
 - the STAC API at ``/stac`` (``stac``) and the map page at ``/map`` (``web/``);
 - ``GET /healthz``: whether the catalog is reachable, for callers with a valid, unrevoked certificate and a
@@ -151,6 +151,8 @@ class RequireCaller:
         inner = {**scope, "app_root_path": scope.get("root_path", ""), CALLER_KEY: caller}
         try:
             await self.app(inner, receive, watched_send)
+        except HTTPException:  # a route's own HTTP answer (405 from the static files): the app's handler writes it
+            raise
         except Exception as error:  # Starlette re-raises after its error handler answered: logged there already
             if not started[0]:
                 await error_response(error)(scope, receive, send)

@@ -46,9 +46,11 @@ def status(code: Code, message: str) -> dict:
     return {"code": code.value, "message": message, "details": []}
 
 
-def status_response(code: Code, message: str, http_status: int | None = None, **extra) -> JSONResponse:
+def status_response(code: Code, message: str, http_status: int | None = None, headers=None,
+                    **extra) -> JSONResponse:
     """``extra``: more members beside the status (the STAC API adds ``description``, its clients' field)."""
-    return JSONResponse({**status(code, message), **extra}, status_code=http_status or HTTP_STATUS.get(code, 500))
+    return JSONResponse({**status(code, message), **extra}, status_code=http_status or HTTP_STATUS.get(code, 500),
+                        headers=headers)
 
 
 def error_response(error: BaseException, **extra) -> JSONResponse:

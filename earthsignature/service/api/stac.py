@@ -39,13 +39,14 @@ from stac_fastapi.types.conformance import BASE_CONFORMANCE_CLASSES
 from stac_fastapi.types.core import BaseCoreClient
 from stac_fastapi.types.errors import InvalidQueryParameter, NotFoundError
 from stac_fastapi.types.requests import get_base_url
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from earthsignature.service.api import stac_items, validation
-from earthsignature.service.api.errors import ApiError, InvalidArgument, NotFound, as_api_error
+from earthsignature.service.api.errors import ApiError, Code, InvalidArgument, NotFound, as_api_error
 from earthsignature.service.api.http_context import scope_caller, status_response
 from earthsignature.service.api.records import ItemSearch
 from earthsignature.service.api.stac_bodies import SearchBodies
@@ -218,6 +219,7 @@ def build_stac_app(core) -> SearchBodies:
     for error_type, http_status in ((NotFoundError, 404), (InvalidQueryParameter, 400)):
         api.app.add_exception_handler(error_type, _answer_with(http_status))
     api.app.add_exception_handler(RequestValidationError, _invalid_request)
+    api.app.add_exception_handler(HTTPException, _http_error)
     api.app.add_exception_handler(ApiError, _failure)
     api.app.add_exception_handler(Exception, _failure)
     return SearchBodies(api.app, post_model, core)
@@ -237,6 +239,15 @@ def _answer_with(http_status: int):
         return stac_error(kind(str(error)))
 
     return handler
+
+
+def _http_error(request: Request, error: HTTPException) -> JSONResponse:
+    """The framework's own answers (no such route, a method the route does not take) as ``google.rpc.Status``."""
+    code = {404: Code.NOT_FOUND, 405: Code.UNIMPLEMENTED}.get(error.status_code, Code.INVALID_ARGUMENT)
+    message = (f"{request.method} is not allowed here" if error.status_code == 405
+               else f"{str(error.detail)[:200]}: {request.url.path[:120]}")
+    return status_response(code, message, error.status_code, description=message,
+                           headers=getattr(error, "headers", None))
 
 
 def _invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
