@@ -20,9 +20,6 @@ import argparse
 import collections
 import os
 import re
-import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -34,18 +31,14 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from probe import Probe  # benchmarks/probe.py, beside this script
 from results_file import write_results  # benchmarks/results_file.py, beside this script
+from served import Server, clients, prepare  # benchmarks/served.py, beside this script
 
-from earthsignature.client import EarthSignatureClient
 from earthsignature.core import raster_codec
-from earthsignature.core.layout import CertificateFolder
-from earthsignature.embedded.ports import free_port
 from earthsignature.embedded.postgres import PostgresCluster, scratch_cluster
 from earthsignature.pb.snapearth.api.v1 import database_pb2, segmentation_pb2
 from earthsignature.samples.requests import product_request as sample_request
-from earthsignature.service.api.auth import init_certificates
 from earthsignature.service.catalog.catalog import Catalog
 from earthsignature.service.catalog.raster_store import RasterStore, gdal_path
-from earthsignature.service.catalog.schema import upgrade
 from earthsignature.service.catalog.store_check import check_store
 
 E = segmentation_pb2.RasterEncoding
@@ -179,38 +172,6 @@ def create_requests(draw, base: database_pb2.CreateProductRequest) -> database_p
         else:
             request.quicklook_png = draw(st.binary(max_size=100))
     return request
-
-
-# --- the server ------------------------------------------------------------------------------------------
-
-
-class Server:
-    """`earthsignature serve` in its own process, restartable."""
-
-    def __init__(self, overrides: list[str], log: Path):
-        self.overrides, self.log, self.process = overrides, log, None
-
-    def start(self, client_factory) -> None:
-        self.process = subprocess.Popen([sys.executable, "-m", "earthsignature.cli", "serve", *self.overrides],
-                                        stdout=self.log.open("ab"), stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                with client_factory("pilot", timeout_s=2) as client:
-                    list(client.list(n_results=1))
-                return
-            except grpc.RpcError:
-                time.sleep(0.2)
-        raise RuntimeError(f"the server did not start: see {self.log}")
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(30)
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            self.process.wait(30)
 
 
 # --- fuzz -------------------------------------------------------------------------------------------------
@@ -407,28 +368,19 @@ def main() -> None:
 
 
 def run(args: argparse.Namespace, work: Path, cluster: PostgresCluster) -> None:
-    url = cluster.up("fuzz")
-    upgrade(url)
-    certs = CertificateFolder(work / "certs")
-    init_certificates(certs, ("server", "monitor", "pilot"))
-    address, http_port = f"127.0.0.1:{free_port()}", free_port()
+    url, certs, address, http_port = prepare(cluster, work)
     store = RasterStore(str(work / "store"))
     server = Server([f"db.url={url}", f"api.address={address}", f"api.http_port={http_port}",
                      f"api.store_url={store.root_url}",
                      f"api.certs_dir={certs.path}", "api.store_check_min_age_s=0"], work / "server.log")
-    identities = {"internal": certs.identity("monitor"), "pilot": certs.identity("pilot")}
-
-    def client_factory(who: str, timeout_s: float = 60) -> EarthSignatureClient:
-        identity = identities[who]
-        return EarthSignatureClient(address, ca=certs.ca_cert, cert=identity.cert, key=identity.key,
-                                    timeout_s=timeout_s)
+    client_factory = clients(certs, address)
 
     server.start(client_factory)
     try:
         acknowledged, _ = burst(client_factory, [product_request(k, TILES[k % 4]) for k in range(8)])
         started = time.perf_counter()
         print(f"fuzzing with {args.requests} requests...", flush=True)
-        pilot = identities["pilot"]
+        pilot = certs.identity("pilot")
         with Probe(lambda: client_factory("pilot"), f"https://127.0.0.1:{http_port}",
                    (str(certs.ca_cert), str(pilot.cert), str(pilot.key))) as probe:
             codes = fuzz(client_factory, address, args.requests, args.seed)

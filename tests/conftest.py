@@ -28,10 +28,20 @@ def postgis_cluster() -> Iterator[PostgresCluster]:
 @pytest.fixture
 def postgis_db(postgis_cluster: PostgresCluster) -> Iterator[str]:
     """SQLAlchemy URL of a fresh database cloned from the PostGIS template; dropped afterwards."""
+    yield from fresh_database(postgis_cluster)
+
+
+@pytest.fixture(scope="module")
+def module_db(postgis_cluster: PostgresCluster) -> Iterator[str]:
+    """One fresh database for a module's tests that share what they store."""
+    yield from fresh_database(postgis_cluster)
+
+
+def fresh_database(cluster: PostgresCluster) -> Iterator[str]:
     name = f"test_{uuid.uuid4().hex[:12]}"
-    postgis_cluster.create_database(name)
-    yield postgis_cluster.url(name)
-    postgis_cluster.drop_database(name)
+    cluster.create_database(name)
+    yield cluster.url(name)
+    cluster.drop_database(name)
 
 
 def write_checkpoint(path: Path, seed: int = 0, classes: str = "clc_level3") -> Path:

@@ -316,15 +316,17 @@ def test_stored_class_maps_carry_their_legend_and_confidence_keeps_zero_for_no_d
     assert (stored[:5] == 0).all() and (stored[5:10] == 255).all() and (stored[10:] == 201).all()
 
 
-def _commit_then_lose_the_answer(catalog, monkeypatch, database_down_after: bool) -> None:
-    """The commit reaches PostgreSQL, then the connection breaks before its answer does (as when PostgreSQL
-    stops with ``-m immediate`` mid-commit); optionally the database stays unreachable afterwards."""
+def _commit_then_lose_the_answer(catalog, monkeypatch, database_down_after: bool, landed: bool = True) -> None:
+    """The connection breaks during the commit, before its answer arrives (as when PostgreSQL stops with
+    ``-m immediate`` mid-commit), after the commit reached the database or (``landed`` False) before;
+    optionally the database stays unreachable afterwards."""
     import psycopg
 
     add, find = catalog.add, catalog.committed_url
 
     def add_then_break(*args, **kwargs):
-        add(*args, **kwargs)
+        if landed:
+            add(*args, **kwargs)
         raise sa.exc.OperationalError("COMMIT", {}, psycopg.OperationalError("server closed the connection"))
 
     def unreachable(*args, **kwargs):
@@ -376,3 +378,25 @@ def test_a_failed_ingestion_leaves_no_empty_folder(api, monkeypatch) -> None:
     with client("internal") as internal, pytest.raises(grpc.RpcError):
         internal.create(product_request(1))
     assert not list(store.rglob("*"))  # neither files nor the folders made for them
+
+
+def test_an_unknown_outcome_that_did_not_land_is_settled_by_the_next_ingestion(api, certs, monkeypatch) -> None:
+    """Files kept for an unknown outcome are removed once the database can tell that their rows did not land:
+    the re-send stores the product once, and no file of the lost attempt is left over."""
+    client, catalog, store, address = api
+    _commit_then_lose_the_answer(catalog, monkeypatch, database_down_after=True, landed=False)
+    key, cert = certs.internal
+    with EarthSignatureClient(address, ca=certs.ca.cert_path, cert=cert, key=key, retries=0) as internal, \
+            pytest.raises(grpc.RpcError) as raised:
+        internal.create(product_request(1))
+    assert raised.value.code() == grpc.StatusCode.UNAVAILABLE
+    first_attempt = {p for p in store.rglob("*") if p.is_file()}
+    assert first_attempt
+    monkeypatch.undo()
+    with client("internal") as internal:
+        assert internal.create(product_request(1)).created
+    kept = {p for p in store.rglob("*") if p.is_file()}
+    assert not kept & first_attempt and kept  # the lost attempt's files are gone, the stored ones are there
+    with catalog.engine.connect() as connection:
+        urls = connection.execute(sa.text("SELECT raster_url, confidence_url FROM segmentations")).one()
+    assert {Path(u) for u in urls if u} <= kept

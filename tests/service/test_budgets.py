@@ -7,7 +7,6 @@ import json
 import threading
 import time
 import urllib.parse
-import uuid
 
 import grpc
 import pytest
@@ -23,18 +22,10 @@ PARSE_TIMEOUT_S = 2.0
 
 
 @pytest.fixture(scope="module")
-def budget_db(postgis_cluster):
-    name = f"test_budget_{uuid.uuid4().hex[:8]}"
-    postgis_cluster.create_database(name)
-    yield postgis_cluster.url(name)
-    postgis_cluster.drop_database(name)
-
-
-@pytest.fixture(scope="module")
-def service(budget_db, tmp_path_factory):
+def service(module_db, tmp_path_factory):
     """A server with two CLC maps, its HTTP app, and a 2 s parse budget."""
     limits = ApiLimits(parse_timeout_s=PARSE_TIMEOUT_S, parse_processes=1)
-    with server_with_http_app(budget_db, tmp_path_factory.mktemp("budget"), limits) as (certs, server, gateway):
+    with server_with_http_app(module_db, tmp_path_factory.mktemp("budget"), limits) as (certs, server, gateway):
         with client_of(certs, server) as client:
             client.create(product_request(1, "34SGH", day=1, burnt_share=0.3))
             client.create(product_request(2, "31TCJ", day=2))
@@ -129,13 +120,13 @@ def test_the_parser_recovers_after_a_killed_parse(service):
     assert status == 200 and len(body["features"]) == 1
 
 
-def test_statements_past_their_budget_are_cancelled(budget_db, tmp_path):
+def test_statements_past_their_budget_are_cancelled(module_db, tmp_path):
     """A catalog statement waiting on a lock: past lock_timeout the answer is UNAVAILABLE (retry), past
     statement_timeout DEADLINE_EXCEEDED; over HTTP both are 503. Nothing is left running in PostgreSQL."""
-    engine = sa.create_engine(budget_db)
+    engine = sa.create_engine(module_db)
     for limits, code in ((ApiLimits(lock_timeout_ms=200), grpc.StatusCode.UNAVAILABLE),
                          (ApiLimits(lock_timeout_ms=0, statement_timeout_ms=300), grpc.StatusCode.DEADLINE_EXCEEDED)):
-        with server_with_http_app(budget_db, tmp_path / code.name, limits) as (certs, server, gateway), \
+        with server_with_http_app(module_db, tmp_path / code.name, limits) as (certs, server, gateway), \
                 engine.connect() as blocker:
             blocker.execute(sa.text("LOCK TABLE products IN ACCESS EXCLUSIVE MODE"))
             with client_of(certs, server, "pilot") as pilot, pytest.raises(grpc.RpcError) as refused:
@@ -212,10 +203,10 @@ def tls_socket(certs, port: int):
 
 
 @pytest.mark.parametrize("after_a_request", [False, True])
-def test_a_client_trickling_headers_is_disconnected(budget_db, tmp_path, after_a_request):
+def test_a_client_trickling_headers_is_disconnected(module_db, tmp_path, after_a_request):
     """Authenticated connections too: headers not in within header_timeout_s, the server closes."""
     limits = ApiLimits(header_timeout_s=1.0)
-    with server_with_http_app(budget_db, tmp_path, limits) as (certs, _, gateway), \
+    with server_with_http_app(module_db, tmp_path, limits) as (certs, _, gateway), \
             tls_socket(certs, gateway.port) as connection:
         if after_a_request:
             connection.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -236,9 +227,9 @@ def test_a_client_trickling_headers_is_disconnected(budget_db, tmp_path, after_a
         assert b"200" not in received
 
 
-def test_a_body_that_never_arrives_is_answered_408(budget_db, tmp_path):
+def test_a_body_that_never_arrives_is_answered_408(module_db, tmp_path):
     limits = ApiLimits(body_timeout_s=1.0)
-    with server_with_http_app(budget_db, tmp_path, limits) as (certs, _, gateway), \
+    with server_with_http_app(module_db, tmp_path, limits) as (certs, _, gateway), \
             tls_socket(certs, gateway.port) as connection:
         connection.sendall(b"POST /stac/search HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                            b"Content-Length: 100\r\n\r\n{\"limit\":")

@@ -13,7 +13,6 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
-import uuid
 import xml.etree.ElementTree as ET
 from email.message import Message
 from pathlib import Path
@@ -36,18 +35,9 @@ TILES = ["34SGH", "31TCJ", "33UUP", "35VLG", "32TQM", "30TWM", "29TNE"]
 
 
 @pytest.fixture(scope="module")
-def stac_db(postgis_cluster):
-    """One database for the module's read-only tests."""
-    name = f"test_stac_{uuid.uuid4().hex[:8]}"
-    postgis_cluster.create_database(name)
-    yield postgis_cluster.url(name)
-    postgis_cluster.drop_database(name)
-
-
-@pytest.fixture(scope="module")
-def stac(stac_db, tmp_path_factory):
+def stac(module_db, tmp_path_factory):
     """A server holding seven CLC maps (two with burnt areas) and one burnt-area model's map."""
-    with server_with_http_app(stac_db, tmp_path_factory.mktemp("stac")) as (certs, server, gateway):
+    with server_with_http_app(module_db, tmp_path_factory.mktemp("stac")) as (certs, server, gateway):
         with client_of(certs, server) as client:
             for number, tile_id in enumerate(TILES, start=1):
                 request = product_request(number, tile_id, day=number, cloud=5.0 * number,

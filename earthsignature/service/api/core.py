@@ -10,6 +10,7 @@ no transport, and the catalog below it sees no protobuf.
 from __future__ import annotations
 
 import logging
+import threading
 import urllib.parse
 from collections.abc import Iterator
 
@@ -43,7 +44,7 @@ from earthsignature.service.api.errors import (
 from earthsignature.service.api.records import ItemPage, ItemSearch, Links, MapAnswer, MapQuery, TextQuery
 from earthsignature.service.catalog import query_language, stac_filter
 from earthsignature.service.catalog.catalog import Catalog, CatalogError, Filters, Found, ModelCollection
-from earthsignature.service.catalog.ingest import IngestError, Stored, Submission, ingest
+from earthsignature.service.catalog.ingest import IngestError, OutcomeUnknown, Stored, Submission, ingest, settle
 from earthsignature.service.catalog.items import item_id, split_item_id
 from earthsignature.service.catalog.parser_pool import ParserPool
 from earthsignature.service.catalog.raster_store import RasterStore, UnsafePath
@@ -72,6 +73,9 @@ class DatabaseCore:
         #: CQL2 filters are parsed in these worker processes, each parse under a time and memory budget
         self.parsers = ParserPool(self.limits.parse_processes, self.limits.parse_timeout_s,
                                   self.limits.parse_memory_mb)
+        #: ingestions whose commit's outcome could not be known: settled when the database answers again
+        self._unsettled: list[OutcomeUnknown] = []
+        self._unsettled_lock = threading.Lock()
 
     def close(self) -> None:
         """Stop the parser processes (the server is stopping)."""
@@ -197,13 +201,27 @@ class DatabaseCore:
     def create_product(self, caller: Caller, submission: Submission) -> Stored:
         """Store a segmented product (the internal role: the monitor); re-sending it changes nothing."""
         self.require(caller, "internal")
+        self.settle_unknown_outcomes()  # before a re-send stores the same product again
         try:
             stored = ingest(submission, self.catalog, self.store)
         except (IngestError, UnsafePath) as error:
             raise InvalidArgument(None, str(error)) from error
+        except OutcomeUnknown as unknown:
+            with self._unsettled_lock:
+                self._unsettled.append(unknown)
+            raise
         log.info("product %s segmentation %s (%s)", stored.product_id, stored.segmentation_id,
                  "created" if stored.created else "already there")
         return stored
+
+    def settle_unknown_outcomes(self) -> None:
+        """Files kept by earlier unknown outcomes: removed where their rows did not land, once the database can
+        tell (those it still cannot tell about wait for the next call)."""
+        with self._unsettled_lock:
+            pending, self._unsettled = self._unsettled, []
+        waiting = [unknown for unknown in pending if not settle(unknown, self.catalog, self.store)]
+        with self._unsettled_lock:
+            self._unsettled.extend(waiting)
 
     # -- map files -------------------------------------------------------------------------------------------
 

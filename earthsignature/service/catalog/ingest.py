@@ -149,7 +149,24 @@ class StorageFailure(RuntimeError):
 
 class OutcomeUnknown(StorageFailure):
     """The connection broke while the catalog committed, and the database cannot be asked whether the commit
-    landed: every file is kept (a committed row may name them; ``store check`` removes them if none does)."""
+    landed: every file is kept (a committed row may name them). ``settle`` decides once the database answers
+    again; ``store check`` removes what is still left over."""
+
+    def __init__(self, message: str, key: tuple[str, str, str], raster_url: str, files: list[str]):
+        super().__init__(message)
+        self.key, self.raster_url, self.files = key, raster_url, files
+
+
+def settle(unknown: OutcomeUnknown, catalog: Catalog, store: RasterStore) -> bool:
+    """The files of an unknown outcome removed if their rows did not land (kept if they did); False while the
+    database still cannot be asked."""
+    try:
+        landed = catalog.committed_url(*unknown.key) == unknown.raster_url
+    except CONNECTION_LOST:
+        return False
+    if not landed:
+        _remove(unknown.files, store)
+    return True
 
 
 #: Errors after which a commit may or may not have reached the database.
@@ -249,10 +266,12 @@ def _landed(catalog: Catalog, product_id: str, model_name: str, model_version: s
             return catalog.committed_url(product_id, model_name, model_version) == raster_url
         except CONNECTION_LOST:
             continue
+    kept = list(written)
     written.clear()
     raise OutcomeUnknown("the catalog connection broke while committing and the database cannot be reached "
                          "to tell whether the product was stored: outcome unknown, re-send the same request "
-                         "(re-sends are idempotent); its files are kept for `earthsignature store check`")
+                         "(re-sends are idempotent); its files are kept until the database can tell",
+                         (product_id, model_name, model_version), raster_url, kept)
 
 
 def _class_values(data: np.ndarray, nodata: int | None) -> tuple[np.ndarray, int]:

@@ -9,6 +9,7 @@ overview that matches the asked resolution, and pixels outside the area become n
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import shutil
@@ -158,7 +159,7 @@ class RasterStore:
             window = Window(0, 0, dataset.width, dataset.height)
             if area is not None:
                 # clipped to the map's own extent first: an area spanning the world has no bounds in a UTM zone
-                area = area.intersection(_lonlat_extent(dataset))
+                area = area.intersection(_lonlat_extent(dataset.crs.to_string(), tuple(dataset.bounds)))
                 if area.is_empty:
                     return None
                 bounds = transform_bounds("EPSG:4326", dataset.crs, *area.bounds, densify_pts=21)
@@ -183,9 +184,10 @@ class RasterStore:
         return RasterWindow(data, transform, crs, None if nodata is None else int(nodata))
 
 
-def _lonlat_extent(dataset) -> BaseGeometry:
-    """A dataset's extent in EPSG:4326, in two parts when it crosses the antimeridian (west > east)."""
-    west, south, east, north = transform_bounds(dataset.crs, "EPSG:4326", *dataset.bounds, densify_pts=21)
+@functools.lru_cache(maxsize=4096)  # by value: a grid's extent never changes, and popular maps are read often
+def _lonlat_extent(crs: str, bounds: tuple[float, float, float, float]) -> BaseGeometry:
+    """A grid's extent in EPSG:4326, in two parts when it crosses the antimeridian (west > east)."""
+    west, south, east, north = transform_bounds(crs, "EPSG:4326", *bounds, densify_pts=21)
     if west <= east:
         return box(west, south, east, north)
     return MultiPolygon([box(west, south, 180, north), box(-180, south, east, north)])
