@@ -13,6 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from shapely.geometry import box, shape
 
 from earthsignature.client import EarthSignatureClient, Encoding
+from earthsignature.core import raster_codec
 from earthsignature.core.sentinel2 import tile
 from earthsignature.samples.requests import class_map, product_request
 from earthsignature.service.api.auth import TlsFiles
@@ -400,3 +401,33 @@ def test_an_unknown_outcome_that_did_not_land_is_settled_by_the_next_ingestion(a
     with catalog.engine.connect() as connection:
         urls = connection.execute(sa.text("SELECT raster_url, confidence_url FROM segmentations")).one()
     assert {Path(u) for u in urls if u} <= kept
+
+
+@pytest.mark.parametrize("nodata", [255, 0])
+def test_a_map_with_a_no_data_edge_keeps_its_colours(api, nodata) -> None:
+    """The no-data value is not a class: a class map with a no-data edge is stored as Byte with its colour
+    table (it was widened to 16 bits, and lost its colours, when no-data was 255)."""
+    import rasterio
+
+    client, catalog, _, _ = api
+    request = product_request(1)
+    classes = raster_codec.decode(request.segmentation) + (1 if nodata == 0 else 0)  # 0 free for no data
+    classes[:, :7] = nodata
+    segmentation = raster_codec.encode(classes, Encoding.RASTER_ENCODING_ZSTD, list(request.segmentation.geotransform),
+                                       request.segmentation.crs, nodata)
+    request.segmentation.CopyFrom(segmentation)
+    if nodata == 0:
+        for cls in request.classes:
+            cls.value += 1
+    with client("internal") as internal:
+        internal.create(request)
+    with catalog.engine.connect() as connection:
+        url = connection.execute(sa.text("SELECT raster_url FROM segmentations")).scalar_one()
+    with rasterio.open(url) as stored:
+        assert stored.dtypes[0] == "uint8" and stored.nodata == 255
+        colours = stored.colormap(1)
+        data = stored.read(1)
+    assert (data[:, :7] == 255).all()
+    for cls in request.classes:
+        if (data == cls.value).any():
+            assert colours[cls.value][:3] == raster_codec.unpack_rgb(cls.color)

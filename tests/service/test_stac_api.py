@@ -366,3 +366,16 @@ def test_every_queryable_is_in_the_items_and_finds_them(stac) -> None:
         query = urllib.parse.urlencode({"filter": literal, "ids": feature["id"], "collections": "clc-unet"})
         status, _, body = fetch(stac, f"/stac/search?{query}")
         assert status == 200 and [f["id"] for f in json.loads(body)["features"]] == [feature["id"]], (name, body[:300])
+
+
+def test_get_search_takes_intersects_as_geojson(stac) -> None:
+    """GET ``intersects`` is GeoJSON text (it was refused: "'str' object has no attribute 'model_dump'")."""
+    status, _, body = fetch(stac, "/stac/search?" + urllib.parse.urlencode({"filter": "\"grid:code\" = 'MGRS-34SGH'"}))
+    west, south, east, north = json.loads(body)["features"][0]["bbox"]
+    point = json.dumps({"type": "Point", "coordinates": [(west + east) / 2, (south + north) / 2]})
+    status, _, body = fetch(stac, "/stac/search?" + urllib.parse.urlencode({"intersects": point}))
+    found = json.loads(body)["features"]
+    assert status == 200 and found and all(f["properties"]["grid:code"] == "MGRS-34SGH" for f in found)
+    for bad in ("{", '{"type": "Point", "coordinates": [NaN, 0]}', "[" * 5000):
+        status, _, body = fetch(stac, "/stac/search?" + urllib.parse.urlencode({"intersects": bad}))
+        assert status == 400 and "intersects" in json.loads(body)["message"]

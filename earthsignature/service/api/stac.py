@@ -11,6 +11,7 @@ classes are exactly the ones implemented.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Mapping
@@ -161,9 +162,11 @@ def _area(bbox, intersects: Mapping[str, Any] | None) -> BaseGeometry | None:
     try:
         if intersects is not None:
             try:
+                if isinstance(intersects, str):  # GET: the geometry as GeoJSON text
+                    intersects = json.loads(intersects, parse_constant=_not_a_number)
                 geometry = shape(intersects if isinstance(intersects, Mapping) else intersects.model_dump())
-            except (ValueError, TypeError, KeyError, AttributeError, ShapelyError) as error:
-                raise InvalidQueryParameter(f"intersects is not a GeoJSON geometry: {error}") from error
+            except (ValueError, TypeError, KeyError, AttributeError, RecursionError, ShapelyError) as error:
+                raise InvalidQueryParameter(f"intersects is not a GeoJSON geometry: {str(error)[:120]}") from error
             return validation.checked_area("intersects", geometry)
         if bbox is None:
             return None
@@ -180,6 +183,10 @@ def _area(bbox, intersects: Mapping[str, Any] | None) -> BaseGeometry | None:
         return validation.checked_area("bbox", geometry)
     except ApiError as error:
         raise InvalidQueryParameter(str(error)) from error
+
+
+def _not_a_number(name: str):
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def _next_link(request: Request, token: str) -> dict[str, Any]:

@@ -275,11 +275,18 @@ def _landed(catalog: Catalog, product_id: str, model_name: str, model_version: s
 
 
 def _class_values(data: np.ndarray, nodata: int | None) -> tuple[np.ndarray, int]:
-    """The class map in the smallest type that holds its values and its no-data value, never truncated."""
-    highest = int(data.max()) if data.size else 0
-    if highest < CLASS_NODATA and (nodata is None or nodata <= 255):
-        return data.astype(np.uint8), CLASS_NODATA if nodata is None else int(nodata)
-    if highest < 65_535 and (nodata is None or nodata <= 65_535):
+    """The class map in the smallest type that holds its classes, never truncated, with its no-data value.
+
+    The no-data value is not a class: a map whose classes fit 0..254 is Byte (and keeps its colour table)
+    whatever no-data value it was sent with; its no-data pixels become ``CLASS_NODATA``."""
+    missing = data == nodata if nodata is not None else np.zeros(data.shape, dtype=bool)
+    classes = data[~missing]
+    highest = int(classes.max()) if classes.size else 0
+    if highest < CLASS_NODATA:
+        values = data.astype(np.uint8)
+        values[missing] = CLASS_NODATA
+        return values, CLASS_NODATA
+    if highest < 65_535 and (nodata is None or 0 <= nodata <= 65_535):
         return data.astype(np.uint16), 65_535 if nodata is None else int(nodata)
     raise IngestError(f"class values must be below 65535, the map holds {highest}")
 
