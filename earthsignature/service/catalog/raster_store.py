@@ -9,11 +9,13 @@ overview that matches the asked resolution, and pixels outside the area become n
 
 from __future__ import annotations
 
+import collections
 import functools
 import math
 import re
 import shutil
 import tempfile
+import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,7 +157,8 @@ class RasterStore:
     def read(self, url: str, area: BaseGeometry | None = None, max_pixels: int = 4_000_000) -> RasterWindow | None:
         """The pixels under ``area`` (EPSG:4326; None: everything), downsampled by a whole factor when
         the window exceeds ``max_pixels``. None when the area misses the raster."""
-        with rasterio.open(gdal_path(url)) as dataset:
+        dataset = _open(gdal_path(url))
+        if True:
             window = Window(0, 0, dataset.width, dataset.height)
             if area is not None:
                 # clipped to the map's own extent first: an area spanning the world has no bounds in a UTM zone
@@ -191,3 +194,23 @@ def _lonlat_extent(crs: str, bounds: tuple[float, float, float, float]) -> BaseG
     if west <= east:
         return box(west, south, east, north)
     return MultiPolygon([box(west, south, 180, north), box(-180, south, east, north)])
+
+
+#: Maps kept open per thread (a dataset is not shared between threads): opening one costs about as much as
+#: reading a window of it, and answers read the same popular maps again and again. Stored files never change
+#: (each ingestion writes a folder of its own), so an open dataset never goes stale.
+OPEN_PER_THREAD = 8
+_open_maps = threading.local()
+
+
+def _open(path: str):
+    cache = getattr(_open_maps, "datasets", None)
+    if cache is None:
+        cache = _open_maps.datasets = collections.OrderedDict()
+    dataset = cache.pop(path, None)
+    if dataset is None or dataset.closed:
+        dataset = rasterio.open(path)
+    cache[path] = dataset
+    while len(cache) > OPEN_PER_THREAD:
+        cache.popitem(last=False)[1].close()
+    return dataset
