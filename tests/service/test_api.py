@@ -431,3 +431,16 @@ def test_a_map_with_a_no_data_edge_keeps_its_colours(api, nodata) -> None:
     for cls in request.classes:
         if (data == cls.value).any():
             assert colours[cls.value][:3] == raster_codec.unpack_rgb(cls.color)
+
+
+def test_an_item_across_the_antimeridian_has_its_bbox_west_of_east() -> None:
+    """RFC 7946 / STAC: a bbox across the antimeridian has west > east (not -180..180, a band round the Earth)."""
+    from shapely.geometry import MultiPolygon
+
+    from earthsignature.service.api.stac_items import bbox
+
+    across = MultiPolygon([box(179.5, 65.6, 180, 66.7), box(-180, 65.7, -179.4, 66.6)])
+    assert bbox(across) == [179.5, 65.6, -179.4, 66.7]
+    apart = MultiPolygon([box(10, 40, 11, 41), box(12, 40, 13, 41)])
+    assert bbox(apart) == [10, 40, 13, 41]
+    assert bbox(box(179, 1, 180, 2)) == [179, 1, 180, 2]

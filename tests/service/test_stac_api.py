@@ -379,3 +379,10 @@ def test_get_search_takes_intersects_as_geojson(stac) -> None:
     for bad in ("{", '{"type": "Point", "coordinates": [NaN, 0]}', "[" * 5000):
         status, _, body = fetch(stac, "/stac/search?" + urllib.parse.urlencode({"intersects": bad}))
         assert status == 400 and "intersects" in json.loads(body)["message"]
+
+
+def test_item_pages_link_to_themselves(stac) -> None:
+    for path in ("/stac/search?limit=2", "/stac/collections/clc-unet/items?limit=2"):
+        status, _, body = fetch(stac, path)
+        links = {link["rel"]: link["href"] for link in json.loads(body)["links"]}
+        assert status == 200 and links["self"].endswith(path) and "next" in links

@@ -119,7 +119,8 @@ class CatalogStacClient(BaseCoreClient):
                             ids=tuple(ids or ()), filter=filter_expr, filter_lang=filter_lang, limit=limit,
                             token=token or "")
         page = self.core.search_items(scope_caller(request.scope), search)
-        links = [{"rel": "root", "type": "application/json", "href": get_base_url(request)}]
+        links = [{"rel": "self", "type": "application/geo+json", "href": str(request.url)},
+                 {"rel": "root", "type": "application/json", "href": get_base_url(request)}]
         if page.next_token:
             links.append(_next_link(request, page.next_token))
         return {"type": "FeatureCollection", "features": [self._item(f, request) for f in page.found],

@@ -17,6 +17,7 @@ from typing import Any
 
 from geoalchemy2.shape import to_shape
 from shapely.geometry import mapping
+from shapely.geometry.base import BaseGeometry
 
 from earthsignature.core.classes import ClassShare
 from earthsignature.core.cog import CLASS_NODATA, CLOUD_MASK_NODATA, CONFIDENCE_NODATA, LAYER_DESCRIPTIONS
@@ -104,6 +105,18 @@ def _assets(found: Found, public_url: str, quicklook: str) -> dict[str, dict[str
     return assets
 
 
+def bbox(footprint: BaseGeometry) -> list[float]:
+    """The footprint's bounds; across the antimeridian (parts touching 180 and -180) west > east, as RFC 7946
+    and STAC want, not a band around the Earth."""
+    west, south, east, north = footprint.bounds
+    parts = list(getattr(footprint, "geoms", [footprint]))
+    eastern = [p.bounds for p in parts if p.bounds[2] >= 180]
+    western = [p.bounds for p in parts if p.bounds[0] <= -180]
+    if eastern and western and len(eastern) + len(western) >= len(parts):
+        west, east = min(b[0] for b in eastern), max(b[2] for b in western)
+    return [west, south, east, north]
+
+
 def item(found: Found, base_url: str, public_url: str, quicklook: str) -> dict[str, Any]:
     """One segmentation as a STAC item; ``base_url``: the STAC API root, ``public_url``: the HTTP app's."""
     segmentation, product = found.segmentation, found.segmentation.product
@@ -124,7 +137,7 @@ def item(found: Found, base_url: str, public_url: str, quicklook: str) -> dict[s
         "type": "Feature", "stac_version": STAC_VERSION,
         "stac_extensions": [EXTENSIONS[k] for k in ("classification", "projection", "eo", "grid", "web_map_links")],
         "id": identifier, "collection": segmentation.model_name,
-        "geometry": mapping(footprint), "bbox": list(footprint.bounds), "properties": properties,
+        "geometry": mapping(footprint), "bbox": bbox(footprint), "properties": properties,
         "assets": _assets(found, public_url, quicklook),
         "links": [
             {"rel": "self", "type": "application/geo+json",
