@@ -444,3 +444,18 @@ def test_an_item_across_the_antimeridian_has_its_bbox_west_of_east() -> None:
     apart = MultiPolygon([box(10, 40, 11, 41), box(12, 40, 13, 41)])
     assert bbox(apart) == [10, 40, 13, 41]
     assert bbox(box(179, 1, 180, 2)) == [179, 1, 180, 2]
+
+
+def test_pixels_outside_the_area_are_no_data_and_a_map_inside_it_is_whole(api) -> None:
+    client, _, _, _ = api
+    seed(client)
+    (west, north), _, (east, south), *_ = tile("34SGH").footprint_lonlat(1200, 1200)
+    product = [product_request(1).product_id]
+    triangle = f"POLYGON(({west} {north}, {east} {north}, {west} {south}, {west} {north}))"
+    region = box(west - 1, south - 1, east + 1, north + 1).wkt
+    with client() as pilot:
+        cut = next(pilot.list(wkt=triangle, product_ids=product))
+        whole = next(pilot.list(wkt=region, product_ids=product))
+    assert cut.nodata is not None and (cut.classes[-5:, -5:] == cut.nodata).all()  # the corner outside
+    assert (cut.classes[:5, :5] != cut.nodata).all()
+    assert whole.classes.shape == (120, 120) and not (whole.classes == whole.nodata).any()

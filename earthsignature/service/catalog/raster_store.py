@@ -28,6 +28,7 @@ from rasterio.features import geometry_mask
 from rasterio.warp import transform_bounds, transform_geom
 from rasterio.windows import Window, from_bounds
 from shapely.geometry import MultiPolygon, box, mapping
+from shapely.geometry import shape as shapely_shape
 from shapely.geometry.base import BaseGeometry
 
 from earthsignature.core.cog import write_cog
@@ -182,8 +183,14 @@ class RasterStore:
                                                                          window.height / shape[0])
             crs, nodata = dataset.crs.to_string(), dataset.nodata
         if area is not None and nodata is not None:
-            outside = geometry_mask([transform_geom("EPSG:4326", crs, mapping(area))], shape, transform)
-            data = np.where(outside, np.asarray(nodata, dtype=data.dtype), data)
+            local = transform_geom("EPSG:4326", crs, mapping(area))
+            left, top = transform @ (0, 0)
+            right, bottom = transform @ (shape[1], shape[0])
+            # a window wholly inside the area (a map inside a region asked for) needs no mask
+            if not shapely_shape(local).contains(box(min(left, right), min(top, bottom), max(left, right),
+                                                     max(top, bottom))):
+                outside = geometry_mask([local], shape, transform)
+                data = np.where(outside, np.asarray(nodata, dtype=data.dtype), data)
         return RasterWindow(data, transform, crs, None if nodata is None else int(nodata))
 
 
