@@ -58,11 +58,16 @@ def monitor_run(day, start, end, workers, scheduler, insecure, config, overrides
 def monitor_status(day: str, config: str, overrides: tuple[str, ...]) -> None:
     """What this machine's work folder says about a day's products: fetched, segmented, published, failed."""
 
-    from earthsignature.service.monitor.runner import day_status
+    from earthsignature.service.monitor.runner import day_status, skipped_products
 
-    rows = day_status(service_config(config, overrides), day.date())
-    if not rows:
+    cfg = service_config(config, overrides)
+    rows, skipped = day_status(cfg, day.date()), skipped_products(cfg, day.date())
+    if not rows and not skipped:
         click.echo(f"nothing searched for {day} yet")
+    if skipped:  # what the provider returned beyond what was asked
+        click.echo(f"{len(skipped)} product{'s' if len(skipped) > 1 else ''} outside the day or the area skipped")
+        for entry in skipped:
+            click.echo(f"       skipped {entry['product_id']}: {entry['reason']}")
     for row in rows:
         models = ", ".join(f"{m}: {state}" for m, state in row["models"].items()) or "no model output"
         click.echo(f"{row['tile_id']:<6} {row['layout']:<8} {'fetched' if row['fetched'] else 'not fetched':<11} "

@@ -143,17 +143,20 @@ class Search(MonitorTask):
 
     def run(self) -> None:
         config = settings()
-        found, products = {}, []
+        found, products, skipped = {}, [], []
         for product_type in config["product_types"]:
             source = _source(product_type)
-            for product_found, product in source.search(self.day, config["area_wkt"], config.get("max_cloud_cover")):
+            for product_found, product in source.search(self.day, config["area_wkt"], config.get("max_cloud_cover"),
+                                                         skipped=skipped):
                 if product_found.product_id not in found:  # one product offered under two product types
                     found[product_found.product_id] = product_found
                     products.append(product)
         _source().save_search(products, work_dir().search_results(self.day))
+        outside = {f.product_id: reason for f, reason in skipped if f.product_id not in found}
         _write_json(Path(self.output().path), {"day": self.day.isoformat(), "products": [
             {"product_id": f.product_id, "start": f.start.isoformat(), "cloud_cover": f.cloud_cover,
-             "tile_id": f.tile_id, "layout": f.layout} for f in found.values()]})
+             "tile_id": f.tile_id, "layout": f.layout} for f in found.values()],
+            "skipped": [{"product_id": name, "reason": reason} for name, reason in sorted(outside.items())]})
 
 
 class IngestProduct(MonitorTask):

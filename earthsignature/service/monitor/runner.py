@@ -112,6 +112,13 @@ def day_status(cfg: DictConfig, day: date) -> list[dict]:
     return rows
 
 
+def skipped_products(cfg: DictConfig, day: date) -> list[dict]:
+    """The products the provider returned for ``day`` that were not what was asked (another day, outside the
+    area): ``{"product_id", "reason"}`` each, as the day's search recorded them."""
+    search = MonitorWorkFolder(Path(cfg.monitor.work_dir)).search(day)
+    return json.loads(search.read_text()).get("skipped", []) if search.exists() else []
+
+
 def _failed_products(work: MonitorWorkFolder, day: date) -> list[tuple[str, str]]:
     """(product id, reason) of the day's failed product tasks."""
     matches = ((re.search(r"'product_id': '([^']+)'", task), reason) for task, reason in pipeline.failures(day, work))

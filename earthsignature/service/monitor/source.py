@@ -24,7 +24,7 @@ import time
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from shapely import wkt as shapely_wkt
@@ -33,6 +33,7 @@ from earthsignature.core.config import state_home
 from earthsignature.core.product import REMOTE_READ_OPTIONS, ProductError
 from earthsignature.core.readers import open_product
 from earthsignature.core.stac_item import band_asset_keys, band_assets, product_name_of, read_stac_item, tile_of
+from earthsignature.service.monitor.asked import Asked
 
 log = logging.getLogger(__name__)
 #: Europe: the seed's area of interest (lon -25..45, lat 34..72)
@@ -116,12 +117,16 @@ class ProductSource:
         self.retries, self.backoff_s, self.stream_cogs = retries, backoff_s, stream_cogs
 
     def search(self, day: date, area_wkt: str = EUROPE_WKT, max_cloud_cover: float | None = None,
-               end_day: date | None = None) -> Iterator[tuple[FoundProduct, object]]:
-        """Products acquired on ``day`` (to ``end_day``) over the area, page by page."""
-        start = datetime.combine(day, datetime.min.time())
-        end = datetime.combine(end_day or day, datetime.min.time()) + timedelta(days=1)
-        criteria = {"collection": self.product_type, "start": start.isoformat(), "end": end.isoformat(),
-                    "geom": shapely_wkt.loads(area_wkt), "provider": self.provider}
+               end_day: date | None = None, skipped: list[tuple[FoundProduct, str]] | None = None,
+               ) -> Iterator[tuple[FoundProduct, object]]:
+        """Products acquired on ``day`` (to ``end_day``, UTC) over the area, page by page. What the provider
+        returns beyond that is checked out (``asked``) and, when ``skipped`` is given, listed there with why."""
+        start = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
+        end = datetime.combine(end_day or day, datetime.min.time(), tzinfo=UTC) + timedelta(days=1)
+        area = shapely_wkt.loads(area_wkt)
+        asked = Asked(start, end, area)
+        criteria = {"collection": self.product_type, "start": start.replace(tzinfo=None).isoformat(),
+                    "end": end.replace(tzinfo=None).isoformat(), "geom": area, "provider": self.provider}
         if max_cloud_cover is not None:
             criteria["eo:cloud_cover"] = max_cloud_cover
         level = PRODUCT_LEVELS.get(self.product_type)
@@ -130,6 +135,12 @@ class ProductSource:
                 found = found_product(product.as_dict())
                 # StaticStacSearch returns every item of the catalog whatever the collection: check the level
                 if level and _level_of(product.properties, found.product_id) not in (level, None):
+                    continue
+                problem = asked.problem(found.start, getattr(product, "geometry", None))
+                if problem:
+                    log.info("skipped %s from %s: %s", found.product_id, self.provider, problem)
+                    if skipped is not None:
+                        skipped.append((found, problem))
                     continue
                 yield found, product
 
