@@ -63,7 +63,10 @@ class ParserPool:
             self._replace()
             log.warning("a filter parse was stopped: %s", lost)
             raise ParseRefused(f"the filter could not be parsed within its budget ({lost}): simplify it") from None
-        self._idle.put(worker)
+        if self._closed:  # the pool closed during this parse: nobody will take the worker again
+            worker.kill()
+        else:
+            self._idle.put(worker)
         return reply
 
     def _take(self) -> _Worker:
