@@ -81,3 +81,33 @@ def test_db_refuses_to_manage_an_external_database() -> None:
     output = run("db", "up", "db.url=postgresql+psycopg://user@db.example:5432/catalog", expect=1)
     assert "not ours to manage" in output
     assert run("db", "url", "db.url=postgresql+psycopg://u@h/c").strip() == "postgresql+psycopg://u@h/c"
+
+
+def test_hydra_options_may_follow_the_overrides() -> None:
+    """`train a=1 --multirun b=1,2` as the README writes it: Hydra's parser wants its options first."""
+    import subprocess
+    import sys
+
+    from earthsignature.cli.ml import flags_first
+
+    assert flags_first(["experiment=smoke", "--multirun", "model.base_width=8,16"]) == [
+        "--multirun", "experiment=smoke", "model.base_width=8,16"]
+    assert flags_first(["a=1", "--cfg", "job", "b=2", "-cn", "finetune"]) == ["--cfg", "job", "-cn", "finetune",
+                                                                            "a=1", "b=2"]
+    shown = subprocess.run([sys.executable, "-m", "earthsignature.cli", "train", "experiment=smoke", "--cfg", "job",
+                            "model.base_width=8"], capture_output=True, text=True, timeout=300)
+    assert shown.returncode == 0, shown.stderr
+    assert "base_width: 8" in shown.stdout
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly() -> None:
+    """`earthsignature train --help | head`: no BrokenPipeError, no error line."""
+    import subprocess
+    import sys
+
+    process = subprocess.Popen([sys.executable, "-m", "earthsignature.cli", "train", "--help"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()  # before the command writes: its first write finds the pipe closed
+    stderr = process.stderr.read().decode()
+    process.wait(300)
+    assert stderr == "" and process.returncode in (0, 141), stderr

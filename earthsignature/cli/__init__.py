@@ -8,6 +8,8 @@ log with ``--log-level debug``), never a traceback alone.
 from __future__ import annotations
 
 import logging
+import os
+import sys
 
 import click
 
@@ -26,6 +28,9 @@ class _Command(click.Group):
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort, SystemExit,
                 KeyboardInterrupt):
             raise
+        except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as Unix tools do
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+            raise click.exceptions.Exit(141) from None  # 128 + SIGPIPE
         except Exception as error:
             log.debug("unexpected error", exc_info=error)
             raise click.ClickException(f"{type(error).__name__}: {error} (--log-level debug shows where)") from error

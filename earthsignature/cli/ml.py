@@ -25,11 +25,30 @@ def _run_hydra(entry_point, module: ModuleType, config: str, args: list[str]) ->
             raise click.ClickException(str(error)) from error
     main_module = sys.modules["__main__"]
     saved = sys.argv, getattr(main_module, "__spec__", None)
-    sys.argv, main_module.__spec__ = [module.__file__, *args], module.__spec__
+    sys.argv, main_module.__spec__ = [module.__file__, *flags_first(args)], module.__spec__
     try:
         entry_point()
     finally:
         sys.argv, main_module.__spec__ = saved
+
+
+#: Hydra's own options that take a value as the next argument (``--config-name NAME``, ``--cfg job``)
+_HYDRA_VALUED = {"--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd", "--cfg", "-c",
+                 "--package", "-p", "--info", "-i", "--shell-completion", "-sc", "--experimental-rerun"}
+
+
+def flags_first(args: list[str]) -> list[str]:
+    """Hydra's options before the overrides, each with its value: Hydra's parser takes the overrides as one
+    positional run, so ``a=1 --multirun b=1,2`` failed ("unrecognized arguments: b=1,2") where
+    ``--multirun a=1 b=1,2`` worked."""
+    flags, overrides, pending = [], [], False
+    for arg in args:
+        if pending or arg.startswith("-"):
+            flags.append(arg)
+            pending = not pending and arg in _HYDRA_VALUED
+        else:
+            overrides.append(arg)
+    return [*flags, *overrides]
 
 
 @click.command(context_settings=_HYDRA_PASSTHROUGH)
