@@ -159,29 +159,28 @@ class RasterStore:
         """The pixels under ``area`` (EPSG:4326; None: everything), downsampled by a whole factor when
         the window exceeds ``max_pixels``. None when the area misses the raster."""
         dataset = _open(gdal_path(url))
-        if True:
-            window = Window(0, 0, dataset.width, dataset.height)
-            if area is not None:
-                # clipped to the map's own extent first: an area spanning the world has no bounds in a UTM zone
-                area = area.intersection(_lonlat_extent(dataset.crs.to_string(), tuple(dataset.bounds)))
-                if area.is_empty:
-                    return None
-                bounds = transform_bounds("EPSG:4326", dataset.crs, *area.bounds, densify_pts=21)
-                if not all(math.isfinite(v) for v in bounds):
-                    return None
-                window = from_bounds(*bounds, transform=dataset.transform).round_offsets().round_lengths()
-                try:
-                    window = window.intersection(Window(0, 0, dataset.width, dataset.height))
-                except rasterio.errors.WindowError:
-                    return None
-                if window.width <= 0 or window.height <= 0:
-                    return None
-            factor = max(1, math.ceil(math.sqrt(window.width * window.height / max_pixels)))
-            shape = (max(1, int(window.height) // factor), max(1, int(window.width) // factor))
-            data = dataset.read(1, window=window, out_shape=shape, resampling=Resampling.nearest)
-            transform = dataset.window_transform(window) @ Affine.scale(window.width / shape[1],
-                                                                         window.height / shape[0])
-            crs, nodata = dataset.crs.to_string(), dataset.nodata
+        crs, nodata = dataset.crs.to_string(), dataset.nodata
+        window = Window(0, 0, dataset.width, dataset.height)
+        if area is not None:
+            # clipped to the map's own extent first: an area spanning the world has no bounds in a UTM zone
+            area = area.intersection(_lonlat_extent(crs, tuple(dataset.bounds)))
+            if area.is_empty:
+                return None
+            bounds = transform_bounds("EPSG:4326", dataset.crs, *area.bounds, densify_pts=21)
+            if not all(math.isfinite(v) for v in bounds):
+                return None
+            window = from_bounds(*bounds, transform=dataset.transform).round_offsets().round_lengths()
+            try:
+                window = window.intersection(Window(0, 0, dataset.width, dataset.height))
+            except rasterio.errors.WindowError:
+                return None
+            if window.width <= 0 or window.height <= 0:
+                return None
+        factor = max(1, math.ceil(math.sqrt(window.width * window.height / max_pixels)))
+        shape = (max(1, int(window.height) // factor), max(1, int(window.width) // factor))
+        data = dataset.read(1, window=window, out_shape=shape, resampling=Resampling.nearest)
+        transform = dataset.window_transform(window) @ Affine.scale(window.width / shape[1],
+                                                                     window.height / shape[0])
         if area is not None and nodata is not None:
             local = transform_geom("EPSG:4326", crs, mapping(area))
             left, top = transform @ (0, 0)
