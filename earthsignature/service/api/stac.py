@@ -11,7 +11,6 @@ classes are exactly the ones implemented.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Mapping
@@ -50,7 +49,7 @@ from earthsignature.service.api import stac_items, validation
 from earthsignature.service.api.errors import ApiError, Code, InvalidArgument, NotFound, as_api_error
 from earthsignature.service.api.http_context import scope_caller, status_response
 from earthsignature.service.api.records import ItemSearch
-from earthsignature.service.api.stac_bodies import SearchBodies
+from earthsignature.service.api.stac_bodies import SearchBodies, strict_json
 from earthsignature.service.api.stac_items import STAC_PREFIX
 from earthsignature.service.catalog import stac_filter
 
@@ -164,7 +163,7 @@ def _area(bbox, intersects: Mapping[str, Any] | None) -> BaseGeometry | None:
         if intersects is not None:
             try:
                 if isinstance(intersects, str):  # GET: the geometry as GeoJSON text
-                    intersects = json.loads(intersects, parse_constant=_not_a_number)
+                    intersects = strict_json(intersects)
                 geometry = shape(intersects if isinstance(intersects, Mapping) else intersects.model_dump())
             except (ValueError, TypeError, KeyError, AttributeError, RecursionError, ShapelyError) as error:
                 raise InvalidQueryParameter(f"intersects is not a GeoJSON geometry: {str(error)[:120]}") from error
@@ -184,10 +183,6 @@ def _area(bbox, intersects: Mapping[str, Any] | None) -> BaseGeometry | None:
         return validation.checked_area("bbox", geometry)
     except ApiError as error:
         raise InvalidQueryParameter(str(error)) from error
-
-
-def _not_a_number(name: str):
-    raise ValueError(f"{name} is not a JSON number")
 
 
 def _next_link(request: Request, token: str) -> dict[str, Any]:

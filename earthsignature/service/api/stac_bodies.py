@@ -28,12 +28,18 @@ def _no_constant(name: str):
     raise BodyRefused(f"{name} is not a JSON number")
 
 
+def strict_json(text: str | bytes):
+    """JSON as the standard has it: ``NaN`` and ``Infinity`` (which Python's reader takes) are refused with
+    ``BodyRefused``, a ``ValueError``."""
+    return json.loads(text, parse_constant=_no_constant)
+
+
 def read_object(body: bytes, content_type: str) -> dict[str, Any]:
     """The body as a JSON object, or ``BodyRefused`` saying why not."""
     if content_type.split(";")[0].strip().lower() != "application/json":
         raise BodyRefused(f"a search body must be sent as application/json, not {content_type[:60]!r}")
     try:
-        value = json.loads(body, parse_constant=_no_constant)
+        value = strict_json(body)
     except RecursionError:
         raise BodyRefused("the body nests too deeply") from None
     except ValueError as error:
