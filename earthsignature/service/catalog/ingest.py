@@ -157,20 +157,26 @@ class OutcomeUnknown(StorageFailure):
         self.key, self.raster_url, self.files = key, raster_url, files
 
 
+#: Errors after which a commit may or may not have reached the database.
+CONNECTION_LOST = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError)
+
+
+def _landing(catalog: Catalog, key: tuple[str, str, str], raster_url: str) -> bool | None:
+    """Whether the rows naming ``raster_url`` were committed for this product and model version; None while
+    the database cannot be asked."""
+    try:
+        return catalog.committed_url(*key) == raster_url
+    except CONNECTION_LOST:
+        return None
+
+
 def settle(unknown: OutcomeUnknown, catalog: Catalog, store: RasterStore) -> bool:
     """The files of an unknown outcome removed if their rows did not land (kept if they did); False while the
     database still cannot be asked."""
-    try:
-        landed = catalog.committed_url(*unknown.key) == unknown.raster_url
-    except CONNECTION_LOST:
-        return False
-    if not landed:
+    landed = _landing(catalog, unknown.key, unknown.raster_url)
+    if landed is False:
         _remove(unknown.files, store)
-    return True
-
-
-#: Errors after which a commit may or may not have reached the database.
-CONNECTION_LOST = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError)
+    return landed is not None
 OUTCOME_CHECKS = (0.0, 0.5, 2.0)  # seconds to wait before each attempt to ask the database what landed
 
 
@@ -260,18 +266,18 @@ def _landed(catalog: Catalog, product_id: str, model_name: str, model_version: s
             written: list[str]) -> bool:
     """After a broken connection: whether this request's rows were committed (True) or not (False); when the
     database cannot be asked, ``OutcomeUnknown`` with every written file kept."""
+    key = (product_id, model_name, model_version)
     for wait in OUTCOME_CHECKS:
         time.sleep(wait)
-        try:
-            return catalog.committed_url(product_id, model_name, model_version) == raster_url
-        except CONNECTION_LOST:
-            continue
+        landed = _landing(catalog, key, raster_url)
+        if landed is not None:
+            return landed
     kept = list(written)
     written.clear()
     raise OutcomeUnknown("the catalog connection broke while committing and the database cannot be reached "
                          "to tell whether the product was stored: outcome unknown, re-send the same request "
                          "(re-sends are idempotent); its files are kept until the database can tell",
-                         (product_id, model_name, model_version), raster_url, kept)
+                         key, raster_url, kept)
 
 
 def _class_values(data: np.ndarray, nodata: int | None) -> tuple[np.ndarray, int]:
