@@ -82,14 +82,18 @@ def _line(payload: dict) -> bytes:
 def build_app(core: DatabaseCore) -> Starlette:
     async def binding(request: Request) -> Response:
         method, message_type, translate = ROUTES[request.url.path]
-        try:
+        deadline = core.deadline()
+
+        def start():  # in a worker thread: checking an area (WKT up to 100,000 characters) is work
             caller = core.authorize(peer_pem(request.scope))
-            deadline = core.deadline()
             message = request_from_query(request.query_params.multi_items(), message_type)
             answers = getattr(core, method)(caller, translate(message), deadline)
             encoding = message.raster_encoding or core.limits.default_encoding
             stream = (wire.response(answer, encoding, core.limits.max_response_bytes) for answer in answers)
-            first = await run_in_threadpool(next, stream, _END)  # errors surface before the headers go out
+            return stream, next(stream, _END)  # errors surface before the headers go out
+
+        try:
+            stream, first = await run_in_threadpool(start)
         except Exception as error:
             return error_response(error)
         return StreamingResponse(_results(stream, first), media_type="application/x-ndjson")
