@@ -126,7 +126,7 @@ class BoundedProtocol(H11Protocol):
 
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
-        self._header_timer = None
+        self._header_timer, self._draining = None, False
         self._arm_header_timer()
         ssl_object = transport.get_extra_info("ssl_object")
         der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
@@ -166,7 +166,7 @@ class BoundedProtocol(H11Protocol):
         self.loop.call_later(LINGER_S, self.transport.close)
 
     def data_received(self, data: bytes) -> None:
-        if not getattr(self, "_draining", False):
+        if not self._draining:
             super().data_received(data)
 
     def _arm_header_timer(self) -> None:
