@@ -42,8 +42,8 @@ from earthsignature.client import EarthSignatureClient, Encoding
 from earthsignature.core.classes import ClassShare, LandCoverClass
 from earthsignature.core.layout import CertificateFolder
 from earthsignature.core.raster_codec import unpack_rgb
-from earthsignature.core.sentinel2 import tile
 from earthsignature.core.settings import ApiSettings
+from earthsignature.core.tiling_grid import tile
 from earthsignature.embedded.ports import free_port
 from earthsignature.embedded.postgres import PostgresCluster, scratch_cluster
 from earthsignature.service.api.auth import init_certificates

@@ -11,7 +11,7 @@ import pytest
 from shapely.geometry import Polygon, shape
 
 from earthsignature.core.config import load_config
-from earthsignature.core.sentinel2 import tile
+from earthsignature.core.tiling_grid import tile
 from earthsignature.embedded.demo import DEMO_TILES, DemoSettings, run_demo
 from earthsignature.embedded.ports import free_port
 from earthsignature.embedded.postgres import PostgresCluster

@@ -1,7 +1,7 @@
 """Sentinel-2 MSI facts shared by the product writer, the product reader and the models.
 
-Bands and their ground resolutions, the SAFE product naming convention, and the geometry of the
-Sentinel-2 tiling grid (MGRS 100 km squares in UTM, tiles of 109.8 km).
+Bands and their ground resolutions, scene classes and the SAFE product naming convention (the tiling
+grid's geometry is ``core.tiling_grid``).
 """
 
 from __future__ import annotations
@@ -9,8 +9,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-
-from pyproj import CRS, Transformer
 
 
 @dataclass(frozen=True)
@@ -111,60 +109,3 @@ class ProductName:
             f"{self.mission}_MSI{self.level}_{self.sensing_time.strftime(_TIME_FORMAT)}_N{self.baseline}_"
             f"R{self.relative_orbit:03d}_T{self.tile_id}_{self.discriminator.strftime(_TIME_FORMAT)}"
         )
-
-
-# --- MGRS / Sentinel-2 tiling grid ----------------------------------------------------------------
-
-TILE_SIZE_M = 109_800
-_COLUMN_SETS = ("ABCDEFGH", "JKLMNPQR", "STUVWXYZ")
-_ROW_LETTERS = "ABCDEFGHJKLMNPQRSTUV"
-_BAND_LETTERS = "CDEFGHJKLMNPQRSTUVWX"
-#: Lowest northing (m) of each northern latitude band, to place the 2000 km row-letter cycle.
-_BAND_MIN_NORTHING = {
-    "N": 0, "P": 800_000, "Q": 1_700_000, "R": 2_600_000, "S": 3_500_000, "T": 4_400_000,
-    "U": 5_300_000, "V": 6_200_000, "W": 7_000_000, "X": 7_900_000,
-}
-
-
-@dataclass(frozen=True)
-class Tile:
-    """A Sentinel-2 tile: its UTM CRS and upper-left corner (the MGRS square's north-west corner)."""
-
-    tile_id: str
-    epsg: int
-    ulx: float
-    uly: float
-
-    @property
-    def crs(self) -> CRS:
-        return CRS.from_epsg(self.epsg)
-
-    def footprint_lonlat(self, width_m: float = TILE_SIZE_M, height_m: float = TILE_SIZE_M,
-                         ) -> list[tuple[float, float]]:
-        """Corners (lon, lat) of the area ``width_m`` x ``height_m`` from the upper-left corner,
-        clockwise from the north-west, closed."""
-        to_lonlat = Transformer.from_crs(self.crs, "EPSG:4326", always_xy=True)
-        corners = [(self.ulx, self.uly), (self.ulx + width_m, self.uly),
-                   (self.ulx + width_m, self.uly - height_m), (self.ulx, self.uly - height_m)]
-        ring = [to_lonlat.transform(x, y) for x, y in corners]
-        return [*ring, ring[0]]
-
-
-def tile(tile_id: str) -> Tile:
-    """Geometry of a northern-hemisphere Sentinel-2 tile such as ``34SGH`` or ``T31TCJ``."""
-    tile_id = tile_id.upper().removeprefix("T")
-    match = re.fullmatch(r"(\d{2})([C-X])([A-Z])([A-V])", tile_id)
-    if not match or match.group(2) not in _BAND_LETTERS:
-        raise ValueError(f"{tile_id!r} is not an MGRS tile id like 34SGH")
-    zone, lat_band, column, row = int(match.group(1)), match.group(2), match.group(3), match.group(4)
-    if lat_band not in _BAND_MIN_NORTHING:
-        raise ValueError(f"tile {tile_id}: only northern-hemisphere tiles (bands N..X) are supported")
-    column_set = _COLUMN_SETS[(zone - 1) % 3]
-    if column not in column_set or row not in _ROW_LETTERS:
-        raise ValueError(f"tile {tile_id}: letters {column}{row} do not exist in UTM zone {zone}")
-    easting = (column_set.index(column) + 1) * 100_000
-    row_offset = 0 if zone % 2 else 5  # even zones start their row letters at F
-    northing = ((_ROW_LETTERS.index(row) - row_offset) % 20) * 100_000
-    while northing < _BAND_MIN_NORTHING[lat_band]:
-        northing += 2_000_000
-    return Tile(tile_id, 32600 + zone, float(easting), float(northing + 100_000))

@@ -29,7 +29,7 @@ from shapely.geometry import Polygon, box
 from earthsignature.core.config import load_config, state_home
 from earthsignature.core.layout import CertificateFolder
 from earthsignature.core.manifest import DEFAULT_OVERLAP, DEFAULT_TILE_SIZE
-from earthsignature.core.sentinel2 import tile
+from earthsignature.core.tiling_grid import tile
 from earthsignature.embedded.postgres import PostgresCluster
 from earthsignature.embedded.stac_provider import COG_ITEMS
 from earthsignature.samples.safe_writer import ProductSpec, write_product

@@ -26,7 +26,8 @@ import rasterio
 from rasterio.transform import from_origin
 
 from earthsignature.core.nomenclature import CLC_NODATA_CODE, bigearthnet19, clc_level3
-from earthsignature.core.sentinel2 import L2A_BANDS, QUANTIFICATION_VALUE, band, tile
+from earthsignature.core.sentinel2 import L2A_BANDS, QUANTIFICATION_VALUE, band
+from earthsignature.core.tiling_grid import tile
 from earthsignature.samples import mark_synthetic
 from earthsignature.samples.synthetic import LabelField, render_reflectance
 

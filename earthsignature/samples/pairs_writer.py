@@ -23,7 +23,8 @@ import yaml
 from rasterio.transform import from_origin
 
 from earthsignature.core.classes import Nomenclature
-from earthsignature.core.sentinel2 import QUANTIFICATION_VALUE, RGBN_BANDS, tile
+from earthsignature.core.sentinel2 import QUANTIFICATION_VALUE, RGBN_BANDS
+from earthsignature.core.tiling_grid import tile
 from earthsignature.samples import mark_synthetic
 from earthsignature.samples.synthetic import LabelField, render_reflectance
 

@@ -9,7 +9,7 @@ import geobuf
 import numpy as np
 
 from earthsignature.core import raster_codec
-from earthsignature.core.sentinel2 import tile
+from earthsignature.core.tiling_grid import tile
 from earthsignature.pb.snapearth.api.v1 import database_pb2, segmentation_pb2
 
 #: (pixel value, CLC code, name, 0xRRGGBB) of the sample maps.

@@ -34,8 +34,8 @@ from earthsignature.core.sentinel2 import (
     RADIO_ADD_OFFSET,
     ProductName,
     band,
-    tile,
 )
+from earthsignature.core.tiling_grid import tile
 from earthsignature.samples.synthetic import LabelField, SmoothField, cloud_signature, render_reflectance
 
 BASE_RESOLUTION = 10
@@ -339,7 +339,7 @@ class _SafeWriter:
   </n1:General_Info>
   <n1:Geometric_Info>
     <Tile_Geocoding>
-      <HORIZONTAL_CS_NAME>WGS84 / UTM zone {self.tile.epsg - 32600}N</HORIZONTAL_CS_NAME>
+      <HORIZONTAL_CS_NAME>WGS84 / UTM zone {self.tile.zone:02d}{self.tile.hemisphere}</HORIZONTAL_CS_NAME>
       <HORIZONTAL_CS_CODE>EPSG:{self.tile.epsg}</HORIZONTAL_CS_CODE>
 {sizes}
 {positions}

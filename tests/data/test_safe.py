@@ -13,7 +13,8 @@ from shapely.geometry import Polygon
 
 from earthsignature.core.product import ProductError
 from earthsignature.core.readers import open_product
-from earthsignature.core.sentinel2 import L1C_BANDS, L2A_BANDS, band, tile
+from earthsignature.core.sentinel2 import L1C_BANDS, L2A_BANDS, band
+from earthsignature.core.tiling_grid import tile
 from earthsignature.samples.safe_writer import ProductSpec, write_product
 from earthsignature.samples.synthetic import class_signature
 

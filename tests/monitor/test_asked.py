@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from shapely.geometry import box, shape
 
-from earthsignature.core.sentinel2 import tile
+from earthsignature.core.tiling_grid import tile
 from earthsignature.embedded.stac_provider import COG_ITEMS, LocalStacServer
 from earthsignature.samples.safe_writer import ProductSpec, write_product
 from earthsignature.samples.stac_item_writer import write_cog_item

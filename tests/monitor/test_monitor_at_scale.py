@@ -1,5 +1,6 @@
-"""The monitor on real provider layouts and across workers: Earth Search COG items read in place, a product
-crossing the antimeridian, one provider search per day, and one day shared by two workers under luigid."""
+"""The monitor on real provider layouts and across workers: Earth Search COG items read in place, products on
+the real grid in both hemispheres and across the antimeridian, one provider search per day, and one day shared
+by two workers under luigid."""
 
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ from ..conftest import write_checkpoint
 
 pytestmark = pytest.mark.postgis
 DAY = date(2021, 8, 1)
+WORLD = "POLYGON((-180 -85,180 -85,180 85,-180 85,-180 -85))"
 
 
 @pytest.fixture
@@ -56,12 +58,20 @@ def rows(server, sql: str) -> list:
         return list(connection.execute(sa.text(sql)))
 
 
-def test_cog_items_and_the_antimeridian_in_one_search_per_product_type(service, tmp_path) -> None:
+def _small_square(lon: float, lat: float) -> str:
+    return (f"POLYGON(({lon - 0.005} {lat - 0.005},{lon + 0.005} {lat - 0.005},{lon + 0.005} {lat + 0.005},"
+            f"{lon - 0.005} {lat + 0.005},{lon - 0.005} {lat - 0.005}))")
+
+
+def test_cog_items_both_hemispheres_and_the_antimeridian_in_one_search_per_product_type(service, tmp_path) -> None:
+    """Products on the real grid: a COG item in the north, a SAFE across 180 degrees in the north (01XDA), one
+    in the south (60HWB, EPSG:32760) and one in the south across 180 degrees (01JBK, EPSG:32701)."""
     server, overrides = service
     catalog = tmp_path / "catalog"
     harmonised = write_product(tmp_path / "scratch", ProductSpec(tile_id="33UUP", size=120, seed=1, baseline="0509"))
     write_cog_item(harmonised, catalog / COG_ITEMS, offset_applied=True)
-    write_product(catalog, ProductSpec(tile_id="01XDA", size=240, seed=2), zipped=True)
+    for seed, (tile_id, size) in enumerate((("01XDA", 240), ("60HWB", 120), ("01JBK", 480)), start=2):
+        write_product(catalog, ProductSpec(tile_id=tile_id, size=size, seed=seed), zipped=True)
     product_types = ["S2_MSI_L2A", "S2_MSI_L2A_COG"]
     with LocalStacServer(catalog) as stac:
         yaml = local_provider_yaml("local_s2", stac.catalog_url, tmp_path / "probe", LOCAL_COLLECTIONS)
@@ -71,7 +81,7 @@ def test_cog_items_and_the_antimeridian_in_one_search_per_product_type(service, 
         cfg = load_config("service", "embedded", [*overrides, f"monitor.work_dir={tmp_path / 'work'}",
                                                   f"monitor.catalog_url={stac.catalog_url}",
                                                   f"monitor.product_types=[{','.join(product_types)}]",
-                                                  "monitor.area_wkt='POLYGON((-180 0,180 0,180 85,-180 85,-180 0))'"])
+                                                  f"monitor.area_wkt='{WORLD}'"])
         report = run_days(cfg, DAY, DAY, workers=1)
         assert report.succeeded, report.failures
         assert stac.requests["/stac/catalog.json"] == one_search * len(product_types)  # never once per product
@@ -81,17 +91,20 @@ def test_cog_items_and_the_antimeridian_in_one_search_per_product_type(service, 
     assert not list((work / "products").glob("*/B02.tif"))  # streamed, not copied
     stored = rows(server, "SELECT tile_id, ST_NumGeometries(footprint), ST_IsValid(footprint) FROM products "
                           "ORDER BY tile_id")
-    assert stored == [("01XDA", 2, True), ("33UUP", 1, True)]  # split at 180 degrees, on either side
+    # split at 180 degrees, on either side, in both hemispheres
+    assert stored == [("01JBK", 2, True), ("01XDA", 2, True), ("33UUP", 1, True), ("60HWB", 1, True)]
 
     folder = CertificateFolder(Path(cfg.api.certs_dir))
     caller = folder.identity("monitor")
     with EarthSignatureClient(cfg.api.address, ca=folder.ca_cert, cert=caller.cert, key=caller.key) as api:
-        for lon in (179.95, -179.99):  # either side of the antimeridian finds the product
-            area = f"POLYGON(({lon - 0.005} 72.955,{lon + 0.005} 72.955,{lon + 0.005} 72.965,{lon - 0.005} 72.965," \
-                   f"{lon - 0.005} 72.955))"
-            found = list(api.list(wkt=area))
-            assert [r.tile_id for r in found] == ["01XDA"], lon
-            assert shape(found[0].footprint).geom_type == "MultiPolygon"
+        for tile_id, lat in (("01XDA", 72.96), ("01JBK", -27.11)):
+            for lon in (179.99, -179.99):  # either side of the antimeridian finds the product
+                found = list(api.list(wkt=_small_square(lon, lat)))
+                assert [r.tile_id for r in found] == [tile_id], (tile_id, lon)
+                assert shape(found[0].footprint).geom_type == "MultiPolygon"
+        south = list(api.list(wkt=_small_square(177.005, -38.853)))  # New Zealand, EPSG:32760
+        assert [r.tile_id for r in south] == ["60HWB"] and (south[0].classes != 255).any()
+        assert south[0].crs == "EPSG:32760"
 
 
 def _luigid(tmp_path: Path) -> tuple[subprocess.Popen, int]:

@@ -17,7 +17,8 @@ from earthsignature.cli import main
 from earthsignature.client import EarthSignatureClient
 from earthsignature.core.config import load_config
 from earthsignature.core.layout import CertificateFolder, ModelFolder
-from earthsignature.core.sentinel2 import ProductName, tile
+from earthsignature.core.sentinel2 import ProductName
+from earthsignature.core.tiling_grid import tile
 from earthsignature.embedded.stac_provider import LocalStacServer
 from earthsignature.export.onnx_export import export_checkpoint
 from earthsignature.samples.safe_writer import ProductSpec, write_product

@@ -14,7 +14,7 @@ from shapely.geometry import box, shape
 
 from earthsignature.client import EarthSignatureClient, Encoding
 from earthsignature.core import raster_codec
-from earthsignature.core.sentinel2 import tile
+from earthsignature.core.tiling_grid import tile
 from earthsignature.samples.requests import class_map, product_request
 from earthsignature.service.api.auth import TlsFiles
 from earthsignature.service.api.server import build_server
