@@ -24,6 +24,7 @@ from pathlib import Path
 from results_file import write_results  # benchmarks/results_file.py, beside this script
 
 from earthsignature.core.config import state_home
+from earthsignature.core.settings import BackendSettings
 from earthsignature.samples.safe_writer import ProductSpec, write_product
 
 CACHE = state_home() / "bench"
@@ -78,14 +79,14 @@ def _read_stage(implementation: str, product: str, model_dir: str, queue) -> Non
 
 
 def _segment_stage(implementation: str, product: str, model_dir: str, out_dir: str, threads: int,
-                   backend_config: dict | None, queue) -> None:
+                   backend_config: BackendSettings | None, queue) -> None:
     from earthsignature.service.inference.backends import create_backend
 
     if implementation == "baseline":
         from baseline_segmenter import segment_product
     else:
         from earthsignature.service.inference.segmenter import segment_product
-    config = backend_config or {"kind": "onnxruntime", "threads": threads}
+    config = backend_config or BackendSettings(threads=threads)
     backend = _TimedBackend(create_backend(config, Path(model_dir)))
     start = time.perf_counter()
     source = _input(implementation, product, backend.manifest)
@@ -161,7 +162,7 @@ def agreement(first: Path, second: Path) -> float:
 
 
 def measure(implementation: str, product: Path, model_dir: Path, name: str, megapixels: float,
-            backend_config: dict | None = None, with_read: bool = True) -> dict:
+            backend_config: BackendSettings | None = None, with_read: bool = True) -> dict:
     out = CACHE / f"out-{name}-{implementation}"
     read = in_process(_read_stage, implementation, str(product), str(model_dir)) if with_read else None
     segment = in_process(_segment_stage, implementation, str(product), str(model_dir), str(out), 0, backend_config)
@@ -240,7 +241,7 @@ def triton_rows(product: Path, model_dir: Path, baseline_model: Path, size: int)
         manifest = dataclasses.replace(manifest, name=f"bench-{folder.name}").with_version("1")
         write_model(repository, folder / "model.onnx", manifest, ServingOptions(backend="python"))
     with LocalTritonServer(repository) as server:
-        config = {"kind": "triton", "url": server.grpc_url, "wait_ready_s": 60}
+        config = BackendSettings(kind="triton", url=server.grpc_url, wait_ready_s=60)
         rows = []
         for implementation, folder in (("baseline", baseline_model), ("model service", model_dir)):
             served = repository / f"bench-{folder.name}" / "1"

@@ -160,9 +160,9 @@ def model_predict(model_dir: Path, image: Path, output: Path, backend: str, url:
     from earthsignature.service.inference.backends import InferenceError, create_backend
     from earthsignature.service.inference.predict import predict_geotiff
 
-    config = {"kind": backend, "url": url, "batch_size": batch_size, "wait_ready_s": 30}
+    settings = BackendSettings(kind=backend, url=url, batch_size=batch_size, wait_ready_s=30)
     try:
-        histogram = predict_geotiff(create_backend(config, model_dir), image, output, offset)
+        histogram = predict_geotiff(create_backend(settings, model_dir), image, output, offset)
     except (InferenceError, ValueError) as error:
         raise click.ClickException(str(error)) from error
     for name, fraction in histogram.items():

@@ -44,8 +44,8 @@ def monitor_run(day, start, end, workers, scheduler, insecure, config, overrides
             report = run_days(cfg, first, last, workers, scheduler, insecure, catalog_url)
     except ValueError as error:
         raise click.ClickException(str(error)) from error
-    for task, reason in report.failures:
-        click.echo(f"FAILED {task}\n       {reason}", err=True)
+    for failure in report.failures:
+        click.echo(f"FAILED {_describe(failure)}", err=True)
     click.echo(f"{'all products succeeded' if report.succeeded else f'{len(report.failures)} failure(s)'} "
                f"for {first}..{last}")
     sys.exit(0 if report.succeeded else 1)
@@ -67,10 +67,17 @@ def monitor_status(day: str, config: str, overrides: tuple[str, ...]) -> None:
     if skipped:  # what the provider returned beyond what was asked
         click.echo(f"{len(skipped)} product{'s' if len(skipped) > 1 else ''} outside the day or the area skipped")
         for entry in skipped:
-            click.echo(f"       skipped {entry['product_id']}: {entry['reason']}")
+            click.echo(f"       skipped {entry.product_id}: {entry.reason}")
     for row in rows:
-        models = ", ".join(f"{m}: {state}" for m, state in row["models"].items()) or "no model output"
-        click.echo(f"{row['tile_id']:<6} {row['layout']:<8} {'fetched' if row['fetched'] else 'not fetched':<11} "
-                   f"{models}  {row['product_id']}")
-        if row["failure"]:
-            click.echo(f"       FAILED {row['failure']}")
+        models = ", ".join(f"{m}: {state}" for m, state in row.models.items()) or "no model output"
+        click.echo(f"{row.product.tile_id:<6} {row.product.layout:<8} "
+                   f"{'fetched' if row.fetched else 'not fetched':<11} {models}  {row.product.product_id}")
+        if row.failure:
+            click.echo(f"       FAILED {_describe(row.failure)}")
+
+
+def _describe(failure) -> str:
+    """``step [model] (attempt n, time): Error: message`` of a ``records.Failure``."""
+    model = f" {failure.model}" if failure.model else ""
+    return (f"{failure.step}{model} of {failure.product_id or 'the day'} (attempt {failure.attempt}, "
+            f"{failure.time:%Y-%m-%d %H:%M:%S} UTC): {failure.error}: {failure.message}")

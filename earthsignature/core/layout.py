@@ -126,11 +126,16 @@ class MonitorWorkFolder:
     def failures(self, day: date) -> Path:
         return self.day(day) / "failures"
 
+    def failure(self, day: date, task_id: str) -> Path:
+        """Why a step of the day failed (a ``records.Failure``), until it succeeds."""
+        return self.failures(day) / f"{task_id}.json"
+
     def product_dir(self, day: date, product_id: str) -> Path:
         return self.day(day) / product_id
 
-    def l2a_record(self, day: date, product_id: str) -> Path:
-        return self.product_dir(day, product_id) / "l2a.json"
+    def fetched_record(self, day: date, product_id: str) -> Path:
+        """Where the product is readable as L2A on this worker (a ``records.FetchedProduct``)."""
+        return self.product_dir(day, product_id) / "fetched.json"
 
     def model_output(self, day: date, product_id: str, model_key: str) -> Path:
         return self.product_dir(day, product_id) / model_key

@@ -23,10 +23,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pystac
+from omegaconf import DictConfig
 from shapely.geometry import mapping
 
 from earthsignature.core.product import ProductError
 from earthsignature.core.readers import open_product
+from earthsignature.core.settings import MonitorSettings
 from earthsignature.embedded.ports import free_port
 from earthsignature.service.monitor.runner import LOCAL_COLLECTIONS, LOCAL_PROVIDER
 
@@ -81,11 +83,11 @@ def _cog_item(item_file: Path, folder_url: str) -> pystac.Item:
 
 
 @contextmanager
-def local_provider(monitor: object) -> Iterator[str | None]:
+def local_provider(monitor: MonitorSettings | DictConfig) -> Iterator[str | None]:
     """The catalog URL the monitor searches while it runs: for the ``local_s2`` provider without a
     ``catalog_url``, the products of ``monitor.local_catalog`` served here; otherwise None (the
     configured provider)."""
-    if monitor.provider != LOCAL_PROVIDER or monitor.get("catalog_url"):
+    if monitor.provider != LOCAL_PROVIDER or monitor.catalog_url:
         yield None
         return
     with LocalStacServer(Path(monitor.local_catalog)) as server:

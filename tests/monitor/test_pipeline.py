@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, date
 
@@ -67,15 +68,17 @@ def count(server, table: str) -> int:
         return connection.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one()
 
 
-def test_a_day_of_ingestion(setting) -> None:
+def test_a_day_of_ingestion(setting, monkeypatch) -> None:
     overrides, server, certs, _ = setting
     cfg = load_config("service", "embedded", overrides)
     report = run_days(cfg, DAY, DAY, workers=2)
     assert not report.succeeded
-    reasons = "\n".join(f"{task} {reason}" for task, reason in report.failures)
-    assert "Sen2Cor (the `L2A_Process` command)" in reasons and "MSIL1C" in reasons
-    assert "T33UUP" in reasons and "download failed 2 times" in reasons
-    assert len(report.failures) == 2
+    failed = {ProductName.parse(f.product_id).tile_id: f for f in report.failures}
+    assert sorted(failed) == ["33UUP", "35VLG"]  # typed records: step, error, message, time, attempt
+    assert (failed["35VLG"].step, failed["35VLG"].error) == ("process", "ProcessingError")
+    assert "Sen2Cor (the `L2A_Process` command)" in failed["35VLG"].message
+    assert (failed["33UUP"].step, failed["33UUP"].error) == ("fetch", "DownloadError")
+    assert "download failed 2 times" in failed["33UUP"].message and failed["33UUP"].attempt == 1
     assert count(server, "segmentations") == 2 * len(GOOD)  # two products x two models
 
     folder = CertificateFolder(certs)
@@ -96,28 +99,48 @@ def test_a_day_of_ingestion(setting) -> None:
         assert 0.8 < valid.mean() < 0.95  # the product's no-data edge stays no-data
         assert result.cloud_mask is not None and set(np.unique(result.cloud_mask)) <= {0, 1, 255}
 
-    # a second run does nothing new: no CreateProduct, same rows
+    # a second run does nothing new: no CreateProduct, same rows, and it asks the Database service what it
+    # has once per model to plan and at most once more to conclude (not once per product and model: 4 x 2)
+    asked, list_maps = [], server.core.list_maps
+    monkeypatch.setattr(server.core, "list_maps", lambda *args: asked.append(args[1]) or list_maps(*args))
     started = time.perf_counter()
     again = run_days(cfg, DAY, DAY, workers=2)
+    assert len(asked) <= 2 * 2 and {query.model_names for query in asked[:2]} == {("clc-tiny",), ("burnt-tiny",)}
     assert count(server, "segmentations") == 2 * len(GOOD) and len(again.failures) == 2
+    assert {f.attempt for f in again.failures} == {2}  # the same two steps failed a second time
     assert time.perf_counter() - started < 60
 
 
-def test_killed_in_the_middle_then_resumed(setting) -> None:
+def test_killed_between_segment_and_publish_then_resumed_at_publish(setting, monkeypatch) -> None:
+    """A worker killed while its Publish is in flight: the next run publishes what was segmented, without
+    segmenting again (each step is a Luigi task with its own target)."""
     overrides, server, _, tmp_path = setting
     work = tmp_path / "work"
+    in_flight, release = threading.Event(), threading.Event()
+
+    def held(*args, **kwargs):  # the Database service holds the first CreateProduct, then drops it
+        in_flight.set()
+        release.wait(120)
+        raise ConnectionError("dropped")
+
+    monkeypatch.setattr(server.core, "create_product", held)
     command = [sys.executable, "-m", "earthsignature.cli", "monitor", "run", "--date", DAY.isoformat(),
                "--workers", "1", *overrides]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while not list(work.glob("2021-08-01/*/*/segmentation.json")) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    process.kill()  # SIGKILL: no clean-up runs
-    process.wait()
-    assert count(server, "segmentations") < 2 * len(GOOD)
+    try:
+        assert in_flight.wait(180), "no CreateProduct arrived"
+    finally:
+        process.kill()  # SIGKILL: no clean-up runs
+        process.wait()
+        release.set()
+    monkeypatch.undo()
+    segmented = {path: path.stat().st_mtime_ns for path in work.glob("2021-08-01/*/*/segmentation.json")}
+    assert segmented and count(server, "segmentations") == 0
+
     report = run_days(load_config("service", "embedded", overrides), DAY, DAY, workers=2)
     assert len(report.failures) == 2  # only the L1C and the corrupted product
     assert count(server, "segmentations") == 2 * len(GOOD) and count(server, "products") == len(GOOD)
+    assert {path: path.stat().st_mtime_ns for path in segmented} == segmented  # not segmented again
     products = work / "products"
     downloaded = sorted(ProductName.parse(p.name).tile_id for p in products.glob("*.SAFE"))
     assert downloaded == sorted([*GOOD, "35VLG"])  # the L1C one downloads, then fails at Process
@@ -133,7 +156,10 @@ def test_cli_run_and_status(setting) -> None:
     assert status.exit_code == 0
     assert status.output.count("clc-tiny-v1: published") == len(GOOD)
     assert "33UUP  SAFE     not fetched" in status.output
-    assert "FAILED fetch: DownloadError" in status.output  # the failure and its reason, per product
-    assert "FAILED process: ProcessingError" in status.output and "Sen2Cor" in status.output
+    failures = [line for line in status.output.splitlines() if "FAILED" in line]  # the step and reason, per product
+    assert len(failures) == 2
+    assert any("FAILED fetch of S2" in line and "T33UUP" in line and "(attempt 1, " in line
+               and "DownloadError: " in line for line in failures)
+    assert any("FAILED process of" in line and "ProcessingError: " in line and "Sen2Cor" in line for line in failures)
     bad = runner.invoke(main, ["monitor", "run", "--start", "2021-08-03", "--end", "2021-08-01", *overrides])
     assert bad.exit_code == 2 and "is before --start" in bad.output

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import tritonclient.grpc as triton
 
+from earthsignature.core.settings import BackendSettings
 from earthsignature.embedded.ports import free_port
 from earthsignature.embedded.triton import LocalTritonServer
 from earthsignature.export.onnx_export import export_checkpoint
@@ -119,12 +120,12 @@ def test_errors_are_clear(models, server) -> None:
 def test_backend_selection_by_config(models, server) -> None:
     running, repository = server
     version_dir = repository / "clc-tiny" / "1"
-    local = create_backend({"kind": "onnxruntime", "threads": 1}, version_dir)
-    remote = create_backend({"kind": "triton", "url": running.grpc_url, "wait_ready_s": 10}, version_dir)
+    local = create_backend(BackendSettings(threads=1), version_dir)
+    remote = create_backend(BackendSettings(kind="triton", url=running.grpc_url, wait_ready_s=10), version_dir)
     assert isinstance(local, OnnxRuntimeBackend) and isinstance(remote, TritonBackend)
     assert remote.model_version == "1"  # the manifest's version
     with pytest.raises(ValueError, match="unknown inference backend 'tensorrt'"):
-        create_backend({"kind": "tensorrt"}, version_dir)
+        create_backend(BackendSettings(kind="tensorrt"), version_dir)
 
 
 def test_cli_predict_through_both_backends(models, server, tmp_path: Path) -> None:

@@ -13,10 +13,10 @@ Both split a request into chunks of the model's batch size, so callers may pass 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -160,18 +160,14 @@ class TritonBackend:
         self.client.close()
 
 
-def create_backend(config: BackendSettings | Mapping[str, Any], model_dir: Path) -> InferenceBackend:
-    """The backend ``config.kind`` names, for the model in ``model_dir`` (model.onnx + manifest.json).
+def create_backend(settings: BackendSettings, model_dir: Path) -> InferenceBackend:
+    """The backend ``settings.kind`` names, for the model in ``model_dir`` (model.onnx + manifest.json).
 
     ``onnxruntime``: ``threads``, ``batch_size``. ``triton``: ``url``, ``model_version``, ``batch_size``,
     ``timeout_s``, ``retries``, ``ssl`` and certificate paths.
     """
     folder = ModelFolder(Path(model_dir))
     manifest = ModelManifest.load(folder.manifest)
-    try:
-        settings = config if isinstance(config, BackendSettings) else BackendSettings(**config)
-    except TypeError as error:
-        raise ValueError(f"backend settings: {error}") from error
     if settings.kind == "onnxruntime":
         return OnnxRuntimeBackend(folder.onnx, manifest, settings.batch_size, settings.threads, settings.providers)
     if settings.kind == "triton":

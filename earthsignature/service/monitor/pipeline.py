@@ -1,33 +1,53 @@
-"""The daily ingestion as a Luigi DAG: Search, then one IngestProduct per product, under MonitorDay.
+"""The daily ingestion as a Luigi DAG: one task per step, each with a target a worker resumes from.
 
-``Search`` runs once per day and saves the provider's results (EODAG's serialization); nothing searches
-again. ``IngestProduct`` is the whole chain of one product: fetch (download a SAFE, or record a COG-asset
-item read in place), process (L1C through Sen2Cor), segment with every model, publish to the Database
-service. One task per chain means the chain never depends on files another worker left on its own disk,
-so a day is shared by any number of workers on any machines under one ``luigid``: the scheduler gives each
-product to one worker, and a product is complete when the Database service has it for every model (the
-task asks it), not when some local file says so. Local files only let a worker resume its own work
-(each step writes atomically and is skipped when done). A failing product does not stop the others: its
-task fails, writes the step and the reason to ``failures/``, and the day ends with a list.
+    MonitorDay(day) <- IngestProduct(day, product) <- Search(day)
+    IngestProduct runs, per model:  Fetch(day, product) <- Segment(model) <- Publish(model)
 
-Settings (the resolved ``monitor`` config plus the API connection) reach every task through Luigi's own
-configuration (``[earthsignature] settings_file``), so forked workers see them.
+``Search`` runs once per day and saves the provider's results (EODAG's serialization) and the day's
+``DaySearch`` record; nothing searches again. ``Fetch`` downloads a SAFE (or records a COG-asset item read
+in place) and, for L1C, runs Sen2Cor: its target is the ``FetchedProduct`` record. ``Segment`` runs one
+model over the product and writes COGs and a ``Segmentation`` record; ``Publish`` sends them to the Database
+service and writes a ``Published`` record. Records are read back as the same dataclasses (``records``).
+
+A product is complete when the Database service has it for every model, not when a local file says so:
+the service is asked once per day and model (``is_published``, one paged query), and the answer is shared
+by every task of that day, with the answers a worker got to its own Publish tasks since. ``IngestProduct``
+is the unit a shared ``luigid`` deals out: the worker that gets a product runs its Fetch, Segment and
+Publish tasks itself, under a scheduler of its own, so no step depends on files on another worker's disk,
+and a worker killed between two steps resumes at the next one.
+A failing step does not stop the others: it writes a ``Failure`` record (step, error, message, time,
+attempt) that ``monitor status`` reads, and the day ends with a list.
+
+Settings reach every task through Luigi's configuration (``[earthsignature] settings_file``, a saved
+``RunSettings``), so forked workers read the same typed settings.
 """
 
 from __future__ import annotations
 
-import json
 import logging
+import os
+import threading
 import time
-import traceback
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from pathlib import Path
 
 import luigi
+import luigi.scheduler
+import luigi.worker
 from tqdm import tqdm
 
 from earthsignature.core.layout import ModelFolder, MonitorWorkFolder
+from earthsignature.service.monitor import records
+from earthsignature.service.monitor.records import (
+    DaySearch,
+    Failure,
+    FetchedProduct,
+    Published,
+    Segmentation,
+    SkippedProduct,
+)
+from earthsignature.service.monitor.run_settings import RunSettings
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +62,11 @@ class EarthSignatureConfig(luigi.Config):
 
 
 @cache
-def _load(path: str) -> dict:
-    return json.loads(Path(path).read_text())
+def _load(path: str) -> RunSettings:
+    return RunSettings.load(Path(path))
 
 
-def settings() -> dict:
+def settings() -> RunSettings:
     path = luigi.configuration.get_config().get("earthsignature", "settings_file", "")
     if not path:
         raise RuntimeError("no monitor settings: run through `earthsignature monitor run`")
@@ -60,10 +80,11 @@ def configure(settings_file: Path) -> None:
     config.set("earthsignature", "settings_file", str(settings_file))
     for cached in (_load, _manifest):  # a new run in this process: nothing from the last one
         cached.cache_clear()
+    forget_published()
 
 
 def work_dir() -> MonitorWorkFolder:
-    return MonitorWorkFolder(Path(settings()["work_dir"]))
+    return MonitorWorkFolder(Path(settings().monitor.work_dir))
 
 
 @cache
@@ -79,20 +100,13 @@ def model_key(model: str) -> str:
     return f"{manifest.name}-v{manifest.version or 0}"
 
 
-def _write_json(path: Path, payload: dict) -> None:
-    target = luigi.LocalTarget(str(path))
-    with target.temporary_path() as temporary:
-        Path(temporary).parent.mkdir(parents=True, exist_ok=True)
-        Path(temporary).write_text(json.dumps(payload, indent=1, default=str))
-
-
 def _source(product_type: str = "S2_MSI_L2A"):
     from earthsignature.service.monitor.source import ProductSource
 
-    config = settings()
-    download = config["download"]
-    return ProductSource(config["provider"], work_dir().products, config.get("provider_yaml"), product_type,
-                         download["retries"], download["backoff_s"], download.get("stream_cogs", True))
+    run = settings()
+    download = run.monitor.download
+    return ProductSource(run.monitor.provider, work_dir().products, run.provider_yaml, product_type,
+                         download.retries, download.backoff_s, download.stream_cogs)
 
 
 def _client():
@@ -101,38 +115,78 @@ def _client():
     child crashed in fork with one open)."""
     from earthsignature.client import EarthSignatureClient
 
-    api = settings()["api"]
-    return EarthSignatureClient(api["address"], ca=api.get("ca"), cert=api.get("cert"), key=api.get("key"),
-                                insecure=api.get("insecure", False))
+    api = settings().api
+    return EarthSignatureClient(api.address, ca=api.ca, cert=api.cert, key=api.key, insecure=api.insecure)
 
 
-def is_published(product_id: str, model: str) -> bool:
-    """Whether the Database service has ``product_id`` segmented by this model name and version."""
+#: What the Database service said it has, per day and model (see ``is_published``).
+_published: dict[tuple[date, str], frozenset[str]] = {}
+
+
+def is_published(day: date, product_id: str, model: str) -> bool:
+    """Whether the Database service has ``product_id`` of ``day`` from this model name and version: asked once
+    per day and model for all the day's products (``forget_published`` to ask again), or answered to this
+    worker's own Publish since (its ``Published`` record)."""
+    if MonitorWorkFolder.published(work_dir().model_output(day, product_id, model_key(model))).exists():
+        return True
+    if (day, model) not in _published:
+        try:
+            _published[(day, model)] = _ask_published(day, model)
+        except Exception as error:  # the Database service is down: the run will say so when it publishes
+            log.warning("cannot ask the Database service about %s: %s", day, error)
+            return False
+    return product_id in _published[(day, model)]
+
+
+def forget_published() -> None:
+    _published.clear()
+
+
+def _ask_published(day: date, model: str) -> frozenset[str]:
+    """One paged ListSegmentation: the model's segmentations of products acquired on ``day`` (UTC)."""
     manifest = _manifest(model)
     version = str(manifest.version or "0")
+    start = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
+    end = start + timedelta(days=1) - timedelta(microseconds=1)
+    page_size, token, found = settings().api.page_size, "", set()
     with _client() as client:
-        messages = client.list_messages(product_ids=[product_id], model_names=[manifest.name], max_pixels=1)
-        return any(message.model_version == version for message in messages)
+        while True:
+            page = list(client.list_messages(start=start, end=end, model_names=[manifest.name], max_pixels=1,
+                                             n_results=page_size, page_token=token))
+            found |= {message.product_id for message in page if message.model_version == version}
+            if len(page) < page_size:
+                return frozenset(found)
+            token = page[-1].page_token
+
+
+def day_search(day: date, work: MonitorWorkFolder | None = None) -> DaySearch | None:
+    """The day's search record, None before the search ran."""
+    path = (work or work_dir()).search(day)
+    return records.load(DaySearch, path) if path.exists() else None
 
 
 class MonitorTask(luigi.Task):
+    """A step of the day. A failure leaves a ``Failure`` record; a later success removes it."""
+
     day = luigi.DateParameter()
+    step = "search"
 
-    def on_failure(self, exception: BaseException) -> str:
-        """Keep the reason where `monitor run` and `monitor status` find it (workers may be other processes)."""
-        reason = f"{self.reason_prefix()}{type(exception).__name__}: {exception}"
-        failures = work_dir().failures(self.day)
-        failures.mkdir(parents=True, exist_ok=True)
-        (failures / f"{self.task_id}.txt").write_text(f"{self.task_family} {self.param_kwargs}\n{reason}\n"
-                                                      f"{traceback.format_exc()}")
-        return reason
-
-    def reason_prefix(self) -> str:
+    def product(self) -> str:
         return ""
 
+    def model_name(self) -> str | None:
+        return None
+
+    def on_failure(self, exception: BaseException) -> str:
+        path = work_dir().failure(self.day, self.task_id)
+        attempt = records.load(Failure, path).attempt + 1 if path.exists() else 1
+        failure = Failure(self.task_id, self.product(), self.model_name(), self.step, type(exception).__name__,
+                          str(exception), datetime.now(UTC), attempt)
+        records.save(path, failure)
+        return f"{failure.step}: {failure.error}: {failure.message}"
+
     def on_success(self) -> None:
-        stale = work_dir().failures(self.day) / f"{self.task_id}.txt"
-        stale.unlink(missing_ok=True)
+        work_dir().failure(self.day, self.task_id).unlink(missing_ok=True)
 
 
 class Search(MonitorTask):
@@ -142,86 +196,174 @@ class Search(MonitorTask):
         return luigi.LocalTarget(str(work_dir().search(self.day)))
 
     def run(self) -> None:
-        config = settings()
+        monitor = settings().monitor
         found, products, skipped = {}, [], []
-        for product_type in config["product_types"]:
-            source = _source(product_type)
-            for product_found, product in source.search(self.day, config["area_wkt"], config.get("max_cloud_cover"),
-                                                         skipped=skipped):
+        for product_type in monitor.product_types:
+            for product_found, product in _source(product_type).search(self.day, monitor.area_wkt,
+                                                                       monitor.max_cloud_cover, skipped=skipped):
                 if product_found.product_id not in found:  # one product offered under two product types
                     found[product_found.product_id] = product_found
                     products.append(product)
         _source().save_search(products, work_dir().search_results(self.day))
         outside = {f.product_id: reason for f, reason in skipped if f.product_id not in found}
-        _write_json(Path(self.output().path), {"day": self.day.isoformat(), "products": [
-            {"product_id": f.product_id, "start": f.start.isoformat(), "cloud_cover": f.cloud_cover,
-             "tile_id": f.tile_id, "layout": f.layout} for f in found.values()],
-            "skipped": [{"product_id": name, "reason": reason} for name, reason in sorted(outside.items())]})
+        records.save(Path(self.output().path), DaySearch(
+            self.day, list(found.values()), [SkippedProduct(p, reason) for p, reason in sorted(outside.items())]))
 
 
-class IngestProduct(MonitorTask):
-    """One product's whole chain: fetch, process, segment with every model, publish."""
-
+class ProductTask(MonitorTask):
     product_id = luigi.Parameter()
-    step = "start"
+
+    def product(self) -> str:
+        return self.product_id
+
+
+class Fetch(ProductTask):
+    """The product readable as L2A on this worker: downloaded (or its COG item recorded), and run through
+    Sen2Cor when it is L1C."""
 
     def requires(self) -> Search:
         return Search(self.day)
 
-    def complete(self) -> bool:
-        try:
-            return all(is_published(self.product_id, model) for model in settings()["models"])
-        except Exception as error:  # the Database service is down: the run will say so when it publishes
-            log.warning("cannot ask the Database service about %s: %s", self.product_id, error)
-            return False
-
-    def reason_prefix(self) -> str:
-        return f"{self.step}: "  # the step that failed
+    def output(self) -> luigi.LocalTarget:
+        return luigi.LocalTarget(str(work_dir().fetched_record(self.day, self.product_id)))
 
     def run(self) -> None:
         from earthsignature.core.readers import open_product
+        from earthsignature.service.inference.product_input import to_l2a
 
-        work = work_dir()
         self.step = "fetch"
-        location = self._fetch(work)
+        location = self._fetch()
         self.step = "process"
-        record = work.l2a_record(self.day, self.product_id)
-        if not record.exists():
-            from earthsignature.service.inference.product_input import to_l2a
+        folder = Path(self.output().path).parent
+        folder.mkdir(parents=True, exist_ok=True)
+        l2a = to_l2a(open_product(location), folder)
+        records.save(Path(self.output().path), FetchedProduct(self.product_id, l2a.location))
 
-            record.parent.mkdir(parents=True, exist_ok=True)
-            l2a = to_l2a(open_product(location), record.parent)
-            _write_json(record, {"l2a": l2a.location})
-        product = open_product(json.loads(record.read_text())["l2a"])
-        for model in settings()["models"]:
-            if is_published(self.product_id, model):
-                continue  # stored by an earlier run, or by another worker
-            output = work.model_output(self.day, self.product_id, model_key(model))
-            self.step = f"segment {model_key(model)}"
-            if not MonitorWorkFolder.segmentation(output).exists():
-                _segment(product, model, output)
-            self.step = f"publish {model_key(model)}"
-            _publish(product, model, output)
-
-    def _fetch(self, work: MonitorWorkFolder) -> str:
+    def _fetch(self) -> str:
         """Where the product is readable on this worker: fetched from the saved search, or already here."""
         source = _source()
         for done in (source.safe_path(self.product_id), source.item_path(self.product_id)):
             if done.exists():
                 return str(done)
-        products = source.saved_search(work.search_results(self.day))
+        products = source.saved_search(work_dir().search_results(self.day))
         if self.product_id not in products:
             raise RuntimeError(f"{self.product_id} is not in the saved search of {self.day}")
         return source.fetch(products[self.product_id])
 
 
-def _segment(product, model: str, output: Path) -> None:
+class ModelTask(ProductTask):
+    model = luigi.Parameter()  # a model folder (model.onnx + manifest.json)
+
+    def model_name(self) -> str:
+        return model_key(self.model)
+
+    def model_output(self) -> Path:
+        return work_dir().model_output(self.day, self.product_id, model_key(self.model))
+
+
+class Segment(ModelTask):
+    """One model's class map, confidence and cloud mask of the product, as COGs."""
+
+    step = "segment"
+
+    def requires(self) -> Fetch:
+        return Fetch(self.day, self.product_id)
+
+    def output(self) -> luigi.LocalTarget:
+        return luigi.LocalTarget(str(MonitorWorkFolder.segmentation(self.model_output())))
+
+    def run(self) -> None:
+        from earthsignature.core.readers import open_product
+
+        fetched = records.load(FetchedProduct, Path(self.input().path))
+        segmentation = _segment(open_product(fetched.location), self.model, self.model_output())
+        records.save(Path(self.output().path), segmentation)
+
+
+class Publish(ModelTask):
+    """The segmentation stored by the Database service (complete when the service has it)."""
+
+    step = "publish"
+
+    def requires(self) -> Segment:
+        return Segment(self.day, self.product_id, self.model)
+
+    def complete(self) -> bool:
+        return is_published(self.day, self.product_id, self.model)
+
+    def run(self) -> None:
+        import grpc
+
+        from earthsignature.core.readers import open_product
+        from earthsignature.service.monitor.publish import create_request, quicklook_png
+
+        segmentation = records.load(Segmentation, Path(self.input().path))
+        product = open_product(segmentation.product_location)
+        request = create_request(product, _manifest(self.model), segmentation, quicklook_png(product))
+        try:
+            with _client() as client:
+                response = client.create(request)
+        except grpc.RpcError as error:  # the status code and the server's message, not the RPC object
+            raise PublishError(f"the Database service answered {error.code().name}: {error.details()}") from None
+        records.save(MonitorWorkFolder.published(self.model_output()),
+                     Published(response.product_id, response.segmentation_id, response.created))
+
+
+class PublishError(RuntimeError):
+    """The Database service refused or could not store a segmentation; the message has its code and reason."""
+
+
+class IngestProduct(ProductTask):
+    """A product through every model: the unit a shared ``luigid`` gives to one worker. That worker runs the
+    product's Fetch, Segment and Publish tasks itself, under a scheduler of its own, so no step of a product
+    goes to another worker (whose disk does not hold the files of the steps before)."""
+
+    step = "ingest"
+
+    def requires(self) -> Search:
+        return Search(self.day)
+
+    def complete(self) -> bool:
+        return all(is_published(self.day, self.product_id, model) for model in settings().monitor.models)
+
+    def run(self) -> None:
+        steps = [Publish(self.day, self.product_id, model) for model in settings().monitor.models]
+        with luigi.worker.Worker(scheduler=luigi.scheduler.Scheduler(), keep_alive=False,
+                                 no_install_shutdown_handler=True) as worker:
+            for step in steps:
+                worker.add(step)
+            worker.run()
+        unfinished = [step.model_name() for step in steps if not step.complete()]
+        if unfinished:
+            raise StepsFailed(f"not published by {', '.join(unfinished)}: see the failed step")
+
+    def on_failure(self, exception: BaseException) -> str:
+        if isinstance(exception, StepsFailed):  # the step that failed kept its own record
+            return str(exception)
+        return super().on_failure(exception)
+
+
+class StepsFailed(RuntimeError):
+    """A step of a product failed (its ``Failure`` record says which and why)."""
+
+
+def _fresh_fork_lock() -> None:
+    """Luigi forks a task's process while holding ``luigi.worker.fork_lock``, so the child inherits it
+    locked, and the step worker that ``IngestProduct`` starts there would wait on it for ever (its
+    keep-alive thread takes the lock): the child gets a lock of its own."""
+    luigi.worker.fork_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_fresh_fork_lock)
+
+
+def _segment(product, model: str, output: Path) -> Segmentation:
     from earthsignature.service.inference.backends import create_backend
     from earthsignature.service.inference.product_input import ProductInput
     from earthsignature.service.inference.segmenter import segment_product
     from earthsignature.service.monitor.publish import to_cog
 
-    backend = create_backend(settings()["backend"], Path(model))
+    backend = create_backend(settings().monitor.backend, Path(model))
     with ProductInput(product, backend.manifest) as source, \
             tqdm(desc=f"{product.tile_id} {backend.manifest.name}", unit="tile", leave=False) as bar:
         started = time.monotonic()
@@ -233,39 +375,9 @@ def _segment(product, model: str, output: Path) -> None:
             bar.set_postfix_str(f"{megapixels / max(time.monotonic() - started, 1e-6):.2f} Mpx/s")
 
         result = segment_product(source, backend, output, progress)
-    cogs = {name: str(to_cog(path)) for name, path in (("classes", result.classes_path),
-                                                      ("confidence", result.confidence_path),
-                                                      ("cloud_mask", result.cloud_mask_path))}
-    _write_json(MonitorWorkFolder.segmentation(output), {
-        "product": product.location, "model": backend.manifest.model_id, "cogs": cogs,
-        "pixel_counts": result.pixel_counts.tolist(), "height": result.height, "width": result.width})
-
-
-def _publish(product, model: str, output: Path) -> None:
-    import numpy as np
-
-    from earthsignature.service.inference.segmenter import SegmentationResult
-    from earthsignature.service.monitor.publish import create_request, quicklook_png
-
-    segmentation = json.loads(MonitorWorkFolder.segmentation(output).read_text())
-    cogs = {k: Path(v) for k, v in segmentation["cogs"].items()}
-    result = SegmentationResult(cogs["classes"], cogs["confidence"], cogs["cloud_mask"],
-                                np.asarray(segmentation["pixel_counts"]), segmentation["height"],
-                                segmentation["width"])
-    import grpc
-
-    try:
-        with _client() as client:
-            response = client.create(create_request(product, _manifest(model), result, quicklook_png(product)))
-    except grpc.RpcError as error:  # the status code and the server's message, not the RPC object
-        raise PublishError(f"the Database service answered {error.code().name}: {error.details()}") from None
-    _write_json(MonitorWorkFolder.published(output), {
-        "product_id": response.product_id, "segmentation_id": response.segmentation_id,
-        "created": response.created})
-
-
-class PublishError(RuntimeError):
-    """The Database service refused or could not store a segmentation; the message has its code and reason."""
+    return Segmentation(product.location, backend.manifest.model_id, to_cog(result.classes_path),
+                        to_cog(result.confidence_path), to_cog(result.cloud_mask_path),
+                        [int(count) for count in result.pixel_counts], result.height, result.width)
 
 
 class MonitorDay(luigi.WrapperTask):
@@ -278,16 +390,14 @@ class MonitorDay(luigi.WrapperTask):
     day = luigi.DateParameter()
 
     def requires(self) -> list[MonitorTask]:
-        search = work_dir().search(self.day)
-        if not search.exists():  # not searched (or the search failed): the day is not done
+        search = day_search(self.day)
+        if search is None:  # not searched (or the search failed): the day is not done
             return [Search(self.day)]
-        return [IngestProduct(self.day, p["product_id"]) for p in json.loads(search.read_text())["products"]]
+        return [IngestProduct(self.day, product.product_id) for product in search.products]
 
 
-def failures(day: date, work: MonitorWorkFolder | None = None) -> list[tuple[str, str]]:
-    """(task, reason) of every task of ``day`` that failed and has not succeeded since (in ``work``, by
-    default the running monitor's work folder)."""
+def failures(day: date, work: MonitorWorkFolder | None = None) -> list[Failure]:
+    """Every step of ``day`` that failed and has not succeeded since (in ``work``, by default the running
+    monitor's work folder)."""
     folder = (work or work_dir()).failures(day)
-    if not folder.exists():
-        return []
-    return [tuple([*path.read_text().split("\n"), ""][:2]) for path in sorted(folder.glob("*.txt"))]
+    return [records.load(Failure, path) for path in sorted(folder.glob("*.json"))] if folder.exists() else []

@@ -24,7 +24,7 @@ from earthsignature.core.cog import COG_OPTIONS
 from earthsignature.core.manifest import ModelManifest
 from earthsignature.core.product import REMOTE_READ_OPTIONS, Sentinel2Product
 from earthsignature.pb.snapearth.api.v1 import database_pb2, segmentation_pb2
-from earthsignature.service.inference.segmenter import SegmentationResult
+from earthsignature.service.monitor.records import Segmentation
 
 QUICKLOOK_PIXELS = 512
 
@@ -60,7 +60,7 @@ def _raster(path: Path) -> segmentation_pb2.Raster:
                                    dataset.crs.to_string(), None if dataset.nodata is None else int(dataset.nodata))
 
 
-def create_request(product: Sentinel2Product, manifest: ModelManifest, result: SegmentationResult,
+def create_request(product: Sentinel2Product, manifest: ModelManifest, result: Segmentation,
                    quicklook: bytes | None = None) -> database_pb2.CreateProductRequest:
     request = database_pb2.CreateProductRequest(
         product_id=product.product_id, tile_id=product.tile_id, platform=product.mission,
@@ -72,9 +72,9 @@ def create_request(product: Sentinel2Product, manifest: ModelManifest, result: S
     request.start_date.FromDatetime(product.start_time)
     request.end_date.FromDatetime(product.stop_time)
     request.model_card.CopyFrom(raster_codec.model_card_message(manifest.card))
-    request.segmentation.CopyFrom(_raster(result.classes_path))
-    request.confidence.CopyFrom(_raster(result.confidence_path))
-    request.cloud_mask.CopyFrom(_raster(result.cloud_mask_path))
+    request.segmentation.CopyFrom(_raster(result.classes))
+    request.confidence.CopyFrom(_raster(result.confidence))
+    request.cloud_mask.CopyFrom(_raster(result.cloud_mask))
     # the server computes the fractions from the map it stores
     request.classes.extend(raster_codec.class_statistic(ClassShare(cls, int(result.pixel_counts[cls.index]), 0.0))
                            for cls in manifest.classes)

@@ -6,19 +6,19 @@ its URL: the monitor itself only knows EODAG providers.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
 import luigi
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from earthsignature.core.layout import CertificateFolder, MonitorWorkFolder
+from earthsignature.core.layout import MonitorWorkFolder
 from earthsignature.service.monitor import pipeline
+from earthsignature.service.monitor.records import Failure, FoundProduct, SkippedProduct
+from earthsignature.service.monitor.run_settings import RunSettings
 from earthsignature.service.monitor.source import local_provider_yaml
 
 #: The provider name of a static STAC catalog (the embedded one, or one served elsewhere).
@@ -32,24 +32,16 @@ LOCAL_COLLECTIONS = {"S2_MSI_L2A": "sentinel-2-l2a", "S2_MSI_L1C": "sentinel-2-l
 class RunReport:
     days: list[date]
     succeeded: bool
-    failures: list[tuple[str, str]]
+    failures: list[Failure]
     summary: str
 
 
-def _settings(cfg: DictConfig, catalog_url: str | None, insecure: bool) -> dict:
-    monitor = OmegaConf.to_container(cfg.monitor, resolve=True)
-    if not monitor["models"]:
-        raise ValueError("monitor.models is empty: name at least one model folder (model.onnx + manifest.json)")
-    certs = CertificateFolder(Path(cfg.api.certs_dir))
-    identity = certs.identity("monitor")
-    monitor["api"] = {"address": cfg.api.address, "insecure": insecure,
-                      **({} if insecure else {"ca": str(certs.ca_cert), "cert": str(identity.cert),
-                                               "key": str(identity.key)})}
+def _settings(cfg: DictConfig, catalog_url: str | None, insecure: bool) -> RunSettings:
+    provider_yaml = None
     if catalog_url:
-        monitor["provider_yaml"] = local_provider_yaml(
-            LOCAL_PROVIDER, catalog_url, MonitorWorkFolder(Path(monitor["work_dir"])).products,
-            LOCAL_COLLECTIONS)
-    return monitor
+        provider_yaml = local_provider_yaml(LOCAL_PROVIDER, catalog_url, MonitorWorkFolder(
+            Path(cfg.monitor.work_dir)).products, LOCAL_COLLECTIONS)
+    return RunSettings.resolve(cfg, insecure, provider_yaml)
 
 
 def run_days(cfg: DictConfig, start: date, end: date, workers: int | None = None, scheduler: str | None = None,
@@ -58,24 +50,25 @@ def run_days(cfg: DictConfig, start: date, end: date, workers: int | None = None
     ``local_s2`` provider (``monitor.catalog_url`` when not given). ``scheduler``: ``host:port`` of a
     ``luigid`` shared by workers on any machines (each product is then ingested by one of them)."""
     days = [start + timedelta(days=k) for k in range((end - start).days + 1)]
-    settings = _settings(cfg, catalog_url or cfg.monitor.get("catalog_url"), insecure)
-    work = MonitorWorkFolder(Path(settings["work_dir"]))
+    settings = _settings(cfg, catalog_url or cfg.monitor.catalog_url, insecure)
+    work = MonitorWorkFolder(Path(settings.monitor.work_dir))
     work.path.mkdir(parents=True, exist_ok=True)
     settings_file = work.path / f"settings-{os.getpid()}.json"
-    settings_file.write_text(json.dumps(settings, indent=1))
+    settings.save(settings_file)
     pipeline.configure(settings_file)
     # Luigi logs at the level the command line set (--log-level), WARNING by default
     level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
-    options = {"workers": workers or int(settings["workers"]), "detailed_summary": True, "log_level": level}
+    options = {"workers": workers or settings.monitor.workers, "detailed_summary": True, "log_level": level}
     try:
         # each worker searches for itself (its saved search is on its own disk), once per day...
         searched = luigi.build([pipeline.Search(day) for day in days], local_scheduler=True, **options)
         # ...then schedules the same product tasks as every other worker: a shared luigid deals them out
         result = luigi.build([pipeline.MonitorDay(day) for day in days], **options, **_scheduler(scheduler))
+        failures = [f for day in days for f in pipeline.failures(day)]
+        pipeline.forget_published()  # other processes published since the plan: ask again
+        succeeded = not failures and all(pipeline.MonitorDay(day).complete() for day in days)
     finally:
         settings_file.unlink(missing_ok=True)
-    failures = [f for day in days for f in pipeline.failures(day)]
-    succeeded = not failures and all(pipeline.MonitorDay(day).complete() for day in days)
     return RunReport(days, succeeded, failures, f"{searched.summary_text}\n{result.summary_text}")
 
 
@@ -84,6 +77,9 @@ def _scheduler(address: str | None) -> dict:
     # workers (but not for ever behind a failed one: five idle minutes); alone, stop when nothing is left
     # that this worker can run
     config = luigi.configuration.get_config()
+    # the scheduler's word that a product is done is the authority: a worker's own view of products
+    # published by other workers is as old as its plan (see pipeline.is_published)
+    config.set("worker", "check_unfulfilled_deps", "false")
     config.set("worker", "keep_alive", "true" if address else "false")
     config.set("worker", "max_keep_alive_idle_duration", "5 minutes")
     if not address:
@@ -92,34 +88,38 @@ def _scheduler(address: str | None) -> dict:
     return {"scheduler_host": host, "scheduler_port": int(port)}
 
 
-def day_status(cfg: DictConfig, day: date) -> list[dict]:
-    """What this machine's work folder says about every product of ``day``: fetched, and per model found
-    in the folder segmented, published, or failed with its reason."""
+@dataclass(frozen=True)
+class ProductStatus:
+    """What this machine's work folder says about one product of a day."""
+
+    product: FoundProduct
+    fetched: bool
+    models: dict[str, str]  # model key -> published | segmented, not published | pending
+    failure: Failure | None  # the product's latest failed step, if it has not succeeded since
+
+
+def day_status(cfg: DictConfig, day: date) -> list[ProductStatus]:
+    """Every product of ``day``: fetched, and per model found in the folder segmented, published, or failed
+    with its step and reason."""
     work = MonitorWorkFolder(Path(cfg.monitor.work_dir))
-    if not work.search(day).exists():
+    search = pipeline.day_search(day, work)
+    if search is None:
         return []
-    failed = dict(_failed_products(work, day))
+    latest: dict[str, Failure] = {}
+    for failure in sorted(pipeline.failures(day, work), key=lambda f: f.time):
+        latest[failure.product_id] = failure
     rows = []
-    for product in json.loads(work.search(day).read_text())["products"]:
-        product_id = product["product_id"]
-        models = {}
-        folder = work.product_dir(day, product_id)
-        for output in sorted(p for p in folder.iterdir() if p.is_dir()) if folder.exists() else []:
-            models[output.name] = ("published" if work.published(output).exists() else
-                                   "segmented, not published" if work.segmentation(output).exists() else "pending")
-        rows.append({"product_id": product_id, "tile_id": product["tile_id"], "layout": product.get("layout", "SAFE"),
-                     "fetched": work.fetched(product_id), "models": models, "failure": failed.get(product_id)})
+    for product in search.products:
+        folder = work.product_dir(day, product.product_id)
+        models = {output.name: ("published" if work.published(output).exists() else
+                                "segmented, not published" if work.segmentation(output).exists() else "pending")
+                  for output in (sorted(p for p in folder.iterdir() if p.is_dir()) if folder.exists() else [])}
+        rows.append(ProductStatus(product, work.fetched(product.product_id), models, latest.get(product.product_id)))
     return rows
 
 
-def skipped_products(cfg: DictConfig, day: date) -> list[dict]:
+def skipped_products(cfg: DictConfig, day: date) -> list[SkippedProduct]:
     """The products the provider returned for ``day`` that were not what was asked (another day, outside the
-    area): ``{"product_id", "reason"}`` each, as the day's search recorded them."""
-    search = MonitorWorkFolder(Path(cfg.monitor.work_dir)).search(day)
-    return json.loads(search.read_text()).get("skipped", []) if search.exists() else []
-
-
-def _failed_products(work: MonitorWorkFolder, day: date) -> list[tuple[str, str]]:
-    """(product id, reason) of the day's failed product tasks."""
-    matches = ((re.search(r"'product_id': '([^']+)'", task), reason) for task, reason in pipeline.failures(day, work))
-    return [(match.group(1), reason) for match, reason in matches if match]
+    area), as the day's search recorded them."""
+    search = pipeline.day_search(day, MonitorWorkFolder(Path(cfg.monitor.work_dir)))
+    return search.skipped if search else []

@@ -23,7 +23,6 @@ import shutil
 import time
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -34,6 +33,7 @@ from earthsignature.core.product import REMOTE_READ_OPTIONS, ProductError
 from earthsignature.core.readers import open_product
 from earthsignature.core.stac_item import band_asset_keys, band_assets, product_name_of, read_stac_item, tile_of
 from earthsignature.service.monitor.asked import Asked
+from earthsignature.service.monitor.records import FoundProduct
 
 log = logging.getLogger(__name__)
 #: Europe: the seed's area of interest (lon -25..45, lat 34..72)
@@ -42,15 +42,6 @@ EUROPE_WKT = "POLYGON((-25 34, 45 34, 45 72, -25 72, -25 34))"
 
 class DownloadError(RuntimeError):
     """A product that could not be downloaded intact after the retries; the message says why."""
-
-
-@dataclass(frozen=True)
-class FoundProduct:
-    product_id: str  # ESA's product name where the provider gives it (s2:product_uri), else its id
-    start: datetime
-    cloud_cover: float | None
-    tile_id: str
-    layout: str  # "SAFE" (an archive to download) or "STAC-COG" (band assets read in place)
 
 
 PRODUCT_LEVELS = {"S2_MSI_L2A": "L2A", "S2_MSI_L2A_COG": "L2A", "S2_MSI_L1C": "L1C"}
