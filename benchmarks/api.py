@@ -147,7 +147,8 @@ def serve(url: str, settings: ApiSettings, ready, stop) -> None:
 @dataclass(frozen=True)
 class Workload:
     """One measured query, picklable so that client processes can run it: ``kind`` grpc (ListSegmentation with
-    ``params``), stac (an item search with ``params``) or range (16 KiB of the map file at ``params["path"]``)."""
+    ``params``), text (SearchSegmentation of ``params["query"]``), stac (an item search with ``params``) or
+    range (16 KiB of the map file at ``params["path"]``)."""
 
     kind: str
     target: str  # the gRPC address, or the HTTP app's root
@@ -155,7 +156,7 @@ class Workload:
     params: dict
 
     def client(self):
-        if self.kind == "grpc":
+        if self.kind in ("grpc", "text"):
             pilot = CertificateFolder(Path(self.certs)).identity("pilot")
             return EarthSignatureClient(self.target, ca=CertificateFolder(Path(self.certs)).ca_cert, cert=pilot.cert,
                                         key=pilot.key)
@@ -164,6 +165,8 @@ class Workload:
     def call(self, client) -> None:
         if self.kind == "grpc":
             list(client.list(**self.params))
+        elif self.kind == "text":
+            list(client.search(**self.params))
         elif self.kind == "stac":
             client.search(**self.params)
         else:
