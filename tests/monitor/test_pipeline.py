@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -25,6 +26,7 @@ from earthsignature.export.onnx_export import export_checkpoint
 from earthsignature.samples.safe_writer import ProductSpec, write_product
 from earthsignature.service.api.auth import TlsFiles
 from earthsignature.service.api.server import build_server
+from earthsignature.service.monitor import pipeline
 from earthsignature.service.monitor.runner import run_days
 
 from ..conftest import write_checkpoint
@@ -74,7 +76,7 @@ def test_a_day_of_ingestion(setting, monkeypatch) -> None:
     report = run_days(cfg, DAY, DAY, workers=2)
     assert not report.succeeded
     failed = {ProductName.parse(f.product_id).tile_id: f for f in report.failures}
-    assert sorted(failed) == ["33UUP", "35VLG"]  # typed records: step, error, message, time, attempt
+    assert sorted(failed) == ["33UUP", "35VLG"], report.summary  # typed records: step, error, message, time, attempt
     assert (failed["35VLG"].step, failed["35VLG"].error) == ("process", "ProcessingError")
     assert "Sen2Cor (the `L2A_Process` command)" in failed["35VLG"].message
     assert (failed["33UUP"].step, failed["33UUP"].error) == ("fetch", "DownloadError")
@@ -145,6 +147,24 @@ def test_killed_between_segment_and_publish_then_resumed_at_publish(setting, mon
     downloaded = sorted(ProductName.parse(p.name).tile_id for p in products.glob("*.SAFE"))
     assert downloaded == sorted([*GOOD, "35VLG"])  # the L1C one downloads, then fails at Process
     assert not [p for p in products.iterdir() if p.name.startswith(".")]
+
+
+def test_a_worker_process_that_dies_is_a_failure_too(setting, monkeypatch) -> None:
+    """A product whose process dies (killed for memory, a crash in native code) runs no on_failure: it is still
+    reported, with the exit code, not left out of the day's failures."""
+    overrides = setting[0]
+    fetch = pipeline.Fetch.run
+
+    def dying(task):  # runs in the forked process of one product
+        if "T31TCJ" in task.product_id:
+            os._exit(9)
+        return fetch(task)
+
+    monkeypatch.setattr(pipeline.Fetch, "run", dying)
+    report = run_days(load_config("service", "embedded", overrides), DAY, DAY, workers=2)
+    died = [f for f in report.failures if f.error == "ProcessDied"]
+    assert [(ProductName.parse(f.product_id).tile_id, f.step) for f in died] == [("31TCJ", "ingest")]
+    assert "exit code 9" in died[0].message and len(report.failures) == 3 and not report.succeeded
 
 
 def test_cli_run_and_status(setting) -> None:

@@ -178,15 +178,32 @@ class MonitorTask(luigi.Task):
         return None
 
     def on_failure(self, exception: BaseException) -> str:
+        return self.record_failure(type(exception).__name__, str(exception))
+
+    def record_failure(self, error: str, message: str) -> str:
         path = work_dir().failure(self.day, self.task_id)
         attempt = records.load(Failure, path).attempt + 1 if path.exists() else 1
-        failure = Failure(self.task_id, self.product(), self.model_name(), self.step, type(exception).__name__,
-                          str(exception), datetime.now(UTC), attempt)
+        failure = Failure(self.task_id, self.product(), self.model_name(), self.step, error, message,
+                          datetime.now(UTC), attempt)
         records.save(path, failure)
         return f"{failure.step}: {failure.error}: {failure.message}"
 
     def on_success(self) -> None:
         work_dir().failure(self.day, self.task_id).unlink(missing_ok=True)
+
+
+@MonitorTask.event_handler(luigi.Event.PROCESS_FAILURE)
+def _process_died(task: MonitorTask, message: str) -> None:
+    """A task whose process died (killed for memory, a crash in native code) runs no ``on_failure``, and
+    Luigi only says so at INFO: its failure is recorded here, in the worker that saw it die."""
+    log.error("%s", message)
+    task.record_failure("ProcessDied", message)
+
+
+@MonitorTask.event_handler(luigi.Event.TIMEOUT)
+def _process_timed_out(task: MonitorTask, message: str) -> None:
+    log.error("%s", message)
+    task.record_failure("TimedOut", message)
 
 
 class Search(MonitorTask):
