@@ -7,7 +7,9 @@ per tile that all its segmentations point at (catalog queries never read them; L
 window of one per answer). Then ``earthsignature serve`` (one process per core) answers 1 and 8 clients:
 STAC search by bbox + datetime, by CQL2 class share, by ids, a page 1,000 pages deep; gRPC ListSegmentation
 by area, dates and category; SearchSegmentation text; and CreateProduct's catalog side (``Catalog.add``)
-per second. The area statistics of "How much, and what changed" do not exist yet and are not measured.
+per second. Beside each served figure, the query's catalog search alone (in-process, no transport): the
+share of the time the catalog takes. The area statistics of "How much, and what changed" do not exist yet
+and are not measured.
 
     .venv/bin/python benchmarks/catalog_scale.py [--sizes 10000,1000000] [--seconds 3]
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import statistics
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -36,7 +39,7 @@ from earthsignature.embedded.ports import free_port
 from earthsignature.embedded.postgres import PostgresCluster, scratch_cluster
 from earthsignature.samples.catalog_rows import catalog_size_bytes, write_catalog
 from earthsignature.service.api.auth import init_certificates
-from earthsignature.service.catalog.catalog import Catalog, PageKey, ProductRecord, SegmentationRecord
+from earthsignature.service.catalog.catalog import Catalog, Filters, PageKey, ProductRecord, SegmentationRecord
 from earthsignature.service.catalog.items import item_id
 from earthsignature.service.catalog.raster_store import RasterStore
 from earthsignature.service.catalog.schema import upgrade
@@ -87,11 +90,13 @@ def measure_size(cluster: PostgresCluster, work: Path, certs: CertificateFolder,
     try:
         if not ready.wait(180):
             raise RuntimeError("the server did not start")
-        for name, workload in workloads.items():
+        for name, (workload, filters) in workloads.items():
             if args.only not in name:
                 continue
+            catalog_ms = _catalog_ms(url, filters)
             for clients in (int(c) for c in args.clients.split(",")):
-                rows.append({"query": name, "clients": clients, **latencies(workload, clients, args.seconds)})
+                rows.append({"query": name, "clients": clients, **latencies(workload, clients, args.seconds),
+                             "catalog_search_ms": catalog_ms})
                 print(f"  {name:<44} {clients:>2} clients  p50 {rows[-1]['p50_ms']:8.1f} ms  "
                       f"p99 {rows[-1]['p99_ms']:8.1f} ms", flush=True)
     finally:
@@ -101,9 +106,11 @@ def measure_size(cluster: PostgresCluster, work: Path, certs: CertificateFolder,
             "bytes_per_segmentation": database_bytes / size, "queries": rows, "create_per_s": _creates(url)}
 
 
-def _workloads(url: str, size: int, address: str, stac_root: str, certs: CertificateFolder) -> dict[str, Workload]:
+def _workloads(url: str, size: int, address: str, stac_root: str,
+               certs: CertificateFolder) -> dict[str, tuple[Workload, Filters]]:
     """The queries, with parameters drawn from the catalog the same way at every size (the items and the
-    deep page lie in the first 10,000 segmentations, which every size holds)."""
+    deep page lie in the first 10,000 segmentations, which every size holds), each with the catalog search
+    it makes (``Filters``), timed alone in-process."""
     engine = sa.create_engine(url)
     try:
         with engine.connect() as connection:
@@ -125,17 +132,38 @@ def _workloads(url: str, size: int, address: str, stac_root: str, certs: Certifi
     def grpc(params: dict, kind: str = "grpc") -> Workload:
         return Workload(kind, address, str(certs.path), params)
 
+    ids = tuple(item_id(p, v) for p, v in picked)
+    token = PageKey(start_time, segmentation_id).token()
+    share = {"op": ">", "args": [{"property": "fraction:burnt"}, 0.2]}
     return {
-        "STAC bbox + datetime": stac({"bbox": bbox, "datetime": month}),
-        "STAC CQL2 fraction:burnt > 0.2": stac({"filter": "fraction:burnt > 0.2", "filter-lang": "cql2-text"}),
-        "STAC ids (5 items)": stac({"ids": ",".join(item_id(p, v) for p, v in picked)}),
-        "STAC deep page (token)": stac({"token": PageKey(start_time, segmentation_id).token()}),
-        "gRPC list: area, month, coniferous forest": grpc({
-            "wkt": AREA.wkt, "start": MONTH[0], "end": MONTH[1], "categories": ["Coniferous forest"],
-            "max_pixels": 256}),
-        "gRPC text: coniferous forest, a month": grpc({
-            "query": "coniferous forest after:2023-01-01 before:2023-01-31", "max_pixels": 256}, "text"),
+        "STAC bbox + datetime": (stac({"bbox": bbox, "datetime": month}),
+                                 Filters(area=AREA, start=MONTH[0], end=MONTH[1], limit=11)),
+        "STAC CQL2 fraction:burnt > 0.2": (stac({"filter": "fraction:burnt > 0.2", "filter-lang": "cql2-text"}),
+                                           Filters(expression=share, limit=11)),
+        "STAC ids (5 items)": (stac({"ids": ",".join(ids)}), Filters(item_ids=ids, limit=11)),
+        "STAC deep page (token)": (stac({"token": token}), Filters(page_token=token, limit=11)),
+        # 5 answers: as many as the smallest catalog has there (it holds each tile once or twice)
+        "gRPC list: area, month, coniferous forest": (
+            grpc({"wkt": AREA.wkt, "start": MONTH[0], "end": MONTH[1], "categories": ["Coniferous forest"],
+                  "max_pixels": 256, "n_results": 5}),
+            Filters(area=AREA, start=MONTH[0], end=MONTH[1], category_names=("coniferous forest",), limit=5)),
+        "gRPC text: coniferous forest, a month": (
+            grpc({"query": "coniferous forest after:2023-01-01 before:2023-01-31", "max_pixels": 256}, "text"),
+            Filters(words="coniferous forest", start=MONTH[0], end=datetime(2023, 1, 31, tzinfo=UTC), limit=10)),
     }
+
+
+def _catalog_ms(url: str, filters: Filters, runs: int = 30) -> float:
+    """The median time of the query's catalog search alone (SQL and rows), in-process, no transport."""
+    catalog = Catalog(url, pool_size=1)
+    catalog.search(filters)
+    timings = []
+    for _ in range(runs):
+        began = time.perf_counter()
+        catalog.search(filters)
+        timings.append(time.perf_counter() - began)
+    catalog.dispose()
+    return 1000 * statistics.median(timings)
 
 
 def _creates(url: str) -> float:
@@ -161,7 +189,8 @@ def _creates(url: str) -> float:
 def report(results: list[dict], seconds: float) -> None:
     small, large = results[0], results[-1]
     headers = [f"{result['segmentations']:,} p50/p99 ms" for result in results]
-    print(f"\n{'query':<44} {'clients':>7} " + " ".join(f"{h:>24}" for h in headers) + f" {'p50 ratio':>9}")
+    print(f"\n{'query':<44} {'clients':>7} " + " ".join(f"{h:>24}" for h in headers) + f" {'p50 ratio':>9}"
+          + "  catalog search alone, p50")
     for row in large["queries"]:
         base = next(q for q in small["queries"] if (q["query"], q["clients"]) == (row["query"], row["clients"]))
         cells = []
@@ -170,7 +199,8 @@ def report(results: list[dict], seconds: float) -> None:
             cells.append(f"{match['p50_ms']:>11.1f} / {match['p99_ms']:>9.1f}")
         row["p50_vs_smallest"] = row["p50_ms"] / base["p50_ms"]
         print(f"{row['query']:<44} {row['clients']:>7} " + " ".join(f"{c:>24}" for c in cells)
-              + f" {row['p50_vs_smallest']:>8.2f}x")
+              + f" {row['p50_vs_smallest']:>8.2f}x  catalog search {base['catalog_search_ms']:.1f} -> "
+                f"{row['catalog_search_ms']:.1f} ms")
     for result in results:
         print(f"{result['segmentations']:>9,}: load {result['load_s']:.0f} s, "
               f"{result['bytes_per_segmentation']:,.0f} bytes per segmentation, "

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.postgis
 
 def test_migrations_build_the_model_schema(postgis_db: str) -> None:
     assert current_revision(postgis_db) is None
-    assert upgrade(postgis_db) == head_revision() == "0002"
+    assert upgrade(postgis_db) == head_revision() == "0003"
     engine = sa.create_engine(postgis_db)
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
@@ -24,8 +24,8 @@ def test_migrations_build_the_model_schema(postgis_db: str) -> None:
         indexes = {i["name"]: i for i in sa.inspect(connection).get_indexes("products")}
     engine.dispose()
     assert differences == []
-    assert "ix_products_footprint" in indexes  # the GiST index on footprints
-    assert upgrade(postgis_db) == "0002"  # idempotent
+    assert indexes["ix_products_footprint_time"]["column_names"] == ["footprint", "start_time"]  # one GiST
+    assert upgrade(postgis_db) == "0003"  # idempotent
 
 
 def test_downgrade_removes_the_catalog(postgis_db: str) -> None:

@@ -25,10 +25,13 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from earthsignature.core.classes import ClassShare, class_code
 from earthsignature.service.catalog import stac_filter
-from earthsignature.service.catalog.items import item_id_sql
+from earthsignature.service.catalog.items import split_item_id
 from earthsignature.service.catalog.tables import ClassStatistic, Product, Segmentation
 
 SEARCH_CONFIG = "english"
+#: the text-search configuration as a constant of its own type (a parameter of type regconfig has no
+#: literal form, so EXPLAIN could not show the plan of a text query)
+_SEARCH_CONFIG_SQL = sa.literal_column(f"'{SEARCH_CONFIG}'::regconfig")
 
 
 class CatalogError(ValueError):
@@ -270,13 +273,22 @@ class Catalog:
             return list(session.scalars(query))
 
     def search(self, filters: Filters) -> list[Found]:
-        query = (sa.select(Segmentation).join(Product)
-                 .options(selectinload(Segmentation.classes), selectinload(Segmentation.product)))
-        for condition in self._conditions(filters):
-            query = query.where(condition)
-        query = query.order_by(Product.start_time.desc(), Segmentation.id.desc()).limit(filters.limit)
+        query = self._search_query(filters).options(selectinload(Segmentation.classes),
+                                                    selectinload(Segmentation.product))
         with self.sessions() as session:
             return [Found(row) for row in session.scalars(query)]
+
+    def plan(self, filters: Filters) -> dict:
+        """PostgreSQL's plan for ``search(filters)`` (EXPLAIN, not run): which indexes it reads."""
+        sql = self._search_query(filters).compile(self.engine, compile_kwargs={"literal_binds": True})
+        with self.engine.connect() as connection:
+            return connection.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {sql}").scalar_one()[0]["Plan"]
+
+    def _search_query(self, filters: Filters) -> sa.Select:
+        query = sa.select(Segmentation).join(Product)
+        for condition in self._conditions(filters):
+            query = query.where(condition)
+        return query.order_by(Product.start_time.desc(), Segmentation.id.desc()).limit(filters.limit)
 
     @staticmethod
     def _conditions(filters: Filters) -> list[sa.ColumnElement[bool]]:
@@ -306,13 +318,16 @@ class Catalog:
                 ClassStatistic.fraction >= filters.min_category_fraction))
         if filters.words.strip():
             conditions.append(Segmentation.search_document.op("@@")(
-                sa.func.plainto_tsquery(SEARCH_CONFIG, filters.words)))
-        if filters.item_ids:
-            conditions.append(item_id_sql().in_(filters.item_ids))
+                sa.func.plainto_tsquery(_SEARCH_CONFIG_SQL, filters.words)))
+        if filters.item_ids:  # as (product id, model version) pairs: the products' unique index finds them
+            pairs = [pair for pair in map(split_item_id, filters.item_ids) if pair[0]]
+            conditions.append(sa.tuple_(Product.product_id, Segmentation.model_version).in_(pairs) if pairs
+                              else sa.false())
         if filters.expression is not None:
             conditions.append(stac_filter.condition(filters.expression))
         if filters.page_token:
             key = PageKey.parse(filters.page_token)
             conditions.append(sa.tuple_(Product.start_time, Segmentation.id) < sa.tuple_(key.start_time,
                                                                                         key.segmentation_id))
+            conditions.append(Product.start_time <= key.start_time)  # the same bound, that an index can use
         return conditions

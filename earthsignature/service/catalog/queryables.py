@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from earthsignature.service.catalog.items import item_id_sql
-from earthsignature.service.catalog.tables import ClassStatistic, Product, Segmentation
+from earthsignature.service.catalog.tables import PRESENT, ClassStatistic, Product, Segmentation, class_slug_sql
 
 FRACTION_PREFIX = "fraction:"
 
@@ -31,6 +31,9 @@ class Queryable:
     #: the item property's value for a stored segmentation; None: an item member, not a property (id, geometry)
     value: Callable[[Segmentation], Any] | None = None
     schema: Mapping[str, Any] = field(default_factory=dict)  # beyond title and type
+    #: ``where(compare, number)``: the condition ``sql() <compare> number`` in a form an index answers, or None
+    #: where it cannot (then the translator compares ``sql()``)
+    where: Callable[[Callable, float], sa.ColumnElement[bool] | None] | None = None
 
     def schema_entry(self) -> dict[str, Any]:
         types = {"string": {"type": "string"}, "number": {"type": "number"},
@@ -66,28 +69,36 @@ def class_slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
 
 
-def _slug_sql(column) -> sa.ColumnElement:
-    """``class_slug`` in SQL (the same rule, for names stored in the catalog)."""
-    return sa.func.trim(sa.func.regexp_replace(sa.func.lower(column), "[^a-z0-9]+", "_", "g"), "_")
-
-
 def fraction(class_name: str) -> Queryable:
     """The ``fraction:<slug>`` property of one class."""
     slug = class_slug(class_name)
 
+    present = ClassStatistic.pixel_count > PRESENT  # the share index's predicate
+
     def sql() -> sa.ColumnElement:
         share = (sa.select(ClassStatistic.fraction)
-                 .where(ClassStatistic.segmentation_id == Segmentation.id, ClassStatistic.pixel_count > 0,
-                        _slug_sql(ClassStatistic.name) == slug)
+                 .where(ClassStatistic.segmentation_id == Segmentation.id, present,
+                        class_slug_sql(ClassStatistic.name) == slug)
                  .limit(1).scalar_subquery())
         return sa.func.coalesce(share, 0.0)
+
+    def where(compare: Callable, number: float) -> sa.ColumnElement[bool] | None:
+        """The maps that hold the class in a share that compares so, where a map without the class (share 0)
+        cannot match (``> 0.2``, not ``< 0.2``): their ids gathered once through the share index, then found
+        by id (as a semi-join, PostgreSQL would read every map's statistics, newest first, until enough match)."""
+        if compare(0.0, number):
+            return None
+        ids = sa.select(sa.func.array_agg(ClassStatistic.segmentation_id)).where(
+            class_slug_sql(ClassStatistic.name) == slug, present, compare(ClassStatistic.fraction, number))
+        # an array, not a set: ANY over an array is a condition the segmentations' key answers
+        return Segmentation.id == sa.any_(sa.cast(ids.scalar_subquery(), sa.ARRAY(sa.Integer)))
 
     def value(segmentation: Segmentation) -> float:
         return next((round(c.fraction, 6) for c in segmentation.classes
                      if c.pixel_count > 0 and class_slug(c.name) == slug), 0.0)
 
     return Queryable(FRACTION_PREFIX + slug, f"Share of '{class_name}' in the map", "number", sql, value,
-                     {"minimum": 0, "maximum": 1})
+                     {"minimum": 0, "maximum": 1}, where)
 
 
 def queryable(name: str) -> Queryable | None:

@@ -148,7 +148,10 @@ def condition(tree: Mapping[str, Any], depth: int = 0) -> sa.ColumnElement[bool]
             raise FilterError("isNull takes a property")
         return _typed(node, None)[0].is_(None)
     if op in _COMPARISONS:
-        left, right = _same_kind(_count(args, 2, op), op, ("string", "number", "timestamp"))
+        indexed = _indexed_comparison(_count(args, 2, op), _COMPARISONS[op])
+        if indexed is not None:
+            return indexed
+        left, right = _same_kind(args, op, ("string", "number", "timestamp"))
         return _COMPARISONS[op](left, right)
     if op == "like":
         pattern = _count(args, 2, op)[1]
@@ -175,6 +178,18 @@ def condition(tree: Mapping[str, Any], depth: int = 0) -> sa.ColumnElement[bool]
 _COMPARISONS = {"=": lambda a, b: a == b, "<>": lambda a, b: a != b, "<": lambda a, b: a < b,
                 "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b}
 MAX_IN_VALUES = 1_000
+
+
+def _indexed_comparison(args: list, compare) -> sa.ColumnElement[bool] | None:
+    """``property <compare> number`` in the form the property's record says an index answers (a class
+    share), or None."""
+    node, number = args
+    if not _is_property(node) or isinstance(number, bool) or not isinstance(number, int | float):
+        return None
+    record = queryable(str(node["property"]))
+    if record is None or record.where is None or not math.isfinite(number):
+        return None
+    return record.where(compare, float(number))
 
 
 def _count(args: list, expected: int, op: str) -> list:

@@ -1,6 +1,7 @@
 """The catalog schema: products, their segmentations (one per model version) and per-class statistics.
 
-PostGIS holds the footprints (EPSG:4326, GiST index) and acquisition times for area/date queries; the
+PostGIS holds the footprints (EPSG:4326) and acquisition times for area/date queries (one GiST index over
+both); the
 per-class statistics answer category queries; ``search_document`` (a tsvector over class names and
 product metadata, GIN index) answers free-text search. Rasters live in the COG store; rows hold their
 URLs and georeferencing. The schema is created and upgraded by the Alembic migrations beside this file,
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import sqlalchemy as sa
 from geoalchemy2 import Geometry
 from sqlalchemy import (
     ARRAY,
@@ -56,7 +58,8 @@ class Product(Base):
 
     segmentations: Mapped[list[Segmentation]] = relationship(back_populates="product", cascade="all, delete-orphan")
 
-    __table_args__ = (Index("ix_products_footprint", "footprint", postgresql_using="gist"),)
+    # area and time in one GiST index (btree_gist): the area-and-dates query reads it alone (migration 0003)
+    __table_args__ = (Index("ix_products_footprint_time", "footprint", "start_time", postgresql_using="gist"),)
 
 
 class Segmentation(Base):
@@ -88,6 +91,22 @@ class Segmentation(Base):
     )
 
 
+def class_slug_sql(name: sa.ColumnElement) -> sa.ColumnElement:
+    """A class name as a property name part (``Burnt areas`` -> ``burnt_areas``, ``queryables.class_slug``)
+    in SQL, written with constants, not parameters: the share index is on this expression, and the planner
+    uses it only for the same expression."""
+
+    def constant(text: str) -> sa.ColumnElement:
+        return sa.literal_column(f"'{text}'")
+
+    return sa.func.btrim(sa.func.regexp_replace(sa.func.lower(name), constant("[^a-z0-9]+"), constant("_"),
+                                                constant("g")), constant("_"))
+
+
+#: The share index's predicate (classes a map holds), a constant for the same reason.
+PRESENT = sa.literal_column("0")
+
+
 class ClassStatistic(Base):
     __tablename__ = "class_statistics"
 
@@ -112,4 +131,8 @@ class ClassStatistic(Base):
         return ClassShare(LandCoverClass(self.code, self.name, unpack_rgb(self.color), self.value),
                           self.pixel_count, self.fraction)
 
-    __table_args__ = (Index("ix_class_statistics_lower_name", func.lower(name)),)
+    __table_args__ = (
+        Index("ix_class_statistics_lower_name", func.lower(name)),
+        # a CQL2 filter on a class share (fraction:burnt > 0.2) finds its maps here (migration 0003)
+        Index("ix_class_statistics_share", class_slug_sql(name), fraction, postgresql_where=pixel_count > PRESENT),
+    )
