@@ -69,7 +69,7 @@ class CatalogStacClient(BaseCoreClient):
         page = self._landing_page(base_url=base, conformance_classes=self.conformance_classes(),
                                   extension_schemas=[])
         page["links"] += [
-            {"rel": "queryables", "type": "application/schema+json", "href": f"{base}queryables"},
+            {"rel": stac_items.QUERYABLES_REL, "type": "application/schema+json", "href": f"{base}queryables"},
             {"rel": "service-desc", "type": "application/vnd.oai.openapi+json;version=3.0", "href": f"{base}api"},
             {"rel": "service-doc", "type": "text/html", "href": f"{base}api.html"}]
         return page

@@ -29,6 +29,8 @@ from earthsignature.service.catalog.queryables import QUERYABLES, class_slug, fr
 STAC_VERSION = "1.1.0"
 #: Where the HTTP app mounts the STAC API.
 STAC_PREFIX = "/stac"
+#: The link relation of a queryables schema (OGC API Features Part 3, which the STAC filter extension uses)
+QUERYABLES_REL = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
 EXTENSIONS = {
     "classification": "https://stac-extensions.github.io/classification/v2.0.0/schema.json",
     "projection": "https://stac-extensions.github.io/projection/v2.0.0/schema.json",
@@ -172,7 +174,7 @@ def collection(summary: ModelCollection, base_url: str) -> dict[str, Any]:
         "links": [
             {"rel": "self", "type": "application/json", "href": url},
             {"rel": "items", "type": "application/geo+json", "href": f"{url}/items"},
-            {"rel": "queryables", "type": "application/schema+json", "href": f"{url}/queryables"},
+            {"rel": QUERYABLES_REL, "type": "application/schema+json", "href": f"{url}/queryables"},
             {"rel": "parent", "type": "application/json", "href": base_url},
             {"rel": "root", "type": "application/json", "href": base_url},
         ],
