@@ -100,6 +100,20 @@ def test_hydra_options_may_follow_the_overrides() -> None:
     assert "base_width: 8" in shown.stdout
 
 
+def test_a_bad_override_fails_before_torch_is_imported() -> None:
+    """`train trainer.max_epochs=abc`: a one-line error at once, not after torch and Lightning have loaded."""
+    import subprocess
+    import sys
+
+    probe = ("import sys\nfrom click.testing import CliRunner\nfrom earthsignature.cli import main\n"
+             "result = CliRunner().invoke(main, ['train', 'trainer.max_epochs=abc'])\n"
+             "print(result.exit_code, 'torch' in sys.modules, result.output.strip())")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    code, torch_loaded, message = done.stdout.split(" ", 2)
+    assert (code, torch_loaded) == ("1", "False"), done.stdout + done.stderr
+    assert "trainer.max_epochs" in message and "Traceback" not in done.stdout + done.stderr
+
+
 def test_a_reader_that_goes_away_ends_the_command_quietly() -> None:
     """`earthsignature train --help | head`: no BrokenPipeError, no error line."""
     import subprocess

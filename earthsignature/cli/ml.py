@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
-from types import ModuleType
 
 import click
 
@@ -12,17 +12,19 @@ from earthsignature.core.config import ConfigError, load_config
 _HYDRA_PASSTHROUGH = {"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []}
 
 
-def _run_hydra(entry_point, module: ModuleType, config: str, args: list[str]) -> None:
-    """Hand the arguments to a @hydra.main function as if it were its own program (``module``, which runs it
-    as ``__main__``), so every Hydra feature works: overrides, --multirun sweeps, --cfg job, --help, and
-    Lightning's multi-process launcher, which starts the other ranks as ``python -m <module> <arguments>``.
-    Plain overrides are composed first, so a wrong key or type is a one-line error before anything (torch,
-    Lightning) loads."""
+def _run_hydra(module_name: str, entry: str, config: str, args: list[str]) -> None:
+    """Hand the arguments to the @hydra.main function ``entry`` of ``module_name`` as if it were its own
+    program (the module, which runs it as ``__main__``), so every Hydra feature works: overrides, --multirun
+    sweeps, --cfg job, --help, and Lightning's multi-process launcher, which starts the other ranks as
+    ``python -m <module> <arguments>``. Plain overrides are composed first, and the module (torch, Lightning)
+    imported only then, so a wrong key or type is a one-line error at once."""
     if not any(arg.startswith("-") for arg in args):
         try:
             load_config(None, config, args)
         except ConfigError as error:
             raise click.ClickException(str(error)) from error
+    module = importlib.import_module(module_name)
+    entry_point = getattr(module, entry)
     main_module = sys.modules["__main__"]
     saved = sys.argv, getattr(main_module, "__spec__", None)
     sys.argv, main_module.__spec__ = [module.__file__, *flags_first(args)], module.__spec__
@@ -55,24 +57,18 @@ def flags_first(args: list[str]) -> list[str]:
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def train(args: tuple[str, ...]) -> None:
     """Train a segmentation model: Hydra overrides, e.g. `experiment=smoke trainer.max_epochs=5`."""
-    from earthsignature.train import train as module
-
-    _run_hydra(module.main, module, "train", list(args))
+    _run_hydra("earthsignature.train.train", "main", "train", list(args))
 
 
 @click.command(context_settings=_HYDRA_PASSTHROUGH)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def finetune(args: tuple[str, ...]) -> None:
     """Fine-tune a pre-trained model on a pilot task: `pretrained=CKPT [finetune=head|full] data=...`."""
-    from earthsignature.train import finetune as module
-
-    _run_hydra(module.finetune_main, module, "finetune", list(args))
+    _run_hydra("earthsignature.train.finetune", "finetune_main", "finetune", list(args))
 
 
 @click.command(context_settings=_HYDRA_PASSTHROUGH)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def evaluate(args: tuple[str, ...]) -> None:
     """Score models on the Table 2 test sets: `checkpoint=CKPT [test_sets.burnt_area.checkpoint=...]`."""
-    from earthsignature.train import evaluate as module
-
-    _run_hydra(module.main, module, "evaluate", list(args))
+    _run_hydra("earthsignature.train.evaluate", "main", "evaluate", list(args))
