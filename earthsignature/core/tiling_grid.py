@@ -59,6 +59,10 @@ class Tile:
         return self.epsg % 100
 
     @property
+    def central_meridian(self) -> float:
+        return central_meridian(self.zone)
+
+    @property
     def hemisphere(self) -> str:
         """``N`` or ``S``, as ESA names the CRS (``WGS84 / UTM zone 07S``)."""
         return "S" if self.epsg > 32700 else "N"
@@ -97,6 +101,11 @@ def tile(tile_id: str) -> Tile:
                 float(uly + _FALSE_NORTHING_SOUTH if southern else uly))
 
 
+def central_meridian(zone: int) -> float:
+    """The longitude of a UTM zone's central meridian (zone 1: 177 W)."""
+    return -183.0 + 6.0 * zone
+
+
 def _band_latitudes(band: str) -> tuple[float, float]:
     south = -80.0 + 8.0 * _BAND_LETTERS.index(band)
     return south, (84.0 if band == "X" else south + 8.0)
@@ -133,7 +142,7 @@ def _band_northings(zone: int, band: str) -> tuple[float, float]:
     away from the central meridian, so its edges are looked at too."""
     south, north = _band_latitudes(band)
     to_utm = Transformer.from_crs("EPSG:4326", 32600 + zone, always_xy=True)  # northern: y < 0 south
-    central = -183.0 + 6.0 * zone
+    central = central_meridian(zone)
     ys = [to_utm.transform(central + dlon, lat)[1] for dlon in (-3.0, 0.0, 3.0) for lat in (south, north)]
     return min(ys), max(ys)
 
@@ -145,7 +154,7 @@ def _square_in_zone(zone: int, band: str, west: int, south: int) -> bool:
     longitudes = _zone_longitudes(zone, band)
     if longitudes is None:
         return False
-    central = -183.0 + 6.0 * zone
+    central = central_meridian(zone)
     lat_south, lat_north = _band_latitudes(band)
     zone_box = box(longitudes[0] - central, lat_south, longitudes[1] - central, lat_north)
     side = [k * SQUARE_M / 16 for k in range(16)]

@@ -80,8 +80,8 @@ def european_tiles() -> list:
                         continue
                     centre = Polygon(geometry.footprint_lonlat()).centroid
                     if west <= centre.x <= east and south <= centre.y <= north:
-                        found.append(geometry)
-    return sorted(found, key=lambda t: (Polygon(t.footprint_lonlat()).centroid.x, t.tile_id))
+                        found.append((centre.x, geometry.tile_id, geometry))
+    return [geometry for *_, geometry in sorted(found, key=lambda entry: entry[:2])]
 
 
 def write_catalog(url: str, segmentations: int, store, seed: int = 0) -> dict:
@@ -117,15 +117,15 @@ def _stage_tiles(connection, tiles: list, store) -> None:
         "CREATE TEMPORARY TABLE staged_tiles (k integer, tile_id text, footprint text, central_lon float8, "
         "raster_url text, crs text, geotransform float8[]) ON COMMIT DROP"))
     pixel = TILE_SIZE_M / _MAP_PIXELS
+    data = (np.arange(_MAP_PIXELS * _MAP_PIXELS, dtype=np.uint8) % 7).reshape(_MAP_PIXELS, _MAP_PIXELS)
     rows = []
     for k, geometry in enumerate(tiles):
         transform = Affine(pixel, 0, geometry.ulx, 0, -pixel, geometry.uly)
-        data = (np.arange(_MAP_PIXELS * _MAP_PIXELS, dtype=np.uint8) % 7).reshape(_MAP_PIXELS, _MAP_PIXELS)
         raster_url = store.write_cog(store.url_for("scale", f"{geometry.tile_id}.tif"), data,
                                      f"EPSG:{geometry.epsg}", transform, 255)
         footprint = MultiPolygon([Polygon(geometry.footprint_lonlat())])
         rows.append({"k": k, "tile_id": geometry.tile_id, "footprint": footprint.wkt,
-                     "central_lon": -183.0 + 6.0 * geometry.zone, "raster_url": raster_url,
+                     "central_lon": geometry.central_meridian, "raster_url": raster_url,
                      "crs": f"EPSG:{geometry.epsg}", "geotransform": list(transform.to_gdal())})
     connection.execute(sa.text(
         "INSERT INTO staged_tiles VALUES (:k, :tile_id, :footprint, :central_lon, :raster_url, :crs, "

@@ -127,7 +127,7 @@ def is_published(day: date, product_id: str, model: str) -> bool:
     """Whether the Database service has ``product_id`` of ``day`` from this model name and version: asked once
     per day and model for all the day's products (``forget_published`` to ask again), or answered to this
     worker's own Publish since (its ``Published`` record)."""
-    if MonitorWorkFolder.published(work_dir().model_output(day, product_id, model_key(model))).exists():
+    if MonitorWorkFolder.published(model_output(day, product_id, model)).exists():
         return True
     if (day, model) not in _published:
         try:
@@ -136,6 +136,11 @@ def is_published(day: date, product_id: str, model: str) -> bool:
             log.warning("cannot ask the Database service about %s: %s", day, error)
             return False
     return product_id in _published[(day, model)]
+
+
+def model_output(day: date, product_id: str, model: str) -> Path:
+    """This worker's folder of one model's maps of a product (named by the model's name and version)."""
+    return work_dir().model_output(day, product_id, model_key(model))
 
 
 def forget_published() -> None:
@@ -275,7 +280,7 @@ class ModelTask(ProductTask):
         return model_key(self.model)
 
     def model_output(self) -> Path:
-        return work_dir().model_output(self.day, self.product_id, model_key(self.model))
+        return model_output(self.day, self.product_id, self.model)
 
 
 class Segment(ModelTask):
