@@ -54,16 +54,20 @@ def band(name: str) -> Band:
 
 # --- product names ---------------------------------------------------------------------------------
 
-#: MGRS tile id: UTM zone, latitude band, 100 km column and row letters (never I or O).
-_TILE_ID = r"\d{2}[C-HJ-NP-X][A-HJ-NP-Z][A-HJ-NP-V]"
+#: MGRS tile id: UTM zone, latitude band, 100 km column and row letters (never I or O). ASCII only: ``\d``
+#: would take other scripts' digits (``٣٤SGH``) and ``upper()`` turns some letters into ASCII ones (``ſ``).
+_TILE_ID = r"[0-9]{2}[C-HJ-NP-X][A-HJ-NP-Z][A-HJ-NP-V]"
 
 
 def is_tile_id(text: str) -> bool:
     """Whether ``text`` names an MGRS tile as people write it: ``34SGH``, ``T34SGH``, any case."""
-    return re.fullmatch("T?" + _TILE_ID, text.upper()) is not None
+    return text.isascii() and re.fullmatch("T?" + _TILE_ID, text.upper()) is not None
+
+
 _PRODUCT_NAME = re.compile(
     r"^(?P<mission>S2[ABCD])_MSI(?P<level>L1C|L2A)_(?P<sensing>\d{8}T\d{6})_N(?P<baseline>\d{4})_"
-    r"R(?P<orbit>\d{3})_T(?P<tile>" + _TILE_ID + r")_(?P<discriminator>\d{8}T\d{6})(?:\.SAFE)?(?:\.zip)?$"
+    r"R(?P<orbit>\d{3})_T(?P<tile>" + _TILE_ID + r")_(?P<discriminator>\d{8}T\d{6})(?:\.SAFE)?(?:\.zip)?$",
+    re.ASCII,  # \d: 0-9 only (strptime would read other scripts' digits as a different name)
 )
 _TIME_FORMAT = "%Y%m%dT%H%M%S"
 

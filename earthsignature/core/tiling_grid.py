@@ -81,8 +81,10 @@ class Tile:
 def tile(tile_id: str) -> Tile:
     """The tile named ``34SGH`` or ``T01KCV`` (any case). ValueError for a name that is not an MGRS tile,
     or a square that does not reach into its zone and latitude band (such tiles do not exist)."""
+    if not tile_id.isascii():  # upper() would turn some letters into ASCII ones (ſ -> S)
+        raise ValueError(f"{tile_id!r} is not an MGRS tile id like 34SGH")
     tile_id = tile_id.upper().removeprefix("T")
-    match = re.fullmatch(r"(\d{2})([A-Z])([A-Z])([A-Z])", tile_id)
+    match = re.fullmatch(r"([0-9]{2})([A-Z])([A-Z])([A-Z])", tile_id)
     if not match or not 1 <= int(match.group(1)) <= 60 or match.group(2) not in _BAND_LETTERS:
         raise ValueError(f"{tile_id!r} is not an MGRS tile id like 34SGH")
     zone, band, column, row = int(match.group(1)), match.group(2), match.group(3), match.group(4)

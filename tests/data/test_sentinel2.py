@@ -37,4 +37,7 @@ def test_tile_ids_as_people_write_them() -> None:
     from earthsignature.core.sentinel2 import is_tile_id
 
     assert all(is_tile_id(t) for t in ("34SGH", "T34SGH", "t31tcj", "01WCP"))
-    assert not any(is_tile_id(t) for t in ("34SIH", "34SGO", "3SGH", "34SGHX", "../x", "", "34 SGH"))
+    assert not any(is_tile_id(t) for t in ("34SIH", "34SGO", "3SGH", "34SGHX", "../x", "", "34 SGH",
+                                           "٣٤SGH", "３４SGH", "34ſGH", "ｔ34SGH"))
+    with pytest.raises(ValueError, match="not a Sentinel-2 product name"):
+        ProductName.parse(NAME.replace("20210801T092031", "２０２１0801T092031"))  # not ASCII digits

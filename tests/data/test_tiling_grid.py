@@ -61,6 +61,9 @@ def test_what_is_not_a_tile_is_refused() -> None:
         tile("34SG")
     with pytest.raises(ValueError, match="not an MGRS tile"):
         tile("61TCJ")
+    for other_script in ("٣٤SGH", "３４SGH", "34ſGH", "34SGH\u0301"):  # digits and letters that are not ASCII
+        with pytest.raises(ValueError, match="not an MGRS tile"):
+            tile(other_script)
     with pytest.raises(ValueError, match="do not exist in UTM zone 31"):
         tile("31TJJ")  # zone 31 columns are A..H
     with pytest.raises(ValueError, match="not in zone 31, latitude band T"):
