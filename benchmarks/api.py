@@ -23,6 +23,7 @@
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import multiprocessing
 import os
@@ -42,7 +43,7 @@ from earthsignature.client import EarthSignatureClient, Encoding
 from earthsignature.core.classes import ClassShare, LandCoverClass
 from earthsignature.core.layout import CertificateFolder
 from earthsignature.core.raster_codec import unpack_rgb
-from earthsignature.core.settings import ApiSettings
+from earthsignature.core.settings import ApiLimits, ApiSettings
 from earthsignature.core.tiling_grid import tile
 from earthsignature.embedded.ports import free_port
 from earthsignature.embedded.postgres import PostgresCluster, scratch_cluster
@@ -163,10 +164,12 @@ class Workload:
         return StacSession(self.target, CertificateFolder(Path(self.certs)))
 
     def call(self, client) -> None:
+        # gRPC answers are taken as the wire gives them (messages, rasters not decoded): the load shares the
+        # server's cores, and decoding is a pilot's cost on the pilot's own machine
         if self.kind == "grpc":
-            list(client.list(**self.params))
+            collections.deque(client.list_messages(**self.params), maxlen=0)
         elif self.kind == "text":
-            list(client.search(**self.params))
+            collections.deque(client.search_messages(**self.params), maxlen=0)
         elif self.kind == "stac":
             client.search(**self.params)
         else:
@@ -283,6 +286,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--full-size", type=int, default=10_980, help="side of the full-size maps, pixels")
     parser.add_argument("--workers", type=int, default=ApiSettings.workers, help="gRPC threads per server process")
+    parser.add_argument("--work-slots", type=int, default=ApiLimits.work_slots,
+                        help="map queries working at once per server process (api.limits.work_slots)")
     parser.add_argument("--only", default="", help="measure only the queries whose name contains this")
     args = parser.parse_args()
     with scratch_cluster("earthsignature-api-bench-") as (cluster, work):
@@ -336,7 +341,8 @@ def run(args: argparse.Namespace, work: Path, cluster: PostgresCluster) -> None:
     context = multiprocessing.get_context("spawn")
     for processes in sorted({1, os.cpu_count() or 1}):
         settings = ApiSettings(address=address, http_port=http_port, store_url=str(work / "store"),
-                               certs_dir=str(certs.path), workers=args.workers, processes=processes)
+                               certs_dir=str(certs.path), workers=args.workers, processes=processes,
+                               limits=ApiLimits(work_slots=args.work_slots))
         ready, stop = context.Event(), context.Event()
         process = context.Process(target=serve, args=(url, settings, ready, stop))
         process.start()

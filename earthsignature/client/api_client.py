@@ -207,11 +207,15 @@ class EarthSignatureClient:
         for message in self.list_messages(**kwargs):
             yield Result.from_message(message)
 
-    def search(self, query: str, n_results: int | None = None, page_token: str = "", encoding: int = 0,
-               max_pixels: int = 0) -> Iterator[Result]:
+    def search_messages(self, query: str, n_results: int | None = None, page_token: str = "", encoding: int = 0,
+                        max_pixels: int = 0) -> Iterator[database_pb2.SegmentationResponse]:
         request = database_pb2.SearchSegmentationRequest(query=query, page_token=page_token,
                                                          raster_encoding=encoding, max_pixels=max_pixels)
         if n_results is not None:
             request.n_results = n_results
-        for message in self.stub.SearchSegmentation(request, timeout=self.timeout_s):
+        yield from self.stub.SearchSegmentation(request, timeout=self.timeout_s)
+
+    def search(self, query: str, **kwargs) -> Iterator[Result]:
+        """SearchSegmentation; keyword arguments as ``search_messages``."""
+        for message in self.search_messages(query, **kwargs):
             yield Result.from_message(message)

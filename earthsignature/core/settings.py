@@ -53,6 +53,10 @@ class ApiLimits:
     parse_processes: int = 2
     #: operations (comparisons, and/or/not...) in one CQL2 filter
     max_filter_terms: int = 64
+    #: map queries working at once in one server process (searching the catalog, reading map windows,
+    #: encoding answers); the others wait their turn within their deadline. More threads at work than cores
+    #: contend for the interpreter lock, and every answer then costs more CPU (README, Benchmarks).
+    work_slots: int = 2
     #: HTTP: a request's headers must arrive within header_timeout_s of the connection (or of the previous
     #: response), its body within body_timeout_s
     header_timeout_s: float = 10.0

@@ -15,6 +15,10 @@ import sqlalchemy as sa
 
 from earthsignature.core.settings import ApiLimits
 from earthsignature.samples.requests import product_request
+from earthsignature.service.api.auth import Caller
+from earthsignature.service.api.budget import Deadline
+from earthsignature.service.api.errors import DeadlineExceeded
+from earthsignature.service.api.records import MapQuery
 
 from .api_fixtures import client_of, https, https_context, server_with_http_app
 
@@ -296,3 +300,38 @@ def test_odd_methods_and_paths_are_4xx(service, method, path, expected):
     body = json.loads(response.read())
     connection.close()
     assert response.status == expected and body["code"] in (5, 12), body
+
+
+def test_map_queries_work_in_turn_within_their_deadline(service):
+    """While every work slot of the process is taken, a map query waits (gRPC) or, past its deadline, is
+    answered DEADLINE_EXCEEDED naming the wait; once a slot frees, it is answered."""
+    certs, server, _ = service
+    core = server.core
+    caller = Caller("pilot", "pilot", 1)
+    release, taken = threading.Event(), threading.Barrier(core.limits.work_slots + 1)
+
+    def hold() -> None:
+        with core.work_slots.held(Deadline.within(30.0), "held by the test"):
+            taken.wait(10)
+            release.wait(30)
+
+    holders = [threading.Thread(target=hold) for _ in range(core.limits.work_slots)]
+    for holder in holders:
+        holder.start()
+    taken.wait(10)
+    try:
+        with pytest.raises(DeadlineExceeded, match="waiting for the server to search the catalog"):
+            list(core.list_maps(caller, MapQuery(), Deadline.within(0.3)))
+        answered: list = []
+        with client_of(certs, server, "pilot") as client:
+            asking = threading.Thread(target=lambda: answered.extend(client.list(tile_ids=["31TCJ"])))
+            asking.start()
+            asking.join(1.0)
+            assert asking.is_alive() and not answered  # waiting for a slot
+            release.set()
+            asking.join(30)
+        assert [result.product_id for result in answered] == [product_request(2, "31TCJ", day=2).product_id]
+    finally:
+        release.set()
+        for holder in holders:
+            holder.join(30)

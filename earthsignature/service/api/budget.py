@@ -3,7 +3,10 @@ PostgreSQL's statement_timeout on its own)."""
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from earthsignature.service.api.errors import DeadlineExceeded
@@ -26,3 +29,26 @@ class Deadline:
         if time.monotonic() > self.ends:
             raise DeadlineExceeded(f"the request ran over its {self.budget_s:g} s budget "
                                    f"(api.limits.request_deadline_s) {advice}")
+
+
+class WorkSlots:
+    """At most ``count`` holders at once in one server process: the CPU-heavy part of an answer (reading and
+    clipping map windows) runs in a few threads while the others wait their turn, instead of every gRPC
+    thread contending for the interpreter lock (measured under Benchmarks). Sending, which may wait on a slow
+    reader, happens outside a slot."""
+
+    def __init__(self, count: int):
+        if count < 1:
+            raise ValueError(f"work slots must be at least 1, got {count}")
+        self._semaphore = threading.BoundedSemaphore(count)
+
+    @contextmanager
+    def held(self, deadline: Deadline, advice: str) -> Iterator[None]:
+        """A slot for the block; ``DeadlineExceeded`` if none frees before the request's deadline."""
+        if not self._semaphore.acquire(timeout=max(deadline.ends - time.monotonic(), 0.0)):
+            raise DeadlineExceeded(f"the request ran over its {deadline.budget_s:g} s budget "
+                                   f"(api.limits.request_deadline_s) waiting for the server {advice}")
+        try:
+            yield
+        finally:
+            self._semaphore.release()

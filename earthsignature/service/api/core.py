@@ -32,7 +32,7 @@ from earthsignature.service.api.auth import (
     caller_from_pem,
     format_serial,
 )
-from earthsignature.service.api.budget import Deadline
+from earthsignature.service.api.budget import Deadline, WorkSlots
 from earthsignature.service.api.errors import (
     InvalidArgument,
     NotFound,
@@ -76,6 +76,8 @@ class DatabaseCore:
         #: ingestions whose commit's outcome could not be known: settled when the database answers again
         self._unsettled: list[OutcomeUnknown] = []
         self._unsettled_lock = threading.Lock()
+        #: map queries do their work (catalog search, window reads, encoding) in these, a few at a time
+        self.work_slots = WorkSlots(self.limits.work_slots)
 
     def close(self) -> None:
         """Stop the parser processes (the server is stopping)."""
@@ -172,14 +174,17 @@ class DatabaseCore:
 
     def _answers(self, filters: Filters, max_pixels: int, deadline: Deadline) -> Iterator[MapAnswer]:
         try:
-            found = self.catalog.search(filters)
+            with self.work_slots.held(deadline, "to search the catalog"):
+                found = self.catalog.search(filters)
         except CatalogError as error:
             raise InvalidArgument(None, str(error)) from error
         for sent, item in enumerate(found):
             deadline.check(f"after {sent} of {len(found)} results: ask fewer results (n_results), a smaller area "
                            "or a lower max_pixels")
             try:
-                yield self._answer(item, filters.area, max_pixels)
+                with self.work_slots.held(deadline, f"to read maps, after {sent} of {len(found)} results"):
+                    answer = self._answer(item, filters.area, max_pixels)
+                yield answer
             except UNREADABLE_RASTER as error:  # one damaged map must not fail the whole answer
                 log.error("left %s (%s) out of an answer: its stored raster is unreadable: %s",
                           item.segmentation.product.product_id, item.segmentation.model_name, error)

@@ -88,8 +88,7 @@ def build_app(core: DatabaseCore) -> Starlette:
             caller = core.authorize(peer_pem(request.scope))
             message = request_from_query(request.query_params.multi_items(), message_type)
             answers = getattr(core, method)(caller, translate(message), deadline)
-            encoding = message.raster_encoding or core.limits.default_encoding
-            stream = (wire.response(answer, encoding, core.limits.max_response_bytes) for answer in answers)
+            stream = wire.responses(answers, message.raster_encoding, core, deadline)
             return stream, next(stream, _END)  # errors surface before the headers go out
 
         try:

@@ -54,18 +54,14 @@ class DatabaseService(database_pb2_grpc.DatabaseProductServiceServicer):
         deadline = self.core.deadline(context.time_remaining())
         caller = self.caller(context)
         answers = self.core.list_maps(caller, wire.list_query(request), deadline)
-        yield from self._responses(answers, request.raster_encoding)
+        yield from wire.responses(answers, request.raster_encoding, self.core, deadline)
 
     def _search(self, request, context) -> Iterator:
         deadline = self.core.deadline(context.time_remaining())
         caller = self.caller(context)
         answers = self.core.search_maps(caller, wire.text_query(request), deadline)
-        yield from self._responses(answers, request.raster_encoding)
+        yield from wire.responses(answers, request.raster_encoding, self.core, deadline)
 
-    def _responses(self, answers, encoding: int) -> Iterator:
-        limits = self.core.limits
-        for answer in answers:
-            yield wire.response(answer, encoding or limits.default_encoding, limits.max_response_bytes)
 
 
 def _abort(context: grpc.ServicerContext, error: Exception) -> None:

@@ -5,6 +5,7 @@ of the same messages) share it, so both carry exactly the same contract."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from datetime import UTC
 
 import geobuf
@@ -19,6 +20,8 @@ from earthsignature.core.manifest import ModelCard
 from earthsignature.pb.geobufproto import geobuf_pb2
 from earthsignature.pb.snapearth.api.v1 import database_pb2, segmentation_pb2
 from earthsignature.service.api import validation
+from earthsignature.service.api.budget import Deadline
+from earthsignature.service.api.core import DatabaseCore
 from earthsignature.service.api.errors import InvalidArgument, ResourceExhausted
 from earthsignature.service.api.records import MapAnswer, MapQuery, TextQuery
 from earthsignature.service.catalog.ingest import Stored, Submission
@@ -130,6 +133,18 @@ def _raster(raster: segmentation_pb2.Raster, what: str) -> RasterWindow:
 def created(stored: Stored) -> database_pb2.CreateProductResponse:
     return database_pb2.CreateProductResponse(product_id=stored.product_id, segmentation_id=str(stored.segmentation_id),
                                               created=stored.created)
+
+
+def responses(answers: Iterable[MapAnswer], encoding: int, core: DatabaseCore,
+              deadline: Deadline) -> Iterator[database_pb2.SegmentationResponse]:
+    """Each answer as its message (``encoding`` 0: the server's default). Encoding is work, done in one of the
+    core's work slots like the reading; the message is handed on outside it, since sending may wait on a slow
+    reader."""
+    limits = core.limits
+    for answer in answers:
+        with core.work_slots.held(deadline, "to encode an answer"):
+            message = response(answer, encoding or limits.default_encoding, limits.max_response_bytes)
+        yield message
 
 
 def response(answer: MapAnswer, encoding: int, max_bytes: int) -> database_pb2.SegmentationResponse:
