@@ -44,8 +44,9 @@ from earthsignature.service.catalog.items import item_id
 from earthsignature.service.catalog.raster_store import RasterStore
 from earthsignature.service.catalog.schema import upgrade
 
-#: Around Toulouse: half a degree square, a month.
-AREA = box(1.2, 43.4, 1.7, 43.9)
+#: Around Toulouse, a degree and a half square (a dozen tiles), a month: the smallest catalog holds enough
+#: maps there for every query to return as many results as at a million (each row records how many).
+AREA = box(0.5, 43.0, 2.0, 44.5)
 MONTH = (datetime(2023, 1, 1, tzinfo=UTC), datetime(2023, 1, 31, 23, 59, 59, tzinfo=UTC))
 DEEP_PAGE = 1_000  # pages of 10
 CREATED = 200  # Catalog.add calls timed per size
@@ -93,10 +94,10 @@ def measure_size(cluster: PostgresCluster, work: Path, certs: CertificateFolder,
         for name, (workload, filters) in workloads.items():
             if args.only not in name:
                 continue
-            catalog_ms = _catalog_ms(url, filters)
+            catalog_ms, results = _catalog_ms(url, filters)
             for clients in (int(c) for c in args.clients.split(",")):
                 rows.append({"query": name, "clients": clients, **latencies(workload, clients, args.seconds),
-                             "catalog_search_ms": catalog_ms})
+                             "catalog_search_ms": catalog_ms, "results": results})
                 print(f"  {name:<44} {clients:>2} clients  p50 {rows[-1]['p50_ms']:8.1f} ms  "
                       f"p99 {rows[-1]['p99_ms']:8.1f} ms", flush=True)
     finally:
@@ -142,7 +143,7 @@ def _workloads(url: str, size: int, address: str, stac_root: str,
                                            Filters(expression=share, limit=11)),
         "STAC ids (5 items)": (stac({"ids": ",".join(ids)}), Filters(item_ids=ids, limit=11)),
         "STAC deep page (token)": (stac({"token": token}), Filters(page_token=token, limit=11)),
-        # 5 answers: as many as the smallest catalog has there (it holds each tile once or twice)
+        # 5 answers at every size (the smallest catalog has a dozen there)
         "gRPC list: area, month, coniferous forest": (
             grpc({"wkt": AREA.wkt, "start": MONTH[0], "end": MONTH[1], "categories": ["Coniferous forest"],
                   "max_pixels": 256, "n_results": 5}),
@@ -153,17 +154,18 @@ def _workloads(url: str, size: int, address: str, stac_root: str,
     }
 
 
-def _catalog_ms(url: str, filters: Filters, runs: int = 30) -> float:
-    """The median time of the query's catalog search alone (SQL and rows), in-process, no transport."""
+def _catalog_ms(url: str, filters: Filters, runs: int = 30) -> tuple[float, int]:
+    """The median time of the query's catalog search alone (SQL and rows), in-process, no transport; and how
+    many results it finds (the page's size: sizes compare only where it is the same)."""
     catalog = Catalog(url, pool_size=1)
-    catalog.search(filters)
+    results = len(catalog.search(filters))
     timings = []
     for _ in range(runs):
         began = time.perf_counter()
         catalog.search(filters)
         timings.append(time.perf_counter() - began)
     catalog.dispose()
-    return 1000 * statistics.median(timings)
+    return 1000 * statistics.median(timings), results
 
 
 def _creates(url: str) -> float:
@@ -200,7 +202,7 @@ def report(results: list[dict], seconds: float) -> None:
         row["p50_vs_smallest"] = row["p50_ms"] / base["p50_ms"]
         print(f"{row['query']:<44} {row['clients']:>7} " + " ".join(f"{c:>24}" for c in cells)
               + f" {row['p50_vs_smallest']:>8.2f}x  catalog search {base['catalog_search_ms']:.1f} -> "
-                f"{row['catalog_search_ms']:.1f} ms")
+                f"{row['catalog_search_ms']:.1f} ms, results {base['results']} -> {row['results']}")
     for result in results:
         print(f"{result['segmentations']:>9,}: load {result['load_s']:.0f} s, "
               f"{result['bytes_per_segmentation']:,.0f} bytes per segmentation, "
