@@ -27,15 +27,19 @@ class Deadline:
     def check(self, advice: str) -> None:
         """``DeadlineExceeded`` once the budget is spent; ``advice`` says what to ask instead."""
         if time.monotonic() > self.ends:
-            raise DeadlineExceeded(f"the request ran over its {self.budget_s:g} s budget "
-                                   f"(api.limits.request_deadline_s) {advice}")
+            raise self.exceeded(advice)
+
+    def exceeded(self, detail: str) -> DeadlineExceeded:
+        """The error of a request over this budget; ``detail`` says where it was or what to ask instead."""
+        return DeadlineExceeded(f"the request ran over its {self.budget_s:g} s budget "
+                                f"(api.limits.request_deadline_s) {detail}")
 
 
 class WorkSlots:
-    """At most ``count`` holders at once in one server process: the CPU-heavy part of an answer (reading and
-    clipping map windows) runs in a few threads while the others wait their turn, instead of every gRPC
-    thread contending for the interpreter lock (measured under Benchmarks). Sending, which may wait on a slow
-    reader, happens outside a slot."""
+    """At most ``count`` holders at once in one server process: a map query's CPU-heavy steps (the catalog
+    search, each answer's window reads and its encoding) run in a few threads while the others wait their
+    turn, instead of every gRPC thread contending for the interpreter lock (measured under Benchmarks).
+    Sending, which may wait on a slow reader, happens outside a slot."""
 
     def __init__(self, count: int):
         if count < 1:
@@ -46,8 +50,7 @@ class WorkSlots:
     def held(self, deadline: Deadline, advice: str) -> Iterator[None]:
         """A slot for the block; ``DeadlineExceeded`` if none frees before the request's deadline."""
         if not self._semaphore.acquire(timeout=max(deadline.ends - time.monotonic(), 0.0)):
-            raise DeadlineExceeded(f"the request ran over its {deadline.budget_s:g} s budget "
-                                   f"(api.limits.request_deadline_s) waiting for the server {advice}")
+            raise deadline.exceeded(f"waiting for the server {advice}")
         try:
             yield
         finally:

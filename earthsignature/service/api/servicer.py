@@ -63,7 +63,6 @@ class DatabaseService(database_pb2_grpc.DatabaseProductServiceServicer):
         yield from wire.responses(answers, request.raster_encoding, self.core, deadline)
 
 
-
 def _abort(context: grpc.ServicerContext, error: Exception) -> None:
     """The status code for ``error``, by cause; nothing of the server's internals in the message."""
     answer = as_api_error(error)
