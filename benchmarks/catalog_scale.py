@@ -8,8 +8,8 @@ window of one per answer). Then ``earthsignature serve`` (one process per core) 
 STAC search by bbox + datetime, by CQL2 class share, by ids, a page 1,000 pages deep; gRPC ListSegmentation
 by area, dates and category; SearchSegmentation text; and CreateProduct's catalog side (``Catalog.add``)
 per second. Beside each served figure, the query's catalog search alone (in-process, no transport): the
-share of the time the catalog takes. The area statistics of "How much, and what changed" do not exist yet
-and are not measured.
+share of the time the catalog takes. Area statistics read maps, not only rows: ``area_statistics.py``
+measures them.
 
     .venv/bin/python benchmarks/catalog_scale.py [--sizes 10000,1000000] [--seconds 3]
 

@@ -69,7 +69,7 @@ def test_db_lifecycle_through_config_overrides() -> None:
         assert run("db", "url", *overrides).strip() == url
         assert "running on 127.0.0.1" in run("db", "status", *overrides)
         assert run("db", "up", *overrides).strip() == url  # idempotent
-        assert "catalog schema at revision 0003" in run("db", "migrate", *overrides)
+        assert "catalog schema at revision 0004" in run("db", "migrate", *overrides)
         run("db", "down", *overrides)
         assert "stopped" in run("db", "status", *overrides, expect=3)
     finally:

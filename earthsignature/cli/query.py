@@ -28,12 +28,14 @@ def _connection_options(function):
         click.option("--cert", type=click.Path(exists=True, path_type=Path), default=None, help="your certificate"),
         click.option("--key", type=click.Path(exists=True, path_type=Path), default=None, help="your private key"),
         click.option("--insecure", is_flag=True, help="plain-text connection (a server run with --insecure)"),
-        click.option("--save", type=click.Path(file_okay=False, path_type=Path), default=None,
-                     help="write each map as GeoTIFF and PNG into this folder"),
         config_option,
     ]):
         function = option(function)
     return function
+
+
+_save_option = click.option("--save", type=click.Path(file_okay=False, path_type=Path), default=None,
+                            help="write each map as GeoTIFF and PNG into this folder")
 
 
 @click.group()
@@ -60,9 +62,10 @@ def _print_and_save(client, results, save: Path | None) -> None:
 @click.option("--product", "products", multiple=True)
 @click.option("--category", "categories", multiple=True, help="class name or code (repeatable)")
 @click.option("-n", "--n-results", type=int, default=None)
+@_save_option
 @_connection_options
 @overrides_argument
-def query_list(wkt, start, end, products, categories, n_results, address, ca, cert, key, insecure, save, config,
+def query_list(wkt, start, end, products, categories, n_results, save, address, ca, cert, key, insecure, config,
                overrides) -> None:
     """ListSegmentation."""
     import grpc
@@ -78,9 +81,10 @@ def query_list(wkt, start, end, products, categories, n_results, address, ca, ce
 @query.command("search")
 @click.argument("text")
 @click.option("-n", "--n-results", type=int, default=None)
+@_save_option
 @_connection_options
 @overrides_argument
-def query_search(text, n_results, address, ca, cert, key, insecure, save, config, overrides) -> None:
+def query_search(text, n_results, save, address, ca, cert, key, insecure, config, overrides) -> None:
     """SearchSegmentation with the text query language (see the README)."""
     import grpc
 
@@ -89,3 +93,44 @@ def query_search(text, n_results, address, ca, cert, key, insecure, save, config
             _print_and_save(client, client.search(text, n_results=n_results), save)
     except grpc.RpcError as error:
         raise click.ClickException(f"{error.code().name}: {error.details()}") from error
+
+
+@query.command("stats")
+@click.option("--wkt", required=True, help="area, EPSG:4326 Well-Known Text")
+@click.option("--model", required=True, help="whose maps to count (a collection: clc-unet, burnt-unet...)")
+@click.option("--start", type=ISO_DATE, default=None, help="acquired after (ISO date)")
+@click.option("--end", type=ISO_DATE, default=None, help="acquired before (ISO date)")
+@click.option("--category", "categories", multiple=True, help="only this class, name or code (repeatable)")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="also write the table as CSV here")
+@_connection_options
+@overrides_argument
+def query_stats(wkt, model, start, end, categories, csv_path, address, ca, cert, key, insecure, config,
+                overrides) -> None:
+    """AreaStatistics: hectares of each class inside the area per date, with clouds, no data and the part no
+    map covers (clouds and no data never count as a class)."""
+    import grpc
+
+    from earthsignature.client.api_client import statistics_frame
+
+    try:
+        with _client(address, ca, cert, key, insecure, config, overrides) as client:
+            response = client.statistics_message(wkt, model, start=start, end=end, categories=categories)
+    except grpc.RpcError as error:
+        raise click.ClickException(f"{error.code().name}: {error.details()}") from error
+    table = statistics_frame(response)
+    click.echo(statistics_table(table))
+    click.echo(f"{len(table)} date(s) of {model}")
+    if csv_path:
+        table.to_csv(csv_path, index=False)
+        click.echo(f"table in {csv_path}")
+
+
+def statistics_table(table) -> str:
+    """A statistics frame for a terminal: dates down, hectares across (0.01 ha: one pixel), classes present."""
+    if table.empty:
+        return "no map of this model in the area and period"
+    fixed = ["date", "area_ha", "clear_ha", "cloud_ha", "nodata_ha", "uncovered_ha"]
+    classes = [column for column in table.columns[7:] if table[column].sum() > 0]
+    shown = table[fixed + classes].rename(columns=lambda name: name.removesuffix("_ha"))
+    return shown.to_string(index=False, float_format=lambda value: f"{value:,.2f}")

@@ -22,13 +22,14 @@ from pathlib import Path
 import geobuf
 import grpc
 import numpy as np
+import pandas as pd
 from affine import Affine
 
 from earthsignature.core import raster_codec
 from earthsignature.core.classes import ClassShare
 from earthsignature.core.cog import LAYER_DESCRIPTIONS, class_tags, gdal_aux_xml, write_cog
 from earthsignature.core.manifest import ModelCard
-from earthsignature.pb.snapearth.api.v1 import database_pb2, database_pb2_grpc, segmentation_pb2
+from earthsignature.pb.snapearth.api.v1 import database_pb2, database_pb2_grpc, segmentation_pb2, statistics_pb2
 
 Encoding = segmentation_pb2.RasterEncoding
 log = logging.getLogger(__name__)
@@ -135,6 +136,23 @@ def fetch_link(url: str, tls: tuple[Path, Path, Path] | None, timeout_s: float =
         return response.read()
 
 
+#: The columns of a statistics table before the classes' (hectares each, but products).
+STATISTICS_COLUMNS = ("date", "products", "area_ha", "clear_ha", "cloud_ha", "nodata_ha", "uncovered_ha")
+
+
+def statistics_frame(response: statistics_pb2.AreaStatisticsResponse) -> pd.DataFrame:
+    """An AreaStatisticsResponse as one row per date: the area asked, its clear, clouded, no-data and uncovered
+    parts, and one column per class (hectares under a clear sky)."""
+    rows = []
+    for day in response.dates:
+        row = {"date": datetime.fromisoformat(day.date).date(), "products": len(day.product_ids),
+               "area_ha": day.area_hectares, "clear_ha": day.clear_hectares, "cloud_ha": day.cloud_hectares,
+               "nodata_ha": day.nodata_hectares, "uncovered_ha": day.uncovered_hectares}
+        row.update({row_class.name: row_class.hectares for row_class in day.classes})
+        rows.append(row)
+    return pd.DataFrame(rows, columns=None if rows else list(STATISTICS_COLUMNS))
+
+
 class EarthSignatureClient:
     def __init__(self, address: str, ca: Path | None = None, cert: Path | None = None, key: Path | None = None,
                  insecure: bool = False, timeout_s: float = 120.0, server_name: str | None = None,
@@ -219,3 +237,18 @@ class EarthSignatureClient:
         """SearchSegmentation; keyword arguments as ``search_messages``."""
         for message in self.search_messages(query, **kwargs):
             yield Result.from_message(message)
+
+    def statistics_message(self, wkt: str, model: str, start: str | datetime | None = None,
+                           end: str | datetime | None = None, categories: Iterable[str] = ()
+                           ) -> statistics_pb2.AreaStatisticsResponse:
+        """AreaStatistics: how much of each class the area holds, per acquisition date."""
+        request = statistics_pb2.AreaStatisticsRequest(wkt=wkt, model_name=model, categories=list(categories))
+        for name, value in (("start_date", start), ("end_date", end)):
+            if value is not None:
+                getattr(request, name).CopyFrom(_timestamp(value))
+        return self.stub.AreaStatistics(request, timeout=self.timeout_s)
+
+    def statistics(self, wkt: str, model: str, **kwargs) -> pd.DataFrame:
+        """``statistics_message`` as a table: one row per date (``date``, ``products``, ``area_ha``,
+        ``clear_ha``, ``cloud_ha``, ``nodata_ha``, ``uncovered_ha``), then one column of hectares per class."""
+        return statistics_frame(self.statistics_message(wkt, model, **kwargs))

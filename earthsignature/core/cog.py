@@ -48,9 +48,9 @@ def confidence_values(probability: np.ndarray) -> np.ndarray:
 
 def write_cog(path: Path | str, data: np.ndarray, crs: str, transform: Affine, nodata: int | None = None,
               colormap: dict[int, tuple[int, int, int, int]] | None = None, description: str = "",
-              tags: dict[str, str] | None = None) -> Path:
+              tags: dict[str, str] | None = None, options: dict[str, str] | None = None) -> Path:
     """``data`` [H, W] as a COG at ``path``, with its band's colour table, description and metadata ``tags``
-    (GDAL's metadata TIFF tag)."""
+    (GDAL's metadata TIFF tag); ``options``: COG driver options beyond (or instead of) ``COG_OPTIONS``."""
     profile = {"driver": "GTiff", "width": data.shape[1], "height": data.shape[0], "count": 1,
                "dtype": data.dtype.name, "crs": crs, "transform": transform, "nodata": nodata}
     with MemoryFile() as memory, memory.open(**profile) as dataset:
@@ -61,7 +61,7 @@ def write_cog(path: Path | str, data: np.ndarray, crs: str, transform: Affine, n
             dataset.set_band_description(1, description)
         if tags:
             dataset.update_tags(1, **tags)
-        rasterio.shutil.copy(dataset, path, driver="COG", **COG_OPTIONS)
+        rasterio.shutil.copy(dataset, path, driver="COG", **(COG_OPTIONS | (options or {})))
     return Path(path)
 
 

@@ -57,6 +57,10 @@ class ApiLimits:
     #: encoding answers); the others wait their turn within their deadline. More threads at work than cores
     #: contend for the interpreter lock, and every answer then costs more CPU (README, Benchmarks).
     work_slots: int = 2
+    #: area statistics: the largest area (km², on the ellipsoid; a Sentinel-2 tile is about 12,000) and the
+    #: most maps one request may count
+    statistics_max_area_km2: float = 100_000.0
+    statistics_max_maps: int = 500
     #: HTTP: a request's headers must arrive within header_timeout_s of the connection (or of the previous
     #: response), its body within body_timeout_s
     header_timeout_s: float = 10.0

@@ -77,8 +77,9 @@ def test_responses_carry_georeferenced_maps(api) -> None:
     geometry = tile("34SGH")
     assert result.transform.c == geometry.ulx and result.transform.f == geometry.uly and result.crs == "EPSG:32634"
     assert result.start.isoformat() == "2021-08-01T09:21:00+00:00" and result.model == "clc-unet:1"
-    assert {v: round(s.fraction, 3) for v, s in result.legend.items()} == {
-        v: round(float((expected == v).mean()), 3) for v in np.unique(expected)}
+    clear = expected[result.cloud_mask == 0]  # shares count clear pixels only: clouds are not land cover
+    assert {v: (s.pixel_count, round(s.fraction, 3)) for v, s in result.legend.items()} == {
+        v: (int((clear == v).sum()), round(float((clear == v).mean()), 3)) for v in np.unique(expected)}
     assert (result.legend[2].land_cover.code, result.legend[2].land_cover.name) == (334, "Burnt areas")
     assert result.cloud_mask.sum() == 10 * 120 and result.footprint["type"] == "MultiPolygon"
 

@@ -123,7 +123,7 @@ def test_migrating_a_catalog_that_holds_data(postgis_db: str, tmp_path: Path) ->
 
     before = state()
     assert new_indexes() == {"ix_products_footprint"}
-    assert upgrade(postgis_db) == head_revision() == "0003"
+    assert upgrade(postgis_db) == head_revision() == "0004"
     assert state() == before and new_indexes() == {"ix_class_statistics_share", "ix_products_footprint_time"}
     command.downgrade(alembic_config(postgis_db), "0002")
     assert state() == before and new_indexes() == {"ix_products_footprint"}

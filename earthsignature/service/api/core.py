@@ -41,8 +41,17 @@ from earthsignature.service.api.errors import (
     Unavailable,
     excerpt,
 )
-from earthsignature.service.api.records import ItemPage, ItemSearch, Links, MapAnswer, MapQuery, TextQuery
-from earthsignature.service.catalog import query_language, stac_filter
+from earthsignature.service.api.records import (
+    ItemPage,
+    ItemSearch,
+    Links,
+    MapAnswer,
+    MapQuery,
+    StatisticsQuery,
+    TextQuery,
+)
+from earthsignature.service.catalog import area_statistics, query_language, stac_filter
+from earthsignature.service.catalog.area_statistics import DateStatistics
 from earthsignature.service.catalog.catalog import Catalog, CatalogError, Filters, Found, ModelCollection
 from earthsignature.service.catalog.ingest import IngestError, OutcomeUnknown, Stored, Submission, ingest, settle
 from earthsignature.service.catalog.items import item_id, split_item_id
@@ -200,6 +209,44 @@ class DatabaseCore:
     def _window(self, url: str, area: BaseGeometry | None, max_pixels: int):
         # the footprint intersects the area but the raster's valid part may not: then one pixel of it
         return self.store.read(url, area, max_pixels) or self.store.read(url, None, 1)
+
+    # -- how much ---------------------------------------------------------------------------------------------
+
+    def area_statistics(self, caller: Caller, query: StatisticsQuery, deadline: Deadline) -> list[DateStatistics]:
+        """The area of each class inside ``query.area`` per acquisition date, clouds, no data and uncovered
+        parts apart (the rules: ``catalog.area_statistics``)."""
+        limits = self.limits
+        area_ha = area_statistics.geodesic_hectares(query.area)
+        if area_ha / 100 > limits.statistics_max_area_km2:
+            raise InvalidArgument("wkt", f"covers {area_ha / 100:,.0f} km², more than the "
+                                         f"{limits.statistics_max_area_km2:,.0f} km² one request may count "
+                                         "(api.limits.statistics_max_area_km2): ask for smaller areas")
+        self.check_collection(caller, query.model_name)
+        codes, names = self._categories(query.categories)
+        filters = Filters(area=query.area, start=query.start, end=query.end, model_names=(query.model_name,),
+                          limit=limits.statistics_max_maps + 1)
+        with self.work_slots.held(deadline, "to search the catalog"):
+            found = self.catalog.search(filters)
+            if len(found) > limits.statistics_max_maps:
+                raise InvalidArgument(None, f"more than {limits.statistics_max_maps} maps of {query.model_name} "
+                                            "fall in this area and period, the most one request may count "
+                                            "(api.limits.statistics_max_maps): ask for a shorter period or a "
+                                            "smaller area")
+            plans = area_statistics.plan(query.area, [item.segmentation for item in found])
+
+        def keep(land_cover) -> bool:
+            return not (codes or names) or land_cover.code in codes or land_cover.name.lower() in names
+
+        return [self._date_statistics(date_plan, area_ha, keep, deadline) for date_plan in plans]
+
+    def _date_statistics(self, date_plan, area_ha: float, keep, deadline: Deadline) -> DateStatistics:
+        counts = []
+        for segmentation, region in zip(date_plan.maps, date_plan.regions, strict=True):
+            advice = f"counting {date_plan.day}: ask for a shorter period or a smaller area"
+            deadline.check(advice)
+            with self.work_slots.held(deadline, advice):
+                counts.append(area_statistics.count_map(segmentation, region, self.store))
+        return area_statistics.summarize(date_plan, counts, area_ha, keep)
 
     # -- ingestion ---------------------------------------------------------------------------------------------
 

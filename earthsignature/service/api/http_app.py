@@ -5,7 +5,8 @@
   parameters in snake_case or camelCase (``n_results``, ``nResults``; repeated fields repeat), results
   streamed as NDJSON lines ``{"result": SegmentationResponse}`` in camelCase, errors as ``google.rpc.Status``
   with grpc-gateway's HTTP status, and an error after the first result sent in-band as a last line
-  ``{"error": Status}`` (a pilot can tell a cut stream from an empty one);
+  ``{"error": Status}`` (a pilot can tell a cut stream from an empty one); ``GET /v1/statistics:area`` answers
+  one AreaStatisticsResponse as JSON;
 - a segmentation's files, map pictures, XYZ tiles and quicklooks (``map_files``);
 - the STAC API at ``/stac`` (``stac``) and the map page at ``/map`` (``web/``);
 - ``GET /healthz``: whether the catalog is reachable, for callers with a valid, unrevoked certificate and a
@@ -30,7 +31,7 @@ from starlette.responses import FileResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Mount, Route, request_response
 from starlette.staticfiles import StaticFiles
 
-from earthsignature.pb.snapearth.api.v1 import database_pb2
+from earthsignature.pb.snapearth.api.v1 import database_pb2, statistics_pb2
 from earthsignature.service.api import wire
 from earthsignature.service.api.core import DatabaseCore
 from earthsignature.service.api.errors import ApiError, Code, InvalidArgument, as_api_error
@@ -53,6 +54,8 @@ MAP_PAGE = "/map"
 #: path -> (the core's method, the request message, its translation to the core's record)
 ROUTES = {"/v1/segmentation:list": ("list_maps", database_pb2.ListSegmentationRequest, wire.list_query),
           "/v1/segmentation:search": ("search_maps", database_pb2.SearchSegmentationRequest, wire.text_query)}
+#: The unary binding (one JSON answer): the area statistics.
+STATISTICS_ROUTE = "/v1/statistics:area"
 _END = object()
 
 
@@ -97,6 +100,21 @@ def build_app(core: DatabaseCore) -> Starlette:
             return error_response(error)
         return StreamingResponse(_results(stream, first), media_type="application/x-ndjson")
 
+    async def statistics(request: Request) -> Response:
+        deadline = core.deadline()
+
+        def answer() -> dict:
+            caller = core.authorize(peer_pem(request.scope))
+            query = wire.statistics_query(request_from_query(request.query_params.multi_items(),
+                                                             statistics_pb2.AreaStatisticsRequest))
+            dates = core.area_statistics(caller, query, deadline)
+            return json_format.MessageToDict(wire.statistics_response(query.model_name, dates))
+
+        try:
+            return JSONResponse(await run_in_threadpool(answer))
+        except Exception as error:
+            return error_response(error)
+
     async def map_page(request: Request) -> Response:
         if not (WEB_DIR / "static" / "vendor" / "ol.js").exists():
             return status_response(Code.UNAVAILABLE, "the map page's web library is not installed: run `make web` "
@@ -113,13 +131,14 @@ def build_app(core: DatabaseCore) -> Starlette:
 
     async def http_error(request: Request, error: HTTPException) -> Response:
         code = {404: Code.NOT_FOUND, 405: Code.UNIMPLEMENTED}.get(error.status_code, Code.INVALID_ARGUMENT)
-        message = (f"no route {request.url.path[:80]}; routes: {', '.join(ROUTES)}, /v1/maps/..., /stac/, /map, "
-                   "/healthz"
+        message = (f"no route {request.url.path[:80]}; routes: {', '.join(ROUTES)}, {STATISTICS_ROUTE}, "
+                   "/v1/maps/..., /stac/, /map, /healthz"
                    if error.status_code == 404 else f"{request.method} is not allowed here: use GET")
         return JSONResponse(status(code, message), status_code=error.status_code,
                             headers=getattr(error, "headers", None))
 
     routes = [Route(path, binding, methods=["GET"]) for path in ROUTES]
+    routes.append(Route(STATISTICS_ROUTE, statistics, methods=["GET"]))
     routes += MapFiles(core).routes()
     routes.append(Route("/healthz", RequireCaller(healthz, core, endpoint=True), methods=["GET"]))
     routes.append(Route(MAP_PAGE, RequireCaller(map_page, core, endpoint=True), methods=["GET"]))

@@ -65,6 +65,18 @@ class MapAnswer:
 
 
 @dataclass(frozen=True)
+class StatisticsQuery:
+    """How much of each class an area holds per date (``catalog.area_statistics``): the area, the model whose
+    maps count, a period, and optionally the classes to report (names or codes)."""
+
+    area: BaseGeometry  # EPSG:4326
+    model_name: str
+    start: datetime | None = None
+    end: datetime | None = None
+    categories: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class ItemSearch:
     """A STAC item search: the area (bbox or intersects, already a geometry), period, collections, item ids,
     a CQL2 filter (text, or JSON as parsed), a page size and the token of the page to continue after."""

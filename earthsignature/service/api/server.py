@@ -16,7 +16,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from earthsignature.core.settings import ApiLimits
-from earthsignature.pb.snapearth.api.v1 import database_pb2
+from earthsignature.pb.snapearth.api.v1 import database_pb2, statistics_pb2
 from earthsignature.service.api.auth import RevocationList, TlsFiles
 from earthsignature.service.api.core import DatabaseCore
 from earthsignature.service.api.servicer import DatabaseService
@@ -71,6 +71,9 @@ def _handlers(service: DatabaseService) -> grpc.GenericRpcHandler:
         "CreateProduct": grpc.unary_unary_rpc_method_handler(
             service.CreateProduct, _tolerant(database_pb2.CreateProductRequest),
             database_pb2.CreateProductResponse.SerializeToString),
+        "AreaStatistics": grpc.unary_unary_rpc_method_handler(
+            service.AreaStatistics, _tolerant(statistics_pb2.AreaStatisticsRequest),
+            statistics_pb2.AreaStatisticsResponse.SerializeToString),
     })
 
 

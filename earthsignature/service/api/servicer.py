@@ -36,6 +36,9 @@ class DatabaseService(database_pb2_grpc.DatabaseProductServiceServicer):
     def SearchSegmentation(self, request, context):
         yield from _stream(context, lambda: self._search(request, context))
 
+    def AreaStatistics(self, request, context):
+        return _answer(context, lambda: self._statistics(request, context))
+
     def caller(self, context: grpc.ServicerContext) -> Caller:
         certificates = context.auth_context().get("x509_pem_cert")
         return self.core.authorize(certificates[0] if certificates else None)
@@ -49,6 +52,12 @@ class DatabaseService(database_pb2_grpc.DatabaseProductServiceServicer):
             log.error("CreateProduct %s: %s", submission.product_id, error, exc_info=error.__cause__)
             lost = isinstance(error, OutcomeUnknown) or isinstance(error.__cause__, DATABASE_DOWN)
             raise (Unavailable if lost else ApiError)(str(error)) from error
+
+    def _statistics(self, request, context):
+        deadline = self.core.deadline(context.time_remaining())
+        caller = self.caller(context)
+        query = wire.statistics_query(request)
+        return wire.statistics_response(query.model_name, self.core.area_statistics(caller, query, deadline))
 
     def _list(self, request, context) -> Iterator:
         deadline = self.core.deadline(context.time_remaining())

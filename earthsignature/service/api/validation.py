@@ -22,7 +22,7 @@ from shapely.geometry.base import BaseGeometry
 from earthsignature.core import raster_codec
 from earthsignature.core.manifest import DATA_KINDS
 from earthsignature.core.sentinel2 import is_tile_id
-from earthsignature.pb.snapearth.api.v1 import database_pb2, segmentation_pb2
+from earthsignature.pb.snapearth.api.v1 import database_pb2, segmentation_pb2, statistics_pb2
 from earthsignature.service.api.errors import InvalidArgument, excerpt
 from earthsignature.service.catalog.areas import area_problem
 from earthsignature.service.catalog.raster_store import SAFE_PART
@@ -135,7 +135,7 @@ def categories(field: str, tokens: Iterable[str]) -> tuple[str, ...]:
     return tuple(tokens)
 
 
-# --- the three requests -------------------------------------------------------------------------------
+# --- the requests -------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -162,6 +162,20 @@ def list_request(request: database_pb2.ListSegmentationRequest) -> ListArea:
     if request.HasField("max_cloud_cover"):
         finite("max_cloud_cover", request.max_cloud_cover, 0, 100)
     _output(request)
+    return ListArea(shape, start, end)
+
+
+def statistics_request(request: statistics_pb2.AreaStatisticsRequest) -> ListArea:
+    """Check every field of an area statistics request: an area and a model are required."""
+    if not request.wkt.strip():
+        raise InvalidArgument("wkt", "is required: the area to count (WKT, EPSG:4326)")
+    shape = area("wkt", request.wkt)
+    identifier("model_name", request.model_name, MAX_LENGTHS["model_name"], required=True)
+    start, end = (timestamp(name, getattr(request, name)) if request.HasField(name) else None
+                  for name in ("start_date", "end_date"))
+    if start and end and start > end:
+        raise InvalidArgument("start_date", f"{start:%Y-%m-%d %H:%M} is after end_date {end:%Y-%m-%d %H:%M}")
+    categories("categories", request.categories)
     return ListArea(shape, start, end)
 
 
@@ -277,8 +291,8 @@ def _legend(classes: Sequence) -> None:
     for k, cls in enumerate(classes):
         if cls.value in values:
             raise InvalidArgument(f"classes[{k}].value", f"({cls.value}) is listed twice")
-        if cls.value >= 65_535:
-            raise InvalidArgument(f"classes[{k}].value", f"must be below 65535, got {cls.value}")
+        if cls.value >= 65_534:  # the observed map's two highest values are clouds and no data (observations)
+            raise InvalidArgument(f"classes[{k}].value", f"must be below 65534, got {cls.value}")
         values.add(cls.value)
         text(f"classes[{k}].name", cls.name, MAX_LENGTHS["class name"])
         if not cls.name.strip():

@@ -18,12 +18,13 @@ from shapely.geometry.base import BaseGeometry
 from earthsignature.core import raster_codec
 from earthsignature.core.manifest import ModelCard
 from earthsignature.pb.geobufproto import geobuf_pb2
-from earthsignature.pb.snapearth.api.v1 import database_pb2, segmentation_pb2
+from earthsignature.pb.snapearth.api.v1 import database_pb2, segmentation_pb2, statistics_pb2
 from earthsignature.service.api import validation
 from earthsignature.service.api.budget import Deadline
 from earthsignature.service.api.core import DatabaseCore
 from earthsignature.service.api.errors import InvalidArgument, ResourceExhausted
-from earthsignature.service.api.records import MapAnswer, MapQuery, TextQuery
+from earthsignature.service.api.records import MapAnswer, MapQuery, StatisticsQuery, TextQuery
+from earthsignature.service.catalog.area_statistics import DateStatistics
 from earthsignature.service.catalog.ingest import Stored, Submission
 from earthsignature.service.catalog.raster_store import RasterWindow
 
@@ -58,6 +59,12 @@ def list_query(request: database_pb2.ListSegmentationRequest) -> MapQuery:
         categories=tuple(request.categories), min_category_fraction=request.min_category_fraction,
         max_cloud_cover=request.max_cloud_cover if request.HasField("max_cloud_cover") else None,
         results=_results(request), page_token=request.page_token, max_pixels=request.max_pixels)
+
+
+def statistics_query(request: statistics_pb2.AreaStatisticsRequest) -> StatisticsQuery:
+    decoded(request)
+    checked = validation.statistics_request(request)
+    return StatisticsQuery(checked.area, request.model_name, checked.start, checked.end, tuple(request.categories))
 
 
 def text_query(request: database_pb2.SearchSegmentationRequest) -> TextQuery:
@@ -185,3 +192,18 @@ def response(answer: MapAnswer, encoding: int, max_bytes: int) -> database_pb2.S
 
 def _encoded(window: RasterWindow, encoding: int) -> segmentation_pb2.Raster:
     return raster_codec.encode(window.data, encoding, window.geotransform, window.crs, window.nodata)
+
+
+def statistics_response(model_name: str, dates: Iterable[DateStatistics]) -> statistics_pb2.AreaStatisticsResponse:
+    return statistics_pb2.AreaStatisticsResponse(model_name=model_name, dates=[
+        statistics_pb2.DateStatistics(
+            date=day.day.isoformat(), product_ids=list(day.products), area_hectares=day.area_ha,
+            classes=[_class_area(row.land_cover, row.hectares) for row in day.classes],
+            clear_hectares=day.clear_ha, cloud_hectares=day.cloud_ha, nodata_hectares=day.nodata_ha,
+            uncovered_hectares=day.uncovered_ha)
+        for day in dates])
+
+
+def _class_area(land_cover, hectares: float) -> statistics_pb2.ClassArea:
+    return statistics_pb2.ClassArea(value=land_cover.index, code=land_cover.code, name=land_cover.name,
+                                    color=raster_codec.pack_rgb(land_cover.color), hectares=hectares)

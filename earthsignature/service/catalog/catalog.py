@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 from earthsignature.core.classes import ClassShare, class_code
 from earthsignature.service.catalog import stac_filter
 from earthsignature.service.catalog.items import split_item_id
+from earthsignature.service.catalog.observations import Tallies
 from earthsignature.service.catalog.tables import ClassStatistic, Product, Segmentation
 
 SEARCH_CONFIG = "english"
@@ -74,6 +75,8 @@ class SegmentationRecord:
     confidence_url: str | None = None
     cloud_mask_url: str | None = None
     model_card: Mapping[str, Any] | None = None
+    observed_url: str | None = None  # the observed map (``observations``), with its cell counts beside it
+    tallies: Tallies | None = None  # its clear, clouded and no-data pixels
 
 
 @dataclass(frozen=True)
@@ -148,6 +151,11 @@ class Found:
         self.page_key = PageKey(self.segmentation.product.start_time, self.segmentation.id)
 
 
+def _tally_columns(tallies: Tallies | None) -> dict[str, int | None]:
+    return {"clear_pixels": tallies.clear if tallies else None, "cloud_pixels": tallies.cloud if tallies else None,
+            "nodata_pixels": tallies.nodata if tallies else None}
+
+
 class Catalog:
     def __init__(self, url: str, pool_size: int = 10, statement_timeout_ms: int = 0, lock_timeout_ms: int = 0):
         """``statement_timeout_ms`` / ``lock_timeout_ms``: PostgreSQL cancels any statement of this catalog that
@@ -211,7 +219,8 @@ class Catalog:
                 width=segmentation.width,
                 height=segmentation.height, search_document=sa.func.to_tsvector(SEARCH_CONFIG, document),
                 classes=[ClassStatistic.from_share(c) for c in segmentation.classes],
-                model_card=dict(segmentation.model_card) if segmentation.model_card else None)
+                model_card=dict(segmentation.model_card) if segmentation.model_card else None,
+                observed_url=segmentation.observed_url, **_tally_columns(segmentation.tallies))
             session.add(row)
             session.flush()
             return row.id, True

@@ -1,10 +1,11 @@
 """Ingestion: a segmented product (``Submission``) into COGs in the raster store and rows in the catalog, all or
 nothing.
 
-Rasters are written first under names derived from product, model and version; then the catalog rows
-go in one transaction. If anything fails, the rasters written for this request are deleted, so a failed
-ingestion leaves no trace. Creating the same product and model version again is a no-op that answers
-with the existing ids.
+Rasters are written first under names derived from product, model and version — the class map with its
+legend files, confidence and cloud mask as sent, and the observed map with its cell counts (``observations``:
+what pilots count, clouds and no data apart) — then the catalog rows go in one transaction. If anything
+fails, the rasters written for this request are deleted, so a failed ingestion leaves no trace. Creating the
+same product and model version again is a no-op that answers with the existing ids.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -47,9 +48,24 @@ from earthsignature.service.catalog.catalog import (
     ProductRecord,
     SegmentationRecord,
 )
+from earthsignature.service.catalog.observations import (
+    CELL,
+    CellCounts,
+    Observed,
+    cells_url,
+    observe,
+    tallies,
+    value_counts,
+)
 from earthsignature.service.catalog.raster_store import SAFE_PART, RasterStore, RasterWindow, UnsafePath
 
 log = logging.getLogger(__name__)
+
+
+#: The observed map (``observations``): tiled in cells, full resolution only (statistics never read overviews).
+OBSERVED_COG_OPTIONS = {"BLOCKSIZE": str(CELL), "OVERVIEWS": "NONE"}
+OBSERVED_DESCRIPTION = ("observed: land-cover class under a clear sky (pixel value = class index); {cloud} = cloud, "
+                        "cloud shadow or cirrus; no data elsewhere")
 
 
 class IngestError(ValueError):
@@ -124,22 +140,55 @@ def product_record(submission: Submission, quicklook_url: str | None) -> Product
         quicklook_url=quicklook_url)
 
 
-def class_shares(legend: Mapping[int, LandCoverClass] | None, data: np.ndarray, nodata: int | None
+def class_shares(legend: Mapping[int, LandCoverClass] | None, present: Iterable[int], clear: Mapping[int, int]
                  ) -> list[ClassShare]:
-    """Per-class pixel counts computed from the raster; names and colors from the submission's legend, or
-    CLC level 3 by class index when it has none (the seed's rasters)."""
+    """Per-class clear pixels (``clear``: pixels of each class value under a clear sky) and their share of the
+    clear pixels; names and colors from the submission's legend, or CLC level 3 by class index when it has none
+    (the seed's rasters). Every value the map holds (``present``, under clouds too) must be in the legend."""
     known = dict(legend) if legend else {c.index: c for c in clc_level3()}
-    values, counts = np.unique(data, return_counts=True)
-    keep = values != nodata if nodata is not None else np.ones(len(values), dtype=bool)
-    total = int(counts[keep].sum())
-    unknown = [int(v) for v in values[keep] if int(v) not in known]
+    unknown = sorted(v for v in present if v not in known)
     if unknown:
         raise IngestError(f"pixel values {unknown[:10]} have no class in the legend (classes)")
-    found = {int(v): int(n) for v, n in zip(values[keep], counts[keep], strict=True)}
+    total = sum(clear.values())
     # a legend is kept whole (absent classes with 0 pixels), so every class of the model is a known category;
     # without one (seed clients), only the classes present
-    listed = sorted(known) if legend else sorted(found)
-    return [ClassShare(known[v], found.get(v, 0), found.get(v, 0) / total if total else 0.0) for v in listed]
+    listed = sorted(known) if legend else sorted(present)
+    return [ClassShare(known[v], clear.get(v, 0), clear.get(v, 0) / total if total else 0.0) for v in listed]
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A submission checked and counted, ready to store: the class map as stored, its observed map and the
+    counts of both."""
+
+    product: ProductRecord
+    model_name: str
+    model_version: str
+    values: np.ndarray
+    nodata: int
+    observed: Observed
+    cells: CellCounts
+    classes: list[ClassShare]
+    extras: dict[str, np.ndarray]
+
+
+def _prepare(submission: Submission, model_name: str, model_version: str) -> _Prepared:
+    raster = submission.classes
+    if raster.data.dtype.kind not in "ui":
+        raise IngestError(f"segmentation must hold integer class values, got {raster.data.dtype}")
+    product = product_record(submission, None)
+    _check_grid(raster.data.shape, raster.transform, raster.crs, product.footprint)
+    extras = {name: _extra_layer(name, layer, raster.data.shape) for name, layer in submission.layers.items()}
+    values, nodata = _class_values(raster.data, raster.nodata)
+    try:
+        observed = observe(values, nodata, extras.get("cloud_mask"))
+    except ValueError as error:
+        raise IngestError(str(error)) from error
+    cells = CellCounts.of(observed.data)
+    present = [v for v in value_counts(values) if v != nodata]
+    clear = {v: n for v, n in cells.totals().items() if v not in (observed.cloud, observed.nodata)}
+    classes = class_shares(submission.legend, present, clear)
+    return _Prepared(product, model_name, model_version, values, nodata, observed, cells, classes, extras)
 
 
 class StorageFailure(RuntimeError):
@@ -196,16 +245,10 @@ def ingest(submission: Submission, catalog: Catalog, store: RasterStore) -> Stor
         if store.exists(existing.raster_url):
             return Stored(submission.product_id, existing.id, False)
         catalog.remove_segmentation(existing.id)  # its map was lost: a re-send stores it again
-    raster = submission.classes
-    if raster.data.dtype.kind not in "ui":
-        raise IngestError(f"segmentation must hold integer class values, got {raster.data.dtype}")
-    classes = class_shares(submission.legend, raster.data, raster.nodata)
-    product = product_record(submission, None)
-    _check_grid(raster.data.shape, raster.transform, raster.crs, product.footprint)
-    extras = {name: _extra_layer(name, layer, raster.data.shape) for name, layer in submission.layers.items()}
+    prepared = _prepare(submission, model_name, model_version)
     written: list[str] = []
     try:
-        stored = _store(submission, catalog, store, (product, model_name, model_version, classes, extras), written)
+        stored = _store(submission, catalog, store, prepared, written)
     except (IngestError, UnsafePath, OutcomeUnknown):  # the last: nothing may be deleted
         _remove(written, store)
         raise
@@ -219,12 +262,12 @@ def ingest(submission: Submission, catalog: Catalog, store: RasterStore) -> Stor
     return stored
 
 
-def _store(submission: Submission, catalog: Catalog, store: RasterStore, parts, written: list[str]) -> Stored:
-    product, model_name, model_version, classes, extras = parts
-    raster = submission.classes
+def _store(submission: Submission, catalog: Catalog, store: RasterStore, prepared: _Prepared,
+           written: list[str]) -> Stored:
+    product, model_name, model_version = prepared.product, prepared.model_name, prepared.model_version
+    raster, values, nodata, classes = submission.classes, prepared.values, prepared.nodata, prepared.classes
     data, transform, crs = raster.data, raster.transform, raster.crs
     folder = (product.product_id, model_name, model_version, uuid.uuid4().hex[:16])  # this request's own
-    values, nodata = _class_values(data, raster.nodata)
     colormap = {c.land_cover.index: (*c.land_cover.color, 255) for c in classes} if values.dtype == np.uint8 else None
     legend = [c.land_cover for c in classes]
     raster_url = store.write_cog(store.url_for(*folder, "classes.tif"), values, crs, transform, nodata, colormap,
@@ -233,6 +276,13 @@ def _store(submission: Submission, catalog: Catalog, store: RasterStore, parts, 
     aux_url, style_url = legend_sidecars(raster_url)  # named by the map's URL, not by a column
     written.append(store.write_bytes(aux_url, gdal_aux_xml(legend).encode()))
     written.append(store.write_bytes(style_url, qgis_style(legend, nodata).encode()))
+    observed = prepared.observed
+    observed_url = store.write_cog(store.url_for(*folder, "observed.tif"), observed.data, crs, transform,
+                                   observed.nodata, description=OBSERVED_DESCRIPTION.format(cloud=observed.cloud),
+                                   options=OBSERVED_COG_OPTIONS)
+    written.append(observed_url)
+    written.append(store.write_bytes(cells_url(observed_url), prepared.cells.to_bytes()))
+    extras = prepared.extras
     urls = {}
     for name, layer in extras.items():
         urls[name] = store.write_cog(store.url_for(*folder, f"{name}.tif"), layer, crs, transform, LAYER_NODATA[name],
@@ -245,7 +295,8 @@ def _store(submission: Submission, catalog: Catalog, store: RasterStore, parts, 
     product = dataclasses.replace(product, quicklook_url=quicklook_url)
     card = dataclasses.asdict(submission.model_card) if submission.model_card else None
     segmentation = SegmentationRecord(model_name, model_version, raster_url, crs, transform.to_gdal(), data.shape[1],
-                                      data.shape[0], classes, urls.get("confidence"), urls.get("cloud_mask"), card)
+                                      data.shape[0], classes, urls.get("confidence"), urls.get("cloud_mask"), card,
+                                      observed_url, tallies(prepared.cells.totals(), observed.cloud, observed.nodata))
     try:
         segmentation_id, created = catalog.add(product, segmentation)
     except CONNECTION_LOST as error:
@@ -283,18 +334,20 @@ def _landed(catalog: Catalog, product_id: str, model_name: str, model_version: s
 def _class_values(data: np.ndarray, nodata: int | None) -> tuple[np.ndarray, int]:
     """The class map in the smallest type that holds its classes, never truncated, with its no-data value.
 
-    The no-data value is not a class: a map whose classes fit 0..254 is Byte (and keeps its colour table)
-    whatever no-data value it was sent with; its no-data pixels become ``CLASS_NODATA``."""
+    The no-data value is not a class: a map whose classes fit 0..253 is Byte (and keeps its colour table)
+    whatever no-data value it was sent with; its no-data pixels become ``CLASS_NODATA`` (254 is the observed
+    map's cloud, ``observations``)."""
     missing = data == nodata if nodata is not None else np.zeros(data.shape, dtype=bool)
     classes = data[~missing]
     highest = int(classes.max()) if classes.size else 0
-    if highest < CLASS_NODATA:
+    if highest < Observed.markers(np.dtype(np.uint8))[0]:
         values = data.astype(np.uint8)
         values[missing] = CLASS_NODATA
         return values, CLASS_NODATA
-    if highest < 65_535 and (nodata is None or 0 <= nodata <= 65_535):
-        return data.astype(np.uint16), 65_535 if nodata is None else int(nodata)
-    raise IngestError(f"class values must be below 65535, the map holds {highest}")
+    cloud16, nodata16 = Observed.markers(np.dtype(np.uint16))
+    if highest < cloud16 and (nodata is None or 0 <= nodata <= nodata16):
+        return data.astype(np.uint16), nodata16 if nodata is None else int(nodata)
+    raise IngestError(f"class values must be below {cloud16}, the map holds {highest}")
 
 
 def _extra_layer(name: str, raster: RasterWindow, shape: tuple[int, int]) -> np.ndarray:

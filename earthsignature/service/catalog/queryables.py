@@ -3,8 +3,9 @@ tables, the kind of its values, its JSON-schema entry on ``/queryables`` and its
 translator (``stac_filter``), the queryables schema and the STAC items (``api.stac_items``) all read these
 records, so a property cannot be queryable without being in the items, or typed differently in each.
 
-Beside the fixed ones, one family: ``fraction:<class slug>``, the share of a map's valid pixels in that class
-(0 where the class is absent), one property per class name in the catalog.
+Beside the fixed ones, one family: ``fraction:<class slug>``, the share of a map's clear pixels (valid and
+cloud-free, ``observations``) in that class (0 where the class is absent), one property per class name in the
+catalog; ``earthsignature:{clear,cloud,nodata}_fraction`` say how much of the map each kind of pixel covers.
 """
 
 from __future__ import annotations
@@ -61,6 +62,28 @@ QUERYABLES: tuple[Queryable, ...] = (
     Queryable("earthsignature:model_version", "Model version", "string", lambda: Segmentation.model_version,
               lambda s: s.model_version),
 )
+
+
+def _pixel_share(part: str) -> Queryable:
+    """``earthsignature:<part>_fraction``: the share of a map's pixels that are clear, clouded or without data
+    (maps stored before clouds were told apart have none)."""
+
+    def sql() -> sa.ColumnElement:
+        total = Segmentation.clear_pixels + Segmentation.cloud_pixels + Segmentation.nodata_pixels
+        return sa.cast(getattr(Segmentation, f"{part}_pixels"), sa.Float) / sa.func.nullif(total, 0)
+
+    def value(segmentation: Segmentation) -> float | None:
+        tallies = segmentation.tallies
+        return round(tallies.fraction(part), 6) if tallies is not None else None
+
+    titles = {"clear": "Share of the map's pixels under a clear sky (what class shares count)",
+              "cloud": "Share of the map's pixels under clouds, cloud shadows or cirrus",
+              "nodata": "Share of the map's pixels without data"}
+    return Queryable(f"earthsignature:{part}_fraction", titles[part], "number", sql, value,
+                     {"minimum": 0, "maximum": 1})
+
+
+QUERYABLES += tuple(_pixel_share(part) for part in ("clear", "cloud", "nodata"))
 BY_NAME = {queryable.name: queryable for queryable in QUERYABLES}
 
 

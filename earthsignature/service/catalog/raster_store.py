@@ -79,11 +79,12 @@ class RasterStore:
 
     def write_cog(self, url: str, data: np.ndarray, crs: str, transform: Affine, nodata: int | None = None,
                   colormap: dict[int, tuple[int, int, int, int]] | None = None, description: str = "",
-                  tags: dict[str, str] | None = None) -> str:
+                  tags: dict[str, str] | None = None, options: dict[str, str] | None = None) -> str:
         """Write ``data`` [H, W] as a COG at ``url`` (atomically for local files); return the URL. The band's
-        description and metadata ``tags`` go into the file (``core.cog.write_cog``)."""
+        description, metadata ``tags`` and driver ``options`` as ``core.cog.write_cog`` takes them."""
         with tempfile.TemporaryDirectory() as tmp:
-            staged = write_cog(Path(tmp) / "cog.tif", data, crs, transform, nodata, colormap, description, tags)
+            staged = write_cog(Path(tmp) / "cog.tif", data, crs, transform, nodata, colormap, description, tags,
+                               options)
             self._put(staged, url)
         return url
 
@@ -191,6 +192,16 @@ class RasterStore:
                 outside = geometry_mask([local], shape, transform)
                 data = np.where(outside, np.asarray(nodata, dtype=data.dtype), data)
         return RasterWindow(data, transform, crs, None if nodata is None else int(nodata))
+
+
+    def read_pixels(self, url: str, row: int, column: int, rows: int, columns: int) -> np.ndarray:
+        """A window of a stored raster's first band at full resolution (pixel offsets on its grid)."""
+        return _open(gdal_path(url)).read(1, window=Window(column, row, columns, rows))
+
+    def nodata(self, url: str) -> int | None:
+        """A stored raster's no-data value."""
+        value = _open(gdal_path(url)).nodata
+        return None if value is None else int(value)
 
 
 @functools.lru_cache(maxsize=4096)  # by value: a grid's extent never changes, and popular maps are read often

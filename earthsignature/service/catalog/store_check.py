@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from earthsignature.core.cog import legend_sidecars
 from earthsignature.core.product import gdal_path
 from earthsignature.service.catalog.catalog import Catalog
+from earthsignature.service.catalog.observations import cells_url
 from earthsignature.service.catalog.raster_store import RasterStore, filesystem
 from earthsignature.service.catalog.tables import Product, Segmentation
 
@@ -43,6 +44,10 @@ class StoreReport:
                 f"{len(self.missing)} missing: {state}")
 
 
+#: The segmentation columns that name a file in the store.
+URL_COLUMNS = ("raster_url", "confidence_url", "cloud_mask_url", "observed_url")
+
+
 def _key(store: RasterStore, url: str) -> str:
     """A comparable name for a store URL (local files by their path)."""
     if store.remote:
@@ -54,13 +59,14 @@ def _referenced(catalog: Catalog) -> dict[str, tuple[str, int]]:
     """url -> (what names it, row id) for every file the catalog references."""
     names: dict[str, tuple[str, int]] = {}
     with catalog.sessions() as session:
-        for row in session.execute(sa.select(Segmentation.id, Segmentation.raster_url, Segmentation.confidence_url,
-                                             Segmentation.cloud_mask_url)):
-            for column, url in zip(("raster_url", "confidence_url", "cloud_mask_url"), row[1:], strict=True):
+        for row in session.execute(sa.select(Segmentation.id, *(getattr(Segmentation, c) for c in URL_COLUMNS))):
+            for column, url in zip(URL_COLUMNS, row[1:], strict=True):
                 if url:
                     names[url] = (column, row.id)
             for sidecar in legend_sidecars(row.raster_url):  # maps stored before legends were written have none
                 names[sidecar] = ("legend", row.id)
+            if row.observed_url:  # without its cell counts an observed map is of no use: both go together
+                names[cells_url(row.observed_url)] = ("observed_url", row.id)
         for row in session.execute(sa.select(Product.id, Product.quicklook_url).where(
                 Product.quicklook_url.is_not(None))):
             names[row.quicklook_url] = ("quicklook_url", row.id)
@@ -104,12 +110,25 @@ def _repair(catalog: Catalog, store: RasterStore, report: StoreReport, reference
             column, row_id = referenced[url]
             if column == "raster_url":  # the map itself is gone: the segmentation cannot be answered
                 row = session.get(Segmentation, row_id)
-                for other in (row.confidence_url, row.cloud_mask_url, *legend_sidecars(url)) if row else ():
+                for other in _files_of(row) if row else ():
                     if other and other not in report.missing:
                         store.delete(other)
                 session.execute(sa.delete(Segmentation).where(Segmentation.id == row_id))
             elif column == "quicklook_url":
                 session.execute(sa.update(Product).where(Product.id == row_id).values(quicklook_url=None))
             else:
+                if column == "observed_url":  # the map or its counts: both are dropped (counted directly then)
+                    row = session.get(Segmentation, row_id)
+                    for other in (row.observed_url, cells_url(row.observed_url)) if row and row.observed_url else ():
+                        if other not in report.missing:
+                            store.delete(other)
                 session.execute(sa.update(Segmentation).where(Segmentation.id == row_id).values({column: None}))
             log.warning("store check: %s of row %s is missing (%s); row repaired", column, row_id, url)
+
+
+def _files_of(row: Segmentation) -> list[str]:
+    """Every file of a segmentation but its class map."""
+    files = [row.confidence_url, row.cloud_mask_url, *legend_sidecars(row.raster_url)]
+    if row.observed_url:
+        files += [row.observed_url, cells_url(row.observed_url)]
+    return [url for url in files if url]

@@ -32,6 +32,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from earthsignature.core.classes import ClassShare, LandCoverClass
 from earthsignature.core.raster_codec import pack_rgb, unpack_rgb
+from earthsignature.service.catalog.observations import Tallies
 
 NAMING = {"ix": "ix_%(table_name)s_%(column_0_name)s", "uq": "uq_%(table_name)s_%(column_0_name)s",
           "fk": "fk_%(table_name)s_%(column_0_name)s", "pk": "pk_%(table_name)s"}
@@ -79,9 +80,21 @@ class Segmentation(Base):
     search_document = mapped_column(TSVECTOR, nullable=False)
     #: what the model was trained and tested on (ModelCard fields); None for maps published without one
     model_card: Mapped[dict | None] = mapped_column(JSONB, nullable=True)
+    #: the observed map (classes under a clear sky, clouds, no data) and its pixels of each kind; None for maps
+    #: stored before clouds were told apart (migration 0004)
+    observed_url: Mapped[str | None] = mapped_column(String(1024))
+    clear_pixels: Mapped[int | None] = mapped_column(BigInteger)
+    cloud_pixels: Mapped[int | None] = mapped_column(BigInteger)
+    nodata_pixels: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     product: Mapped[Product] = relationship(back_populates="segmentations")
+
+    @property
+    def tallies(self) -> Tallies | None:
+        if self.clear_pixels is None:
+            return None
+        return Tallies(self.clear_pixels, self.cloud_pixels or 0, self.nodata_pixels or 0)
     classes: Mapped[list[ClassStatistic]] = relationship(back_populates="segmentation", cascade="all, delete-orphan",
                                                          order_by="ClassStatistic.value")
 

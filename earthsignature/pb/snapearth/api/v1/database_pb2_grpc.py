@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from earthsignature.pb.snapearth.api.v1 import database_pb2 as snapearth_dot_api_dot_v1_dot_database__pb2
+from earthsignature.pb.snapearth.api.v1 import statistics_pb2 as snapearth_dot_api_dot_v1_dot_statistics__pb2
 
 GRPC_GENERATED_VERSION = '1.81.1'
 GRPC_VERSION = grpc.__version__
@@ -32,6 +33,8 @@ class DatabaseProductServiceStub:
     - ListSegmentation to query a list of segmentation responses
     - SearchSegmentation to search segmentations with a textual query
     - CreateProduct to add a new product in the database (internal role only)
+    and, beside the seed's:
+    - AreaStatistics: how much of each class an area holds, per acquisition date
     """
 
     def __init__(self, channel):
@@ -55,6 +58,11 @@ class DatabaseProductServiceStub:
                 request_serializer=snapearth_dot_api_dot_v1_dot_database__pb2.SearchSegmentationRequest.SerializeToString,
                 response_deserializer=snapearth_dot_api_dot_v1_dot_database__pb2.SegmentationResponse.FromString,
                 _registered_method=True)
+        self.AreaStatistics = channel.unary_unary(
+                '/snapearth.api.v1.DatabaseProductService/AreaStatistics',
+                request_serializer=snapearth_dot_api_dot_v1_dot_statistics__pb2.AreaStatisticsRequest.SerializeToString,
+                response_deserializer=snapearth_dot_api_dot_v1_dot_statistics__pb2.AreaStatisticsResponse.FromString,
+                _registered_method=True)
 
 
 class DatabaseProductServiceServicer:
@@ -64,6 +72,8 @@ class DatabaseProductServiceServicer:
     - ListSegmentation to query a list of segmentation responses
     - SearchSegmentation to search segmentations with a textual query
     - CreateProduct to add a new product in the database (internal role only)
+    and, beside the seed's:
+    - AreaStatistics: how much of each class an area holds, per acquisition date
     """
 
     def ListSegmentation(self, request, context):
@@ -90,6 +100,14 @@ class DatabaseProductServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AreaStatistics(self, request, context):
+        """The area of each class inside an area, per acquisition date, with the cloud, no-data and uncovered areas.
+        HTTP: GET /v1/statistics:area
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DatabaseProductServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -108,6 +126,11 @@ def add_DatabaseProductServiceServicer_to_server(servicer, server):
                     request_deserializer=snapearth_dot_api_dot_v1_dot_database__pb2.SearchSegmentationRequest.FromString,
                     response_serializer=snapearth_dot_api_dot_v1_dot_database__pb2.SegmentationResponse.SerializeToString,
             ),
+            'AreaStatistics': grpc.unary_unary_rpc_method_handler(
+                    servicer.AreaStatistics,
+                    request_deserializer=snapearth_dot_api_dot_v1_dot_statistics__pb2.AreaStatisticsRequest.FromString,
+                    response_serializer=snapearth_dot_api_dot_v1_dot_statistics__pb2.AreaStatisticsResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'snapearth.api.v1.DatabaseProductService', rpc_method_handlers)
@@ -123,6 +146,8 @@ class DatabaseProductService:
     - ListSegmentation to query a list of segmentation responses
     - SearchSegmentation to search segmentations with a textual query
     - CreateProduct to add a new product in the database (internal role only)
+    and, beside the seed's:
+    - AreaStatistics: how much of each class an area holds, per acquisition date
     """
 
     @staticmethod
@@ -196,6 +221,33 @@ class DatabaseProductService:
             '/snapearth.api.v1.DatabaseProductService/SearchSegmentation',
             snapearth_dot_api_dot_v1_dot_database__pb2.SearchSegmentationRequest.SerializeToString,
             snapearth_dot_api_dot_v1_dot_database__pb2.SegmentationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AreaStatistics(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/snapearth.api.v1.DatabaseProductService/AreaStatistics',
+            snapearth_dot_api_dot_v1_dot_statistics__pb2.AreaStatisticsRequest.SerializeToString,
+            snapearth_dot_api_dot_v1_dot_statistics__pb2.AreaStatisticsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,176 @@
+"""Area statistics against a direct count on the full-resolution COGs: maps that overlap on one date, clouds,
+no-data edges, an area across tiles, an area across the antimeridian, a part of the area no map covers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from rasterio.features import geometry_mask
+from rasterio.warp import transform_bounds
+from shapely.geometry import MultiPolygon, Polygon, box, mapping
+from shapely.geometry.base import BaseGeometry
+
+from earthsignature.core.classes import LandCoverClass
+from earthsignature.core.cog import CLASS_NODATA, CLOUD_MASK_NODATA
+from earthsignature.core.product import gdal_path, split_at_antimeridian
+from earthsignature.service.catalog import area_statistics as stats
+from earthsignature.service.catalog.catalog import Catalog, Filters
+from earthsignature.service.catalog.ingest import Submission, ingest
+from earthsignature.service.catalog.observations import CellCounts, Observed, cells_url, observe
+from earthsignature.service.catalog.raster_store import RasterStore, RasterWindow
+from earthsignature.service.catalog.schema import upgrade
+
+pytestmark = pytest.mark.postgis
+DAY = datetime(2023, 8, 14, 10, 0, tzinfo=UTC)
+LEGEND = {0: LandCoverClass(312, "Coniferous forest", (0, 166, 0), 0),
+          1: LandCoverClass(211, "Non-irrigated arable land", (255, 255, 168), 1),
+          2: LandCoverClass(334, "Burnt areas", (0, 0, 0), 2),
+          3: LandCoverClass(512, "Water bodies", (128, 242, 230), 3)}
+
+
+@pytest.fixture
+def stored(postgis_db: str, tmp_path):
+    upgrade(postgis_db)
+    catalog = Catalog(postgis_db, pool_size=2)
+    yield catalog, RasterStore((tmp_path / "rasters").as_uri())
+    catalog.dispose()
+
+
+def class_map(shape: tuple[int, int], seed: int, nodata_columns: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Blocky classes (fields of 1..40 pixels), a cloud mask with blobs, and a no-data edge on the east."""
+    rng = np.random.default_rng(seed)
+    rows, cols = shape
+    coarse = rng.integers(0, len(LEGEND), (rows // 8 + 1, cols // 8 + 1))
+    classes = np.kron(coarse, np.ones((8, 8), dtype=np.int64))[:rows, :cols].astype(np.uint8)
+    noise = rng.random(shape) < 0.05
+    classes[noise] = rng.integers(0, len(LEGEND), int(noise.sum()))
+    yy, xx = np.mgrid[:rows, :cols]
+    cloud = np.zeros(shape, dtype=np.uint8)
+    for _ in range(4):
+        cy, cx, radius = rng.integers(0, rows), rng.integers(0, cols), rng.integers(20, 90)
+        cloud[(yy - cy) ** 2 + (xx - cx) ** 2 < radius ** 2] = 1
+    cloud[:5, :] = CLOUD_MASK_NODATA  # the scene classification has no data on the northern rows
+    if nodata_columns:  # a slanted swath edge: no class, and (further east) no scene classification either
+        classes[xx >= cols - nodata_columns - (yy // 10) % 20] = CLASS_NODATA
+        cloud[:, cols - nodata_columns // 2:] = CLOUD_MASK_NODATA
+    return classes, cloud
+
+
+def store_map(catalog: Catalog, store: RasterStore, number: int, tile: str, crs: str, origin: tuple[float, float],
+              shape: tuple[int, int], day: int = 0, nodata_columns: int = 0) -> None:
+    classes, cloud = class_map(shape, number, nodata_columns)
+    transform = Affine(10.0, 0, origin[0], 0, -10.0, origin[1])
+    west, south, east, north = transform_bounds(crs, "EPSG:4326", *rasterio.transform.array_bounds(
+        shape[0], shape[1], transform), densify_pts=21)
+    # across the antimeridian (west > east): the ring as a provider sends it, longitudes jumping at 180
+    footprint = box(west, south, east, north) if west <= east else split_at_antimeridian(
+        Polygon([(west, south), (east, south), (east, north), (west, north)]))
+    start = DAY + timedelta(days=day, minutes=number)
+    ingest(Submission(
+        product_id=f"S2B_MSIL2A_{start:%Y%m%dT%H%M%S}_N0509_R022_T{tile}_{start:%Y%m%dT%H%M%S}",
+        model_name="clc-unet", model_version="1", footprint=footprint,
+        classes=RasterWindow(classes, transform, crs, CLASS_NODATA), legend=LEGEND, start=start, end=start,
+        layers={"cloud_mask": RasterWindow(cloud, transform, crs, CLOUD_MASK_NODATA)}), catalog, store)
+
+
+def direct_count(segmentation, region: BaseGeometry) -> dict[int, int]:
+    """The reference: the whole class map and cloud mask read, the region rasterized on the whole grid."""
+    with rasterio.open(gdal_path(segmentation.raster_url)) as dataset:
+        classes, transform, nodata = dataset.read(1), dataset.transform, dataset.nodata
+    with rasterio.open(gdal_path(segmentation.cloud_mask_url)) as dataset:
+        cloud = dataset.read(1)
+    observed = observe(classes, int(nodata), cloud)
+    inside = geometry_mask([mapping(stats.in_map_crs(region, segmentation.crs))], classes.shape, transform,
+                           invert=True)
+    values, counts = np.unique(observed.data[inside], return_counts=True)
+    return {int(v): int(n) for v, n in zip(values, counts, strict=True)}
+
+
+def found(catalog: Catalog, area: BaseGeometry):
+    return [f.segmentation for f in catalog.search(Filters(area=area, model_names=("clc-unet",), limit=100))]
+
+
+def check_against_direct_count(catalog: Catalog, store: RasterStore, area: BaseGeometry) -> list:
+    plans = stats.plan(area, found(catalog, area))
+    for date_plan in plans:
+        for segmentation, region in zip(date_plan.maps, date_plan.regions, strict=True):
+            expected = direct_count(segmentation, region)
+            by_cells = stats.count_map(segmentation, region, store)
+            assert by_cells.counts == expected
+            assert stats.count_directly(segmentation, stats.in_map_crs(region, segmentation.crs), store).counts \
+                == expected
+    return plans
+
+
+def test_overlapping_tiles_count_each_pixel_once_and_clouds_apart(stored) -> None:
+    catalog, store = stored
+    # two neighbouring tiles of one day overlapping by 1.5 km, and the first tile again a day later
+    store_map(catalog, store, 1, "31TCJ", "EPSG:32631", (400_000, 4_850_000), (600, 700), nodata_columns=60)
+    store_map(catalog, store, 2, "31TDJ", "EPSG:32631", (406_850, 4_849_000), (600, 650))
+    store_map(catalog, store, 3, "31TCJ", "EPSG:32631", (400_000, 4_850_000), (600, 700), day=1)
+    west, south, east, north = (to_lonlat := transform_bounds("EPSG:32631", "EPSG:4326", 402_000, 4_845_000,
+                                                              412_000, 4_849_500))
+    # a slanted area across both tiles, reaching beyond them to the east (uncovered there)
+    area = Polygon([(west, south), (east + 0.02, south + 0.005), (east + 0.01, north), (west + 0.003, north)])
+    plans = check_against_direct_count(catalog, store, area)
+    assert [len(p.maps) for p in plans] == [2, 1] and to_lonlat
+    day_one = plans[0]
+    assert day_one.regions[0].intersection(day_one.regions[1]).area == pytest.approx(0, abs=1e-12)  # once
+    counts = [stats.count_map(s, r, store) for s, r in zip(day_one.maps, day_one.regions, strict=True)]
+    summary = stats.summarize(day_one, counts, stats.geodesic_hectares(area))
+    pixels = {}
+    for count in counts:
+        for value, n in count.counts.items():
+            pixels[value] = pixels.get(value, 0) + n
+    cloud, nodata = Observed.markers(np.dtype(np.uint8))
+    assert summary.cloud_ha == pytest.approx(pixels[cloud] * 0.01) and summary.cloud_ha > 0
+    assert summary.nodata_ha == pytest.approx(pixels[nodata] * 0.01) and summary.nodata_ha > 0
+    by_name = {row.land_cover.name: row.hectares for row in summary.classes}
+    assert by_name["Burnt areas"] == pytest.approx(pixels.get(2, 0) * 0.01)
+    assert sum(by_name.values()) == pytest.approx(summary.clear_ha)  # clouds and no data are never a class
+    assert summary.uncovered_ha > 0
+    # the parts add up to the area asked, within a pixel's width along its edge (and UTM's scale, 0.04 %)
+    total = summary.clear_ha + summary.cloud_ha + summary.nodata_ha + summary.uncovered_ha
+    edge_ha = area.length / 0.001 * 0.01 * 0.01  # perimeter in ~100 m steps x half a pixel: generous
+    assert abs(total - summary.area_ha) < edge_ha + 0.001 * summary.area_ha
+
+
+def test_cells_and_class_shares_count_clear_pixels(stored) -> None:
+    catalog, store = stored
+    store_map(catalog, store, 1, "31TCJ", "EPSG:32631", (400_000, 4_850_000), (300, 400), nodata_columns=30)
+    segmentation = found(catalog, box(-180, -90, 180, 90))[0]
+    cells = CellCounts.from_bytes(store.read_bytes(cells_url(segmentation.observed_url)))
+    with rasterio.open(gdal_path(segmentation.observed_url)) as dataset:
+        observed = dataset.read(1)
+        assert dataset.profile["blockxsize"] == cells.cell
+    assert cells.counts.shape[:2] == (3, 4)
+    assert cells.counts[2, 3].sum() == (300 - 256) * (400 - 384)  # the last cell, clipped to the map
+    cloud, nodata = Observed.markers(np.dtype(np.uint8))
+    values, counts = np.unique(observed, return_counts=True)
+    totals = dict(zip(values.tolist(), counts.tolist(), strict=True))
+    assert cells.totals() == totals
+    clear = sum(n for v, n in totals.items() if v not in (cloud, nodata))
+    tallies = segmentation.tallies
+    assert (tallies.clear, tallies.cloud, tallies.nodata) == (clear, totals[cloud], totals[nodata])
+    shares = {s.value: (s.pixel_count, s.fraction) for s in segmentation.classes}
+    assert shares == {v: (totals.get(v, 0), pytest.approx(totals.get(v, 0) / clear)) for v in LEGEND}
+
+
+def test_an_area_across_the_antimeridian(stored) -> None:
+    catalog, store = stored
+    # a map of UTM zone 60 reaching past 180 degrees (its footprint in two parts), and one of zone 1 beside it
+    store_map(catalog, store, 1, "60WWT", "EPSG:32660", (633_000, 7_322_000), (500, 600))
+    store_map(catalog, store, 2, "01WCN", "EPSG:32601", (361_000, 7_322_500), (500, 500))
+    maps = found(catalog, box(-180, -90, 180, 90))
+    assert any(isinstance(stats.to_shape(s.product.footprint), MultiPolygon) and
+               len(stats.to_shape(s.product.footprint).geoms) == 2 for s in maps)
+    south, north = 65.95, 65.98
+    area = MultiPolygon([box(179.97, south, 180.0, north), box(-180.0, south, -179.95, north)])
+    plans = check_against_direct_count(catalog, store, area)
+    assert len(plans) == 1 and len(plans[0].maps) == 2
+    counted = [stats.count_map(s, r, store) for s, r in zip(plans[0].maps, plans[0].regions, strict=True)]
+    assert all(sum(c.counts.values()) > 0 for c in counted)  # both sides of 180 degrees hold pixels
