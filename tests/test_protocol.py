@@ -64,16 +64,19 @@ def test_optional_seed_fields_have_presence() -> None:
 def test_service_methods_and_http_bindings() -> None:
     service = database_pb2.DESCRIPTOR.services_by_name["DatabaseProductService"]
     methods = {m.name: m for m in service.methods}
-    assert set(methods) == {"ListSegmentation", "CreateProduct", "SearchSegmentation", "AreaStatistics"}
+    assert set(methods) == {"ListSegmentation", "CreateProduct", "SearchSegmentation", "AreaStatistics", "AreaChange"}
     assert methods["ListSegmentation"].output_type.name == "SegmentationResponse"
     assert methods["CreateProduct"].output_type.name == "CreateProductResponse"
     assert methods["AreaStatistics"].output_type.name == "AreaStatisticsResponse"
+    assert methods["AreaChange"].output_type.name == "AreaChangeResponse"
     streaming = {name: (m.client_streaming, m.server_streaming) for name, m in methods.items()}
     assert streaming == {"ListSegmentation": (False, True), "SearchSegmentation": (False, True),
-                         "CreateProduct": (False, False), "AreaStatistics": (False, False)}
+                         "CreateProduct": (False, False), "AreaStatistics": (False, False),
+                         "AreaChange": (False, False)}
     http = {name: m.GetOptions().Extensions[annotations_pb2.http].get for name, m in methods.items()}
     assert http == {"ListSegmentation": "/v1/segmentation:list", "SearchSegmentation": "/v1/segmentation:search",
-                    "CreateProduct": "", "AreaStatistics": "/v1/statistics:area"}
+                    "CreateProduct": "", "AreaStatistics": "/v1/statistics:area",
+                    "AreaChange": "/v1/statistics:change"}
     assert hasattr(database_pb2_grpc, "DatabaseProductServiceStub")
 
 

@@ -134,3 +134,69 @@ def statistics_table(table) -> str:
     classes = [column for column in table.columns[7:] if table[column].sum() > 0]
     shown = table[fixed + classes].rename(columns=lambda name: name.removesuffix("_ha"))
     return shown.to_string(index=False, float_format=lambda value: f"{value:,.2f}")
+
+
+def _period(text: str) -> tuple[str, str | None]:
+    """``START`` (one day) or ``START/END`` (ISO dates, as STAC writes intervals)."""
+    start, _, end = text.partition("/")
+    for value in (start, end):
+        if value and not _is_date(value):
+            raise click.BadParameter(f"{text!r} is not DATE or DATE/DATE (ISO 8601: 2023-06-01/2023-06-30)")
+    return start, end or None
+
+
+def _is_date(value: str) -> bool:
+    from datetime import datetime
+
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+@query.command("change")
+@click.option("--wkt", required=True, help="area, EPSG:4326 Well-Known Text")
+@click.option("--model", required=True, help="whose maps to compare (a collection)")
+@click.option("--before", required=True, help="the first period: DATE or DATE/DATE")
+@click.option("--after", required=True, help="the second period: DATE or DATE/DATE")
+@click.option("--from", "from_categories", multiple=True, help="draw changes from this class (repeatable)")
+@click.option("--to", "to_categories", multiple=True, help="draw changes to this class (repeatable)")
+@click.option("--save", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="write the change maps (COG per tile) into this folder")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="also write the transition matrix as CSV here")
+@_connection_options
+@overrides_argument
+def query_change(wkt, model, before, after, from_categories, to_categories, save, csv_path, address, ca, cert, key,
+                 insecure, config, overrides) -> None:
+    """AreaChange: hectares that went from each class to each class between two periods (pixels clear on both
+    sides), what could not be compared and why, and change maps of the transitions asked for."""
+    import grpc
+
+    from earthsignature.client.api_client import change_matrix, save_change_maps
+
+    periods = _period(before), _period(after)
+    try:
+        with _client(address, ca, cert, key, insecure, config, overrides) as client:
+            response = client.change_message(wkt, model, *periods, from_categories=from_categories,
+                                             to_categories=to_categories)
+    except grpc.RpcError as error:
+        raise click.ClickException(f"{error.code().name}: {error.details()}") from error
+    matrix = change_matrix(response)
+    click.echo(f"{len(response.before_product_ids)} product(s) before, {len(response.after_product_ids)} after; "
+               f"compared {response.compared_hectares:,.2f} ha of {response.area_hectares:,.2f}; not compared: "
+               f"cloud {response.cloud_hectares:,.2f}, no data {response.nodata_hectares:,.2f}, no map "
+               f"{response.no_map_hectares:,.2f}, uncovered {response.uncovered_hectares:,.2f} ha")
+    click.echo(matrix.to_string(float_format=lambda value: f"{value:,.2f}") if not matrix.empty
+               else "nothing could be compared")
+    for transition in response.matrix:
+        if transition.map_value:
+            click.echo(f"  map value {transition.map_value}: {transition.before.name} -> {transition.after.name} "
+                       f"{transition.hectares:,.2f} ha")
+    if csv_path and not matrix.empty:
+        matrix.to_csv(csv_path)
+        click.echo(f"matrix in {csv_path}")
+    if save:
+        for path in save_change_maps(response, save):
+            click.echo(f"change map {path}")

@@ -153,6 +153,26 @@ def statistics_frame(response: statistics_pb2.AreaStatisticsResponse) -> pd.Data
     return pd.DataFrame(rows, columns=None if rows else list(STATISTICS_COLUMNS))
 
 
+def change_matrix(response: statistics_pb2.AreaChangeResponse) -> pd.DataFrame:
+    """An AreaChangeResponse's transitions as a matrix: classes before down, classes after across, hectares."""
+    rows = [{"before": t.before.name, "after": t.after.name, "hectares": t.hectares} for t in response.matrix]
+    if not rows:
+        return pd.DataFrame()
+    return pd.DataFrame(rows).pivot_table(index="before", columns="after", values="hectares", aggfunc="sum",
+                                          fill_value=0.0)
+
+
+def save_change_maps(response: statistics_pb2.AreaChangeResponse, folder: Path) -> list[Path]:
+    """Write an AreaChangeResponse's change maps (COGs with colours and transition names) into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for tile_map in response.maps:
+        path = folder / f"change-{tile_map.tile_id or 'map'}.tif"
+        path.write_bytes(tile_map.map.encoded_data)
+        written.append(path)
+    return written
+
+
 class EarthSignatureClient:
     def __init__(self, address: str, ca: Path | None = None, cert: Path | None = None, key: Path | None = None,
                  insecure: bool = False, timeout_s: float = 120.0, server_name: str | None = None,
@@ -247,6 +267,24 @@ class EarthSignatureClient:
             if value is not None:
                 getattr(request, name).CopyFrom(_timestamp(value))
         return self.stub.AreaStatistics(request, timeout=self.timeout_s)
+
+    def change_message(self, wkt: str, model: str, before: tuple[str | datetime, str | datetime | None],
+                       after: tuple[str | datetime, str | datetime | None], from_categories: Iterable[str] = (),
+                       to_categories: Iterable[str] = ()) -> statistics_pb2.AreaChangeResponse:
+        """AreaChange: what changed inside the area between two periods, each (start, end); an end of None
+        ends the period with its start's day."""
+        request = statistics_pb2.AreaChangeRequest(wkt=wkt, model_name=model, from_categories=list(from_categories),
+                                                   to_categories=list(to_categories))
+        for name, (start, end) in (("before", before), ("after", after)):
+            getattr(request, f"{name}_start").CopyFrom(_timestamp(start))
+            if end is not None:
+                getattr(request, f"{name}_end").CopyFrom(_timestamp(end))
+        return self.stub.AreaChange(request, timeout=self.timeout_s)
+
+    def change(self, wkt: str, model: str, before, after, **kwargs) -> pd.DataFrame:
+        """``change_message``'s transition matrix as a table: one row per class before, one column per class
+        after (hectares compared clear on both sides)."""
+        return change_matrix(self.change_message(wkt, model, before, after, **kwargs))
 
     def statistics(self, wkt: str, model: str, **kwargs) -> pd.DataFrame:
         """``statistics_message`` as a table: one row per date (``date``, ``products``, ``area_ha``,

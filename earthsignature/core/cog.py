@@ -65,6 +65,15 @@ def write_cog(path: Path | str, data: np.ndarray, crs: str, transform: Affine, n
     return Path(path)
 
 
+def cog_bytes(data: np.ndarray, crs: str, transform: Affine, nodata: int | None = None,
+              colormap: dict[int, tuple[int, int, int, int]] | None = None, description: str = "",
+              tags: dict[str, str] | None = None) -> bytes:
+    """``write_cog``'s file as bytes (a COG sent in a message)."""
+    with MemoryFile() as target:
+        write_cog(target.name, data, crs, transform, nodata, colormap, description, tags)
+        return target.read()
+
+
 def class_tags(legend: Sequence[LandCoverClass]) -> dict[str, str]:
     """A class map's band tags naming its classes: ``CLASS_<pixel value>`` -> class name."""
     return {f"CLASS_{c.index}": c.name for c in legend}

@@ -10,6 +10,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
+import rasterio
 from click.testing import CliRunner
 from google.protobuf import json_format
 from shapely.geometry import Polygon
@@ -130,3 +131,47 @@ def test_query_stats_prints_a_table_and_writes_csv(running, tmp_path: Path) -> N
     rows = list(csv.DictReader(out.open()))
     assert [row["date"] for row in rows] == ["2021-08-01", "2021-08-04"]
     assert float(rows[0]["Burnt areas"]) == pytest.approx(expected_hectares(1, 0.3)[2])
+
+
+def test_change_over_grpc_http_and_the_cli(running, tmp_path: Path) -> None:
+    certs, server, gateway = running
+    wkt = around_34sgh().wkt
+    # 2021-08-04 (no burnt area) before 2021-08-01 (30 % burnt): which classes became burnt
+    with client_of(certs, server, "pilot") as pilot:
+        answer = pilot.change_message(wkt, "clc-unet", ("2021-08-04", None), ("2021-08-01", None),
+                                      to_categories=["Burnt areas"])
+        matrix = pilot.change(wkt, "clc-unet", ("2021-08-04", None), ("2021-08-01", None))
+    before, after = class_map(SIZE, 2)[10:], class_map(SIZE, 1, 0.3)[10:]  # the clouded rows are not compared
+    assert answer.compared_hectares == pytest.approx(before.size * 0.01)
+    assert answer.cloud_hectares == pytest.approx(10 * SIZE * 0.01) and answer.no_map_hectares == 0
+    got = {(t.before.value, t.after.value): t.hectares for t in answer.matrix}
+    pairs, counts = np.unique(before.astype(int) * 100 + after, return_counts=True)
+    assert got == pytest.approx({(int(p) // 100, int(p) % 100): n * 0.01 for p, n in zip(pairs, counts, strict=True)})
+    drawn = [t for t in answer.matrix if t.map_value]
+    assert drawn and all(t.after.name == "Burnt areas" != t.before.name for t in drawn)
+    assert matrix.loc["Coniferous forest", "Burnt areas"] == pytest.approx(
+        got.get((0, 2), 0.0)) and matrix.values.sum() == pytest.approx(answer.compared_hectares)
+    with rasterio.MemoryFile(answer.maps[0].map.encoded_data) as memory, memory.open() as dataset:
+        values = dataset.read(1)
+        assert dataset.colormap(1)[drawn[0].map_value][:3] == (0, 0, 0)  # the colour of the class reached
+        assert dataset.tags(1)[f"CLASS_{drawn[0].map_value}"] == f"{drawn[0].before.name} -> Burnt areas"
+    became = sum((values == t.map_value).sum() for t in drawn)
+    assert became * 0.01 == pytest.approx(sum(t.hectares for t in drawn))
+
+    query = urllib.parse.urlencode({"wkt": wkt, "model_name": "clc-unet", "before_start": "2021-08-04T00:00:00Z",
+                                    "after_start": "2021-08-01T00:00:00Z", "to_categories": "Burnt areas"})
+    status, body = https(https_context(certs), f"https://127.0.0.1:{gateway.port}/v1/statistics:change?{query}")
+    assert status == 200 and body == json_format.MessageToDict(answer)
+
+    key, cert = certs.pilot
+    result = CliRunner().invoke(main, [
+        "query", "change", "--wkt", wkt, "--model", "clc-unet", "--before", "2021-08-04", "--after", "2021-08-01",
+        "--to", "Burnt areas", "--save", str(tmp_path / "change"), "--csv", str(tmp_path / "matrix.csv"),
+        "--address", f"127.0.0.1:{server.port}", "--ca", str(certs.ca.cert_path), "--cert", str(cert),
+        "--key", str(key)])
+    assert result.exit_code == 0, result.output
+    assert "-> Burnt areas" in result.output and (tmp_path / "change" / "change-34SGH.tif").exists()
+    assert "Burnt areas" in (tmp_path / "matrix.csv").read_text().splitlines()[0]
+    bad = CliRunner().invoke(main, ["query", "change", "--wkt", wkt, "--model", "clc-unet", "--before", "August",
+                                    "--after", "2021-08-01", "--insecure"])
+    assert bad.exit_code == 2 and "DATE/DATE" in bad.output

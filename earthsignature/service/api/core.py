@@ -42,6 +42,7 @@ from earthsignature.service.api.errors import (
     excerpt,
 )
 from earthsignature.service.api.records import (
+    ChangeQuery,
     ItemPage,
     ItemSearch,
     Links,
@@ -50,7 +51,7 @@ from earthsignature.service.api.records import (
     StatisticsQuery,
     TextQuery,
 )
-from earthsignature.service.catalog import area_statistics, query_language, stac_filter
+from earthsignature.service.catalog import area_statistics, change, query_language, stac_filter
 from earthsignature.service.catalog.area_statistics import DateStatistics
 from earthsignature.service.catalog.catalog import Catalog, CatalogError, Filters, Found, ModelCollection
 from earthsignature.service.catalog.ingest import IngestError, OutcomeUnknown, Stored, Submission, ingest, settle
@@ -215,29 +216,65 @@ class DatabaseCore:
     def area_statistics(self, caller: Caller, query: StatisticsQuery, deadline: Deadline) -> list[DateStatistics]:
         """The area of each class inside ``query.area`` per acquisition date, clouds, no data and uncovered
         parts apart (the rules: ``catalog.area_statistics``)."""
-        limits = self.limits
-        area_ha = area_statistics.geodesic_hectares(query.area)
-        if area_ha / 100 > limits.statistics_max_area_km2:
-            raise InvalidArgument("wkt", f"covers {area_ha / 100:,.0f} km², more than the "
-                                         f"{limits.statistics_max_area_km2:,.0f} km² one request may count "
-                                         "(api.limits.statistics_max_area_km2): ask for smaller areas")
+        area_ha = self._countable_area(query.area)
         self.check_collection(caller, query.model_name)
         codes, names = self._categories(query.categories)
-        filters = Filters(area=query.area, start=query.start, end=query.end, model_names=(query.model_name,),
-                          limit=limits.statistics_max_maps + 1)
         with self.work_slots.held(deadline, "to search the catalog"):
-            found = self.catalog.search(filters)
-            if len(found) > limits.statistics_max_maps:
-                raise InvalidArgument(None, f"more than {limits.statistics_max_maps} maps of {query.model_name} "
-                                            "fall in this area and period, the most one request may count "
-                                            "(api.limits.statistics_max_maps): ask for a shorter period or a "
-                                            "smaller area")
-            plans = area_statistics.plan(query.area, [item.segmentation for item in found])
+            found = self._maps_to_count(query.area, query.model_name, [(query.start, query.end)])[0]
+            plans = area_statistics.plan(query.area, found)
 
         def keep(land_cover) -> bool:
             return not (codes or names) or land_cover.code in codes or land_cover.name.lower() in names
 
         return [self._date_statistics(date_plan, area_ha, keep, deadline) for date_plan in plans]
+
+    def area_change(self, caller: Caller, query: ChangeQuery, deadline: Deadline) -> change.Change:
+        """What changed inside ``query.area`` between its two periods (the rules: ``catalog.change``)."""
+        self._countable_area(query.area)
+        self.check_collection(caller, query.model_name)
+        from_values = self._class_values(query.model_name, query.from_categories)
+        to_values = self._class_values(query.model_name, query.to_categories)
+        with self.work_slots.held(deadline, "to search the catalog"):
+            before, after = self._maps_to_count(query.area, query.model_name, [query.before, query.after])
+        advice = "comparing the periods: ask for shorter periods or a smaller area"
+        with self.work_slots.held(deadline, advice):
+            return change.compare(query.area, before, after, self.store, from_values, to_values,
+                                  lambda: deadline.check(advice))
+
+    def _countable_area(self, area: BaseGeometry) -> float:
+        """The area's hectares, when it is within the statistics' limit."""
+        area_ha = area_statistics.geodesic_hectares(area)
+        limit = self.limits.statistics_max_area_km2
+        if area_ha / 100 > limit:
+            raise InvalidArgument("wkt", f"covers {area_ha / 100:,.0f} km², more than the {limit:,.0f} km² one "
+                                         "request may count (api.limits.statistics_max_area_km2): ask for smaller "
+                                         "areas")
+        return area_ha
+
+    def _maps_to_count(self, area: BaseGeometry, model_name: str, periods) -> list[list]:
+        """The model's maps in the area for each (start, end) period, within ``statistics_max_maps`` in all."""
+        limit = self.limits.statistics_max_maps
+        found = [[item.segmentation for item in self.catalog.search(Filters(
+            area=area, start=start, end=end, model_names=(model_name,), limit=limit + 1))] for start, end in periods]
+        if sum(len(maps) for maps in found) > limit:
+            raise InvalidArgument(None, f"more than {limit} maps of {model_name} fall in this area and period, the "
+                                        "most one request may count (api.limits.statistics_max_maps): ask for a "
+                                        "shorter period or a smaller area")
+        return found
+
+    def _class_values(self, model_name: str, tokens: tuple[str, ...]) -> frozenset[int]:
+        """The pixel values of the model's classes named by ``tokens`` (names or codes)."""
+        legend = [share.land_cover for share in self.catalog.collections(model_name)[0].legend]
+        values = set()
+        for token in tokens:
+            code = class_code(token)
+            matches = {c.index for c in legend if (c.code == code if code is not None
+                                                   else c.name.lower() == token.strip().lower())}
+            if not matches:
+                raise InvalidArgument(None, f"{excerpt(token)} is not a class of {model_name}; its classes: "
+                                            f"{', '.join(c.name for c in legend)[:400]}")
+            values |= matches
+        return frozenset(values)
 
     def _date_statistics(self, date_plan, area_ha: float, keep, deadline: Deadline) -> DateStatistics:
         counts = []

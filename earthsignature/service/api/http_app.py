@@ -5,8 +5,8 @@
   parameters in snake_case or camelCase (``n_results``, ``nResults``; repeated fields repeat), results
   streamed as NDJSON lines ``{"result": SegmentationResponse}`` in camelCase, errors as ``google.rpc.Status``
   with grpc-gateway's HTTP status, and an error after the first result sent in-band as a last line
-  ``{"error": Status}`` (a pilot can tell a cut stream from an empty one); ``GET /v1/statistics:area`` answers
-  one AreaStatisticsResponse as JSON;
+  ``{"error": Status}`` (a pilot can tell a cut stream from an empty one); ``GET /v1/statistics:area`` and
+  ``GET /v1/statistics:change`` answer one AreaStatisticsResponse / AreaChangeResponse as JSON;
 - a segmentation's files, map pictures, XYZ tiles and quicklooks (``map_files``);
 - the STAC API at ``/stac`` (``stac``) and the map page at ``/map`` (``web/``);
 - ``GET /healthz``: whether the catalog is reachable, for callers with a valid, unrevoked certificate and a
@@ -54,8 +54,14 @@ MAP_PAGE = "/map"
 #: path -> (the core's method, the request message, its translation to the core's record)
 ROUTES = {"/v1/segmentation:list": ("list_maps", database_pb2.ListSegmentationRequest, wire.list_query),
           "/v1/segmentation:search": ("search_maps", database_pb2.SearchSegmentationRequest, wire.text_query)}
-#: The unary binding (one JSON answer): the area statistics.
-STATISTICS_ROUTE = "/v1/statistics:area"
+#: The unary bindings (one JSON answer each): path -> (the core's method, the request message, its translation,
+#: the answer's message)
+UNARY_ROUTES = {
+    "/v1/statistics:area": ("area_statistics", statistics_pb2.AreaStatisticsRequest, wire.statistics_query,
+                            wire.statistics_response),
+    "/v1/statistics:change": ("area_change", statistics_pb2.AreaChangeRequest, wire.change_query,
+                              wire.change_response),
+}
 _END = object()
 
 
@@ -100,15 +106,14 @@ def build_app(core: DatabaseCore) -> Starlette:
             return error_response(error)
         return StreamingResponse(_results(stream, first), media_type="application/x-ndjson")
 
-    async def statistics(request: Request) -> Response:
+    async def unary(request: Request) -> Response:
+        method, message_type, translate, respond = UNARY_ROUTES[request.url.path]
         deadline = core.deadline()
 
         def answer() -> dict:
             caller = core.authorize(peer_pem(request.scope))
-            query = wire.statistics_query(request_from_query(request.query_params.multi_items(),
-                                                             statistics_pb2.AreaStatisticsRequest))
-            dates = core.area_statistics(caller, query, deadline)
-            return json_format.MessageToDict(wire.statistics_response(query.model_name, dates))
+            query = translate(request_from_query(request.query_params.multi_items(), message_type))
+            return json_format.MessageToDict(respond(query.model_name, getattr(core, method)(caller, query, deadline)))
 
         try:
             return JSONResponse(await run_in_threadpool(answer))
@@ -131,14 +136,14 @@ def build_app(core: DatabaseCore) -> Starlette:
 
     async def http_error(request: Request, error: HTTPException) -> Response:
         code = {404: Code.NOT_FOUND, 405: Code.UNIMPLEMENTED}.get(error.status_code, Code.INVALID_ARGUMENT)
-        message = (f"no route {request.url.path[:80]}; routes: {', '.join(ROUTES)}, {STATISTICS_ROUTE}, "
+        message = (f"no route {request.url.path[:80]}; routes: {', '.join([*ROUTES, *UNARY_ROUTES])}, "
                    "/v1/maps/..., /stac/, /map, /healthz"
                    if error.status_code == 404 else f"{request.method} is not allowed here: use GET")
         return JSONResponse(status(code, message), status_code=error.status_code,
                             headers=getattr(error, "headers", None))
 
     routes = [Route(path, binding, methods=["GET"]) for path in ROUTES]
-    routes.append(Route(STATISTICS_ROUTE, statistics, methods=["GET"]))
+    routes += [Route(path, unary, methods=["GET"]) for path in UNARY_ROUTES]
     routes += MapFiles(core).routes()
     routes.append(Route("/healthz", RequireCaller(healthz, core, endpoint=True), methods=["GET"]))
     routes.append(Route(MAP_PAGE, RequireCaller(map_page, core, endpoint=True), methods=["GET"]))

@@ -77,6 +77,19 @@ class StatisticsQuery:
 
 
 @dataclass(frozen=True)
+class ChangeQuery:
+    """What changed inside an area between two periods (``catalog.change``): each period a (start, end), the
+    transitions to draw in the change maps from and to classes (names or codes; empty: any)."""
+
+    area: BaseGeometry  # EPSG:4326
+    model_name: str
+    before: tuple[datetime, datetime]
+    after: tuple[datetime, datetime]
+    from_categories: tuple[str, ...] = ()
+    to_categories: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class ItemSearch:
     """A STAC item search: the area (bbox or intersects, already a geometry), period, collections, item ids,
     a CQL2 filter (text, or JSON as parsed), a page size and the token of the page to continue after."""

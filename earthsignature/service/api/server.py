@@ -74,6 +74,9 @@ def _handlers(service: DatabaseService) -> grpc.GenericRpcHandler:
         "AreaStatistics": grpc.unary_unary_rpc_method_handler(
             service.AreaStatistics, _tolerant(statistics_pb2.AreaStatisticsRequest),
             statistics_pb2.AreaStatisticsResponse.SerializeToString),
+        "AreaChange": grpc.unary_unary_rpc_method_handler(
+            service.AreaChange, _tolerant(statistics_pb2.AreaChangeRequest),
+            statistics_pb2.AreaChangeResponse.SerializeToString),
     })
 
 

@@ -39,6 +39,9 @@ class DatabaseService(database_pb2_grpc.DatabaseProductServiceServicer):
     def AreaStatistics(self, request, context):
         return _answer(context, lambda: self._statistics(request, context))
 
+    def AreaChange(self, request, context):
+        return _answer(context, lambda: self._change(request, context))
+
     def caller(self, context: grpc.ServicerContext) -> Caller:
         certificates = context.auth_context().get("x509_pem_cert")
         return self.core.authorize(certificates[0] if certificates else None)
@@ -58,6 +61,12 @@ class DatabaseService(database_pb2_grpc.DatabaseProductServiceServicer):
         caller = self.caller(context)
         query = wire.statistics_query(request)
         return wire.statistics_response(query.model_name, self.core.area_statistics(caller, query, deadline))
+
+    def _change(self, request, context):
+        deadline = self.core.deadline(context.time_remaining())
+        caller = self.caller(context)
+        query = wire.change_query(request)
+        return wire.change_response(query.model_name, self.core.area_change(caller, query, deadline))
 
     def _list(self, request, context) -> Iterator:
         deadline = self.core.deadline(context.time_remaining())

@@ -10,7 +10,7 @@ import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from rasterio.crs import CRS
@@ -177,6 +177,29 @@ def statistics_request(request: statistics_pb2.AreaStatisticsRequest) -> ListAre
         raise InvalidArgument("start_date", f"{start:%Y-%m-%d %H:%M} is after end_date {end:%Y-%m-%d %H:%M}")
     categories("categories", request.categories)
     return ListArea(shape, start, end)
+
+
+def change_request(request: statistics_pb2.AreaChangeRequest) -> tuple[BaseGeometry, tuple, tuple]:
+    """Check every field of a change request: the area, the model and both periods' starts are required; a
+    period without an end ends with its start's day (UTC). The area and the two (start, end) periods."""
+    if not request.wkt.strip():
+        raise InvalidArgument("wkt", "is required: the area to compare (WKT, EPSG:4326)")
+    shape = area("wkt", request.wkt)
+    identifier("model_name", request.model_name, MAX_LENGTHS["model_name"], required=True)
+    periods = []
+    for period in ("before", "after"):
+        if not request.HasField(f"{period}_start"):
+            raise InvalidArgument(f"{period}_start", "is required: the first day of the period")
+        start = timestamp(f"{period}_start", getattr(request, f"{period}_start"))
+        end = (timestamp(f"{period}_end", getattr(request, f"{period}_end")) if request.HasField(f"{period}_end")
+               else datetime.combine(start.date(), time.max, tzinfo=UTC))
+        if start > end:
+            raise InvalidArgument(f"{period}_start", f"{start:%Y-%m-%d %H:%M} is after {period}_end "
+                                                     f"{end:%Y-%m-%d %H:%M}")
+        periods.append((start, end))
+    categories("from_categories", request.from_categories)
+    categories("to_categories", request.to_categories)
+    return shape, periods[0], periods[1]
 
 
 def search_request(request: database_pb2.SearchSegmentationRequest) -> None:

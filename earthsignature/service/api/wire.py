@@ -9,6 +9,7 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC
 
 import geobuf
+import numpy as np
 from affine import Affine
 from geoalchemy2.shape import to_shape
 from shapely.errors import ShapelyError
@@ -16,6 +17,7 @@ from shapely.geometry import mapping, shape
 from shapely.geometry.base import BaseGeometry
 
 from earthsignature.core import raster_codec
+from earthsignature.core.cog import class_tags, cog_bytes
 from earthsignature.core.manifest import ModelCard
 from earthsignature.pb.geobufproto import geobuf_pb2
 from earthsignature.pb.snapearth.api.v1 import database_pb2, segmentation_pb2, statistics_pb2
@@ -23,7 +25,8 @@ from earthsignature.service.api import validation
 from earthsignature.service.api.budget import Deadline
 from earthsignature.service.api.core import DatabaseCore
 from earthsignature.service.api.errors import InvalidArgument, ResourceExhausted
-from earthsignature.service.api.records import MapAnswer, MapQuery, StatisticsQuery, TextQuery
+from earthsignature.service.api.records import ChangeQuery, MapAnswer, MapQuery, StatisticsQuery, TextQuery
+from earthsignature.service.catalog import change
 from earthsignature.service.catalog.area_statistics import DateStatistics
 from earthsignature.service.catalog.ingest import Stored, Submission
 from earthsignature.service.catalog.raster_store import RasterWindow
@@ -65,6 +68,13 @@ def statistics_query(request: statistics_pb2.AreaStatisticsRequest) -> Statistic
     decoded(request)
     checked = validation.statistics_request(request)
     return StatisticsQuery(checked.area, request.model_name, checked.start, checked.end, tuple(request.categories))
+
+
+def change_query(request: statistics_pb2.AreaChangeRequest) -> ChangeQuery:
+    decoded(request)
+    area, before, after = validation.change_request(request)
+    return ChangeQuery(area, request.model_name, before, after, tuple(request.from_categories),
+                       tuple(request.to_categories))
 
 
 def text_query(request: database_pb2.SearchSegmentationRequest) -> TextQuery:
@@ -207,3 +217,30 @@ def statistics_response(model_name: str, dates: Iterable[DateStatistics]) -> sta
 def _class_area(land_cover, hectares: float) -> statistics_pb2.ClassArea:
     return statistics_pb2.ClassArea(value=land_cover.index, code=land_cover.code, name=land_cover.name,
                                     color=raster_codec.pack_rgb(land_cover.color), hectares=hectares)
+
+
+def change_response(model_name: str, found: change.Change) -> statistics_pb2.AreaChangeResponse:
+    """A comparison as its message; each change map a COG with its colours and transition names."""
+    legend = change.map_legend(found.drawn)
+    colormap = {c.index: (*c.color, 255) for c in legend}
+    drawn = {(t.before.index, t.after.index): t.value for t in found.drawn}
+    maps = []
+    for tile_map in found.maps:
+        payload = cog_bytes(tile_map.data, tile_map.crs, tile_map.transform, tile_map.nodata,
+                            colormap if tile_map.data.dtype == np.uint8 else None, change.MAP_DESCRIPTION,
+                            class_tags(legend))
+        raster = segmentation_pb2.Raster(
+            height=tile_map.data.shape[0], width=tile_map.data.shape[1], encoding=segmentation_pb2.RASTER_ENCODING_COG,
+            encoded_data=payload, dtype=tile_map.data.dtype.name, geotransform=list(tile_map.transform.to_gdal()),
+            crs=tile_map.crs, nodata=tile_map.nodata)
+        maps.append(statistics_pb2.ChangeMap(tile_id=tile_map.tile_id, map=raster))
+    return statistics_pb2.AreaChangeResponse(
+        model_name=model_name, before_product_ids=list(found.before_products),
+        after_product_ids=list(found.after_products), area_hectares=found.area_ha,
+        compared_hectares=found.compared_ha, cloud_hectares=found.not_compared_ha["cloud"],
+        nodata_hectares=found.not_compared_ha["nodata"], no_map_hectares=found.not_compared_ha["no_map"],
+        uncovered_hectares=found.uncovered_ha, maps=maps,
+        matrix=[statistics_pb2.ClassTransition(before=_class_area(t.before, 0.0), after=_class_area(t.after, 0.0),
+                                               hectares=t.hectares, map_value=drawn.get((t.before.index,
+                                                                                         t.after.index), 0))
+                for t in found.matrix])

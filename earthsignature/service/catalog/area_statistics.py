@@ -145,7 +145,8 @@ class MapCount:
     pixel_m2: float
 
 
-def _grid(segmentation: Segmentation) -> tuple[Affine, int, int]:
+def grid(segmentation: Segmentation) -> tuple[Affine, int, int]:
+    """A map's grid: its transform, width and height."""
     return Affine.from_gdal(*segmentation.geotransform), segmentation.width, segmentation.height
 
 
@@ -159,31 +160,44 @@ def _as_dict(counted: np.ndarray) -> dict[int, int]:
     return {int(v): int(counted[v]) for v in np.flatnonzero(counted)}
 
 
+def read_observed(segmentation: Segmentation, store: RasterStore, window: tuple[int, int, int, int]) -> Observed:
+    """The observed map of a window (row, column, rows, columns) of a map: read from its observed map, or made
+    from its class map and cloud mask (maps stored before observed maps)."""
+    row0, col0, rows, cols = window
+    if segmentation.observed_url:
+        values = store.read_pixels(segmentation.observed_url, row0, col0, rows, cols)
+        return Observed(values, *Observed.markers(values.dtype))
+    classes = store.read_pixels(segmentation.raster_url, row0, col0, rows, cols)
+    cloud_mask = (store.read_pixels(segmentation.cloud_mask_url, row0, col0, rows, cols)
+                  if segmentation.cloud_mask_url else None)
+    return observe(classes, store.nodata(segmentation.raster_url), cloud_mask)
+
+
 def count_directly(segmentation: Segmentation, region: BaseGeometry, store: RasterStore) -> MapCount:
     """Read the class map and cloud mask under the region at full resolution and count: the reference, and the
     way maps stored without an observed map are counted. ``region`` is on the map's grid CRS."""
-    transform, width, height = _grid(segmentation)
-    window = _pixel_window(region, transform, width, height)
+    transform, width, height = grid(segmentation)
+    window = pixel_window(region, transform, width, height)
     if window is None:
-        return MapCount({}, *Observed.markers(np.dtype(np.uint8)), _pixel_m2(transform))
+        return MapCount({}, *Observed.markers(np.dtype(np.uint8)), pixel_m2(transform))
     row0, col0, rows, cols = window
     classes = store.read_pixels(segmentation.raster_url, row0, col0, rows, cols)
     cloud_mask = (store.read_pixels(segmentation.cloud_mask_url, row0, col0, rows, cols)
                   if segmentation.cloud_mask_url else None)
     observed = observe(classes, store.nodata(segmentation.raster_url), cloud_mask)
     counted = _masked_counts(observed.data, region, transform @ Affine.translation(col0, row0))
-    return MapCount(_as_dict(counted), observed.cloud, observed.nodata, _pixel_m2(transform))
+    return MapCount(_as_dict(counted), observed.cloud, observed.nodata, pixel_m2(transform))
 
 
 def count_by_cells(segmentation: Segmentation, region: BaseGeometry, store: RasterStore) -> MapCount:
     """Count a map with an observed map: whole cells from their stored counts, edge cells read and rasterized.
     ``region`` is on the map's grid CRS."""
-    transform, width, height = _grid(segmentation)
+    transform, width, height = grid(segmentation)
     cells = CellCounts.from_bytes(store.read_bytes(cells_url(segmentation.observed_url)))
     cloud, nodata = Observed.markers(cells.dtype)
-    window = _pixel_window(region, transform, width, height)
+    window = pixel_window(region, transform, width, height)
     if window is None:
-        return MapCount({}, cloud, nodata, _pixel_m2(transform))
+        return MapCount({}, cloud, nodata, pixel_m2(transform))
     whole, edges = _cells_touched(region, transform, cells, (height, width), window)
     counted = dict(zip(cells.values.tolist(), cells.counts[whole].sum(axis=0, dtype=np.int64).tolist(), strict=True))
     size = cells.cell
@@ -194,14 +208,15 @@ def count_by_cells(segmentation: Segmentation, region: BaseGeometry, store: Rast
         inside = _masked_counts(values, region, transform @ Affine.translation(col0, row0))
         for value, pixels in _as_dict(inside).items():
             counted[value] = counted.get(value, 0) + pixels
-    return MapCount({v: n for v, n in counted.items() if n}, cloud, nodata, _pixel_m2(transform))
+    return MapCount({v: n for v, n in counted.items() if n}, cloud, nodata, pixel_m2(transform))
 
 
-def _pixel_m2(transform: Affine) -> float:
+def pixel_m2(transform: Affine) -> float:
+    """The area of one pixel of a grid (square metres in a UTM grid)."""
     return abs(transform.a * transform.e - transform.b * transform.d)
 
 
-def _pixel_window(region: BaseGeometry, transform: Affine, width: int, height: int
+def pixel_window(region: BaseGeometry, transform: Affine, width: int, height: int
                   ) -> tuple[int, int, int, int] | None:
     """(row, column, rows, columns) of the map's pixels under the region's bounds; None when none."""
     if region.is_empty:

@@ -35,6 +35,7 @@ class DatabaseProductServiceStub:
     - CreateProduct to add a new product in the database (internal role only)
     and, beside the seed's:
     - AreaStatistics: how much of each class an area holds, per acquisition date
+    - AreaChange: what changed inside an area between two periods
     """
 
     def __init__(self, channel):
@@ -63,6 +64,11 @@ class DatabaseProductServiceStub:
                 request_serializer=snapearth_dot_api_dot_v1_dot_statistics__pb2.AreaStatisticsRequest.SerializeToString,
                 response_deserializer=snapearth_dot_api_dot_v1_dot_statistics__pb2.AreaStatisticsResponse.FromString,
                 _registered_method=True)
+        self.AreaChange = channel.unary_unary(
+                '/snapearth.api.v1.DatabaseProductService/AreaChange',
+                request_serializer=snapearth_dot_api_dot_v1_dot_statistics__pb2.AreaChangeRequest.SerializeToString,
+                response_deserializer=snapearth_dot_api_dot_v1_dot_statistics__pb2.AreaChangeResponse.FromString,
+                _registered_method=True)
 
 
 class DatabaseProductServiceServicer:
@@ -74,6 +80,7 @@ class DatabaseProductServiceServicer:
     - CreateProduct to add a new product in the database (internal role only)
     and, beside the seed's:
     - AreaStatistics: how much of each class an area holds, per acquisition date
+    - AreaChange: what changed inside an area between two periods
     """
 
     def ListSegmentation(self, request, context):
@@ -108,6 +115,14 @@ class DatabaseProductServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AreaChange(self, request, context):
+        """The transition matrix between two periods inside an area (hectares), what could not be compared and why,
+        and change maps of the transitions asked for. HTTP: GET /v1/statistics:change
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DatabaseProductServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -131,6 +146,11 @@ def add_DatabaseProductServiceServicer_to_server(servicer, server):
                     request_deserializer=snapearth_dot_api_dot_v1_dot_statistics__pb2.AreaStatisticsRequest.FromString,
                     response_serializer=snapearth_dot_api_dot_v1_dot_statistics__pb2.AreaStatisticsResponse.SerializeToString,
             ),
+            'AreaChange': grpc.unary_unary_rpc_method_handler(
+                    servicer.AreaChange,
+                    request_deserializer=snapearth_dot_api_dot_v1_dot_statistics__pb2.AreaChangeRequest.FromString,
+                    response_serializer=snapearth_dot_api_dot_v1_dot_statistics__pb2.AreaChangeResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'snapearth.api.v1.DatabaseProductService', rpc_method_handlers)
@@ -148,6 +168,7 @@ class DatabaseProductService:
     - CreateProduct to add a new product in the database (internal role only)
     and, beside the seed's:
     - AreaStatistics: how much of each class an area holds, per acquisition date
+    - AreaChange: what changed inside an area between two periods
     """
 
     @staticmethod
@@ -248,6 +269,33 @@ class DatabaseProductService:
             '/snapearth.api.v1.DatabaseProductService/AreaStatistics',
             snapearth_dot_api_dot_v1_dot_statistics__pb2.AreaStatisticsRequest.SerializeToString,
             snapearth_dot_api_dot_v1_dot_statistics__pb2.AreaStatisticsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AreaChange(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/snapearth.api.v1.DatabaseProductService/AreaChange',
+            snapearth_dot_api_dot_v1_dot_statistics__pb2.AreaChangeRequest.SerializeToString,
+            snapearth_dot_api_dot_v1_dot_statistics__pb2.AreaChangeResponse.FromString,
             options,
             channel_credentials,
             insecure,

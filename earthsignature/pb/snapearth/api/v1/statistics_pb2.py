@@ -23,21 +23,30 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from earthsignature.pb.snapearth.api.v1 import segmentation_pb2 as snapearth_dot_api_dot_v1_dot_segmentation__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!snapearth/api/v1/statistics.proto\x12\x10snapearth.api.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd0\x01\n\x15\x41reaStatisticsRequest\x12\x0b\n\x03wkt\x18\x01 \x01(\t\x12\x12\n\nmodel_name\x18\x02 \x01(\t\x12\x33\n\nstart_date\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00\x88\x01\x01\x12\x31\n\x08\x65nd_date\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x01\x88\x01\x01\x12\x12\n\ncategories\x18\x05 \x03(\tB\r\n\x0b_start_dateB\x0b\n\t_end_date\"W\n\tClassArea\x12\r\n\x05value\x18\x01 \x01(\r\x12\x0c\n\x04\x63ode\x18\x02 \x01(\x05\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\r\n\x05\x63olor\x18\x04 \x01(\r\x12\x10\n\x08hectares\x18\x05 \x01(\x01\"\xdd\x01\n\x0e\x44\x61teStatistics\x12\x0c\n\x04\x64\x61te\x18\x01 \x01(\t\x12\x13\n\x0bproduct_ids\x18\x02 \x03(\t\x12\x15\n\rarea_hectares\x18\x03 \x01(\x01\x12,\n\x07\x63lasses\x18\x04 \x03(\x0b\x32\x1b.snapearth.api.v1.ClassArea\x12\x16\n\x0e\x63lear_hectares\x18\x05 \x01(\x01\x12\x16\n\x0e\x63loud_hectares\x18\x06 \x01(\x01\x12\x17\n\x0fnodata_hectares\x18\x07 \x01(\x01\x12\x1a\n\x12uncovered_hectares\x18\x08 \x01(\x01\"]\n\x16\x41reaStatisticsResponse\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12/\n\x05\x64\x61tes\x18\x02 \x03(\x0b\x32 .snapearth.api.v1.DateStatisticsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!snapearth/api/v1/statistics.proto\x12\x10snapearth.api.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a#snapearth/api/v1/segmentation.proto\"\xd0\x01\n\x15\x41reaStatisticsRequest\x12\x0b\n\x03wkt\x18\x01 \x01(\t\x12\x12\n\nmodel_name\x18\x02 \x01(\t\x12\x33\n\nstart_date\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00\x88\x01\x01\x12\x31\n\x08\x65nd_date\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x01\x88\x01\x01\x12\x12\n\ncategories\x18\x05 \x03(\tB\r\n\x0b_start_dateB\x0b\n\t_end_date\"W\n\tClassArea\x12\r\n\x05value\x18\x01 \x01(\r\x12\x0c\n\x04\x63ode\x18\x02 \x01(\x05\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\r\n\x05\x63olor\x18\x04 \x01(\r\x12\x10\n\x08hectares\x18\x05 \x01(\x01\"\xdd\x01\n\x0e\x44\x61teStatistics\x12\x0c\n\x04\x64\x61te\x18\x01 \x01(\t\x12\x13\n\x0bproduct_ids\x18\x02 \x03(\t\x12\x15\n\rarea_hectares\x18\x03 \x01(\x01\x12,\n\x07\x63lasses\x18\x04 \x03(\x0b\x32\x1b.snapearth.api.v1.ClassArea\x12\x16\n\x0e\x63lear_hectares\x18\x05 \x01(\x01\x12\x16\n\x0e\x63loud_hectares\x18\x06 \x01(\x01\x12\x17\n\x0fnodata_hectares\x18\x07 \x01(\x01\x12\x1a\n\x12uncovered_hectares\x18\x08 \x01(\x01\"]\n\x16\x41reaStatisticsResponse\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12/\n\x05\x64\x61tes\x18\x02 \x03(\x0b\x32 .snapearth.api.v1.DateStatistics\"\xa6\x02\n\x11\x41reaChangeRequest\x12\x0b\n\x03wkt\x18\x01 \x01(\t\x12\x12\n\nmodel_name\x18\x02 \x01(\t\x12\x30\n\x0c\x62\x65\x66ore_start\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nbefore_end\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x61\x66ter_start\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tafter_end\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0f\x66rom_categories\x18\x07 \x03(\t\x12\x15\n\rto_categories\x18\x08 \x03(\t\"\x8f\x01\n\x0f\x43lassTransition\x12+\n\x06\x62\x65\x66ore\x18\x01 \x01(\x0b\x32\x1b.snapearth.api.v1.ClassArea\x12*\n\x05\x61\x66ter\x18\x02 \x01(\x0b\x32\x1b.snapearth.api.v1.ClassArea\x12\x10\n\x08hectares\x18\x03 \x01(\x01\x12\x11\n\tmap_value\x18\x04 \x01(\r\"C\n\tChangeMap\x12\x0f\n\x07tile_id\x18\x01 \x01(\t\x12%\n\x03map\x18\x02 \x01(\x0b\x32\x18.snapearth.api.v1.Raster\"\xd5\x02\n\x12\x41reaChangeResponse\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x1a\n\x12\x62\x65\x66ore_product_ids\x18\x02 \x03(\t\x12\x19\n\x11\x61\x66ter_product_ids\x18\x03 \x03(\t\x12\x15\n\rarea_hectares\x18\x04 \x01(\x01\x12\x19\n\x11\x63ompared_hectares\x18\x05 \x01(\x01\x12\x16\n\x0e\x63loud_hectares\x18\x06 \x01(\x01\x12\x17\n\x0fnodata_hectares\x18\x07 \x01(\x01\x12\x17\n\x0fno_map_hectares\x18\x08 \x01(\x01\x12\x1a\n\x12uncovered_hectares\x18\t \x01(\x01\x12\x31\n\x06matrix\x18\n \x03(\x0b\x32!.snapearth.api.v1.ClassTransition\x12)\n\x04maps\x18\x0b \x03(\x0b\x32\x1b.snapearth.api.v1.ChangeMapb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'snapearth.api.v1.statistics_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_AREASTATISTICSREQUEST']._serialized_start=89
-  _globals['_AREASTATISTICSREQUEST']._serialized_end=297
-  _globals['_CLASSAREA']._serialized_start=299
-  _globals['_CLASSAREA']._serialized_end=386
-  _globals['_DATESTATISTICS']._serialized_start=389
-  _globals['_DATESTATISTICS']._serialized_end=610
-  _globals['_AREASTATISTICSRESPONSE']._serialized_start=612
-  _globals['_AREASTATISTICSRESPONSE']._serialized_end=705
+  _globals['_AREASTATISTICSREQUEST']._serialized_start=126
+  _globals['_AREASTATISTICSREQUEST']._serialized_end=334
+  _globals['_CLASSAREA']._serialized_start=336
+  _globals['_CLASSAREA']._serialized_end=423
+  _globals['_DATESTATISTICS']._serialized_start=426
+  _globals['_DATESTATISTICS']._serialized_end=647
+  _globals['_AREASTATISTICSRESPONSE']._serialized_start=649
+  _globals['_AREASTATISTICSRESPONSE']._serialized_end=742
+  _globals['_AREACHANGEREQUEST']._serialized_start=745
+  _globals['_AREACHANGEREQUEST']._serialized_end=1039
+  _globals['_CLASSTRANSITION']._serialized_start=1042
+  _globals['_CLASSTRANSITION']._serialized_end=1185
+  _globals['_CHANGEMAP']._serialized_start=1187
+  _globals['_CHANGEMAP']._serialized_end=1254
+  _globals['_AREACHANGERESPONSE']._serialized_start=1257
+  _globals['_AREACHANGERESPONSE']._serialized_end=1598
 # @@protoc_insertion_point(module_scope)
