@@ -47,7 +47,13 @@ def check_against_direct_count(catalog: Catalog, store: RasterStore, area: BaseG
     return plans
 
 
-def test_overlapping_tiles_count_each_pixel_once_and_clouds_apart(stored) -> None:
+#: Both ways of counting a map with cells: edge runs only (0), and its window in one read (every area small)
+BOTH_READS = pytest.mark.parametrize("edge_share", [0, 10**9], ids=["edge-runs", "one-read"])
+
+
+@BOTH_READS
+def test_overlapping_tiles_count_each_pixel_once_and_clouds_apart(stored, monkeypatch, edge_share) -> None:
+    monkeypatch.setattr(stats, "EDGE_SHARE_READ_WHOLE", edge_share)
     catalog, store = stored
     # two neighbouring tiles of one day overlapping by 1.5 km, and the first tile again a day later
     store_map(catalog, store, 1, "31TCJ", "EPSG:32631", (400_000, 4_850_000), (600, 700), nodata_columns=60)
@@ -101,7 +107,9 @@ def test_cells_and_class_shares_count_clear_pixels(stored) -> None:
     assert shares == {v: (totals.get(v, 0), pytest.approx(totals.get(v, 0) / clear)) for v in LEGEND}
 
 
-def test_an_area_across_the_antimeridian(stored) -> None:
+@BOTH_READS
+def test_an_area_across_the_antimeridian(stored, monkeypatch, edge_share) -> None:
+    monkeypatch.setattr(stats, "EDGE_SHARE_READ_WHOLE", edge_share)
     catalog, store = stored
     # a map of UTM zone 60 reaching past 180 degrees (its footprint in two parts), and one of zone 1 beside it
     store_map(catalog, store, 1, "60WWT", "EPSG:32660", (633_000, 7_322_000), (500, 600))
