@@ -25,13 +25,15 @@ reference-data: $(REFERENCE_WHEEL)
 $(REFERENCE_WHEEL): | $(INSTALLED)
 	$(BIN)/pip download -q --no-deps configilm==0.7.1 -d $(VENV)/reference
 
-# The map page's web map library (OpenLayers, pinned by web/package-lock.json), copied into the package.
+# The map page's web map library (OpenLayers) and its offline basemap (world-atlas's country outlines), pinned
+# by web/package-lock.json, copied into the package.
 WEB_VENDOR := earthsignature/service/api/web/static/vendor
-web: $(WEB_VENDOR)/ol.js
-$(WEB_VENDOR)/ol.js: web/package-lock.json | os-packages
+web: $(WEB_VENDOR)/ol.js $(WEB_VENDOR)/countries-50m.json
+$(WEB_VENDOR)/ol.js $(WEB_VENDOR)/countries-50m.json &: web/package-lock.json | os-packages
 	npm ci --prefix web --no-audit --no-fund --loglevel=error
 	mkdir -p $(WEB_VENDOR)
-	cp web/node_modules/ol/dist/ol.js web/node_modules/ol/ol.css $(WEB_VENDOR)/
+	cp web/node_modules/ol/dist/ol.js web/node_modules/ol/ol.css web/node_modules/world-atlas/countries-50m.json \
+		$(WEB_VENDOR)/
 
 # A real Triton server (from the nvidia-pytriton wheel, without pytriton) for the model-service tests.
 triton: $(INSTALLED)

@@ -64,3 +64,14 @@ def test_demo_on_tiny_products(tmp_path: Path, monkeypatch) -> None:
         assert any(s.land_cover.name.lower().startswith("burnt") for s in result.legend.values())
     maps = list((tmp_path / "demo" / "pilot").glob("*.png"))
     assert maps and len(list((tmp_path / "demo" / "pilot").glob("*.tif"))) == len(maps)
+    # the second day (34SGH again, a fire drawn in the scene): statistics per date, and the change between them
+    statistics, change = answers["statistics"], answers["change"]
+    assert [d.date for d in statistics.dates] == ["2021-08-01", "2021-08-06"]
+    for day in statistics.dates:
+        assert {c.name for c in day.classes} == {"Not burnt", "Burnt"}
+        assert sum(c.hectares for c in day.classes) == pytest.approx(day.clear_hectares)
+        parts = day.clear_hectares + day.cloud_hectares + day.nodata_hectares + day.uncovered_hectares
+        assert parts == pytest.approx(day.area_hectares, rel=0.01)
+    assert len(change.before_product_ids) == len(change.after_product_ids) == 1
+    assert change.compared_hectares > 0
+    assert sum(t.hectares for t in change.matrix) == pytest.approx(change.compared_hectares)

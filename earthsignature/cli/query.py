@@ -111,7 +111,7 @@ def query_stats(wkt, model, start, end, categories, csv_path, address, ca, cert,
     map covers (clouds and no data never count as a class)."""
     import grpc
 
-    from earthsignature.client.api_client import statistics_frame
+    from earthsignature.client.tables import statistics_frame, statistics_text
 
     try:
         with _client(address, ca, cert, key, insecure, config, overrides) as client:
@@ -119,21 +119,11 @@ def query_stats(wkt, model, start, end, categories, csv_path, address, ca, cert,
     except grpc.RpcError as error:
         raise click.ClickException(f"{error.code().name}: {error.details()}") from error
     table = statistics_frame(response)
-    click.echo(statistics_table(table))
+    click.echo(statistics_text(table))
     click.echo(f"{len(table)} date(s) of {model}")
     if csv_path:
         table.to_csv(csv_path, index=False)
         click.echo(f"table in {csv_path}")
-
-
-def statistics_table(table) -> str:
-    """A statistics frame for a terminal: dates down, hectares across (0.01 ha: one pixel), classes present."""
-    if table.empty:
-        return "no map of this model in the area and period"
-    fixed = ["date", "area_ha", "clear_ha", "cloud_ha", "nodata_ha", "uncovered_ha"]
-    classes = [column for column in table.columns[7:] if table[column].sum() > 0]
-    shown = table[fixed + classes].rename(columns=lambda name: name.removesuffix("_ha"))
-    return shown.to_string(index=False, float_format=lambda value: f"{value:,.2f}")
 
 
 def _period(text: str) -> tuple[str, str | None]:
@@ -174,7 +164,8 @@ def query_change(wkt, model, before, after, from_categories, to_categories, save
     sides), what could not be compared and why, and change maps of the transitions asked for."""
     import grpc
 
-    from earthsignature.client.api_client import change_matrix, save_change_maps
+    from earthsignature.client.api_client import save_change_maps
+    from earthsignature.client.tables import change_matrix, change_text
 
     periods = _period(before), _period(after)
     try:
@@ -184,16 +175,7 @@ def query_change(wkt, model, before, after, from_categories, to_categories, save
     except grpc.RpcError as error:
         raise click.ClickException(f"{error.code().name}: {error.details()}") from error
     matrix = change_matrix(response)
-    click.echo(f"{len(response.before_product_ids)} product(s) before, {len(response.after_product_ids)} after; "
-               f"compared {response.compared_hectares:,.2f} ha of {response.area_hectares:,.2f}; not compared: "
-               f"cloud {response.cloud_hectares:,.2f}, no data {response.nodata_hectares:,.2f}, no map "
-               f"{response.no_map_hectares:,.2f}, uncovered {response.uncovered_hectares:,.2f} ha")
-    click.echo(matrix.to_string(float_format=lambda value: f"{value:,.2f}") if not matrix.empty
-               else "nothing could be compared")
-    for transition in response.matrix:
-        if transition.map_value:
-            click.echo(f"  map value {transition.map_value}: {transition.before.name} -> {transition.after.name} "
-                       f"{transition.hectares:,.2f} ha")
+    click.echo(change_text(response))
     if csv_path and not matrix.empty:
         matrix.to_csv(csv_path)
         click.echo(f"matrix in {csv_path}")

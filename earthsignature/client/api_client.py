@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 from affine import Affine
 
+from earthsignature.client.tables import change_matrix, statistics_frame
 from earthsignature.core import raster_codec
 from earthsignature.core.classes import ClassShare
 from earthsignature.core.cog import LAYER_DESCRIPTIONS, class_tags, gdal_aux_xml, write_cog
@@ -134,32 +135,6 @@ def fetch_link(url: str, tls: tuple[Path, Path, Path] | None, timeout_s: float =
         context.load_cert_chain(cert, key)
     with urllib.request.urlopen(url, context=context, timeout=timeout_s) as response:
         return response.read()
-
-
-#: The columns of a statistics table before the classes' (hectares each, but products).
-STATISTICS_COLUMNS = ("date", "products", "area_ha", "clear_ha", "cloud_ha", "nodata_ha", "uncovered_ha")
-
-
-def statistics_frame(response: statistics_pb2.AreaStatisticsResponse) -> pd.DataFrame:
-    """An AreaStatisticsResponse as one row per date: the area asked, its clear, clouded, no-data and uncovered
-    parts, and one column per class (hectares under a clear sky)."""
-    rows = []
-    for day in response.dates:
-        row = {"date": datetime.fromisoformat(day.date).date(), "products": len(day.product_ids),
-               "area_ha": day.area_hectares, "clear_ha": day.clear_hectares, "cloud_ha": day.cloud_hectares,
-               "nodata_ha": day.nodata_hectares, "uncovered_ha": day.uncovered_hectares}
-        row.update({row_class.name: row_class.hectares for row_class in day.classes})
-        rows.append(row)
-    return pd.DataFrame(rows, columns=None if rows else list(STATISTICS_COLUMNS))
-
-
-def change_matrix(response: statistics_pb2.AreaChangeResponse) -> pd.DataFrame:
-    """An AreaChangeResponse's transitions as a matrix: classes before down, classes after across, hectares."""
-    rows = [{"before": t.before.name, "after": t.after.name, "hectares": t.hectares} for t in response.matrix]
-    if not rows:
-        return pd.DataFrame()
-    return pd.DataFrame(rows).pivot_table(index="before", columns="after", values="hectares", aggfunc="sum",
-                                          fill_value=0.0)
 
 
 def save_change_maps(response: statistics_pb2.AreaChangeResponse, folder: Path) -> list[Path]:

@@ -1,11 +1,13 @@
 """The main job on embedded defaults: every part of EarthSignature, once, on one machine.
 
-1. the private PostGIS; 2. one day of sample Sentinel-2 L2A products over four European tiles, as a
-local STAC catalog (SAFE zips and an Earth Search COG item); 3. the seed's three models: the smoke
-land-cover model and its burnt-area and crops heads (trained once; re-runs reuse them); 4. ONNX export,
-MLflow registration, promotion to @champion, deployment to a Triton repository; 5. TLS certificates and
-the gRPC server; 6. the monitor for that day with the three models; 7. a pilot's queries (area + dates,
-categories, a text query), saved as GeoTIFFs and PNG maps with the legend.
+1. the private PostGIS; 2. sample Sentinel-2 L2A products, as a local STAC catalog (SAFE zips and an Earth
+Search COG item): one day over four European tiles, and Greece again five days later with a fire; 3. the
+seed's three models: the smoke land-cover model and its burnt-area and crops heads (trained once; re-runs
+reuse them); 4. ONNX export, MLflow registration, promotion to @champion, deployment to a Triton
+repository; 5. TLS certificates and the gRPC server; 6. the monitor for the first day with the three
+models; 7. a pilot's queries (area + dates, categories, a text query), saved as GeoTIFFs and PNG maps with
+the legend; 8. the monitor for the second day; 9. the burnt area's statistics over August and what changed
+between the two days.
 ``DemoSettings`` scales it down for the end-to-end test.
 """
 
@@ -36,6 +38,9 @@ from earthsignature.samples.safe_writer import ProductSpec, write_product
 from earthsignature.samples.stac_item_writer import item_id, write_cog_item
 
 DEMO_DAY = date(2021, 8, 1)
+#: Five days later (Sentinel-2's revisit), Greece again, the same land with a fire in it and fewer clouds.
+SECOND_DAY = date(2021, 8, 6)
+SECOND_DAY_BURN = (0.3, 0.35, 0.12)  # the burnt disk: row, column and radius as shares of the product's size
 #: (tile, sensing time of day, cloud cover %): Greece, France, Bavaria, Finland.
 DEMO_TILES = (("34SGH", "09:20:31", 4.0, "0500"), ("31TCJ", "10:56:21", 12.0, "0301"),
               ("33UUP", "10:15:59", 25.0, "0500"), ("35VLG", "09:50:31", 8.0, "0509"))
@@ -69,10 +74,21 @@ def demo_specs(size: int = 1098) -> list[ProductSpec]:
     return specs
 
 
+def second_day_spec(size: int = 1098) -> ProductSpec:
+    """34SGH on the second day: the first day's scene (same seed) with a burnt disk, 2 % clouds."""
+    first = demo_specs(size)[0]
+    sensing = datetime.combine(SECOND_DAY, first.sensing_time.timetz())
+    return ProductSpec(tile_id=first.tile_id, sensing_time=sensing, size=size, seed=first.seed, cloud_cover=2.0,
+                       baseline=first.baseline, codes=DEMO_CODES, feature_size=first.feature_size,
+                       burn=SECOND_DAY_BURN)
+
+
 def write_demo_catalog(folder: Path, size: int) -> list[Path]:
-    """The day's products in both provider layouts (written once; re-runs reuse them): zipped SAFE products,
-    and the last one as an Earth Search item with per-band COGs (baseline 05.09, offset already removed)."""
+    """The first day's products in both provider layouts, and the second day's (written once; re-runs reuse
+    them): zipped SAFE products, and the first day's last one as an Earth Search item with per-band COGs
+    (baseline 05.09, offset already removed)."""
     *safe_specs, cog_spec = demo_specs(size)
+    safe_specs.append(second_day_spec(size))
     paths = []
     for spec in safe_specs:
         path = folder / f"{spec.name}.zip"
@@ -185,6 +201,26 @@ def _pilot(address: str, certs: CertificateFolder, out: Path, text_query: str) -
     return answers
 
 
+def _how_much(address: str, certs: CertificateFolder) -> dict[str, object]:
+    """The burnt-area model's statistics in Greece over August, and what changed between the two days (as
+    `earthsignature query stats` and `query change`)."""
+    from earthsignature.client import EarthSignatureClient
+    from earthsignature.client.tables import change_text, statistics_frame, statistics_text
+
+    model = DEMO_MODELS[1][3]
+    area = Polygon(tile("34SGH").footprint_lonlat(20_000, 20_000)).wkt
+    pilot = certs.identity("pilot")
+    with EarthSignatureClient(address, ca=certs.ca_cert, cert=pilot.cert, key=pilot.key) as client:
+        statistics = client.statistics_message(area, model, start="2021-08-01", end="2021-08-31")
+        change = client.change_message(area, model, (DEMO_DAY.isoformat(), None), (SECOND_DAY.isoformat(), None),
+                                       to_categories=["Burnt"])
+    click.echo(f"   {model} in 34SGH's first 20 km, August 2021 (hectares):")
+    click.echo("\n".join(f"     {line}" for line in statistics_text(statistics_frame(statistics)).splitlines()))
+    click.echo(f"   what changed from {DEMO_DAY} to {SECOND_DAY} (hectares):")
+    click.echo("\n".join(f"     {line}" for line in change_text(change).splitlines()))
+    return {"statistics": statistics, "change": change}
+
+
 def _stac_pilot(web: str, certs: CertificateFolder) -> None:
     """What a STAC client sees: the collections and the burnt maps (a CQL2 filter), over HTTPS with the pilot's
     certificate."""
@@ -215,7 +251,8 @@ def run_demo(cfg: DictConfig, cluster: PostgresCluster, overrides: list[str], se
     url = cluster.up(cfg.db.name)
     click.echo(f"   {url}")
 
-    _step(2, f"sample Sentinel-2 L2A products of {DEMO_DAY} (local STAC catalog: SAFE zips and a COG item)")
+    _step(2, f"sample Sentinel-2 L2A products of {DEMO_DAY} and {SECOND_DAY} (local STAC catalog: SAFE zips and "
+             "a COG item)")
     catalog = work / "catalog"
     for path in write_demo_catalog(catalog, settings.size):
         click.echo(f"   {path.name}")
@@ -249,6 +286,15 @@ def run_demo(cfg: DictConfig, cluster: PostgresCluster, overrides: list[str], se
         answers = _pilot(cfg.api.address, certs, work / "pilot", settings.text_query)
         if web:
             _stac_pilot(web, certs)
+
+        _step(8, f"the monitor for {SECOND_DAY}: Greece again, with a fire")
+        with local_provider(monitor_cfg.monitor) as catalog_url:
+            report = run_days(monitor_cfg, SECOND_DAY, SECOND_DAY, settings.workers, catalog_url=catalog_url)
+        for task, reason in report.failures:
+            click.echo(f"   FAILED {task}: {reason}")
+
+        _step(9, "how much burnt, and what changed (area statistics)")
+        answers.update(_how_much(cfg.api.address, certs))
     finally:
         if not settings.keep_running:
             server.send_signal(signal.SIGTERM)

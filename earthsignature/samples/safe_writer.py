@@ -62,6 +62,9 @@ class ProductSpec:
     nodata_fraction: float = 0.0  # share of the width cut off by a diagonal swath edge (east side)
     codes: tuple[int, ...] = field(default_factory=lambda: tuple(clc_level3().codes))
     feature_size: float = 24.0
+    #: a fire since the scene was drawn: a disk of "Burnt areas" (CLC 334) at (row, column), with a radius, as
+    #: shares of the size; None: the scene as it is
+    burn: tuple[float, float, float] | None = None
 
     def __post_init__(self) -> None:
         if self.level not in ("L2A", "L1C"):
@@ -92,6 +95,16 @@ class ProductSpec:
     def scene(self) -> LabelField:
         """The true land cover (CLC level-3 codes), in 10 m base pixels."""
         return LabelField(self.size, self.size, self.codes, self.seed, self.feature_size)
+
+    def labels(self, height: int, width: int, scale: int) -> np.ndarray:
+        """The land cover (CLC level-3 codes) on a grid of ``scale`` base pixels, the burn included."""
+        codes = self.scene.window(0, 0, height, width, scale)
+        if self.burn is not None:
+            row, col, radius = (share * self.size for share in self.burn)
+            rows = (np.arange(height)[:, None] + 0.5) * scale
+            cols = (np.arange(width)[None, :] + 0.5) * scale
+            codes = np.where((rows - row) ** 2 + (cols - col) ** 2 < radius ** 2, 334, codes)
+        return codes
 
     @cached_property
     def clouds(self) -> SmoothField:
@@ -186,7 +199,7 @@ class _SafeWriter:
         if resolution not in self._labels:
             scale = resolution // BASE_RESOLUTION
             n = self.spec.size // scale
-            self._labels[resolution] = self.spec.scene.window(0, 0, n, n, scale)
+            self._labels[resolution] = self.spec.labels(n, n, scale)
         return self._labels[resolution]
 
     def _band_path(self, img_data: Path, band_name: str, resolution: int) -> Path:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import shutil
 import ssl
 import subprocess
@@ -16,7 +15,6 @@ import urllib.request
 import warnings
 import xml.etree.ElementTree as ET
 from email.message import Message
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -206,7 +204,7 @@ def test_the_map_page_finds_maps_in_a_real_browser(stac, tmp_path) -> None:
     assert chromium, "Chromium is installed by `make setup` (scripts/os-packages.sh)"
     certs, root, _ = stac
     key, cert = certs.pilot
-    screenshot = Path(os.environ.get("EARTHSIGNATURE_MAP_SCREENSHOT", tmp_path / "map-page.png"))
+    screenshot = tmp_path / "map-page.png"  # the README's picture comes from test_map_page.py
     with sync_playwright() as driver:
         browser = driver.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
         try:

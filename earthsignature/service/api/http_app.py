@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
@@ -44,8 +45,10 @@ from earthsignature.service.api.http_context import (
     status_response,
 )
 from earthsignature.service.api.map_files import MapFiles
+from earthsignature.service.api.map_render import render_cog_png
 from earthsignature.service.api.stac import build_stac_app
 from earthsignature.service.api.stac_items import STAC_PREFIX
+from earthsignature.service.catalog import change
 
 #: The pilots' map page: map.html, and static/ (our script and style, the web library in static/vendor).
 WEB_DIR = Path(__file__).with_name("web")
@@ -62,6 +65,8 @@ UNARY_ROUTES = {
     "/v1/statistics:change": ("area_change", statistics_pb2.AreaChangeRequest, wire.change_query,
                               wire.change_response),
 }
+#: The change binding for the map page: change maps as Web Mercator pictures.
+CHANGE_PICTURES_ROUTE = "/v1/statistics:change-pictures"
 _END = object()
 
 
@@ -120,6 +125,28 @@ def build_app(core: DatabaseCore) -> Starlette:
         except Exception as error:
             return error_response(error)
 
+    async def change_pictures(request: Request) -> Response:
+        """The change binding's answer with each change map drawn for the map page: a Web Mercator PNG (base64,
+        unchanged pixels transparent: the class maps show through) and its bounds, where the binding sends the
+        COG."""
+        deadline = core.deadline()
+
+        def answer() -> dict:
+            caller = core.authorize(peer_pem(request.scope))
+            query = wire.change_query(request_from_query(request.query_params.multi_items(),
+                                                         statistics_pb2.AreaChangeRequest))
+            response = wire.change_response(query.model_name, core.area_change(caller, query, deadline))
+            body = json_format.MessageToDict(response)
+            for entry, tile_map in zip(body.get("maps", []), response.maps, strict=True):
+                picture = render_cog_png(tile_map.map.encoded_data, transparent=(change.UNCHANGED.index,))
+                entry["map"] = {"png": base64.b64encode(picture.png).decode(), "bounds3857": picture.bounds_3857}
+            return body
+
+        try:
+            return JSONResponse(await run_in_threadpool(answer))
+        except Exception as error:
+            return error_response(error)
+
     async def map_page(request: Request) -> Response:
         if not (WEB_DIR / "static" / "vendor" / "ol.js").exists():
             return status_response(Code.UNAVAILABLE, "the map page's web library is not installed: run `make web` "
@@ -144,6 +171,7 @@ def build_app(core: DatabaseCore) -> Starlette:
 
     routes = [Route(path, binding, methods=["GET"]) for path in ROUTES]
     routes += [Route(path, unary, methods=["GET"]) for path in UNARY_ROUTES]
+    routes.append(Route(CHANGE_PICTURES_ROUTE, change_pictures, methods=["GET"]))
     routes += MapFiles(core).routes()
     routes.append(Route("/healthz", RequireCaller(healthz, core, endpoint=True), methods=["GET"]))
     routes.append(Route(MAP_PAGE, RequireCaller(map_page, core, endpoint=True), methods=["GET"]))

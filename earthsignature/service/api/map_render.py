@@ -1,7 +1,8 @@
 """Class maps drawn for web maps: their colours, no data transparent, warped to Web Mercator (EPSG:3857).
 
 ``render_png``: the whole map over its own bounds (web pages lay it over a base map as a static image at
-``bounds_3857``, without decoding a GeoTIFF in the browser); ``render_tile``: XYZ tiles, for web map
+``bounds_3857``, without decoding a GeoTIFF in the browser; ``render_cog_png`` the same for a change map made
+for one answer); ``render_tile``: XYZ tiles, for web map
 libraries and QGIS's XYZ layers. Both read from the COG overview that fits the output's resolution.
 """
 
@@ -36,11 +37,22 @@ class RenderedMap:
 def render_png(url: str, max_size: int = 1024) -> RenderedMap:
     """The whole class map at ``url``, at most ``max_size`` pixels a side, over its own Web Mercator bounds."""
     with rasterio.open(gdal_path(url)) as dataset:
-        west, south, east, north = transform_bounds(dataset.crs, WEB_MERCATOR, *dataset.bounds, densify_pts=21)
-        south, north = max(south, -MAX_MERCATOR_Y), min(north, MAX_MERCATOR_Y)
-        scale = max(east - west, north - south) / max_size
-        width, height = max(1, math.ceil((east - west) / scale)), max(1, math.ceil((north - south) / scale))
-        png = _rendered(dataset, (west, south, east, north), width, height)
+        return _whole(dataset, max_size)
+
+
+def render_cog_png(payload: bytes, max_size: int = 1024, transparent: tuple[int, ...] = ()) -> RenderedMap:
+    """A COG held in memory (a change map, made for one answer) drawn as ``render_png`` draws a stored map;
+    the ``transparent`` values are not drawn (a change map's unchanged pixels, over the class maps)."""
+    with MemoryFile(payload) as memory, memory.open() as dataset:
+        return _whole(dataset, max_size, transparent)
+
+
+def _whole(dataset, max_size: int, transparent: tuple[int, ...] = ()) -> RenderedMap:
+    west, south, east, north = transform_bounds(dataset.crs, WEB_MERCATOR, *dataset.bounds, densify_pts=21)
+    south, north = max(south, -MAX_MERCATOR_Y), min(north, MAX_MERCATOR_Y)
+    scale = max(east - west, north - south) / max_size
+    width, height = max(1, math.ceil((east - west) / scale)), max(1, math.ceil((north - south) / scale))
+    png = _rendered(dataset, (west, south, east, north), width, height, transparent)
     return RenderedMap(png, (west, south, east, north))
 
 
@@ -57,7 +69,8 @@ def render_tile(url: str, z: int, x: int, y: int, size: int = 256) -> bytes:
         return _rendered(dataset, tile_bounds(z, x, y), size, size)
 
 
-def _rendered(dataset, bounds: tuple[float, float, float, float], width: int, height: int) -> bytes:
+def _rendered(dataset, bounds: tuple[float, float, float, float], width: int, height: int,
+              transparent: tuple[int, ...] = ()) -> bytes:
     """The part of ``dataset`` under Web Mercator ``bounds`` as a width x height RGBA PNG in its colour table:
     nearest neighbour, read from the overview that fits, no data transparent."""
     nodata = 255 if dataset.nodata is None else int(dataset.nodata)
@@ -75,7 +88,7 @@ def _rendered(dataset, bounds: tuple[float, float, float, float], width: int, he
     for value, rgba in colormap.items():
         if value < len(palette):
             palette[value] = rgba
-    palette[nodata, 3] = 0
+    palette[[nodata, *transparent], 3] = 0
     with MemoryFile() as memory:
         with memory.open(driver="PNG", width=width, height=height, count=4, dtype="uint8") as image:
             image.write(np.moveaxis(palette[warped], -1, 0))

@@ -1,5 +1,8 @@
 // The pilots' map page: searches the STAC API of the server that serves it (same origin, same client
-// certificate) and draws the footprints, the class maps and a legend of the classes present.
+// certificate) and draws the footprints, the class maps and a legend of the classes present (their share of
+// the clear area of the maps found). The basemap is the country outlines shipped with the page (it works
+// offline); ?basemap=osm adds OpenStreetMap's tiles, ?basemap=none draws none. statistics.js adds the
+// area statistics and change panel.
 "use strict";
 
 const STAC = "/stac";
@@ -12,10 +15,22 @@ let drawnBox = null;
 const footprints = new ol.source.Vector();
 const boxSource = new ol.source.Vector();
 const mapLayers = new ol.layer.Group({ layers: [] });
-const baseLayers = params.get("basemap") === "none" ? [] : [new ol.layer.Tile({ source: new ol.source.OSM() })];
+const COUNTRIES = "/map/static/vendor/countries-50m.json"; // Natural Earth 1:50m, from world-atlas (npm)
+const baseLayers = {
+  none: [],
+  osm: [new ol.layer.Tile({ source: new ol.source.OSM() })],
+  countries: [new ol.layer.Vector({
+    source: new ol.source.Vector({ url: COUNTRIES, format: new ol.format.TopoJSON({ layers: ["countries"] }) }),
+    style: new ol.style.Style({ fill: new ol.style.Fill({ color: "#f4f1ea" }),
+      stroke: new ol.style.Stroke({ color: "#8a8a8a", width: 1 }) }) })],
+}[params.get("basemap") || "countries"] || [];
+const changeLayers = new ol.layer.Group({ layers: [] }); // statistics.js's change maps, over the class maps
+const CHANGE_Z = 1_000_000;
 const map = new ol.Map({
   target: "map",
-  layers: [...baseLayers, mapLayers,
+  controls: ol.control.defaults.defaults().extend([new ol.control.ScaleLine({ units: "metric", bar: true,
+    text: true, minWidth: 120 })]),
+  layers: [...baseLayers, mapLayers, changeLayers,
     new ol.layer.Vector({ source: footprints, style: new ol.style.Style({
       stroke: new ol.style.Stroke({ color: "#1f4e9c", width: 2 }) }) }),
     new ol.layer.Vector({ source: boxSource, style: new ol.style.Style({
@@ -74,41 +89,73 @@ function searchBody() {
   return body;
 }
 
-async function drawMap(item) {
+const layerOf = new Map(); // item id -> its class map's layer
+
+// A result's class map, drawn at its place in time: newer maps over older ones (zIndex), opaque, so where
+// maps of the same place overlap a pilot sees one map, never a blend of two.
+async function drawMap(item, zIndex) {
   const asset = item.assets.visual;
   if (!asset) return;
   const response = await fetch(asset.href);
   if (!response.ok) return;
   const bounds = response.headers.get("X-Bounds-EPSG-3857").split(",").map(Number);
   const url = URL.createObjectURL(await response.blob());
-  mapLayers.getLayers().push(new ol.layer.Image({ opacity: 0.85,
-    source: new ol.source.ImageStatic({ url, imageExtent: bounds, projection: "EPSG:3857" }) }));
+  const layer = new ol.layer.Image({ zIndex,
+    source: new ol.source.ImageStatic({ url, imageExtent: bounds, projection: "EPSG:3857" }) });
+  layerOf.set(item.id, layer);
+  mapLayers.getLayers().push(layer);
 }
 
 function share(fraction) {
   return fraction < 0.01 ? "<1 %" : `${Math.round(fraction * 100)} %`;
 }
 
-function showLegend(items) {
-  const collection = collections.find((c) => c.id === el("collection").value);
-  const largest = new Map(); // class name -> the largest share among the results
+// The area of an item's map (m²) and its clear part, from its grid (proj:shape, proj:transform) and the
+// share of its pixels under a clear sky.
+function itemAreas(item) {
+  const p = item.properties;
+  const [rows, cols] = p["proj:shape"] || [0, 0];
+  const t = p["proj:transform"] || [0, 0, 0, 0, 0, 0];
+  const total = rows * cols * Math.abs(t[0] * t[4] - t[1] * t[3]);
+  const clear = total * (p["earthsignature:clear_fraction"] ?? 1);
+  return { total, clear, cloud: total * (p["earthsignature:cloud_fraction"] ?? 0) };
+}
+
+// Each class's share of the clear area of all the maps found (weighted by the maps' areas, so the shares add
+// up to 100 %), and the share of the maps' pixels under clouds.
+function legendShares(items) {
+  const areas = new Map();
+  let clear = 0, total = 0, cloud = 0;
   for (const item of items) {
+    const area = itemAreas(item);
+    clear += area.clear;
+    total += area.total;
+    cloud += area.cloud;
     for (const [key, value] of Object.entries(item.properties)) {
       if (key.startsWith("fraction:") && value > 0) {
         const name = key.slice("fraction:".length);
-        largest.set(name, Math.max(largest.get(name) || 0, value));
+        areas.set(name, (areas.get(name) || 0) + value * area.clear);
       }
     }
   }
+  const shares = new Map([...areas].map(([name, area]) => [name, clear ? area / clear : 0]));
+  return { shares, cloud: total ? cloud / total : 0 };
+}
+
+function showLegend(items) {
+  const collection = collections.find((c) => c.id === el("collection").value);
+  const { shares, cloud } = legendShares(items);
   const versions = [...new Set(items.map((i) => i.properties["earthsignature:model_version"]))].join(", ");
   const title = document.createElement("h2");
-  title.textContent = `${collection.id} v${versions}: classes present`;
-  const entries = classesOf(collection).filter((c) => largest.has(c.name))
-    .sort((a, b) => largest.get(b.name) - largest.get(a.name))
+  title.textContent = `${collection.id} v${versions}: share of the clear area`;
+  const entries = classesOf(collection).filter((c) => shares.has(c.name))
+    .sort((a, b) => shares.get(b.name) - shares.get(a.name))
     .map((c) => {
       const entry = document.createElement("div");
       entry.className = "legend-entry";
       entry.dataset.class = c.name;
+      entry.dataset.share = shares.get(c.name).toFixed(6);
+      entry.dataset.color = c.color_hint;
       const swatch = document.createElement("span");
       swatch.className = "swatch";
       swatch.style.background = `#${c.color_hint}`;
@@ -116,20 +163,49 @@ function showLegend(items) {
       label.textContent = c.title || c.name;
       const amount = document.createElement("span");
       amount.className = "share";
-      amount.textContent = share(largest.get(c.name));
+      amount.textContent = share(shares.get(c.name));
       entry.append(swatch, label, amount);
       return entry;
     });
-  el("legend").replaceChildren(...(items.length ? [title, ...entries] : []));
+  const clouds = document.createElement("p");
+  clouds.className = "hint";
+  clouds.id = "legend-clouds";
+  clouds.textContent = `Clouds cover ${share(cloud)} of these maps; shares count the clear area only.`;
+  el("legend").replaceChildren(...(items.length ? [title, ...entries, clouds] : []));
+}
+
+function link(text, href) {
+  const anchor = document.createElement("a");
+  anchor.textContent = text;
+  anchor.href = href;
+  anchor.target = "_blank";
+  anchor.rel = "noopener";
+  anchor.addEventListener("click", (event) => event.stopPropagation()); // a link opens, it does not zoom
+  return anchor;
+}
+
+// Zoom to a result and show its map over the others (until the next search).
+function zoomTo(item, li) {
+  const feature = footprints.getFeatures().find((f) => f.getId() === item.id);
+  if (feature) map.getView().fit(feature.getGeometry().getExtent(), { padding: [40, 40, 40, 40], duration: 0 });
+  const layer = layerOf.get(item.id);
+  if (layer) layer.setZIndex(Math.max(...mapLayers.getLayers().getArray().map((l) => l.getZIndex() || 0)) + 1);
+  for (const other of el("results").children) other.classList.toggle("selected", other === li);
 }
 
 function showResults(items) {
   el("results").replaceChildren(...items.map((item) => {
     const li = document.createElement("li");
     const cloud = item.properties["eo:cloud_cover"];
-    li.textContent = `${item.properties.datetime.slice(0, 10)} ${item.properties["grid:code"]}` +
-      (cloud === undefined ? "" : ` (${cloud.toFixed(0)} % clouds)`);
-    li.title = item.id;
+    const label = document.createElement("span");
+    label.textContent = `${item.properties.datetime.slice(0, 10)} ${item.properties["grid:code"]}` +
+      (cloud === undefined ? "" : ` (${cloud.toFixed(0)} % clouds) `);
+    li.title = `${item.id}: click to zoom to it`;
+    li.dataset.item = item.id;
+    const self = (item.links || []).find((l) => l.rel === "self");
+    li.append(label, ...[self && link("item", self.href), item.assets.classes && link("COG", item.assets.classes.href),
+      item.assets.thumbnail && link("quicklook", item.assets.thumbnail.href)].filter(Boolean));
+    li.addEventListener("click", () => zoomTo(item, li));
     return li;
   }));
 }
@@ -144,7 +220,9 @@ async function search(event) {
     footprints.clear();
     footprints.addFeatures(new ol.format.GeoJSON().readFeatures(found, { featureProjection: "EPSG:3857" }));
     mapLayers.getLayers().clear();
-    await Promise.all(items.slice(0, MAX_MAPS).map(drawMap));
+    layerOf.clear();
+    const shown = items.slice(0, MAX_MAPS); // newest first: the newest gets the highest zIndex
+    await Promise.all(shown.map((item, k) => drawMap(item, shown.length - k)));
     showLegend(items);
     showResults(items);
     if (items.length && params.get("fit") !== "no") {
@@ -176,6 +254,7 @@ async function start() {
     { padding: [20, 20, 20, 20], maxZoom: 12 });
   el("search").addEventListener("submit", search);
   el("clear-area").addEventListener("click", () => { drawnBox = null; boxSource.clear(); });
+  el("collection").addEventListener("change", () => changeLayers.getLayers().clear());
   setStatus(`${collections.length} model${collections.length === 1 ? "" : "s"} in the catalog`, "ready");
 }
 
