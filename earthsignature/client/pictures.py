@@ -1,5 +1,6 @@
-"""Pictures of query results for pilots: the class map large, with a legend of the classes present, a scale
-bar and latitude/longitude ticks; beside it the product's RGB quicklook and its cloud mask. The class map is
+"""Pictures of query results for pilots: the class map large (clouds drawn as clouds), with a legend of the
+classes present (their shares of the clear pixels) and of clouds, a scale bar and latitude/longitude ticks;
+beside it the product's RGB quicklook and its cloud mask. The class map is
 saved beside the picture as a Cloud-Optimized GeoTIFF with its colours and class names."""
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.patches import Patch, Rectangle
 
-from earthsignature.core.cog import CLOUD_MASK_NODATA
+from earthsignature.core.cog import CLOUD_COLOR, CLOUD_MASK_NODATA
 
 RARE = 0.01  # classes under 1 % of the map read "<1 %"
 log = logging.getLogger(__name__)
@@ -34,10 +35,19 @@ def scale_length(width_m: float) -> float:
 
 
 def _rgb(result) -> np.ndarray:
+    """The class map in the legend's colours, clouds as clouds (the class under them is no land cover seen)."""
     rgb = np.full((*result.classes.shape, 3), 255, dtype=np.uint8)
     for value, share in result.legend.items():
         rgb[result.classes == value] = share.land_cover.color
+    if _clouds(result) is not None:
+        rgb[_clouds(result)] = CLOUD_COLOR
     return rgb
+
+
+def _clouds(result) -> np.ndarray | None:
+    """Where the cloud mask says cloud, on the class map's grid (None without a mask of the same shape)."""
+    mask = result.cloud_mask
+    return mask == 1 if mask is not None and mask.shape == result.classes.shape else None
 
 
 def _extent(result, shape: tuple[int, int]) -> tuple[float, float, float, float]:
@@ -74,9 +84,14 @@ def _scale_bar(axis, extent) -> None:
 
 
 def _legend(axis, result) -> None:
+    """The classes present with their share of the clear pixels, and the share of the map under clouds."""
     present = sorted((s for s in result.legend.values() if s.pixel_count > 0), key=lambda s: -s.fraction)
     handles = [Patch(facecolor=np.array(s.land_cover.color) / 255, edgecolor="black",
                      label=f"{s.land_cover.name} ({share_label(s.fraction)})") for s in present]
+    clouds = _clouds(result)
+    if clouds is not None and clouds.any():
+        handles.append(Patch(facecolor=np.array(CLOUD_COLOR) / 255, edgecolor="black",
+                             label=f"Clouds ({share_label(float(clouds.mean()))} of the map)"))
     axis.legend(handles=handles, loc="upper left", bbox_to_anchor=(0, -0.08), ncol=2, fontsize=8, frameon=False,
                 title=f"classes present ({len(present)} of {len(result.legend)})", title_fontsize=8,
                 alignment="left")

@@ -31,6 +31,8 @@ CLASS_NODATA = 255
 CONFIDENCE_NODATA = 0
 #: Cloud mask: 1 cloud, cloud shadow or cirrus, 0 clear; 255 where the scene classification has no data.
 CLOUD_MASK_NODATA = 255
+#: How clouds are drawn where pilots look at maps (web pictures, XYZ tiles, pilot pictures, the map page).
+CLOUD_COLOR = (255, 255, 255)
 #: No-data value of each layer a segmentation carries.
 LAYER_NODATA = {"classes": CLASS_NODATA, "confidence": CONFIDENCE_NODATA, "cloud_mask": CLOUD_MASK_NODATA}
 #: What each layer's band holds (its GeoTIFF band description).

@@ -20,7 +20,8 @@ from shapely.geometry.base import BaseGeometry
 
 from earthsignature.core import raster_codec
 from earthsignature.core.classes import class_code
-from earthsignature.core.cog import legend_sidecars
+from earthsignature.core.cog import CLOUD_COLOR, legend_sidecars
+from earthsignature.core.raster_codec import unpack_rgb
 from earthsignature.core.settings import ApiLimits
 from earthsignature.service.api import stac_items, validation
 from earthsignature.service.api.auth import (
@@ -56,6 +57,7 @@ from earthsignature.service.catalog.area_statistics import DateStatistics
 from earthsignature.service.catalog.catalog import Catalog, CatalogError, Filters, Found, ModelCollection
 from earthsignature.service.catalog.ingest import IngestError, OutcomeUnknown, Stored, Submission, ingest, settle
 from earthsignature.service.catalog.items import item_id, split_item_id
+from earthsignature.service.catalog.observations import Observed
 from earthsignature.service.catalog.parser_pool import ParserPool
 from earthsignature.service.catalog.raster_store import RasterStore, UnsafePath
 
@@ -316,12 +318,7 @@ class DatabaseCore:
 
     def map_file(self, caller: Caller, collection: str, item: str, file_name: str) -> str:
         """The store URL of one of a segmentation's files, or ``NotFound``/``InvalidArgument``."""
-        for name, value in (("collection", collection), ("item", item)):
-            validation.identifier(name, value, 256, required=True)
-        product_id, version = split_item_id(item)
-        segmentation = self.catalog.find_segmentation(product_id, collection, version) if product_id else None
-        if segmentation is None:
-            raise NotFound(f"no item {item[:120]} in collection {collection[:80]}")
+        segmentation = self._segmentation(collection, item)
         aux, style = legend_sidecars(segmentation.raster_url)
         urls = {"classes.tif": segmentation.raster_url, "confidence.tif": segmentation.confidence_url,
                 "cloud_mask.tif": segmentation.cloud_mask_url, "classes.tif.aux.xml": aux, "classes.qml": style}
@@ -329,6 +326,29 @@ class DatabaseCore:
             raise NotFound(f"{item[:120]} has no file {file_name[:40]!r}; files: "
                            f"{', '.join(name for name, url in urls.items() if url)}")
         return urls[file_name]
+
+    def picture_source(self, caller: Caller, collection: str, item: str) -> tuple[str, dict | None]:
+        """What a map's web pictures and tiles are drawn from: its observed map with the legend's colours and
+        clouds in ``CLOUD_COLOR`` (no data transparent), or, for a map stored before observed maps, its class
+        map in its own colour table (None)."""
+        for name, value in (("collection", collection), ("item", item)):
+            validation.identifier(name, value, 256, required=True)
+        segmentation = self.find_item(caller, collection, item).segmentation  # with its legend
+        if not segmentation.observed_url:
+            return segmentation.raster_url, None
+        cloud, _ = Observed.markers(self.store.dtype(segmentation.observed_url))
+        palette = {c.value: (*unpack_rgb(c.color), 255) for c in segmentation.classes}
+        return segmentation.observed_url, palette | {cloud: (*CLOUD_COLOR, 255)}
+
+    def _segmentation(self, collection: str, item: str):
+        """The stored segmentation of a STAC item of a collection, or ``NotFound``/``InvalidArgument``."""
+        for name, value in (("collection", collection), ("item", item)):
+            validation.identifier(name, value, 256, required=True)
+        product_id, version = split_item_id(item)
+        segmentation = self.catalog.find_segmentation(product_id, collection, version) if product_id else None
+        if segmentation is None:
+            raise NotFound(f"no item {item[:120]} in collection {collection[:80]}")
+        return segmentation
 
     def quicklook(self, caller: Caller, product_id: str) -> bytes:
         validation.identifier("product_id", product_id, validation.MAX_LENGTHS["product_id"], required=True)

@@ -3,8 +3,8 @@
 ``/v1/maps/<collection>/<item>/<file>``: the COGs (classes, confidence, cloud mask) and the class map's
 legend sidecars, with range requests (GDAL's ``/vsicurl/`` and QGIS read windows and overviews);
 ``.../classes.png``: the whole class map in Web Mercator for web pages; ``.../tiles/{z}/{x}/{y}.png``: XYZ
-tiles; ``/v1/products/<id>/quicklook.png``: the RGB quicklook the monitor sent. STAC items and gRPC
-responses link here (``stac_items``).
+tiles (both with clouds drawn as clouds, ``core.picture_source``); ``/v1/products/<id>/quicklook.png``: the
+RGB quicklook the monitor sent. STAC items and gRPC responses link here (``stac_items``).
 """
 
 from __future__ import annotations
@@ -81,9 +81,9 @@ class MapFiles:
         params = request.path_params
 
         async def work(caller) -> Response:
-            url = await run_in_threadpool(self.core.map_file, caller, params["collection"], params["item"],
-                                          "classes.tif")
-            rendered = await run_in_threadpool(render_png, url)
+            url, palette = await run_in_threadpool(self.core.picture_source, caller, params["collection"],
+                                                   params["item"])
+            rendered = await run_in_threadpool(render_png, url, 1024, palette)
             bounds = ",".join(f"{v:.3f}" for v in rendered.bounds_3857)
             return Response(rendered.png, media_type="image/png", headers={
                 "X-Bounds-EPSG-3857": bounds, "Access-Control-Expose-Headers": "X-Bounds-EPSG-3857", **CACHED})
@@ -98,9 +98,9 @@ class MapFiles:
         async def work(caller) -> Response:
             if not (0 <= z <= MAX_TILE_ZOOM and x < 2 ** z and y < 2 ** z):
                 raise InvalidArgument("tile", f"z/x/y must have z in 0..{MAX_TILE_ZOOM} and x, y below 2^z")
-            url = await run_in_threadpool(self.core.map_file, caller, params["collection"], params["item"],
-                                          "classes.tif")
-            return Response(await run_in_threadpool(render_tile, url, z, x, y), media_type="image/png",
+            url, palette = await run_in_threadpool(self.core.picture_source, caller, params["collection"],
+                                                   params["item"])
+            return Response(await run_in_threadpool(render_tile, url, z, x, y, 256, palette), media_type="image/png",
                             headers=CACHED)
 
         return await self._answer(request, work, "the map")

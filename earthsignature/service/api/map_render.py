@@ -1,4 +1,5 @@
-"""Class maps drawn for web maps: their colours, no data transparent, warped to Web Mercator (EPSG:3857).
+"""Class maps drawn for web maps: their colours (clouds as clouds where the map has an observed map), no data
+transparent, warped to Web Mercator (EPSG:3857).
 
 ``render_png``: the whole map over its own bounds (web pages lay it over a base map as a static image at
 ``bounds_3857``, without decoding a GeoTIFF in the browser; ``render_cog_png`` the same for a change map made
@@ -34,10 +35,14 @@ class RenderedMap:
     bounds_3857: tuple[float, float, float, float]  # west, south, east, north
 
 
-def render_png(url: str, max_size: int = 1024) -> RenderedMap:
+#: value -> RGBA; drawn instead of the file's own colour table (an observed map has none)
+Palette = dict[int, tuple[int, int, int, int]]
+
+
+def render_png(url: str, max_size: int = 1024, palette: Palette | None = None) -> RenderedMap:
     """The whole class map at ``url``, at most ``max_size`` pixels a side, over its own Web Mercator bounds."""
     with rasterio.open(gdal_path(url)) as dataset:
-        return _whole(dataset, max_size)
+        return _whole(dataset, max_size, palette=palette)
 
 
 def render_cog_png(payload: bytes, max_size: int = 1024, transparent: tuple[int, ...] = ()) -> RenderedMap:
@@ -47,12 +52,12 @@ def render_cog_png(payload: bytes, max_size: int = 1024, transparent: tuple[int,
         return _whole(dataset, max_size, transparent)
 
 
-def _whole(dataset, max_size: int, transparent: tuple[int, ...] = ()) -> RenderedMap:
+def _whole(dataset, max_size: int, transparent: tuple[int, ...] = (), palette: Palette | None = None) -> RenderedMap:
     west, south, east, north = transform_bounds(dataset.crs, WEB_MERCATOR, *dataset.bounds, densify_pts=21)
     south, north = max(south, -MAX_MERCATOR_Y), min(north, MAX_MERCATOR_Y)
     scale = max(east - west, north - south) / max_size
     width, height = max(1, math.ceil((east - west) / scale)), max(1, math.ceil((north - south) / scale))
-    png = _rendered(dataset, (west, south, east, north), width, height, transparent)
+    png = _rendered(dataset, (west, south, east, north), width, height, transparent, palette)
     return RenderedMap(png, (west, south, east, north))
 
 
@@ -63,16 +68,16 @@ def tile_bounds(z: int, x: int, y: int) -> tuple[float, float, float, float]:
     return west, north - span, west + span, north
 
 
-def render_tile(url: str, z: int, x: int, y: int, size: int = 256) -> bytes:
+def render_tile(url: str, z: int, x: int, y: int, size: int = 256, palette: Palette | None = None) -> bytes:
     """XYZ tile (z, x, y) of the class map as a ``size`` x ``size`` PNG (transparent where the map is not)."""
     with rasterio.open(gdal_path(url)) as dataset:
-        return _rendered(dataset, tile_bounds(z, x, y), size, size)
+        return _rendered(dataset, tile_bounds(z, x, y), size, size, palette=palette)
 
 
 def _rendered(dataset, bounds: tuple[float, float, float, float], width: int, height: int,
-              transparent: tuple[int, ...] = ()) -> bytes:
-    """The part of ``dataset`` under Web Mercator ``bounds`` as a width x height RGBA PNG in its colour table:
-    nearest neighbour, read from the overview that fits, no data transparent."""
+              transparent: tuple[int, ...] = (), palette: Palette | None = None) -> bytes:
+    """The part of ``dataset`` under Web Mercator ``bounds`` as a width x height RGBA PNG in its colour table
+    (or ``palette``): nearest neighbour, read from the overview that fits, no data transparent."""
     nodata = 255 if dataset.nodata is None else int(dataset.nodata)
     warped = np.full((height, width), nodata, dtype=dataset.dtypes[0])
     source, source_transform = _source_window(dataset, bounds, width, height)
@@ -80,19 +85,23 @@ def _rendered(dataset, bounds: tuple[float, float, float, float], width: int, he
         reproject(source, warped, src_transform=source_transform, src_crs=dataset.crs, src_nodata=nodata,
                   dst_transform=from_bounds(*bounds, width, height), dst_crs=WEB_MERCATOR, dst_nodata=nodata,
                   resampling=Resampling.nearest)
-    try:
-        colormap = dataset.colormap(1)
-    except ValueError:  # a map without a colour table: grey levels
-        colormap = {v: (v, v, v, 255) for v in range(256)}
-    palette = np.zeros((max(256, int(warped.max()) + 1, nodata + 1), 4), dtype=np.uint8)
+    colormap = palette if palette is not None else _colour_table(dataset)
+    colours = np.zeros((max(256, int(warped.max()) + 1, nodata + 1), 4), dtype=np.uint8)
     for value, rgba in colormap.items():
-        if value < len(palette):
-            palette[value] = rgba
-    palette[[nodata, *transparent], 3] = 0
+        if value < len(colours):
+            colours[value] = rgba
+    colours[[nodata, *transparent], 3] = 0
     with MemoryFile() as memory:
         with memory.open(driver="PNG", width=width, height=height, count=4, dtype="uint8") as image:
-            image.write(np.moveaxis(palette[warped], -1, 0))
+            image.write(np.moveaxis(colours[warped], -1, 0))
         return memory.read()
+
+
+def _colour_table(dataset) -> Palette:
+    try:
+        return dataset.colormap(1)
+    except ValueError:  # a map without a colour table: grey levels
+        return {v: (v, v, v, 255) for v in range(256)}
 
 
 def _source_window(dataset, bounds, width: int, height: int):

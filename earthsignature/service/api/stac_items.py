@@ -47,8 +47,8 @@ MAP_ASSETS = {
     "classes": ("classes.tif", COG, ["data"], "Land-cover classes"),
     "confidence": ("confidence.tif", COG, ["data", "quality"], "Confidence of the mapped class"),
     "cloud_mask": ("cloud_mask.tif", COG, ["data", "cloud"], "Clouds, shadows and cirrus (Sentinel-2 SCL)"),
-    "visual": ("classes.png", "image/png", ["visual"], "Class map in Web Mercator for web maps (PNG, 1024 px; "
-               "its bounds in the X-Bounds-EPSG-3857 header)"),
+    "visual": ("classes.png", "image/png", ["visual"], "Class map in Web Mercator for web maps (PNG, 1024 px, "
+               "clouds white; its bounds in the X-Bounds-EPSG-3857 header)"),
     "style": ("classes.qml", "text/xml", ["style"], "QGIS style: class colours and names"),
     "legend": ("classes.tif.aux.xml", "application/xml", ["metadata"],
                "GDAL sidecar: category names and raster attribute table"),
@@ -147,7 +147,8 @@ def item(found: Found, base_url: str, public_url: str, quicklook: str) -> dict[s
             {"rel": "parent", "type": "application/json", "href": collection_url},
             {"rel": "collection", "type": "application/json", "href": collection_url},
             {"rel": "root", "type": "application/json", "href": base_url},
-            {"rel": "xyz", "type": "image/png", "title": "Class map as XYZ tiles (web maps, QGIS XYZ layers)",
+            {"rel": "xyz", "type": "image/png", "title": "Class map as XYZ tiles, clouds white (web maps, QGIS XYZ "
+                                                        "layers)",
              "href": public_url + tiles_template(segmentation.model_name, identifier)},
         ],
     }

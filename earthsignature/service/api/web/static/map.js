@@ -15,6 +15,7 @@ let drawnBox = null;
 const footprints = new ol.source.Vector();
 const boxSource = new ol.source.Vector();
 const mapLayers = new ol.layer.Group({ layers: [] });
+const CLOUD_COLOR = "#ffffff"; // as the server draws clouds in the maps' pictures (core.cog.CLOUD_COLOR)
 const COUNTRIES = "/map/static/vendor/countries-50m.json"; // Natural Earth 1:50m, from world-atlas (npm)
 const baseLayers = {
   none: [],
@@ -167,11 +168,19 @@ function showLegend(items) {
       entry.append(swatch, label, amount);
       return entry;
     });
-  const clouds = document.createElement("p");
-  clouds.className = "hint";
+  const clouds = document.createElement("div");
+  clouds.className = "legend-entry";
   clouds.id = "legend-clouds";
-  clouds.textContent = `Clouds cover ${share(cloud)} of these maps; shares count the clear area only.`;
-  el("legend").replaceChildren(...(items.length ? [title, ...entries, clouds] : []));
+  clouds.dataset.color = CLOUD_COLOR.slice(1);
+  clouds.innerHTML = `<span class="swatch" style="background:${CLOUD_COLOR}"></span><span>Clouds (of the maps)</span>`;
+  const amount = document.createElement("span");
+  amount.className = "share";
+  amount.textContent = share(cloud);
+  clouds.append(amount);
+  const hint = document.createElement("p");
+  hint.className = "hint";
+  hint.textContent = "Class shares count the clear area only.";
+  el("legend").replaceChildren(...(items.length ? [title, ...entries, clouds, hint] : []));
 }
 
 function link(text, href) {

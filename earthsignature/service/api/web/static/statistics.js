@@ -4,7 +4,7 @@
 // binding. Uses map.js's map, layers and helpers.
 "use strict";
 
-const CLOUD_COLOR = "#8c96a0";
+const CLOUD_LINE = "#8c96a0"; // the chart's line of clouded area (dashed)
 const CHART = { width: 300, height: 170, left: 44, right: 8, top: 8, bottom: 22 };
 
 function areaWkt() {
@@ -41,7 +41,7 @@ function chartSeries(dates) {
     }
   });
   const shown = [...series].filter(([, s]) => s.values.some((v) => v > 0));
-  shown.push(["Clouds", { color: CLOUD_COLOR, values: dates.map((d) => d.cloudHectares || 0), dashed: true }]);
+  shown.push(["Clouds", { color: CLOUD_LINE, values: dates.map((d) => d.cloudHectares || 0), dashed: true }]);
   return shown;
 }
 
