@@ -26,6 +26,7 @@ from pystac_client.stac_api_io import StacApiIO
 from pystac_client.warnings import MissingLink
 
 from earthsignature.client import EarthSignatureClient
+from earthsignature.core.cog import CLOUD_COLOR
 from earthsignature.samples.requests import class_map, product_request
 
 from .api_fixtures import client_of, server_with_http_app
@@ -271,6 +272,7 @@ def test_bodies_too_large_or_too_deep_are_refused(stac) -> None:
 def test_pilot_pictures_show_the_classes_present_and_save_a_cog(stac, tmp_path) -> None:
     from rio_cogeo.cogeo import cog_validate
 
+    from earthsignature.client import pictures
     from earthsignature.client.pictures import save_maps, scale_length, share_label
 
     certs, _, address = stac
@@ -280,6 +282,8 @@ def test_pilot_pictures_show_the_classes_present_and_save_a_cog(stac, tmp_path) 
         quicklook = client.quicklook(result)
         stem = save_maps(result, tmp_path, quicklook)
     assert quicklook == quicklook_png()  # fetched over HTTPS with the pilot's certificate
+    clouded = result.cloud_mask == 1
+    assert clouded.any() and (pictures._rgb(result)[clouded] == CLOUD_COLOR).all()  # clouds drawn as clouds
     assert stem.with_suffix(".png").stat().st_size > 20_000
     valid, errors, _ = cog_validate(str(stem.with_suffix(".tif")))
     assert valid, errors
@@ -340,6 +344,12 @@ def test_class_maps_as_xyz_tiles(stac, pystac_client) -> None:
     legend = {tuple(int(item.assets["classes"].extra_fields["classification:classes"][k]["color_hint"][i:i + 2], 16)
                     for i in (0, 2, 4)) for k in range(4)}
     assert colours <= legend and len(colours) >= 2
+    # the map's northern rows are clouded (product_request): a tile over them shows clouds, white
+    top = int((1 - math.asinh(math.tan(math.radians(north - 0.0005))) / math.pi) / 2 * 2 ** 16)
+    status, rgba = tile(16, int((lon + 180) / 360 * 2 ** 16), top)
+    opaque = rgba[3] == 255
+    colours = {tuple(int(v) for v in rgba[:3, r, c]) for r, c in zip(*np.nonzero(opaque), strict=True)}
+    assert status == 200 and CLOUD_COLOR in colours and colours <= legend | {CLOUD_COLOR}
     status, rgba = tile(z, x + 3, y)  # beside the map
     assert status == 200 and (rgba[3] == 0).all()
     assert tile(23, 0, 0)[0] == 400 and tile(3, 8, 0)[0] == 400
