@@ -48,13 +48,15 @@ def confidence_values(probability: np.ndarray) -> np.ndarray:
     return (1 + np.rint(np.clip(probability, 0, 1) * 254)).astype(np.uint8)
 
 
-def write_cog(path: Path | str, data: np.ndarray, crs: str, transform: Affine, nodata: int | None = None,
+def write_cog(path: Path | str, data: np.ndarray, crs: str | None, transform: Affine, nodata: int | None = None,
               colormap: dict[int, tuple[int, int, int, int]] | None = None, description: str = "",
               tags: dict[str, str] | None = None, options: dict[str, str] | None = None) -> Path:
     """``data`` [H, W] as a COG at ``path``, with its band's colour table, description and metadata ``tags``
     (GDAL's metadata TIFF tag); ``options``: COG driver options beyond (or instead of) ``COG_OPTIONS``."""
     profile = {"driver": "GTiff", "width": data.shape[1], "height": data.shape[0], "count": 1,
-               "dtype": data.dtype.name, "crs": crs, "transform": transform, "nodata": nodata}
+               "dtype": data.dtype.name, "nodata": nodata}
+    if crs:  # a raster sent without georeferencing stays without it
+        profile.update(crs=crs, transform=transform)
     with MemoryFile() as memory, memory.open(**profile) as dataset:
         dataset.write(data, 1)
         if colormap:
@@ -67,13 +69,19 @@ def write_cog(path: Path | str, data: np.ndarray, crs: str, transform: Affine, n
     return Path(path)
 
 
-def cog_bytes(data: np.ndarray, crs: str, transform: Affine, nodata: int | None = None,
+def cog_bytes(data: np.ndarray, crs: str | None, transform: Affine, nodata: int | None = None,
               colormap: dict[int, tuple[int, int, int, int]] | None = None, description: str = "",
               tags: dict[str, str] | None = None) -> bytes:
     """``write_cog``'s file as bytes (a COG sent in a message)."""
     with MemoryFile() as target:
         write_cog(target.name, data, crs, transform, nodata, colormap, description, tags)
         return target.read()
+
+
+def copy_as_cog(source: Path | str, target: Path | str) -> Path:
+    """A tiled GeoTIFF (the segmenter's) rewritten as a COG with ``COG_OPTIONS``, its colour table kept."""
+    rasterio.shutil.copy(source, target, driver="COG", **COG_OPTIONS)
+    return Path(target)
 
 
 def class_tags(legend: Sequence[LandCoverClass]) -> dict[str, str]:

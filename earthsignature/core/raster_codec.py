@@ -22,6 +22,7 @@ from rasterio.io import MemoryFile
 from rasterio.warp import transform_geom
 
 from earthsignature.core.classes import ClassShare, LandCoverClass
+from earthsignature.core.cog import class_tags, cog_bytes
 from earthsignature.core.manifest import ModelCard
 from earthsignature.pb.geobufproto import geobuf_pb2
 from earthsignature.pb.snapearth.api.v1 import segmentation_pb2 as pb
@@ -70,8 +71,10 @@ class RasterCodecError(ValueError):
 
 
 def encode(data: np.ndarray, encoding: int, geotransform: Sequence[float] = (), crs: str = "",
-           nodata: int | None = None) -> pb.Raster:
-    """A ``Raster`` message holding ``data`` [H, W] in ``encoding`` (UNSPECIFIED means the default)."""
+           nodata: int | None = None, legend: Sequence[LandCoverClass] = (), description: str = "") -> pb.Raster:
+    """A ``Raster`` message holding ``data`` [H, W] in ``encoding`` (UNSPECIFIED means the default). A COG is
+    written as every stored map is (``core.cog``): nearest-neighbour overviews, and for a class map its
+    ``legend``'s colour table (Byte maps) and class names."""
     encoding = encoding or DEFAULT_ENCODING
     height, width = data.shape
     raster = pb.Raster(height=height, width=width, encoding=encoding, geotransform=list(geotransform), crs=crs,
@@ -87,27 +90,28 @@ def encode(data: np.ndarray, encoding: int, geotransform: Sequence[float] = (), 
         raster.encoded_data = zlib.compress(raw, 6)
     elif encoding == E.RASTER_ENCODING_ZSTD:
         raster.encoded_data = zstandard.ZstdCompressor(level=3).compress(raw)
-    elif encoding in (E.RASTER_ENCODING_PNG, E.RASTER_ENCODING_COG):
-        raster.encoded_data = _image_file(data, encoding, geotransform, crs, nodata)
+    elif encoding == E.RASTER_ENCODING_COG:
+        colormap = {c.index: (*c.color, 255) for c in legend} if legend and data.dtype == np.uint8 else None
+        transform = Affine.from_gdal(*geotransform) if len(geotransform) == 6 else Affine.identity()
+        raster.encoded_data = cog_bytes(data, crs or None, transform, nodata, colormap, description,
+                                        class_tags(legend) if legend else None)
+    elif encoding == E.RASTER_ENCODING_PNG:
+        raster.encoded_data = _png(data, nodata)
     else:
         raise RasterCodecError(f"cannot encode a raster as {E.Name(encoding)}")
     return raster
 
 
-def _image_file(data: np.ndarray, encoding: int, geotransform: Sequence[float], crs: str,
-                nodata: int | None) -> bytes:
-    if encoding == E.RASTER_ENCODING_PNG and data.dtype not in (np.uint8, np.uint16):
+def _png(data: np.ndarray, nodata: int | None) -> bytes:
+    """A single-band PNG (GDAL's PNG driver writes by copy only)."""
+    if data.dtype not in (np.uint8, np.uint16):
         raise RasterCodecError(f"PNG carries 8 or 16-bit pixels, not {data.dtype}")
-    driver = "PNG" if encoding == E.RASTER_ENCODING_PNG else "COG"
     profile = {"driver": "GTiff", "width": data.shape[1], "height": data.shape[0], "count": 1,
                "dtype": data.dtype.name, "nodata": nodata}
-    if crs and len(geotransform) == 6:
-        profile.update(crs=crs, transform=Affine.from_gdal(*geotransform))
     with MemoryFile() as source, source.open(**profile) as dataset:
         dataset.write(data, 1)
         with MemoryFile() as target:
-            options = {"COMPRESS": "DEFLATE"} if driver == "COG" else {}
-            rasterio.shutil.copy(dataset, target.name, driver=driver, **options)
+            rasterio.shutil.copy(dataset, target.name, driver="PNG")
             return target.read()
 
 

@@ -26,7 +26,7 @@ import rasterio
 import rasterio.shutil
 from shapely.geometry import mapping
 
-from earthsignature.core.cog import COG_OPTIONS
+from earthsignature.core.cog import write_cog
 from earthsignature.core.readers import open_product
 from earthsignature.core.sentinel2 import BANDS_BY_NAME, QUANTIFICATION_VALUE
 from earthsignature.core.stac_item import COMMON_NAME_BANDS
@@ -68,21 +68,22 @@ def write_cog_item(safe: Path, out_dir: Path, offset_applied: bool = False) -> P
     return folder / f"{identifier}.json"
 
 
+#: Reflectance is averaged in overviews, as Earth Search's COGs do (the SCL band's classes are not: nearest).
+REFLECTANCE_OVERVIEWS = {"OVERVIEW_RESAMPLING": "AVERAGE"}
+
+
 def _write_band(product, band_name: str, folder: Path, shift: int) -> dict:
     """One band as a COG (``B02.tif``); ``shift`` is subtracted from valid pixels (harmonised catalogs)."""
     file_name = f"{band_name}.tif"
     with rasterio.open(product.band_path(band_name)) as source:
         data = source.read(1)
-        profile = {"driver": "GTiff", "width": source.width, "height": source.height, "count": 1,
-                   "dtype": data.dtype, "crs": source.crs, "transform": source.transform, "nodata": 0}
+        profile = {"width": source.width, "height": source.height, "transform": source.transform}
+        source_crs = source.crs.to_string()
     if shift and band_name != "SCL":
         valid = data > 0
         data = np.where(valid, np.clip(data.astype(np.int32) - shift, 1, 65535), 0).astype(data.dtype)
-    with rasterio.MemoryFile() as memory:
-        with memory.open(**profile) as dataset:
-            dataset.write(data, 1)
-        with memory.open() as dataset:
-            rasterio.shutil.copy(dataset, folder / file_name, driver="COG", **COG_OPTIONS)
+    write_cog(folder / file_name, data, source_crs, profile["transform"], 0, options=REFLECTANCE_OVERVIEWS
+              if band_name != "SCL" else None)
     resolution = round(profile["transform"].a)
     asset = {"href": f"./{file_name}", "type": COG_MEDIA_TYPE, "proj:shape": [profile["height"], profile["width"]],
              "proj:transform": list(profile["transform"])[:6], "roles": ["data", "reflectance"]}

@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 from datetime import UTC, date
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -102,6 +103,10 @@ def test_a_day_of_ingestion(setting, monkeypatch) -> None:
         valid = result.classes != 255
         assert 0.8 < valid.mean() < 0.95  # the product's no-data edge stays no-data
         assert result.cloud_mask is not None and set(np.unique(result.cloud_mask)) <= {0, 1, 255}
+    from rio_cogeo.cogeo import cog_validate
+
+    written = sorted(Path(cfg.monitor.work_dir).rglob("*.cog.tif"))  # the monitor's own COGs (core.cog)
+    assert written and all(cog_validate(str(path))[0] for path in written)
 
     # a second run does nothing new: no CreateProduct, same rows, and it asks the Database service what it
     # has once per model to plan and at most once more to conclude (not once per product and model: 4 x 2)

@@ -74,6 +74,10 @@ def test_an_earth_search_item_reads_like_its_safe(layouts) -> None:
     assert item.cloud_cover == pytest.approx(safe.cloud_cover) and item.footprint.equals_exact(safe.footprint, 1e-6)
     assert sorted(item.band_files) == sorted(safe.band_files)
     assert np.array_equal(item.read("B8A"), safe.read("B8A")) and np.array_equal(item.read("SCL"), safe.read("SCL"))
+    from rio_cogeo.cogeo import cog_validate
+
+    bands = sorted(Path(layouts["cog-raw"]).parent.glob("*.tif"))  # the item's band COGs (core.cog)
+    assert len(bands) >= 12 and all(cog_validate(str(path))[0] for path in bands)
 
 
 def test_safe_structured_cogs_read_like_jpeg2000(layouts, tmp_path) -> None:

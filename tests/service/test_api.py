@@ -8,6 +8,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
+import rasterio
 import sqlalchemy as sa
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from shapely.geometry import box, shape
@@ -460,3 +461,41 @@ def test_pixels_outside_the_area_are_no_data_and_a_map_inside_it_is_whole(api) -
     assert cut.nodata is not None and (cut.classes[-5:, -5:] == cut.nodata).all()  # the corner outside
     assert (cut.classes[:5, :5] != cut.nodata).all()
     assert whole.classes.shape == (120, 120) and not (whole.classes == whole.nodata).any()
+
+
+def test_every_cog_a_pilot_gets_is_valid_with_its_legend_and_class_overviews(api, tmp_path) -> None:
+    """The stored COGs, a gRPC answer's COG and the client's saved COG: rio-cogeo's validator passes; a class
+    map's overviews hold class values only (nearest neighbour, never averaged), with its colour table and
+    class names, on a map large enough to have overviews and with a no-data edge."""
+    from rio_cogeo.cogeo import cog_validate
+
+    client, _, store, _ = api
+    request = product_request(7, "34SGH", size=1100, burnt_share=0.3)
+    classes = raster_codec.decode(request.segmentation)
+    classes[:, 1000:] = 255  # a no-data edge: the map stays Byte, with its colours
+    request.segmentation.CopyFrom(raster_codec.encode(classes, Encoding.RASTER_ENCODING_ZSTD,
+                                                      list(request.segmentation.geotransform),
+                                                      request.segmentation.crs, 255))
+    with client("internal") as internal:
+        internal.create(request)
+    with client() as pilot:
+        message = next(pilot.list_messages(product_ids=[request.product_id], encoding=Encoding.RASTER_ENCODING_COG,
+                                           max_pixels=2_000_000))
+        result = next(pilot.list(product_ids=[request.product_id], max_pixels=2_000_000))
+    answered = tmp_path / "answer.tif"
+    answered.write_bytes(message.segmentation.encoded_data)
+    saved = result.save_geotiff(tmp_path / "saved.tif")
+    stored = sorted(Path(store).rglob("*.tif"))
+    assert {p.name for p in stored} >= {"classes.tif", "observed.tif", "cloud_mask.tif"}
+    legend = {c.value: c for c in request.classes}
+    for path in [*stored, answered, saved]:
+        valid, errors, _ = cog_validate(str(path))
+        assert valid, (path.name, errors)
+    for path in (p for p in [*stored, answered, saved] if p.name != "cloud_mask.tif" and "observed" not in p.name):
+        with rasterio.open(path) as dataset:
+            assert dataset.dtypes[0] == "uint8" and dataset.overviews(1), path.name
+            overview = dataset.read(1, out_shape=(dataset.height // 4, dataset.width // 4))
+            assert set(np.unique(overview)) <= {*legend, 255}, path.name  # never an averaged class
+            colours = dataset.colormap(1)
+            assert all(colours[v][:3] == raster_codec.unpack_rgb(c.color) for v, c in legend.items()), path.name
+            assert dataset.tags(1)["CLASS_2"] == "Burnt areas", path.name

@@ -17,7 +17,7 @@ from shapely.geometry import mapping, shape
 from shapely.geometry.base import BaseGeometry
 
 from earthsignature.core import raster_codec
-from earthsignature.core.cog import class_tags, cog_bytes
+from earthsignature.core.cog import LAYER_DESCRIPTIONS, class_tags, cog_bytes
 from earthsignature.core.manifest import ModelCard
 from earthsignature.pb.geobufproto import geobuf_pb2
 from earthsignature.pb.snapearth.api.v1 import database_pb2, segmentation_pb2, statistics_pb2
@@ -189,19 +189,21 @@ def response(answer: MapAnswer, encoding: int, max_bytes: int) -> database_pb2.S
         message.segmentation.CopyFrom(segmentation_pb2.Raster(height=window.data.shape[0], width=window.data.shape[1],
                                                               geotransform=window.geotransform, crs=window.crs))
     else:
-        message.segmentation.CopyFrom(_encoded(window, encoding))
+        message.segmentation.CopyFrom(_encoded(window, encoding, "classes", [share.land_cover for share in shares]))
     layer_encoding = raster_codec.DEFAULT_ENCODING if encoding == E.RASTER_ENCODING_GEOBUF_POLYGONS else encoding
     for field_name, layer in (("cloud_mask", answer.cloud_mask), ("confidence", answer.confidence)):
         if layer is not None:
-            getattr(message, field_name).CopyFrom(_encoded(layer, layer_encoding))
+            getattr(message, field_name).CopyFrom(_encoded(layer, layer_encoding, field_name))
     if message.ByteSize() > max_bytes:
         raise ResourceExhausted(f"the response for {product.product_id} would be {message.ByteSize()} bytes (limit "
                                 f"{max_bytes}): ask a smaller area, a lower max_pixels or a compressed encoding")
     return message
 
 
-def _encoded(window: RasterWindow, encoding: int) -> segmentation_pb2.Raster:
-    return raster_codec.encode(window.data, encoding, window.geotransform, window.crs, window.nodata)
+def _encoded(window: RasterWindow, encoding: int, layer: str, legend=()) -> segmentation_pb2.Raster:
+    """A window in ``encoding``; as a COG, with the layer's band description (and a class map's legend)."""
+    return raster_codec.encode(window.data, encoding, window.geotransform, window.crs, window.nodata, legend,
+                               LAYER_DESCRIPTIONS[layer])
 
 
 def statistics_response(model_name: str, dates: Iterable[DateStatistics]) -> statistics_pb2.AreaStatisticsResponse:

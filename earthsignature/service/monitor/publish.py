@@ -20,7 +20,7 @@ from shapely.geometry import mapping
 
 from earthsignature.core import raster_codec
 from earthsignature.core.classes import ClassShare
-from earthsignature.core.cog import COG_OPTIONS
+from earthsignature.core.cog import copy_as_cog
 from earthsignature.core.manifest import ModelManifest
 from earthsignature.core.product import REMOTE_READ_OPTIONS, Sentinel2Product
 from earthsignature.pb.snapearth.api.v1 import database_pb2, segmentation_pb2
@@ -31,9 +31,7 @@ QUICKLOOK_PIXELS = 512
 
 def to_cog(path: Path) -> Path:
     """Rewrite a tiled GeoTIFF as a COG beside it (``name.cog.tif``); return the COG."""
-    target = path.with_suffix(".cog.tif")
-    rasterio.shutil.copy(path, target, driver="COG", **COG_OPTIONS)
-    return target
+    return copy_as_cog(path, path.with_suffix(".cog.tif"))
 
 
 def quicklook_png(product: Sentinel2Product, size: int = QUICKLOOK_PIXELS) -> bytes:
