@@ -61,6 +61,8 @@ class ApiLimits:
     #: most maps one request may count
     statistics_max_area_km2: float = 100_000.0
     statistics_max_maps: int = 500
+    #: a STAC search counts its matches (numberMatched) up to this many; beyond, it leaves the count out
+    max_matched: int = 10_000
     #: HTTP: a request's headers must arrive within header_timeout_s of the connection (or of the previous
     #: response), its body within body_timeout_s
     header_timeout_s: float = 10.0

@@ -109,3 +109,14 @@ def test_paging_is_stable(catalog: Catalog) -> None:
     assert len(seen) == 6 and len(set(seen)) == 6
     with pytest.raises(CatalogError, match="not one this server issued"):
         catalog.search(Filters(page_token="garbage!"))
+
+
+def test_count_is_exact_up_to_its_cap_and_ignores_the_page(catalog: Catalog) -> None:
+    for number in range(5):
+        catalog.add(product(number, day=number), segmentation(burnt=0.3 if number % 2 else 0.0))
+    everything = Filters(limit=2)
+    assert catalog.count(everything, cap=10) == 5 and catalog.count(everything, cap=5) == 5
+    assert catalog.count(everything, cap=4) is None  # more than the cap: not counted
+    second_page = Filters(limit=2, page_token=catalog.search(everything)[-1].page_key.token())
+    assert catalog.count(second_page, cap=10) == 5  # all pages, wherever the page starts
+    assert catalog.count(Filters(category_names=("burnt areas",)), cap=10) == 2

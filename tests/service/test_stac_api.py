@@ -94,12 +94,14 @@ def test_pystac_client_searches_pages_and_filters(stac, pystac_client) -> None:
     search = client.search(collections=["clc-unet"], limit=3, max_items=100)
     items = list(search.items())
     assert len(items) == len(TILES) and len(list(search.pages())) == 3  # 3 + 3 + 1, paged by token
+    assert search.matched() == len(TILES)  # numberMatched: every page's items, on each page
     for method in ("GET", "POST"):  # next links: a URL with the token, or a body to merge
         pages = list(client.search(collections=["clc-unet"], limit=3, method=method).pages())
         assert [len(page.items) for page in pages] == [3, 3, 1], method
     assert [i.properties["grid:code"] for i in items] == [f"MGRS-{t}" for t in reversed(TILES)]  # newest first
     burnt = client.search(collections=["clc-unet"], filter="fraction:burnt_areas >= 0.1", max_items=100)
     assert sorted(i.properties["grid:code"] for i in burnt.items()) == ["MGRS-34SGH", "MGRS-35VLG"]
+    assert burnt.matched() == 2
     cql2_json = {"op": "and", "args": [{"op": "<", "args": [{"property": "eo:cloud_cover"}, 12]},
                                        {"op": "=", "args": [{"property": "collection"}, "clc-unet"]}]}
     assert [i.properties["eo:cloud_cover"] for i in client.search(filter=cql2_json, method="POST").items()] \

@@ -379,13 +379,14 @@ class DatabaseCore:
         try:
             expression = stac_filter.parse(search.filter, search.filter_lang, self.parsers,
                                            self.limits.max_filter_terms) if search.filter else None
-            found = self.catalog.search(Filters(
-                area=search.area, start=search.start, end=search.end, model_names=search.collections,
-                item_ids=search.ids, expression=expression, limit=limit + 1, page_token=search.token))
+            filters = Filters(area=search.area, start=search.start, end=search.end, model_names=search.collections,
+                              item_ids=search.ids, expression=expression, limit=limit + 1, page_token=search.token)
+            found = self.catalog.search(filters)
+            matched = self.catalog.count(filters, self.limits.max_matched)
         except (stac_filter.FilterError, CatalogError) as error:
             raise InvalidArgument(None, str(error)) from error
         page = found[:limit]
-        return ItemPage(page, page[-1].page_key.token() if len(found) > limit else None)
+        return ItemPage(page, page[-1].page_key.token() if len(found) > limit else None, matched)
 
     def find_item(self, caller: Caller, collection: str, item: str) -> Found:
         found = self.catalog.search(Filters(model_names=(collection,), item_ids=(item,), limit=1))

@@ -109,3 +109,4 @@ class ItemSearch:
 class ItemPage:
     found: list[Found]
     next_token: str | None  # None: the last page
+    matched: int | None = None  # items matching the search, all pages (None: more than the count's cap)

@@ -122,8 +122,11 @@ class CatalogStacClient(BaseCoreClient):
                  {"rel": "root", "type": "application/json", "href": get_base_url(request)}]
         if page.next_token:
             links.append(_next_link(request, page.next_token))
-        return {"type": "FeatureCollection", "features": [self._item(f, request) for f in page.found],
-                "numberReturned": len(page.found), "links": links}
+        answer = {"type": "FeatureCollection", "features": [self._item(f, request) for f in page.found],
+                  "numberReturned": len(page.found), "links": links}
+        if page.matched is not None:  # exact, or left out (more than api.limits.max_matched)
+            answer["numberMatched"] = page.matched
+        return answer
 
     def _item(self, found, request: Request) -> dict[str, Any]:
         public = self.core.public_url or str(request.base_url).removesuffix(f"{STAC_PREFIX}/").rstrip("/")

@@ -10,6 +10,7 @@ names and product metadata). Results come newest first, and pages continue from 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -286,6 +287,16 @@ class Catalog:
                                                     selectinload(Segmentation.product))
         with self.sessions() as session:
             return [Found(row) for row in session.scalars(query)]
+
+    def count(self, filters: Filters, cap: int) -> int | None:
+        """How many segmentations match ``filters`` (all pages), counted up to ``cap``; None beyond it (a count
+        of a whole continent is work no page needs)."""
+        matching = sa.select(Segmentation.id).join(Product)
+        for condition in self._conditions(dataclasses.replace(filters, page_token="")):
+            matching = matching.where(condition)
+        with self.sessions() as session:
+            counted = session.scalar(sa.select(sa.func.count()).select_from(matching.limit(cap + 1).subquery()))
+        return counted if counted <= cap else None
 
     def plan(self, filters: Filters) -> dict:
         """PostgreSQL's plan for ``search(filters)`` (EXPLAIN, not run): which indexes it reads."""
