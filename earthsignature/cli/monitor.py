@@ -45,7 +45,7 @@ def monitor_run(day, start, end, workers, scheduler, insecure, config, overrides
     except ValueError as error:
         raise click.ClickException(str(error)) from error
     for failure in report.failures:
-        click.echo(f"FAILED {_describe(failure)}", err=True)
+        click.echo(f"FAILED {failure.line()}", err=True)
     click.echo(f"{'all products succeeded' if report.succeeded else f'{len(report.failures)} failure(s)'} "
                f"for {first}..{last}")
     sys.exit(0 if report.succeeded else 1)
@@ -73,11 +73,4 @@ def monitor_status(day: str, config: str, overrides: tuple[str, ...]) -> None:
         click.echo(f"{row.product.tile_id:<6} {row.product.layout:<8} "
                    f"{'fetched' if row.fetched else 'not fetched':<11} {models}  {row.product.product_id}")
         if row.failure:
-            click.echo(f"       FAILED {_describe(row.failure)}")
-
-
-def _describe(failure) -> str:
-    """``step [model] (attempt n, time): Error: message`` of a ``records.Failure``."""
-    model = f" {failure.model}" if failure.model else ""
-    return (f"{failure.step}{model} of {failure.product_id or 'the day'} (attempt {failure.attempt}, "
-            f"{failure.time:%Y-%m-%d %H:%M:%S} UTC): {failure.error}: {failure.message}")
+            click.echo(f"       FAILED {row.failure.line()}")

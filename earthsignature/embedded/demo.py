@@ -278,8 +278,8 @@ def run_demo(cfg: DictConfig, cluster: PostgresCluster, overrides: list[str], se
             "monitor.product_types=[S2_MSI_L2A,S2_MSI_L2A_COG]"])
         with local_provider(monitor_cfg.monitor) as catalog_url:
             report = run_days(monitor_cfg, DEMO_DAY, DEMO_DAY, settings.workers, catalog_url=catalog_url)
-        for task, reason in report.failures:
-            click.echo(f"   FAILED {task}: {reason}")
+        for failure in report.failures:
+            click.echo(f"   FAILED {failure.line()}")
         click.echo(f"   {'all products published' if report.succeeded else 'some products failed'}")
 
         _step(7, "a pilot's queries (gRPC, then the STAC API)")
@@ -290,8 +290,8 @@ def run_demo(cfg: DictConfig, cluster: PostgresCluster, overrides: list[str], se
         _step(8, f"the monitor for {SECOND_DAY}: Greece again, with a fire")
         with local_provider(monitor_cfg.monitor) as catalog_url:
             report = run_days(monitor_cfg, SECOND_DAY, SECOND_DAY, settings.workers, catalog_url=catalog_url)
-        for task, reason in report.failures:
-            click.echo(f"   FAILED {task}: {reason}")
+        for failure in report.failures:
+            click.echo(f"   FAILED {failure.line()}")
 
         _step(9, "how much burnt, and what changed (area statistics)")
         answers.update(_how_much(cfg.api.address, certs))

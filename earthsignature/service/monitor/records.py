@@ -95,6 +95,12 @@ class Failure:
     time: datetime
     attempt: int  # 1 for the first failure of this task, then counting
 
+    def line(self) -> str:
+        """``step [model] of product (attempt n, time): Error: message``, as ``monitor run`` and the demo print it."""
+        model = f" {self.model}" if self.model else ""
+        return (f"{self.step}{model} of {self.product_id or 'the day'} (attempt {self.attempt}, "
+                f"{self.time:%Y-%m-%d %H:%M:%S} UTC): {self.error}: {self.message}")
+
 
 def save(path: Path, record: object) -> None:
     """Write ``record`` as JSON at ``path``, atomically (replacing an older record: a failure's next attempt)."""
