@@ -120,3 +120,25 @@ def test_count_is_exact_up_to_its_cap_and_ignores_the_page(catalog: Catalog) -> 
     second_page = Filters(limit=2, page_token=catalog.search(everything)[-1].page_key.token())
     assert catalog.count(second_page, cap=10) == 5  # all pages, wherever the page starts
     assert catalog.count(Filters(category_names=("burnt areas",)), cap=10) == 2
+
+
+def test_item_ids_name_product_model_and_version_and_read_back() -> None:
+    from earthsignature.service.catalog.items import item_id, item_keys
+
+    identifier = item_id("S2A_MSIL2A_X-1", "clc-unet-smoke", "2.0-rc")
+    assert identifier == "S2A_MSIL2A_X-1-clc-unet-smoke-v2.0-rc"
+    keys = item_keys(identifier)
+    assert ("S2A_MSIL2A_X-1", "clc-unet-smoke", "2.0-rc") in keys  # among the few ways '-' may split it
+    assert item_keys(identifier, "clc-unet-smoke") == [("S2A_MSIL2A_X-1", "clc-unet-smoke", "2.0-rc")]
+    assert item_keys("no-version-here", "clc") == [] and item_keys("-clc-v1") == [] and item_keys("") == []
+
+
+def test_the_same_product_in_two_collections_is_two_items(catalog: Catalog) -> None:
+    from earthsignature.service.catalog.items import item_id
+
+    catalog.add(product(1), segmentation(model="clc-unet"))
+    catalog.add(product(1), segmentation(model="burnt-unet"))
+    ids = [item_id(product(1).product_id, model, "1") for model in ("clc-unet", "burnt-unet")]
+    assert len(set(ids)) == 2
+    assert [f.segmentation.model_name for f in catalog.search(Filters(item_ids=ids[:1]))] == ["clc-unet"]
+    assert len(catalog.search(Filters(item_ids=ids))) == 2

@@ -70,9 +70,9 @@ def test_an_area_and_a_month_read_one_index_of_both(catalog: Catalog) -> None:
 def test_items_by_id_are_found_by_product_name(catalog: Catalog) -> None:
     with catalog.engine.connect() as connection:
         picked = connection.execute(sa.text(
-            "SELECT p.product_id, s.model_version FROM segmentations s JOIN products p ON p.id = s.product_pk "
-            "WHERE s.id IN (7, 7007, 17007)")).all()
-    ids = tuple(item_id(product, version) for product, version in picked)
+            "SELECT p.product_id, s.model_name, s.model_version FROM segmentations s JOIN products p "
+            "ON p.id = s.product_pk WHERE s.id IN (7, 7007, 17007)")).all()
+    ids = tuple(item_id(product, model, version) for product, model, version in picked)
     assert len(catalog.search(Filters(item_ids=ids, limit=10))) == 3
     plan = catalog.plan(Filters(item_ids=ids, limit=10))
     assert "uq_products_product_id" in indexes(plan) and not read_whole(plan)

@@ -172,7 +172,8 @@ def test_grpc_responses_link_to_the_stac_item_and_the_map(stac, pystac_client) -
     key, cert = certs.pilot
     with EarthSignatureClient(address, ca=certs.ca.cert_path, cert=cert, key=key) as client:
         message = next(m for m in client.list_messages() if m.tile_id == "35VLG")
-    item = pystac_client().search(ids=[f"{message.product_id}-v1"]).item_collection()[0]
+    item = pystac_client().search(ids=[f"{message.product_id}-clc-unet-v1"]).item_collection()[0]
+    assert item.id == f"{message.product_id}-clc-unet-v1"  # product, model, version: one item in the catalog
     assert message.item_url == f"{root}/stac/collections/clc-unet/items/{item.id}"
     assert message.map_url == item.assets["classes"].href
     status, _, body = fetch(stac, message.item_url.removeprefix(root))

@@ -56,7 +56,7 @@ from earthsignature.service.catalog import area_statistics, change, query_langua
 from earthsignature.service.catalog.area_statistics import DateStatistics
 from earthsignature.service.catalog.catalog import Catalog, CatalogError, Filters, Found, ModelCollection
 from earthsignature.service.catalog.ingest import IngestError, OutcomeUnknown, Stored, Submission, ingest, settle
-from earthsignature.service.catalog.items import item_id, split_item_id
+from earthsignature.service.catalog.items import item_id, item_keys
 from earthsignature.service.catalog.observations import Observed
 from earthsignature.service.catalog.parser_pool import ParserPool
 from earthsignature.service.catalog.raster_store import RasterStore, UnsafePath
@@ -344,8 +344,8 @@ class DatabaseCore:
         """The stored segmentation of a STAC item of a collection, or ``NotFound``/``InvalidArgument``."""
         for name, value in (("collection", collection), ("item", item)):
             validation.identifier(name, value, 256, required=True)
-        product_id, version = split_item_id(item)
-        segmentation = self.catalog.find_segmentation(product_id, collection, version) if product_id else None
+        segmentation = next(filter(None, (self.catalog.find_segmentation(*key) for key in
+                                          item_keys(item, collection))), None)
         if segmentation is None:
             raise NotFound(f"no item {item[:120]} in collection {collection[:80]}")
         return segmentation
@@ -362,7 +362,7 @@ class DatabaseCore:
         if not self.public_url:
             return Links()
         segmentation, product = found.segmentation, found.segmentation.product
-        item = item_id(product.product_id, segmentation.model_version)
+        item = item_id(product.product_id, segmentation.model_name, segmentation.model_version)
         quicklook = f"{self.public_url}{quicklook_route(product.product_id)}" if product.quicklook_url else ""
         return Links(self.public_url + stac_items.item_route(segmentation.model_name, item),
                      self.public_url + stac_items.map_file_route(segmentation.model_name, item, "classes.tif"),

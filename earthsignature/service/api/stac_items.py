@@ -87,7 +87,7 @@ def _assets(found: Found, public_url: str, quicklook: str) -> dict[str, dict[str
     segmentation = found.segmentation
     present = {"classes": True, "confidence": bool(segmentation.confidence_url),
                "cloud_mask": bool(segmentation.cloud_mask_url), "visual": True, "style": True, "legend": True}
-    identifier = item_id(segmentation.product.product_id, segmentation.model_version)
+    identifier = item_id(segmentation.product.product_id, segmentation.model_name, segmentation.model_version)
     assets = {}
     for key, (file_name, media_type, roles, title) in MAP_ASSETS.items():
         if not present[key]:
@@ -123,7 +123,7 @@ def item(found: Found, base_url: str, public_url: str, quicklook: str) -> dict[s
     """One segmentation as a STAC item; ``base_url``: the STAC API root, ``public_url``: the HTTP app's."""
     segmentation, product = found.segmentation, found.segmentation.product
     footprint = to_shape(product.footprint)
-    identifier = item_id(product.product_id, segmentation.model_version)
+    identifier = item_id(product.product_id, segmentation.model_name, segmentation.model_version)
     gt = segmentation.geotransform
     properties: dict[str, Any] = {
         **item_properties(segmentation), "created": segmentation.created_at.isoformat(),

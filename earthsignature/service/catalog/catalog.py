@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from earthsignature.core.classes import ClassShare, class_code
 from earthsignature.service.catalog import stac_filter
-from earthsignature.service.catalog.items import split_item_id
+from earthsignature.service.catalog.items import item_keys
 from earthsignature.service.catalog.observations import Tallies
 from earthsignature.service.catalog.tables import ClassStatistic, Product, Segmentation
 
@@ -339,10 +339,10 @@ class Catalog:
         if filters.words.strip():
             conditions.append(Segmentation.search_document.op("@@")(
                 sa.func.plainto_tsquery(_SEARCH_CONFIG_SQL, filters.words)))
-        if filters.item_ids:  # as (product id, model version) pairs: the products' unique index finds them
-            pairs = [pair for pair in map(split_item_id, filters.item_ids) if pair[0]]
-            conditions.append(sa.tuple_(Product.product_id, Segmentation.model_version).in_(pairs) if pairs
-                              else sa.false())
+        if filters.item_ids:  # as (product id, model, version) keys: the products' unique index finds them
+            keys = [key for item in filters.item_ids for key in item_keys(item)]
+            conditions.append(sa.tuple_(Product.product_id, Segmentation.model_name, Segmentation.model_version)
+                              .in_(keys) if keys else sa.false())
         if filters.expression is not None:
             conditions.append(stac_filter.condition(filters.expression))
         if filters.page_token:

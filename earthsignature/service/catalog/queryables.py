@@ -44,7 +44,7 @@ class Queryable:
 
 
 QUERYABLES: tuple[Queryable, ...] = (
-    Queryable("id", "Item id (<product id>-v<model version>)", "string", item_id_sql),
+    Queryable("id", "Item id (<product id>-<model>-v<model version>)", "string", item_id_sql),
     Queryable("collection", "Collection (model name)", "string", lambda: Segmentation.model_name),
     Queryable("datetime", "Acquisition start", "timestamp", lambda: Product.start_time,
               lambda s: s.product.start_time.isoformat()),
