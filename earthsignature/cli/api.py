@@ -85,6 +85,18 @@ def certs_revoke(serial: str, config: str, overrides: tuple[str, ...]) -> None:
     click.echo(f"revoked {format_serial(number)} ({number})")
 
 
+@certs.command("rotate-link-key")
+@config_option
+@overrides_argument
+def certs_rotate_link_key(config: str, overrides: tuple[str, ...]) -> None:
+    """A new key for signed map links; links signed with the key it replaces open until they expire (it stays
+    valid until the next rotation). Running servers pick it up without a restart."""
+    from earthsignature.service.api.signed_links import LinkKeys
+
+    key = LinkKeys(_certs(config, overrides).link_keys).rotate()
+    click.echo(f"new link-signing key {key.key_id}; the previous one stays valid until the next rotation")
+
+
 @click.command()
 @click.option("--insecure", is_flag=True, help="plain-text gRPC, every caller internal: local development only")
 @config_option

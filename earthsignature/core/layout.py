@@ -93,6 +93,11 @@ class CertificateFolder:
     def identity_dir(self, name: str) -> Path:
         return Path(self.path) / name
 
+    @property
+    def link_keys(self) -> Path:
+        """The keys that sign map links (``current.key``, and ``previous.key`` after a rotation)."""
+        return Path(self.path) / "link-keys"
+
     def identity(self, name: str) -> Identity:
         return Identity.named(self.identity_dir(name), name)
 

@@ -41,7 +41,8 @@ def server_with_http_app(database_url: str, folder: Path, limits=None) -> Iterat
     from earthsignature.service.api.server import build_server
 
     certs = make_certificates(folder / "certs")
-    tls = TlsFiles(certs.ca.cert_path, certs.server[1], certs.server[0], certs.ca.revoked_path)
+    tls = TlsFiles(certs.ca.cert_path, certs.server[1], certs.server[0], certs.ca.revoked_path,
+                   folder / "certs" / "link-keys")  # map links signed, as `serve` signs them
     http_port = free_port()
     with build_server(database_url, str(folder / "store"), "127.0.0.1:0", tls, limits=limits,
                       public_url=f"https://127.0.0.1:{http_port}") as server:

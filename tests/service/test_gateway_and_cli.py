@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from earthsignature.cli import main
 from earthsignature.client import EarthSignatureClient
 from earthsignature.samples.requests import product_request
+from earthsignature.service.api.core import INSECURE_CALLER
 
 from .api_fixtures import client_of, server_with_http_app
 
@@ -108,10 +109,19 @@ def test_http_errors_are_google_rpc_status(running, path, method, status, code) 
     assert got == status and body["code"] == code and body["message"] and body["details"] == []
 
 
-def test_http_refuses_callers_without_a_certificate(running) -> None:
+@pytest.mark.parametrize("path", ["/v1/segmentation:list", "/stac/", "/map", "/healthz", "/v1/statistics:area",
+                                  "/v1/maps/clc-unet/any-clc-unet-v1/classes.tif",
+                                  "/v1/maps/clc-unet/any-clc-unet-v1/tiles/0/0/0.png"])
+def test_http_refuses_callers_without_a_certificate(running, path) -> None:
+    """The handshake asks for a certificate without requiring one (a signed map link opens without): every
+    route answers a caller without one 401, a map file in a made-up signed folder 403."""
     certs, _, gateway = running
-    with pytest.raises((ssl.SSLError, urllib.error.URLError, ConnectionError)):
-        _get(gateway, certs, "/v1/segmentation:list", who="")
+    status, lines = _get(gateway, certs, path, who="")
+    assert (status, lines[0]["code"]) == (401, 16) and "client certificate" in lines[0]["message"]
+    if path.startswith("/v1/maps/"):
+        folder, _, name = path.partition("-v1/")
+        status, lines = _get(gateway, certs, f"{folder}-v1/signed/9999999999/k/x/00/{name}", who="")
+        assert (status, lines[0]["code"]) == (403, 7)
 
 
 def test_idle_connections_block_nobody(running) -> None:
@@ -171,6 +181,25 @@ def test_certificate_exchange_through_the_cli(running, tmp_path: Path) -> None:
     assert runner.invoke(main, ["certs", "revoke", f"serial={serial}", f"api.certs_dir={certs_dir}"]).exit_code == 0
     result = runner.invoke(main, arguments)
     assert result.exit_code == 1 and "UNAUTHENTICATED" in result.output and serial in result.output
+
+
+def test_a_link_key_rotation_through_the_cli(running) -> None:
+    """`certs rotate-link-key` on the running server's folder: links signed before still open, new links are
+    signed with the new key, no restart."""
+    certs, server, gateway = running
+    _, lines = _get(gateway, certs, "/stac/search?collections=clc-unet")
+    item = lines[0]["features"][0]["id"]
+    found = server.core.find_item(INSECURE_CALLER, "clc-unet", item)
+    before = server.core.signed_folder(found, INSECURE_CALLER)
+    result = CliRunner().invoke(main, ["certs", "rotate-link-key", f"api.certs_dir={certs.ca.folder.parent}"])
+    assert result.exit_code == 0 and "new link-signing key" in result.output, result.output
+    after = server.core.signed_folder(found, INSECURE_CALLER)
+    assert before.split("/")[2] != after.split("/")[2]  # the key id
+    context = ssl.create_default_context(cafile=str(certs.ca.cert_path))  # no client certificate
+    for signed in (before, after):
+        url = f"https://127.0.0.1:{gateway.port}/v1/maps/clc-unet/{item}/{signed}/classes.tif"
+        with urllib.request.urlopen(url, context=context, timeout=10) as answer:
+            assert answer.status == 200
 
 
 def test_one_access_log_line_per_request(running, caplog) -> None:

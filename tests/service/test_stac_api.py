@@ -175,7 +175,12 @@ def test_grpc_responses_link_to_the_stac_item_and_the_map(stac, pystac_client) -
     item = pystac_client().search(ids=[f"{message.product_id}-clc-unet-v1"]).item_collection()[0]
     assert item.id == f"{message.product_id}-clc-unet-v1"  # product, model, version: one item in the catalog
     assert message.item_url == f"{root}/stac/collections/clc-unet/items/{item.id}"
-    assert message.map_url == item.assets["classes"].href
+    def unsigned(url: str) -> str:  # both signed for the pilot, each when it was asked for
+        folder, _, signed = url.partition("/signed/")
+        return f"{folder}/{signed.rsplit('/', 1)[-1]}"
+
+    assert unsigned(message.map_url) == unsigned(item.assets["classes"].href)
+    assert "/signed/" in message.map_url and unsigned(message.map_url).endswith("-clc-unet-v1/classes.tif")
     status, _, body = fetch(stac, message.item_url.removeprefix(root))
     assert status == 200 and json.loads(body)["id"] == item.id
 

@@ -54,11 +54,12 @@ class TlsFiles:
     server_cert: Path
     server_key: Path
     revoked: Path | None = None
+    link_keys: Path | None = None  # the folder of the keys that sign map links (None: links are not signed)
 
     @classmethod
     def from_folder(cls, folder: CertificateFolder) -> TlsFiles:
         server = folder.identity("server")
-        return cls(folder.ca_cert, server.cert, server.key, folder.revoked)
+        return cls(folder.ca_cert, server.cert, server.key, folder.revoked, folder.link_keys)
 
 
 def _key() -> ec.EllipticCurvePrivateKey:

@@ -52,6 +52,7 @@ from earthsignature.service.api.records import (
     StatisticsQuery,
     TextQuery,
 )
+from earthsignature.service.api.signed_links import BadSignature, LinkSigner
 from earthsignature.service.catalog import area_statistics, change, query_language, stac_filter
 from earthsignature.service.catalog.area_statistics import DateStatistics
 from earthsignature.service.catalog.catalog import Catalog, CatalogError, Filters, Found, ModelCollection
@@ -76,8 +77,11 @@ def quicklook_route(product_id: str) -> str:
 
 class DatabaseCore:
     def __init__(self, catalog: Catalog, store: RasterStore, limits: ApiLimits | None = None,
-                 revoked: RevocationList | None = None, insecure: bool = False, public_url: str | None = None):
+                 revoked: RevocationList | None = None, insecure: bool = False, public_url: str | None = None,
+                 signer: LinkSigner | None = None):
         self.catalog, self.store, self.limits = catalog, store, limits or ApiLimits()
+        #: signs the map links of answers (None: links need the client certificate, as the other routes)
+        self.signer = signer
         #: the HTTP app's address for links in answers; None: no HTTP app, no links
         self.public_url = public_url.rstrip("/") if public_url else None
         self.revoked = revoked or RevocationList(None)
@@ -139,7 +143,7 @@ class DatabaseCore:
             tile_ids=query.tile_ids, model_names=query.model_names, category_codes=codes, category_names=names,
             min_category_fraction=query.min_category_fraction, max_cloud_cover=query.max_cloud_cover,
             words=query.words, limit=self._results(query.results), page_token=query.page_token)
-        yield from self._answers(filters, max_pixels, deadline)
+        yield from self._answers(filters, max_pixels, deadline, caller)
 
     def search_maps(self, caller: Caller, query: TextQuery, deadline: Deadline) -> Iterator[MapAnswer]:
         """A text query (``query_language``), answered as ``list_maps`` answers its translation."""
@@ -184,7 +188,7 @@ class DatabaseCore:
                 names.append(token.strip().lower())
         return tuple(codes), tuple(names)
 
-    def _answers(self, filters: Filters, max_pixels: int, deadline: Deadline) -> Iterator[MapAnswer]:
+    def _answers(self, filters: Filters, max_pixels: int, deadline: Deadline, caller: Caller) -> Iterator[MapAnswer]:
         try:
             with self.work_slots.held(deadline, "to search the catalog"):
                 found = self.catalog.search(filters)
@@ -195,19 +199,19 @@ class DatabaseCore:
                            "or a lower max_pixels")
             try:
                 with self.work_slots.held(deadline, f"to read maps, after {sent} of {len(found)} results"):
-                    answer = self._answer(item, filters.area, max_pixels)
+                    answer = self._answer(item, filters.area, max_pixels, caller)
                 yield answer
             except UNREADABLE_RASTER as error:  # one damaged map must not fail the whole answer
                 log.error("left %s (%s) out of an answer: its stored raster is unreadable: %s",
                           item.segmentation.product.product_id, item.segmentation.model_name, error)
 
-    def _answer(self, item: Found, area: BaseGeometry | None, max_pixels: int) -> MapAnswer:
+    def _answer(self, item: Found, area: BaseGeometry | None, max_pixels: int, caller: Caller) -> MapAnswer:
         segmentation = item.segmentation
         classes = self._window(segmentation.raster_url, area, max_pixels)
         extras = {name: self._window(url, area, max_pixels) if url else None
                   for name, url in (("cloud_mask", segmentation.cloud_mask_url),
                                     ("confidence", segmentation.confidence_url))}
-        return MapAnswer(item, classes, extras["cloud_mask"], extras["confidence"], self.links(item))
+        return MapAnswer(item, classes, extras["cloud_mask"], extras["confidence"], self.links(item, caller))
 
     def _window(self, url: str, area: BaseGeometry | None, max_pixels: int):
         # the footprint intersects the area but the raster's valid part may not: then one pixel of it
@@ -357,16 +361,41 @@ class DatabaseCore:
             raise NotFound(f"no quicklook for product {product_id[:80]}")
         return self.store.read_bytes(url)
 
-    def links(self, found: Found) -> Links:
-        """A segmentation's STAC item, class-map COG and quicklook as the HTTP app serves them."""
+    def links(self, found: Found, caller: Caller | None = None) -> Links:
+        """A segmentation's STAC item, class-map COG and quicklook as the HTTP app serves them; the COG's link
+        signed for ``caller`` (it opens without a certificate until it expires)."""
         if not self.public_url:
             return Links()
         segmentation, product = found.segmentation, found.segmentation.product
         item = item_id(product.product_id, segmentation.model_name, segmentation.model_version)
         quicklook = f"{self.public_url}{quicklook_route(product.product_id)}" if product.quicklook_url else ""
+        signed = self.signed_folder(found, caller)
         return Links(self.public_url + stac_items.item_route(segmentation.model_name, item),
-                     self.public_url + stac_items.map_file_route(segmentation.model_name, item, "classes.tif"),
+                     self.public_url + stac_items.map_file_route(segmentation.model_name, item, "classes.tif", signed),
                      quicklook)
+
+    def signed_folder(self, found: Found, caller: Caller | None) -> str:
+        """The signed folder that opens every file of a segmentation for ``caller`` ("" when links are not
+        signed: no signer, no caller, or insecure mode)."""
+        if self.signer is None or caller is None or self.insecure:
+            return ""
+        segmentation = found.segmentation
+        item = item_id(segmentation.product.product_id, segmentation.model_name, segmentation.model_version)
+        return self.signer.sign(stac_items.map_files_scope(segmentation.model_name, item), caller.common_name)
+
+    def authorize_map_files(self, certificate: bytes | None, collection: str, item: str,
+                            signed: dict[str, str] | None) -> Caller:
+        """The caller of a map-file request: a signed folder's (its parts; no certificate needed), else the
+        certificate's. A bad signature is PERMISSION_DENIED (403), whatever certificate comes with it."""
+        if signed is None:
+            return self.authorize(certificate)
+        if self.signer is None:
+            raise PermissionDenied("this server does not sign links: present your client certificate")
+        try:
+            name = self.signer.verify(stac_items.map_files_scope(collection, item), signed)
+        except BadSignature as error:
+            raise PermissionDenied(str(error)) from error
+        return Caller(name, "pilot", 0)
 
     # -- the STAC API ----------------------------------------------------------------------------------------
 

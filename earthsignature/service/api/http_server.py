@@ -240,7 +240,9 @@ class HttpGateway:
         options = {}
         if tls is not None:
             options = {"ssl_certfile": str(tls.server_cert), "ssl_keyfile": str(tls.server_key),
-                       "ssl_ca_certs": str(tls.ca_cert), "ssl_cert_reqs": ssl.CERT_REQUIRED}
+                       # a certificate is asked for, not required at the handshake: a signed map link opens without
+                       # one (signed_links); every other route answers 401 to a caller without one
+                       "ssl_ca_certs": str(tls.ca_cert), "ssl_cert_reqs": ssl.CERT_OPTIONAL}
         limits = core.limits
         app = AccessLog(BodyLimit(BodyTimeout(build_app(core), limits.body_timeout_s)))
         config = uvicorn.Config(app, host=self.host, port=self.port, lifespan="off", log_level="warning",

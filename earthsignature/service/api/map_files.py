@@ -26,7 +26,8 @@ from earthsignature.service.api.core import QUICKLOOK_PATH, DatabaseCore
 from earthsignature.service.api.errors import ApiError, Code, InvalidArgument, NotFound, ResourceExhausted
 from earthsignature.service.api.http_context import error_response, peer_pem, status_response
 from earthsignature.service.api.map_render import render_png, render_tile
-from earthsignature.service.api.stac_items import MAP_ASSETS, MAP_FILE_PATH
+from earthsignature.service.api.signed_links import PARAMETERS
+from earthsignature.service.api.stac_items import MAP_ASSETS, MAP_FILE_PATH, SIGNED_MAP_FILE_PATH
 
 log = logging.getLogger("earthsignature.http")
 RANGE = re.compile(r"bytes=(\d*)-(\d*)")
@@ -44,11 +45,13 @@ class MapFiles:
         self.core = core
 
     def routes(self) -> list[Route]:
-        maps = MAP_FILE_PATH
-        return [Route(QUICKLOOK_PATH, self.quicklook, methods=["GET"]),
-                Route(maps.replace("{file_name}", "classes.png"), self.picture, methods=["GET"]),
-                Route(maps.replace("{file_name}", "tiles/{z:int}/{x:int}/{y:int}.png"), self.tile, methods=["GET"]),
-                Route(maps, self.file, methods=["GET", "HEAD"])]
+        routes = [Route(QUICKLOOK_PATH, self.quicklook, methods=["GET"])]
+        for maps in (MAP_FILE_PATH, SIGNED_MAP_FILE_PATH):  # with the certificate, or in a signed folder
+            routes += [Route(maps.replace("{file_name}", "classes.png"), self.picture, methods=["GET"]),
+                       Route(maps.replace("{file_name}", "tiles/{z:int}/{x:int}/{y:int}.png"), self.tile,
+                             methods=["GET"]),
+                       Route(maps, self.file, methods=["GET", "HEAD"])]
+        return routes
 
     async def quicklook(self, request: Request) -> Response:
         product_id = request.path_params["product_id"]
@@ -106,10 +109,17 @@ class MapFiles:
         return await self._answer(request, work, "the map")
 
     async def _answer(self, request: Request, work: Callable, what: str) -> Response:
-        """The caller checked (the same roles and revocation as gRPC), then ``work``; bad input and absence by
-        their codes, a store that cannot be read now UNAVAILABLE."""
+        """The caller checked (the same roles and revocation as gRPC, or a map file's signed link), then
+        ``work``; bad input and absence by their codes, a store that cannot be read now UNAVAILABLE."""
+        params = request.path_params
         try:
-            return await work(self.core.authorize(peer_pem(request.scope)))
+            if "collection" in params:
+                signed = {name: params[name] for name in PARAMETERS} if "signature" in params else None
+                caller = self.core.authorize_map_files(peer_pem(request.scope), params["collection"], params["item"],
+                                                       signed)
+            else:
+                caller = self.core.authorize(peer_pem(request.scope))
+            return await work(caller)
         except ApiError as error:
             return error_response(error)
         except UNREADABLE as error:

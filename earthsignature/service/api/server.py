@@ -20,6 +20,7 @@ from earthsignature.pb.snapearth.api.v1 import database_pb2, statistics_pb2
 from earthsignature.service.api.auth import RevocationList, TlsFiles
 from earthsignature.service.api.core import DatabaseCore
 from earthsignature.service.api.servicer import DatabaseService
+from earthsignature.service.api.signed_links import LinkKeys, LinkSigner
 from earthsignature.service.api.wire import Undecodable
 from earthsignature.service.catalog.catalog import Catalog
 from earthsignature.service.catalog.raster_store import RasterStore
@@ -92,8 +93,10 @@ def build_server(database_url: str, store_url: str, address: str, tls: TlsFiles 
         upgrade(database_url)
     catalog = Catalog(database_url, pool_size=min(workers, 20), statement_timeout_ms=limits.statement_timeout_ms,
                       lock_timeout_ms=limits.lock_timeout_ms)
+    signer = (LinkSigner(LinkKeys(tls.link_keys), limits.link_lifetime_s)
+              if tls is not None and tls.link_keys is not None else None)
     core = DatabaseCore(catalog, RasterStore(store_url), limits, RevocationList(tls.revoked if tls else None),
-                        insecure=tls is None, public_url=public_url)
+                        insecure=tls is None, public_url=public_url, signer=signer)
     service = DatabaseService(core)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers), options=[
         ("grpc.max_receive_message_length", max_request_bytes),

@@ -40,8 +40,9 @@ EXTENSIONS = {
     "web_map_links": "https://stac-extensions.github.io/web-map-links/v1.2.0/schema.json",
 }
 COG = "image/tiff; application=geotiff; profile=cloud-optimized"
-#: The HTTP app's route to a segmentation's files.
+#: The HTTP app's route to a segmentation's files, and the same files in a signed folder (``signed_links``).
 MAP_FILE_PATH = "/v1/maps/{collection}/{item}/{file_name}"
+SIGNED_MAP_FILE_PATH = "/v1/maps/{collection}/{item}/signed/{expires}/{key}/{caller}/{signature}/{file_name}"
 #: asset key -> (file name, media type, roles, title)
 MAP_ASSETS = {
     "classes": ("classes.tif", COG, ["data"], "Land-cover classes"),
@@ -58,15 +59,21 @@ CLOUD_CLASSES = [{"value": 0, "name": "clear", "title": "Clear"},
                  {"value": CLOUD_MASK_NODATA, "name": "no_data", "title": "No data", "nodata": True}]
 
 
-def tiles_template(collection: str, item: str) -> str:
+def tiles_template(collection: str, item: str, signed: str = "") -> str:
     """The XYZ tile URL template of a map, after the HTTP app's address: ``.../tiles/{z}/{x}/{y}.png``."""
-    return map_file_route(collection, item, "tiles") + "/{z}/{x}/{y}.png"
+    return map_file_route(collection, item, "tiles", signed) + "/{z}/{x}/{y}.png"
 
 
-def map_file_route(collection: str, item: str, file_name: str) -> str:
+def map_file_route(collection: str, item: str, file_name: str, signed: str = "") -> str:
+    """The route of one of an item's files; in the ``signed`` folder when given (``LinkSigner.sign``)."""
     quote = urllib.parse.quote
     return MAP_FILE_PATH.format(collection=quote(collection, safe=""), item=quote(item, safe=""),
-                                file_name=file_name)
+                                file_name=f"{signed}/{file_name}" if signed else file_name)
+
+
+def map_files_scope(collection: str, item: str) -> str:
+    """The path prefix of every file of an item (what a signed link opens: ``signed_links``)."""
+    return map_file_route(collection, item, "")
 
 
 def item_route(collection: str, item: str) -> str:
@@ -83,7 +90,7 @@ def classification(legend: Iterable[ClassShare]) -> list[dict[str, Any]]:
     return [*classes, {"value": CLASS_NODATA, "name": "no_data", "title": "No data", "nodata": True}]
 
 
-def _assets(found: Found, public_url: str, quicklook: str) -> dict[str, dict[str, Any]]:
+def _assets(found: Found, public_url: str, quicklook: str, signed: str = "") -> dict[str, dict[str, Any]]:
     segmentation = found.segmentation
     present = {"classes": True, "confidence": bool(segmentation.confidence_url),
                "cloud_mask": bool(segmentation.cloud_mask_url), "visual": True, "style": True, "legend": True}
@@ -92,7 +99,7 @@ def _assets(found: Found, public_url: str, quicklook: str) -> dict[str, dict[str
     for key, (file_name, media_type, roles, title) in MAP_ASSETS.items():
         if not present[key]:
             continue
-        assets[key] = {"href": public_url + map_file_route(segmentation.model_name, identifier, file_name),
+        assets[key] = {"href": public_url + map_file_route(segmentation.model_name, identifier, file_name, signed),
                        "type": media_type, "roles": roles, "title": title}
         if key in LAYER_DESCRIPTIONS:
             assets[key]["description"] = LAYER_DESCRIPTIONS[key]
@@ -119,8 +126,9 @@ def bbox(footprint: BaseGeometry) -> list[float]:
     return [west, south, east, north]
 
 
-def item(found: Found, base_url: str, public_url: str, quicklook: str) -> dict[str, Any]:
-    """One segmentation as a STAC item; ``base_url``: the STAC API root, ``public_url``: the HTTP app's."""
+def item(found: Found, base_url: str, public_url: str, quicklook: str, signed: str = "") -> dict[str, Any]:
+    """One segmentation as a STAC item; ``base_url``: the STAC API root, ``public_url``: the HTTP app's;
+    ``signed``: the signed folder of its map files (``signed_links``), where their links point."""
     segmentation, product = found.segmentation, found.segmentation.product
     footprint = to_shape(product.footprint)
     identifier = item_id(product.product_id, segmentation.model_name, segmentation.model_version)
@@ -140,7 +148,7 @@ def item(found: Found, base_url: str, public_url: str, quicklook: str) -> dict[s
         "stac_extensions": [EXTENSIONS[k] for k in ("classification", "projection", "eo", "grid", "web_map_links")],
         "id": identifier, "collection": segmentation.model_name,
         "geometry": mapping(footprint), "bbox": bbox(footprint), "properties": properties,
-        "assets": _assets(found, public_url, quicklook),
+        "assets": _assets(found, public_url, quicklook, signed),
         "links": [
             {"rel": "self", "type": "application/geo+json",
              "href": f"{collection_url}/items/{urllib.parse.quote(identifier, safe='')}"},
@@ -149,7 +157,7 @@ def item(found: Found, base_url: str, public_url: str, quicklook: str) -> dict[s
             {"rel": "root", "type": "application/json", "href": base_url},
             {"rel": "xyz", "type": "image/png", "title": "Class map as XYZ tiles, clouds white (web maps, QGIS XYZ "
                                                         "layers)",
-             "href": public_url + tiles_template(segmentation.model_name, identifier)},
+             "href": public_url + tiles_template(segmentation.model_name, identifier, signed)},
         ],
     }
 
