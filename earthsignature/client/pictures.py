@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import logging
 import math
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -20,6 +21,7 @@ from matplotlib.patches import Patch, Rectangle
 from earthsignature.core.cog import CLOUD_COLOR, CLOUD_MASK_NODATA
 
 RARE = 0.01  # classes under 1 % of the map read "<1 %"
+TITLE_WIDTH = 90  # characters of a title line over the class map (its width at fontsize 9)
 log = logging.getLogger(__name__)
 
 
@@ -135,8 +137,9 @@ def save_map_png(result, path: Path, quicklook_png: bytes | None = None) -> Path
     axis = figure.add_subplot(grid[:, 0])
     extent = _extent(result, result.classes.shape)
     axis.imshow(_rgb(result), extent=extent, interpolation="nearest")
+    card = textwrap.fill(result.model_card.line(), TITLE_WIDTH)  # a long card wraps, never clipped
     axis.set_title(f"{result.product_id[:70]}\n{result.model}  {result.start:%Y-%m-%d %H:%M} UTC  "
-                   f"cloud cover {result.cloud_cover:.0f} %\n{result.model_card.line()}", fontsize=9)
+                   f"cloud cover {result.cloud_cover:.0f} %\n{card}", fontsize=9)
     if result.crs:
         _lonlat_ticks(axis, result, extent)
         _scale_bar(axis, extent)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 import ssl
 import subprocess
@@ -406,3 +407,65 @@ def test_item_pages_link_to_themselves(stac) -> None:
         status, _, body = fetch(stac, path)
         links = {link["rel"]: link["href"] for link in json.loads(body)["links"]}
         assert status == 200 and links["self"].endswith(path) and "next" in links
+
+
+def test_items_and_collections_validate_against_the_stac_schemas_and_extension_rules(stac) -> None:
+    """The core JSON schemas pystac ships (offline), and for each extension used the rules its specification
+    states (field types, required fields, allowed values): no schema is fetched from the internet."""
+    from jsonschema import Draft7Validator
+    from pystac.validation.local_validator import VERSION, get_local_schema_cache
+    from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT7
+
+    cache = get_local_schema_cache()
+    registry = Registry().with_resources(
+        (uri, Resource.from_contents(schema, default_specification=DRAFT7)) for uri, schema in cache.items())
+
+    def errors(document: dict, kind: str) -> list[str]:
+        schema = cache[f"https://schemas.stacspec.org/v{VERSION}/{kind}-spec/json-schema/{kind}.json"]
+        return [error.message for error in Draft7Validator(schema, registry=registry).iter_errors(document)]
+
+    status, _, body = fetch(stac, "/stac/search?limit=100")
+    items = json.loads(body)["features"]
+    status_c, _, body_c = fetch(stac, "/stac/collections")
+    collections = json.loads(body_c)["collections"]
+    assert status == status_c == 200 and len(items) == len(TILES) + 1 and len(collections) == 2
+    for item in items:
+        assert errors(item, "item") == [], item["id"]
+        _extension_rules(item)
+    broken = {**items[0], "properties": {**items[0]["properties"], "datetime": "yesterday"}}
+    assert errors(broken, "item") and errors({**items[0], "assets": {"classes": {}}}, "item")  # the schemas bite
+    for collection in collections:
+        assert errors(collection, "collection") == [], collection["id"]
+        for entry in collection["item_assets"]["classes"]["classification:classes"]:
+            _classification_class(entry)
+    assert len({item["id"] for item in items}) == len(items)  # ids unique across collections
+
+
+def _classification_class(entry: dict) -> None:
+    """classification v2.0.0: value (integer) and name (``^[0-9A-Za-z-_]+$``) required; color_hint six hex
+    digits; nodata a boolean."""
+    assert isinstance(entry["value"], int) and re.fullmatch(r"[0-9A-Za-z\-_]+", entry["name"]), entry
+    assert "color_hint" not in entry or re.fullmatch(r"[0-9A-Fa-f]{6}", entry["color_hint"]), entry
+    assert isinstance(entry.get("nodata", False), bool), entry
+
+
+def _extension_rules(item: dict) -> None:
+    properties = item["properties"]
+    # projection v2.0.0: proj:code "AUTHORITY:CODE"; proj:shape [rows, cols] integers; proj:transform 6 or 9
+    assert re.fullmatch(r"[A-Z]+:[0-9]+", properties["proj:code"])
+    assert len(properties["proj:shape"]) == 2 and all(isinstance(v, int) and v > 0 for v in properties["proj:shape"])
+    assert len(properties["proj:transform"]) in (6, 9) and all(isinstance(v, float | int)
+                                                             for v in properties["proj:transform"])
+    # eo v2.0.0: eo:cloud_cover a percentage; grid v1.1.0: grid:code "AUTHORITY-CODE"
+    assert 0 <= properties["eo:cloud_cover"] <= 100
+    assert re.fullmatch(r"[A-Z0-9]+-[-_.A-Za-z0-9]+", properties["grid:code"])
+    for key, value in properties.items():  # our own fractions: numbers in 0..1
+        if key.startswith("fraction:") or key.endswith("_fraction"):
+            assert 0 <= value <= 1, key
+    for entry in item["assets"]["classes"]["classification:classes"]:
+        _classification_class(entry)
+    # web-map-links v1.2.0: an "xyz" link's href holds {z}, {x} and {y}
+    xyz = [link for link in item["links"] if link["rel"] == "xyz"]
+    assert len(xyz) == 1 and all(part in xyz[0]["href"] for part in ("{z}", "{x}", "{y}"))
+    assert {link["rel"] for link in item["links"]} >= {"self", "parent", "collection", "root"}
