@@ -99,14 +99,19 @@ def model_list(name: str | None, tracking_uri: str | None) -> None:
 @click.argument("name")
 @click.argument("version")
 @click.option("--alias", default="champion", show_default=True)
-@click.option("--require", multiple=True, help="gate such as test_miou>=0.5 (repeatable)")
+@click.option("--require", multiple=True, help="a further gate such as test_miou>=0.5 (repeatable)")
+@click.option("--ignore-gate", is_flag=True, help="promote although the experiment's declared gate does not hold")
 @_tracking_option
-def model_promote(name: str, version: str, alias: str, require: tuple[str, ...], tracking_uri: str | None) -> None:
-    """Move ALIAS to VERSION of NAME, if every --require gate holds."""
+def model_promote(name: str, version: str, alias: str, require: tuple[str, ...], ignore_gate: bool,
+                  tracking_uri: str | None) -> None:
+    """Move ALIAS to VERSION of NAME, if the gate its experiment declared (``promotion`` in its config: test
+    metric minimums, beating @champion) holds and every --require gate too; otherwise say why not."""
     from earthsignature.export.registry import RegistryError
 
+    if ignore_gate:
+        click.echo("promoting without the experiment's gate (--ignore-gate)", err=True)
     try:
-        info = _registry(tracking_uri).promote(name, version, alias, list(require))
+        info = _registry(tracking_uri).promote(name, version, alias, list(require), gate=not ignore_gate)
     except RegistryError as error:
         raise click.ClickException(str(error)) from error
     click.echo(f"{name} @{alias} -> version {info.version}")

@@ -248,6 +248,17 @@ class CheckpointSettings:
 
 
 @dataclass
+class PromotionGate:
+    """What a model of an experiment must reach before it is promoted and served (``model promote`` enforces
+    it by default, the demo promotes through it): at least ``minimum[metric]`` on the test set (MLflow's
+    names: ``test_miou: 0.5``), and, with ``beat_champion``, more than the current ``@champion`` on each of
+    those metrics, tested on the same test set."""
+
+    minimum: dict[str, float] = field(default_factory=dict)
+    beat_champion: bool = False
+
+
+@dataclass
 class TrainSettings:
     data: Any = MISSING  # a DataSettings, from the data group
     model: Any = MISSING  # UNetSettings or SmpUNetSettings, from the model group
@@ -263,6 +274,7 @@ class TrainSettings:
     finetune: str | None = None  # head (the seed's protocol) | full (every layer)
     run_dir: str = "${hydra:runtime.output_dir}"  # checkpoints and reports
     test_after_fit: bool = True  # test the best checkpoint on the test split after training
+    promotion: PromotionGate = field(default_factory=PromotionGate)  # what the model must reach to be served
 
 
 @dataclass

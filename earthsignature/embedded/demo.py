@@ -55,6 +55,8 @@ class DemoSettings:
     size: int = 1098  # pixels at 10 m per product
     train_overrides: list[str] = field(default_factory=list)
     finetune_overrides: list[str] = field(default_factory=list)
+    #: more overrides for one fine-tune, by short name ("burnt", "crops")
+    head_overrides: dict[str, list[str]] = field(default_factory=dict)
     tile_size: int = DEFAULT_TILE_SIZE
     overlap: int = DEFAULT_OVERLAP
     workers: int = 2
@@ -123,7 +125,8 @@ def _train_models(settings: DemoSettings) -> list[Path]:
         summary_path = runs / name / "summary.json"
         if not summary_path.exists():
             overrides = [f"experiment={experiment}", *settings.train_overrides] if config == "train" else [
-                f"experiment={experiment}", f"pretrained={checkpoints[0]}", *settings.finetune_overrides]
+                f"experiment={experiment}", f"pretrained={checkpoints[0]}", *settings.finetune_overrides,
+                *settings.head_overrides.get(name, [])]
             cfg = load_config(None, config, [*overrides, f"run_dir={runs / name}", "trainer.enable_progress_bar=false"])
             train(cfg)
         checkpoints.append(Path(json.loads(summary_path.read_text())["best_checkpoint"]))
@@ -133,9 +136,10 @@ def _train_models(settings: DemoSettings) -> list[Path]:
 
 def _publish_models(checkpoints: list[Path], repository: Path, tracking_uri: str, settings: DemoSettings
                     ) -> list[Path]:
-    """Export, register, promote and deploy each model (once), as `earthsignature export`, `model promote`
-    and `model deploy` do; return the deployed version folders."""
-    from earthsignature.export.registry import ModelRegistry
+    """Export and register each model (once), promote it to @champion through the gate its experiment declares,
+    and deploy what was promoted, as `earthsignature export`, `model promote` and `model deploy` do; return the
+    deployed version folders. A model that misses its gate stays registered, not served (the demo says so)."""
+    from earthsignature.export.registry import ModelRegistry, RegistryError
     from earthsignature.export.release import deploy, export_and_register
     from earthsignature.export.triton_repository import ServingOptions
 
@@ -143,14 +147,26 @@ def _publish_models(checkpoints: list[Path], repository: Path, tracking_uri: str
     folders = []
     for (_, _, _, name), checkpoint in zip(DEMO_MODELS, checkpoints, strict=True):
         deployed = sorted((repository / name).glob("[0-9]*"), key=lambda p: int(p.name))
-        if not deployed:
+        refusal = settings.workdir / "exports" / name / "not-promoted.txt"
+        if not deployed and not refusal.exists():
             _, registered, _ = export_and_register(checkpoint, settings.workdir / "exports" / name, name, registry,
                                                    settings.tile_size, settings.overlap)
-            registry.promote(name, registered.version, "champion")
-            deployed = [deploy(registry, f"{name}@champion", repository, ServingOptions(backend="python"))]
-        folders.append(deployed[-1])
-        click.echo(f"   {name} @champion -> {deployed[-1]}")
+            try:
+                registry.promote(name, registered.version, "champion")
+                deployed = [deploy(registry, f"{name}@champion", repository, ServingOptions(backend="python"))]
+            except RegistryError as error:
+                refusal.write_text(f"{error}\n")
+        if deployed:
+            folders.append(deployed[-1])
+            click.echo(f"   {name} @champion (through its gate) -> {deployed[-1]}")
+        else:
+            click.echo(f"   {name}: registered, not served: {refusal.read_text().strip()}")
     return folders
+
+
+def served_names(folders: list[Path]) -> set[str]:
+    """The registered names of the deployed models (a Triton repository's ``<name>/<version>`` folders)."""
+    return {folder.parent.name for folder in folders}
 
 
 def _start_server(config: str, overrides: list[str], address: str, certs: CertificateFolder, log_file: Path
@@ -177,7 +193,7 @@ def _start_server(config: str, overrides: list[str], address: str, certs: Certif
     raise click.ClickException(f"the server did not answer within 60 s: see {log_file}")
 
 
-def _pilot(address: str, certs: CertificateFolder, out: Path, text_query: str) -> dict[str, list]:
+def _pilot(address: str, certs: CertificateFolder, out: Path, text_query: str, served: set[str]) -> dict[str, list]:
     """A pilot's session: what it asks, what it gets, and the maps it saves (as `earthsignature query`)."""
     from earthsignature.client import EarthSignatureClient
     from earthsignature.client.pictures import save_maps
@@ -190,7 +206,8 @@ def _pilot(address: str, certs: CertificateFolder, out: Path, text_query: str) -
     with EarthSignatureClient(address, ca=certs.ca_cert, cert=pilot.cert, key=pilot.key) as client:
         answers["area 34SGH + August 2021"] = list(client.list(wkt=area.wkt, start="2021-08-01", end="2021-08-31"))
         answers["category: Burnt"] = list(client.list(categories=["Burnt"], min_category_fraction=0.01))
-        answers["category: Winter cereals"] = list(client.list(categories=["Winter cereals"]))
+        if DEMO_MODELS[2][3] in served:  # the crops model's class (only when it passed its gate)
+            answers["category: Winter cereals"] = list(client.list(categories=["Winter cereals"]))
         answers[f"text: {text_query}"] = list(client.search(text_query))
         for question, results in answers.items():
             click.echo(f"   {question}: {len(results)} result(s)")
@@ -260,7 +277,7 @@ def run_demo(cfg: DictConfig, cluster: PostgresCluster, overrides: list[str], se
     _step(3, "training the smoke land-cover model and its burnt-area and crops heads")
     checkpoints = _train_models(settings)
 
-    _step(4, "export, register, promote, deploy")
+    _step(4, "export, register, promote through each experiment's gate, deploy")
     repository = work / "triton-repository"
     models = _publish_models(checkpoints, repository, str(load_config("logger", "mlflow").tracking_uri), settings)
 
@@ -272,7 +289,7 @@ def run_demo(cfg: DictConfig, cluster: PostgresCluster, overrides: list[str], se
         click.echo(f"   gRPC on {cfg.api.address}, HTTPS gateway on port {cfg.api.http_port} (pid {server.pid})")
         web = public_url(cfg.api, insecure=False)
 
-        _step(6, f"the monitor for {DEMO_DAY} with the three models")
+        _step(6, f"the monitor for {DEMO_DAY} with the {len(models)} models served")
         monitor_cfg = load_config("service", settings.config, [
             *overrides, f"monitor.local_catalog={catalog}", f"monitor.models=[{','.join(str(m) for m in models)}]",
             "monitor.product_types=[S2_MSI_L2A,S2_MSI_L2A_COG]"])
@@ -283,7 +300,7 @@ def run_demo(cfg: DictConfig, cluster: PostgresCluster, overrides: list[str], se
         click.echo(f"   {'all products published' if report.succeeded else 'some products failed'}")
 
         _step(7, "a pilot's queries (gRPC, then the STAC API)")
-        answers = _pilot(cfg.api.address, certs, work / "pilot", settings.text_query)
+        answers = _pilot(cfg.api.address, certs, work / "pilot", settings.text_query, served_names(models))
         if web:
             _stac_pilot(web, certs)
 
@@ -294,7 +311,8 @@ def run_demo(cfg: DictConfig, cluster: PostgresCluster, overrides: list[str], se
             click.echo(f"   FAILED {failure.line()}")
 
         _step(9, "how much burnt, and what changed (area statistics)")
-        answers.update(_how_much(cfg.api.address, certs))
+        if DEMO_MODELS[1][3] in served_names(models):
+            answers.update(_how_much(cfg.api.address, certs))
     finally:
         if not settings.keep_running:
             server.send_signal(signal.SIGTERM)

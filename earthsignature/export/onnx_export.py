@@ -153,7 +153,8 @@ def _training_source(checkpoint: Path) -> dict[str, Any]:
     if not summary_path.exists():
         return {}
     summary = json.loads(summary_path.read_text())
-    source: dict[str, Any] = {"test_metrics": summary.get("test", {}), "training_data": summary.get("data", {})}
+    source: dict[str, Any] = {"test_metrics": summary.get("test", {}), "training_data": summary.get("data", {}),
+                              "promotion": summary.get("promotion", {})}
     if summary.get("mlflow_run_id"):
         source["training_run_id"] = summary["mlflow_run_id"]
     return source

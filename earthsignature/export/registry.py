@@ -8,11 +8,13 @@ local SQLite store.
 
 from __future__ import annotations
 
+import json
 import operator
 import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import onnx
@@ -60,6 +62,10 @@ class VersionInfo:
     created: int
 
 
+#: The version tag holding the gate its experiment declared (``PromotionGate`` as JSON).
+GATE_TAG = "promotion_gate"
+
+
 class ModelRegistry:
     def __init__(self, tracking_uri: str, experiment: str = "models", artifact_root: str | None = None):
         self.tracking_uri = tracking_uri
@@ -90,9 +96,12 @@ class ModelRegistry:
             version = str(info.registered_model_version)
             registered = manifest.with_version(version)
             mlflow.log_dict(registered.to_dict(), ModelFolder.MANIFEST_NAME)
+        gate = manifest.source.get("promotion") or {}
         tags = {"task": manifest.task, "run_id": run.info.run_id, "data_source": card.training_data,
                 "data_kind": card.data_kind, "test_set": card.test_set,
-                "git_commit": self._git_commit(training_run)}
+                "git_commit": self._git_commit(training_run),
+                GATE_TAG: json.dumps(gate, sort_keys=True) if gate.get("minimum") or gate.get("beat_champion")
+                else ""}
         for key, value in tags.items():
             if value:
                 self.client.set_model_version_tag(manifest.name, version, key, value)
@@ -138,23 +147,63 @@ class ModelRegistry:
                                      dict(metrics), v.run_id or "", int(v.creation_timestamp or 0)))
         return sorted(infos, key=lambda i: (i.name, int(i.version)))
 
-    def promote(self, name: str, version: str, alias: str, require: list[str] = ()) -> VersionInfo:
-        """Point ``alias`` at ``version`` if every gate (``metric>=value``) holds."""
+    def promote(self, name: str, version: str, alias: str, require: list[str] = (), gate: bool = True
+                ) -> VersionInfo:
+        """Point ``alias`` at ``version`` if the gate its experiment declared holds (``gate``: enforced unless
+        False) and every ``require`` (``metric>=value``) too; otherwise ``RegistryError`` with every reason."""
         info = self._version(name, version)
-        failures = []
-        for gate in require:
-            match = _GATE.match(gate)
-            if not match:
-                raise RegistryError(f"gate {gate!r} is not METRIC>=VALUE (or >, <, <=, ==)")
-            metric, op, threshold = match.group(1), match.group(2), float(match.group(3))
-            if metric not in info.metrics:
-                failures.append(f"{metric} not recorded (recorded: {', '.join(sorted(info.metrics))})")
-            elif not _OPERATORS[op](info.metrics[metric], threshold):
-                failures.append(f"{metric} = {info.metrics[metric]:.4f}, required {op} {threshold}")
+        failures = [failure for rule in require for failure in self._rule_failures(info, rule)]
+        if gate:
+            failures += self._gate_failures(info)
         if failures:
             raise RegistryError(f"promotion of {name} version {version} to @{alias} refused: " + "; ".join(failures))
         self.client.set_registered_model_alias(name, alias, version)
         return self._version(name, version)
+
+    def declared_gate(self, name: str, version: str) -> dict[str, Any]:
+        """The gate the version's experiment declared (``PromotionGate`` as a dict; empty: none)."""
+        tags = self.client.get_model_version(name, version).tags
+        return json.loads(tags[GATE_TAG]) if tags.get(GATE_TAG) else {}
+
+    @staticmethod
+    def _rule_failures(info: VersionInfo, rule: str) -> list[str]:
+        match = _GATE.match(rule)
+        if not match:
+            raise RegistryError(f"gate {rule!r} is not METRIC>=VALUE (or >, <, <=, ==)")
+        metric, op, threshold = match.group(1), match.group(2), float(match.group(3))
+        if metric not in info.metrics:
+            return [f"{metric} not recorded (recorded: {', '.join(sorted(info.metrics))})"]
+        if not _OPERATORS[op](info.metrics[metric], threshold):
+            return [f"{metric} = {info.metrics[metric]:.4f}, required {op} {threshold}"]
+        return []
+
+    def _gate_failures(self, info: VersionInfo) -> list[str]:
+        """Why the version misses its declared gate: a minimum not reached, or the champion not beaten on the
+        same test set."""
+        declared = self.declared_gate(info.name, info.version)
+        minimum = {str(k): float(v) for k, v in (declared.get("minimum") or {}).items()}
+        failures = [f"{failure} (the experiment's gate)" for metric, value in minimum.items()
+                    for failure in self._rule_failures(info, f"{metric}>={value}")]
+        if declared.get("beat_champion"):
+            failures += self._champion_failures(info, list(minimum) or ["test_miou"])
+        return failures
+
+    def _champion_failures(self, info: VersionInfo, metrics: list[str]) -> list[str]:
+        try:
+            champion = self._version(info.name, self.resolve(f"{info.name}@champion")[1])
+        except RegistryError:
+            return []  # no champion yet: the first version to pass its minimum becomes one
+        if champion.version == info.version:
+            return []
+        tested_on = {v.version: self.client.get_model_version(info.name, v.version).tags.get("test_set", "")
+                     for v in (info, champion)}
+        if tested_on[info.version] != tested_on[champion.version]:
+            return [f"cannot compare with @champion (version {champion.version}): tested on "
+                    f"{tested_on[champion.version]!r}, this version on {tested_on[info.version]!r}"]
+        not_beaten = [metric for metric in metrics if metric in champion.metrics
+                  and not info.metrics.get(metric, float("-inf")) > champion.metrics[metric]]
+        return [f"{metric} = {info.metrics.get(metric, float('nan')):.4f} does not beat @champion (version "
+                f"{champion.version}: {champion.metrics[metric]:.4f})" for metric in not_beaten]
 
     def resolve(self, reference: str) -> tuple[str, str]:
         """``NAME@alias``, ``NAME/3`` or ``NAME:3`` -> (name, version)."""

@@ -130,6 +130,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if cfg.test_after_fit:
         (results,) = trainer.test(module, datamodule=datamodule, ckpt_path="best", verbose=False)
         summary["test"] = {k: float(v) for k, v in results.items()}
+    summary["promotion"] = OmegaConf.to_container(cfg.promotion, resolve=True)  # the experiment's gate
     if isinstance(trainer.logger, MLFlowLogger):
         summary["mlflow_run_id"] = trainer.logger.run_id
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))

@@ -65,3 +65,27 @@ def test_fetch_returns_the_model_and_its_versioned_manifest(registry, tmp_path: 
     assert manifest == registered[1] and manifest.version == "2"
     onnx.checker.check_model(str(onnx_path), full_check=True)  # self-contained: no external data file
     assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json", "model.onnx"]
+
+
+def test_the_experiments_gate_is_enforced_by_default_and_says_why(tiny_checkpoints, tmp_path) -> None:
+    """A version carries the gate its experiment declared: a minimum test metric, and beating @champion on the
+    same test set; promote refuses a version that misses it, unless told to ignore it."""
+    import dataclasses
+
+    registry = ModelRegistry(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    gate = {"minimum": {"test_miou": 0.5}, "beat_champion": True}
+    versions = []
+    for number, miou in enumerate((0.6, 0.3, 0.7, 0.65), start=1):
+        onnx_path, manifest, report = export_checkpoint(tiny_checkpoints[0], tmp_path / f"v{number}", "clc-gated")
+        manifest = dataclasses.replace(manifest, source={**manifest.source, "promotion": gate})
+        versions.append(registry.register(onnx_path, manifest, {**report.as_metrics(), "test_miou": miou}).version)
+    assert registry.declared_gate("clc-gated", "1") == gate
+    registry.promote("clc-gated", "1", "champion")  # 0.6 >= 0.5, no champion yet
+    with pytest.raises(RegistryError, match=r"test_miou = 0\.3000, required >= 0\.5 \(the experiment's gate\)"):
+        registry.promote("clc-gated", "2", "champion")
+    registry.promote("clc-gated", "3", "champion")  # 0.7 beats the champion's 0.6
+    with pytest.raises(RegistryError, match=r"does not beat @champion \(version 3: 0\.7000\)"):
+        registry.promote("clc-gated", "4", "champion")  # 0.65: above the minimum, below the champion
+    assert registry.resolve("clc-gated@champion") == ("clc-gated", "3")
+    registry.promote("clc-gated", "2", "challenger", gate=False)  # an operator's explicit choice
+    assert registry.resolve("clc-gated@challenger") == ("clc-gated", "2")
