@@ -21,7 +21,6 @@ from shapely.geometry.base import BaseGeometry
 from earthsignature.core import raster_codec
 from earthsignature.core.classes import class_code
 from earthsignature.core.cog import CLOUD_COLOR, legend_sidecars
-from earthsignature.core.raster_codec import unpack_rgb
 from earthsignature.core.settings import ApiLimits
 from earthsignature.service.api import stac_items, validation
 from earthsignature.service.api.auth import (
@@ -42,6 +41,7 @@ from earthsignature.service.api.errors import (
     Unavailable,
     excerpt,
 )
+from earthsignature.service.api.map_render import Clouds
 from earthsignature.service.api.records import (
     ChangeQuery,
     ItemPage,
@@ -58,7 +58,6 @@ from earthsignature.service.catalog.area_statistics import DateStatistics
 from earthsignature.service.catalog.catalog import Catalog, CatalogError, Filters, Found, ModelCollection
 from earthsignature.service.catalog.ingest import IngestError, OutcomeUnknown, Stored, Submission, ingest, settle
 from earthsignature.service.catalog.items import item_id, item_keys
-from earthsignature.service.catalog.observations import Observed
 from earthsignature.service.catalog.parser_pool import ParserPool
 from earthsignature.service.catalog.raster_store import RasterStore, UnsafePath
 
@@ -331,18 +330,12 @@ class DatabaseCore:
                            f"{', '.join(name for name, url in urls.items() if url)}")
         return urls[file_name]
 
-    def picture_source(self, caller: Caller, collection: str, item: str) -> tuple[str, dict | None]:
-        """What a map's web pictures and tiles are drawn from: its observed map with the legend's colours and
-        clouds in ``CLOUD_COLOR`` (no data transparent), or, for a map stored before observed maps, its class
-        map in its own colour table (None)."""
-        for name, value in (("collection", collection), ("item", item)):
-            validation.identifier(name, value, 256, required=True)
-        segmentation = self.find_item(caller, collection, item).segmentation  # with its legend
-        if not segmentation.observed_url:
-            return segmentation.raster_url, None
-        cloud, _ = Observed.markers(self.store.dtype(segmentation.observed_url))
-        palette = {c.value: (*unpack_rgb(c.color), 255) for c in segmentation.classes}
-        return segmentation.observed_url, palette | {cloud: (*CLOUD_COLOR, 255)}
+    def picture_source(self, caller: Caller, collection: str, item: str) -> tuple[str, Clouds | None]:
+        """What a map's web pictures and tiles are drawn from: its class map (in its colour table) and its cloud
+        mask, whose clouded pixels are drawn in ``CLOUD_COLOR`` (None: a map without a cloud mask)."""
+        segmentation = self._segmentation(collection, item)
+        clouds = Clouds(segmentation.cloud_mask_url, (*CLOUD_COLOR, 255)) if segmentation.cloud_mask_url else None
+        return segmentation.raster_url, clouds
 
     def _segmentation(self, collection: str, item: str):
         """The stored segmentation of a STAC item of a collection, or ``NotFound``/``InvalidArgument``."""

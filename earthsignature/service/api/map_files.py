@@ -84,9 +84,9 @@ class MapFiles:
         params = request.path_params
 
         async def work(caller) -> Response:
-            url, palette = await run_in_threadpool(self.core.picture_source, caller, params["collection"],
-                                                   params["item"])
-            rendered = await run_in_threadpool(render_png, url, 1024, palette)
+            url, clouds = await run_in_threadpool(self.core.picture_source, caller, params["collection"],
+                                                  params["item"])
+            rendered = await run_in_threadpool(render_png, url, 1024, clouds)
             bounds = ",".join(f"{v:.3f}" for v in rendered.bounds_3857)
             return Response(rendered.png, media_type="image/png", headers={
                 "X-Bounds-EPSG-3857": bounds, "Access-Control-Expose-Headers": "X-Bounds-EPSG-3857", **CACHED})
@@ -101,9 +101,9 @@ class MapFiles:
         async def work(caller) -> Response:
             if not (0 <= z <= MAX_TILE_ZOOM and x < 2 ** z and y < 2 ** z):
                 raise InvalidArgument("tile", f"z/x/y must have z in 0..{MAX_TILE_ZOOM} and x, y below 2^z")
-            url, palette = await run_in_threadpool(self.core.picture_source, caller, params["collection"],
-                                                   params["item"])
-            return Response(await run_in_threadpool(render_tile, url, z, x, y, 256, palette), media_type="image/png",
+            url, clouds = await run_in_threadpool(self.core.picture_source, caller, params["collection"],
+                                                  params["item"])
+            return Response(await run_in_threadpool(render_tile, url, z, x, y, 256, clouds), media_type="image/png",
                             headers=CACHED)
 
         return await self._answer(request, work, "the map")

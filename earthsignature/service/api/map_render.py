@@ -1,5 +1,5 @@
-"""Class maps drawn for web maps: their colours (clouds as clouds where the map has an observed map), no data
-transparent, warped to Web Mercator (EPSG:3857).
+"""Class maps drawn for web maps: their colours, clouds as clouds (from the cloud mask beside the map), no
+data transparent, warped to Web Mercator (EPSG:3857).
 
 ``render_png``: the whole map over its own bounds (web pages lay it over a base map as a static image at
 ``bounds_3857``, without decoding a GeoTIFF in the browser; ``render_cog_png`` the same for a change map made
@@ -35,14 +35,25 @@ class RenderedMap:
     bounds_3857: tuple[float, float, float, float]  # west, south, east, north
 
 
-#: value -> RGBA; drawn instead of the file's own colour table (an observed map has none)
+#: value -> RGBA, as a colour table holds it
 Palette = dict[int, tuple[int, int, int, int]]
+#: The cloud mask's value for clouds (``observations.CLOUD``; 0 clear, 255 no data)
+CLOUDED = 1
 
 
-def render_png(url: str, max_size: int = 1024, palette: Palette | None = None) -> RenderedMap:
-    """The whole class map at ``url``, at most ``max_size`` pixels a side, over its own Web Mercator bounds."""
+@dataclass(frozen=True)
+class Clouds:
+    """A class map's cloud mask (same grid) and how its clouded pixels are drawn over the map."""
+
+    url: str
+    rgba: tuple[int, int, int, int]
+
+
+def render_png(url: str, max_size: int = 1024, clouds: Clouds | None = None) -> RenderedMap:
+    """The whole class map at ``url``, at most ``max_size`` pixels a side, over its own Web Mercator bounds;
+    with ``clouds``, its clouded pixels drawn as clouds."""
     with rasterio.open(gdal_path(url)) as dataset:
-        return _whole(dataset, max_size, palette=palette)
+        return _whole(dataset, max_size, clouds=clouds)
 
 
 def render_cog_png(payload: bytes, max_size: int = 1024, transparent: tuple[int, ...] = ()) -> RenderedMap:
@@ -52,12 +63,12 @@ def render_cog_png(payload: bytes, max_size: int = 1024, transparent: tuple[int,
         return _whole(dataset, max_size, transparent)
 
 
-def _whole(dataset, max_size: int, transparent: tuple[int, ...] = (), palette: Palette | None = None) -> RenderedMap:
+def _whole(dataset, max_size: int, transparent: tuple[int, ...] = (), clouds: Clouds | None = None) -> RenderedMap:
     west, south, east, north = transform_bounds(dataset.crs, WEB_MERCATOR, *dataset.bounds, densify_pts=21)
     south, north = max(south, -MAX_MERCATOR_Y), min(north, MAX_MERCATOR_Y)
     scale = max(east - west, north - south) / max_size
     width, height = max(1, math.ceil((east - west) / scale)), max(1, math.ceil((north - south) / scale))
-    png = _rendered(dataset, (west, south, east, north), width, height, transparent, palette)
+    png = _rendered(dataset, (west, south, east, north), width, height, transparent, clouds)
     return RenderedMap(png, (west, south, east, north))
 
 
@@ -68,33 +79,45 @@ def tile_bounds(z: int, x: int, y: int) -> tuple[float, float, float, float]:
     return west, north - span, west + span, north
 
 
-def render_tile(url: str, z: int, x: int, y: int, size: int = 256, palette: Palette | None = None) -> bytes:
-    """XYZ tile (z, x, y) of the class map as a ``size`` x ``size`` PNG (transparent where the map is not)."""
+def render_tile(url: str, z: int, x: int, y: int, size: int = 256, clouds: Clouds | None = None) -> bytes:
+    """XYZ tile (z, x, y) of the class map as a ``size`` x ``size`` PNG (transparent where the map is not;
+    with ``clouds``, its clouded pixels drawn as clouds)."""
     with rasterio.open(gdal_path(url)) as dataset:
-        return _rendered(dataset, tile_bounds(z, x, y), size, size, palette=palette)
+        return _rendered(dataset, tile_bounds(z, x, y), size, size, clouds=clouds)
 
 
 def _rendered(dataset, bounds: tuple[float, float, float, float], width: int, height: int,
-              transparent: tuple[int, ...] = (), palette: Palette | None = None) -> bytes:
-    """The part of ``dataset`` under Web Mercator ``bounds`` as a width x height RGBA PNG in its colour table
-    (or ``palette``): nearest neighbour, read from the overview that fits, no data transparent."""
+              transparent: tuple[int, ...] = (), clouds: Clouds | None = None) -> bytes:
+    """The part of ``dataset`` under Web Mercator ``bounds`` as a width x height RGBA PNG in its colour table:
+    nearest neighbour, read from the overview that fits, no data transparent; clouds (read the same way from
+    the cloud mask's own overviews) drawn over it."""
     nodata = 255 if dataset.nodata is None else int(dataset.nodata)
+    warped = _warped(dataset, bounds, width, height, nodata)
+    colours = np.zeros((max(256, int(warped.max()) + 1, nodata + 1), 4), dtype=np.uint8)
+    for value, rgba in _colour_table(dataset).items():
+        if value < len(colours):
+            colours[value] = rgba
+    colours[[nodata, *transparent], 3] = 0
+    rgba = colours[warped]
+    if clouds is not None:
+        with rasterio.open(gdal_path(clouds.url)) as mask:
+            clouded = _warped(mask, bounds, width, height, 255) == CLOUDED
+        rgba[clouded & (warped != nodata)] = clouds.rgba
+    with MemoryFile() as memory:
+        with memory.open(driver="PNG", width=width, height=height, count=4, dtype="uint8") as image:
+            image.write(np.moveaxis(rgba, -1, 0))
+        return memory.read()
+
+
+def _warped(dataset, bounds: tuple[float, float, float, float], width: int, height: int, nodata: int) -> np.ndarray:
+    """``dataset``'s first band under Web Mercator ``bounds`` on a width x height grid (nearest neighbour)."""
     warped = np.full((height, width), nodata, dtype=dataset.dtypes[0])
     source, source_transform = _source_window(dataset, bounds, width, height)
     if source is not None:
         reproject(source, warped, src_transform=source_transform, src_crs=dataset.crs, src_nodata=nodata,
                   dst_transform=from_bounds(*bounds, width, height), dst_crs=WEB_MERCATOR, dst_nodata=nodata,
                   resampling=Resampling.nearest)
-    colormap = palette if palette is not None else _colour_table(dataset)
-    colours = np.zeros((max(256, int(warped.max()) + 1, nodata + 1), 4), dtype=np.uint8)
-    for value, rgba in colormap.items():
-        if value < len(colours):
-            colours[value] = rgba
-    colours[[nodata, *transparent], 3] = 0
-    with MemoryFile() as memory:
-        with memory.open(driver="PNG", width=width, height=height, count=4, dtype="uint8") as image:
-            image.write(np.moveaxis(colours[warped], -1, 0))
-        return memory.read()
+    return warped
 
 
 def _colour_table(dataset) -> Palette:

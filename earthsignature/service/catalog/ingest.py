@@ -62,9 +62,9 @@ from earthsignature.service.catalog.raster_store import SAFE_PART, RasterStore, 
 log = logging.getLogger(__name__)
 
 
-#: The observed map (``observations``): tiled in cells; its nearest-neighbour overviews serve the web pictures
-#: and XYZ tiles (statistics read full resolution only).
-OBSERVED_COG_OPTIONS = {"BLOCKSIZE": str(CELL)}
+#: The observed map (``observations``): tiled in cells, full resolution only (statistics never read overviews;
+#: pictures are drawn from the class map's and the cloud mask's own overviews).
+OBSERVED_COG_OPTIONS = {"BLOCKSIZE": str(CELL), "OVERVIEWS": "NONE"}
 OBSERVED_DESCRIPTION = ("observed: land-cover class under a clear sky (pixel value = class index); {cloud} = cloud, "
                         "cloud shadow or cirrus; no data elsewhere")
 
