@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -125,3 +127,17 @@ def test_a_reader_that_goes_away_ends_the_command_quietly() -> None:
     stderr = process.stderr.read().decode()
     process.wait(300)
     assert stderr == "" and process.returncode in (0, 141), stderr
+
+
+@pytest.mark.parametrize("lightning_first", [True, False])
+def test_logging_prints_each_record_once_at_the_chosen_level(lightning_first: bool) -> None:
+    """Lightning logs at INFO whatever the level asked, with a handler of its own when imported first: the CLI's
+    configuration sends its records through one handler at the chosen level."""
+    imports = ["import lightning.pytorch", "from earthsignature.cli import configure_logging"]
+    script = "; ".join([*(imports if lightning_first else imports[::-1]), "import logging",
+                        "configure_logging('warning')", "import lightning.pytorch",
+                        "log = logging.getLogger('lightning.pytorch.utilities.rank_zero')",
+                        "log.info('hidden info'); log.warning('shown warning')"])
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "hidden info" not in result.stderr and result.stderr.count("shown warning") == 1

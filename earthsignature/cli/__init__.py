@@ -42,7 +42,24 @@ class _Command(click.Group):
               help="what the parts log to the terminal")
 def main(log_level: str) -> None:
     """EarthSignature: Sentinel-2 land-cover segmentation toolkit and services."""
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(log_level)
+
+
+#: Libraries that log at INFO whatever the level asked, with a handler of their own when imported first.
+_CHATTY = ("lightning", "lightning_fabric", "pytorch_lightning")
+
+
+def configure_logging(level: str) -> None:
+    """One handler for every part and library, at the chosen level: each record printed once, and none below
+    the level (Lightning sets its loggers to INFO and, when imported before this, adds its own handler)."""
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    for handler in logging.getLogger().handlers:
+        handler.setLevel(level.upper())
+    for name in list(logging.root.manager.loggerDict):
+        if name.split(".")[0] in _CHATTY:
+            chatty = logging.getLogger(name)
+            chatty.handlers.clear()
+            chatty.propagate = True
 
 
 for command in (db.db, data.classes, data.fixtures, data.data_group, ml.train, ml.finetune, ml.evaluate,

@@ -21,6 +21,7 @@ from earthsignature.core.config import CONFIG_DIR
 from earthsignature.data.datamodules import BigEarthNetDataModule, PairsDataModule, SegmentationDataModule
 from earthsignature.samples import data_kind
 from earthsignature.train.module import SegmentationModule
+from earthsignature.train.progress import EpochLines, wants_epoch_lines
 from earthsignature.train.tracking import RunReport, ensure_experiment, run_name
 
 _DATA_KEYS = ("root", "bands", "batch_size", "num_workers", "augment", "stats_file", "fixture")
@@ -116,8 +117,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                                   filename="best-epoch{epoch:02d}-val_loss{val_loss:.4f}",
                                   auto_insert_metric_name=False)
     report = RunReport(OmegaConf.to_container(cfg, resolve=True), run_dir)
-    trainer = L.Trainer(**OmegaConf.to_container(cfg.trainer, resolve=True), default_root_dir=str(run_dir),
-                        logger=_logger(cfg), callbacks=[checkpoints, report])
+    trainer_settings = OmegaConf.to_container(cfg.trainer, resolve=True)
+    callbacks = [checkpoints, report]
+    if wants_epoch_lines(trainer_settings["enable_progress_bar"]):  # no terminal: a line per epoch, no bar
+        trainer_settings["enable_progress_bar"] = False
+        callbacks.append(EpochLines())
+    trainer = L.Trainer(**trainer_settings, default_root_dir=str(run_dir), logger=_logger(cfg), callbacks=callbacks)
     trainer.fit(module, datamodule=datamodule, ckpt_path=_resume_path(cfg, run_dir))
     best_score = checkpoints.best_model_score
     summary: dict[str, Any] = {

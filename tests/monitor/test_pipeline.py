@@ -71,7 +71,7 @@ def count(server, table: str) -> int:
         return connection.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one()
 
 
-def test_a_day_of_ingestion(setting, monkeypatch) -> None:
+def test_a_day_of_ingestion(setting, monkeypatch, capfd) -> None:
     overrides, server, certs, _ = setting
     cfg = load_config("service", "embedded", overrides)
     # one worker, in this process: a process forked from this one, which hosts the gRPC server, can crash in
@@ -85,6 +85,9 @@ def test_a_day_of_ingestion(setting, monkeypatch) -> None:
     assert (failed["33UUP"].step, failed["33UUP"].error) == ("fetch", "DownloadError")
     assert "download failed 2 times" in failed["33UUP"].message and failed["33UUP"].attempt == 1
     assert count(server, "segmentations") == 2 * len(GOOD)  # two products x two models
+    # one line per product and model segmented, not a progress bar per worker
+    segmented = [line for line in capfd.readouterr().err.splitlines() if line.startswith("segmented ")]
+    assert len(segmented) == 2 * len(GOOD) and all(" Mpx/s)" in line for line in segmented)
 
     folder = CertificateFolder(certs)
     monitor = folder.identity("monitor")

@@ -116,10 +116,13 @@ def test_checkpoint_carries_what_inference_needs(trained) -> None:
     assert stats.maximum > stats.minimum and len(stats.mean) == 4
 
 
-def test_resume_continues_from_the_last_checkpoint(trained) -> None:
+def test_resume_continues_from_the_last_checkpoint(trained, capfd) -> None:
     tmp, _ = trained
     summary = train(_config(tmp, "resume=last", "trainer.max_epochs=3", tracking=False))
     assert summary["epochs"] == 3  # one more epoch, not three
+    # no terminal here: one line per epoch (losses, validation metrics, seconds), no progress bar
+    lines = [line for line in capfd.readouterr().err.splitlines() if line.startswith("epoch ")]
+    assert len(lines) == 1 and lines[0].startswith("epoch 3/3: train_loss ") and "val_miou" in lines[0]
     last = torch.load(tmp / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert last["epoch"] == 2 and last["global_step"] == 3 * 2  # 6 training patches / batch 4 = 2 steps
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import time
 from datetime import UTC, date, datetime, timedelta
@@ -35,7 +36,6 @@ from pathlib import Path
 import luigi
 import luigi.scheduler
 import luigi.worker
-from tqdm import tqdm
 
 from earthsignature.core.layout import ModelFolder, MonitorWorkFolder
 from earthsignature.service.monitor import records
@@ -386,17 +386,20 @@ def _segment(product, model: str, output: Path) -> Segmentation:
     from earthsignature.service.monitor.publish import to_cog
 
     backend = create_backend(settings().monitor.backend, Path(model))
-    with ProductInput(product, backend.manifest) as source, \
-            tqdm(desc=f"{product.tile_id} {backend.manifest.name}", unit="tile", leave=False) as bar:
+    with ProductInput(product, backend.manifest) as source:
         started = time.monotonic()
+        tiles = [0]
 
         def progress(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
-            megapixels = source.height * source.width * done / total / 1e6
-            bar.set_postfix_str(f"{megapixels / max(time.monotonic() - started, 1e-6):.2f} Mpx/s")
+            tiles[0] = total
 
         result = segment_product(source, backend, output, progress)
+        # one line per product and model (workers are processes: bars of their own would overwrite each other)
+        seconds = max(time.monotonic() - started, 1e-6)
+        megapixels = source.height * source.width / 1e6
+        print(f"segmented {product.tile_id} {product.product_id} with {backend.manifest.name}: {tiles[0]} tiles, "
+              f"{megapixels:.1f} Mpx in {seconds:.1f} s ({megapixels / seconds:.2f} Mpx/s)", file=sys.stderr,
+              flush=True)
     return Segmentation(product.location, backend.manifest.model_id, to_cog(result.classes_path),
                         to_cog(result.confidence_path), to_cog(result.cloud_mask_path),
                         [int(count) for count in result.pixel_counts], result.height, result.width)
