@@ -117,6 +117,7 @@ DEMO_MODELS = (("clc", "train", "smoke", "clc-unet-smoke"),
 
 def _train_models(settings: DemoSettings) -> list[Path]:
     """Best checkpoints of the smoke CLC model and its burnt-area and crops heads (trained once)."""
+    from earthsignature.train.tracking import run_name
     from earthsignature.train.train import train
 
     runs = settings.workdir / "runs"
@@ -127,7 +128,10 @@ def _train_models(settings: DemoSettings) -> list[Path]:
             overrides = [f"experiment={experiment}", *settings.train_overrides] if config == "train" else [
                 f"experiment={experiment}", f"pretrained={checkpoints[0]}", *settings.finetune_overrides,
                 *settings.head_overrides.get(name, [])]
-            cfg = load_config(None, config, [*overrides, f"run_dir={runs / name}", "trainer.enable_progress_bar=false"])
+            # the run named as `earthsignature train|finetune` names it (the experiment and its overrides)
+            asked = run_name(experiment, [o for o in overrides if not o.startswith("pretrained=")])
+            cfg = load_config(None, config, [*overrides, f"run_dir={runs / name}", "trainer.enable_progress_bar=false",
+                                             f"logger.run_name='{asked} (demo {name})'"])
             train(cfg)
         checkpoints.append(Path(json.loads(summary_path.read_text())["best_checkpoint"]))
         click.echo(f"   {name}: {checkpoints[-1]}")

@@ -116,7 +116,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                                   # no "=" in names: paths must pass as Hydra overrides (pretrained=...)
                                   filename="best-epoch{epoch:02d}-val_loss{val_loss:.4f}",
                                   auto_insert_metric_name=False)
-    report = RunReport(OmegaConf.to_container(cfg, resolve=True), run_dir)
+    logged = OmegaConf.to_container(cfg, resolve=True)
+    if cfg.pretrained:  # a fine-tune's architecture is the pre-trained model's, not the config's default
+        logged["model"] = dict(module.hparams["model"])
+    report = RunReport(logged, run_dir)
     trainer_settings = OmegaConf.to_container(cfg.trainer, resolve=True)
     callbacks = [checkpoints, report]
     if wants_epoch_lines(trainer_settings["enable_progress_bar"]):  # no terminal: a line per epoch, no bar

@@ -170,3 +170,24 @@ def test_crops_fine_tunes_from_the_clc_model(trained, tmp_path: Path, experiment
         assert tuned.hparams.finetune == "full" and len(changed) == len(body)  # every layer learnt
     else:
         assert tuned.hparams.finetune == "head" and not changed
+
+
+def test_a_fine_tune_logs_the_pretrained_architecture(trained, tmp_path: Path) -> None:
+    """The MLflow run of a fine-tune records the architecture it really has (the pre-trained model's width and
+    depth), not the config's default, and the name it was given: read back through MLflow's client."""
+    from mlflow.tracking import MlflowClient
+
+    tmp, _ = trained
+    pretrained = SegmentationModule.load_from_checkpoint(tmp / "pretrained.ckpt", map_location="cpu")
+    tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    cfg = load_config(None, "finetune", [
+        f"pretrained={tmp / 'pretrained.ckpt'}", f"data.root={tmp_path / 'burnt'}", "data.batch_size=4",
+        "data.num_workers=0", "data.fixture={n_samples: 12, size: 32, codes: [312, 334]}", "trainer.max_epochs=1",
+        "trainer.accelerator=cpu", f"run_dir={tmp_path / 'run'}", f"logger.tracking_uri={tracking}",
+        f"logger.artifact_location={tmp_path / 'artifacts'}", "logger.run_name='burnt_area (a test)'"])
+    assert cfg.model.base_width != pretrained.hparams["model"]["base_width"]  # the default differs
+    run_id = train(cfg)["mlflow_run_id"]
+    run = MlflowClient(tracking).get_run(run_id)
+    assert run.data.params["model.base_width"] == str(pretrained.hparams["model"]["base_width"])
+    assert run.data.params["model.depth"] == str(pretrained.hparams["model"]["depth"])
+    assert run.info.run_name == "burnt_area (a test)"
