@@ -105,6 +105,7 @@ class ModelRegistry:
         for key, value in tags.items():
             if value:
                 self.client.set_model_version_tag(manifest.name, version, key, value)
+        self.client.update_model_version(manifest.name, version, description=card.line())  # the UI's description
         return registered
 
     def _training_run(self, manifest: ModelManifest) -> str | None:

@@ -18,6 +18,7 @@ from lightning.pytorch.loggers import MLFlowLogger
 from omegaconf import DictConfig, OmegaConf
 
 from earthsignature.core.config import CONFIG_DIR
+from earthsignature.core.manifest import ModelCard
 from earthsignature.data.datamodules import BigEarthNetDataModule, PairsDataModule, SegmentationDataModule
 from earthsignature.samples import data_kind
 from earthsignature.train.module import SegmentationModule
@@ -141,6 +142,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     summary["promotion"] = OmegaConf.to_container(cfg.promotion, resolve=True)  # the experiment's gate
     if isinstance(trainer.logger, MLFlowLogger):
         summary["mlflow_run_id"] = trainer.logger.run_id
+        # the run's description in the MLflow UI: what its model card will say
+        card = ModelCard.from_source({"training_data": summary["data"], "test_metrics": summary.get("test", {})})
+        trainer.logger.experiment.set_tag(trainer.logger.run_id, "mlflow.note.content", card.line())
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
 

@@ -100,8 +100,13 @@ def test_a_registered_version_keeps_lineage_signature_manifest_and_model_card(tr
     assert image["tensor-spec"] == {"dtype": "float32", "shape": (-1, 4, -1, -1)} and image["name"] == "image"
     assert scores["tensor-spec"]["shape"] == (-1, 44, -1, -1)
     assert info.saved_input_example_info is not None and info.metadata["model_card"]["data_kind"] == "synthetic"
-    tags = registry.client.get_model_version("clc-lineage", registered.version).tags
+    registered_version = registry.client.get_model_version("clc-lineage", registered.version)
+    tags = registered_version.tags
     assert tags["data_kind"] == "synthetic" and len(tags["git_commit"]) == 40 and tags["data_source"]
+    # the run's and the version's descriptions say what the model card says
+    assert registered_version.description == manifest.card.line()
+    note = registry.client.get_run(summary["mlflow_run_id"]).data.tags["mlflow.note.content"]
+    assert note.startswith("trained on synthetic data") and "test mIoU" in note
     _, fetched = registry.fetch("clc-lineage", registered.version, tmp / "fetched")
     assert fetched.version == registered.version and fetched.card == manifest.card  # the manifest inside
     mlflow.set_tracking_uri("")
