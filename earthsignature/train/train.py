@@ -7,6 +7,7 @@ pre-trained network gets a new head for the data's classes (``conf/finetune.yaml
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,28 @@ def _logger(cfg: DictConfig) -> MLFlowLogger | bool:
     ensure_experiment(cfg.logger.tracking_uri, cfg.logger.experiment_name, cfg.logger.get("artifact_location"))
     return MLFlowLogger(experiment_name=cfg.logger.experiment_name, tracking_uri=cfg.logger.tracking_uri,
                         run_name=cfg.logger.run_name or run_name(*_asked()))
+
+
+def _log_dataset(logger: MLFlowLogger, data: dict[str, str], datamodule: SegmentationDataModule) -> None:
+    """The data set as the run's MLflow dataset input: its folder, name, whether it is real or synthetic, the
+    samples of each split, and a digest of those sizes with the training images' normalization statistics (a
+    fingerprint of the content computed anyway: other images, other statistics)."""
+    import warnings
+
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.entities import DatasetInput, InputTag
+
+    sizes = {split: len(dataset) for split, dataset in datamodule.datasets.items()}
+    fingerprint = json.dumps({"name": data["name"], "sizes": sizes, "stats": datamodule.stats.to_dict()},
+                             sort_keys=True, default=str)
+    with warnings.catch_warnings():  # a local folder reads as more than one kind of source: it is a folder
+        warnings.simplefilter("ignore", UserWarning)
+        source = resolve_dataset_source(data["root"])
+    dataset = MetaDataset(source, name=data["name"], digest=hashlib.sha256(fingerprint.encode()).hexdigest()[:12])
+    tags = [InputTag("mlflow.data.context", "training"), InputTag("kind", data["kind"]),
+            *(InputTag(f"{split}_samples", str(count)) for split, count in sizes.items())]
+    logger.experiment.log_inputs(logger.run_id, datasets=[DatasetInput(dataset._to_mlflow_entity(), tags=tags)])
 
 
 def _provenance(data: DictConfig, datamodule: SegmentationDataModule) -> dict[str, str]:
@@ -145,6 +168,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         # the run's description in the MLflow UI: what its model card will say
         card = ModelCard.from_source({"training_data": summary["data"], "test_metrics": summary.get("test", {})})
         trainer.logger.experiment.set_tag(trainer.logger.run_id, "mlflow.note.content", card.line())
+        _log_dataset(trainer.logger, summary["data"], datamodule)
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
 

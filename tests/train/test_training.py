@@ -105,8 +105,16 @@ def test_a_registered_version_keeps_lineage_signature_manifest_and_model_card(tr
     assert tags["data_kind"] == "synthetic" and len(tags["git_commit"]) == 40 and tags["data_source"]
     # the run's and the version's descriptions say what the model card says
     assert registered_version.description == manifest.card.line()
-    note = registry.client.get_run(summary["mlflow_run_id"]).data.tags["mlflow.note.content"]
+    run = registry.client.get_run(summary["mlflow_run_id"])
+    note = run.data.tags["mlflow.note.content"]
     assert note.startswith("trained on synthetic data") and "test mIoU" in note
+    # the data set as the run's dataset input: where, what, how many samples per split, real or synthetic
+    (used,) = run.inputs.dataset_inputs
+    tags = {tag.key: tag.value for tag in used.tags}
+    assert used.dataset.name == summary["data"]["name"] and summary["data"]["root"] in used.dataset.source
+    assert tags["mlflow.data.context"] == "training" and tags["kind"] == "synthetic"
+    assert int(tags["train_samples"]) > 0 and {"val_samples", "test_samples"} <= set(tags)
+    assert len(used.dataset.digest) == 12
     _, fetched = registry.fetch("clc-lineage", registered.version, tmp / "fetched")
     assert fetched.version == registered.version and fetched.card == manifest.card  # the manifest inside
     mlflow.set_tracking_uri("")
