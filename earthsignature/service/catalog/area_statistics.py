@@ -154,10 +154,14 @@ def grid(segmentation: Segmentation) -> tuple[Affine, int, int]:
     return Affine.from_gdal(*segmentation.geotransform), segmentation.width, segmentation.height
 
 
-def _masked_counts(values: np.ndarray, region: BaseGeometry, transform: Affine) -> np.ndarray:
-    """Pixel counts per value (a bincount) of ``values`` whose centres are inside ``region``."""
-    inside = inside_mask(region, values.shape, transform)
-    return np.bincount(values[inside].ravel(), minlength=int(np.iinfo(values.dtype).max) + 1)
+def _window_counts(values: np.ndarray, region: BaseGeometry, transform: Affine,
+                   window: tuple[int, int, int, int]) -> dict[int, int]:
+    """Pixels of each value of ``values`` (a window (row, column, rows, columns) of a grid with ``transform``)
+    whose centres are inside ``region``."""
+    row0, col0, _, _ = window
+    inside = inside_mask(region, values.shape, transform @ Affine.translation(col0, row0))
+    counted = np.bincount(values[inside].ravel(), minlength=int(np.iinfo(values.dtype).max) + 1)
+    return {int(v): int(counted[v]) for v in np.flatnonzero(counted)}
 
 
 def inside_mask(region: BaseGeometry, shape: tuple[int, int], transform: Affine) -> np.ndarray:
@@ -172,20 +176,20 @@ def inside_mask(region: BaseGeometry, shape: tuple[int, int], transform: Affine)
     return geometry_mask([mapping(clipped)], shape, transform, invert=True)
 
 
-def _as_dict(counted: np.ndarray) -> dict[int, int]:
-    return {int(v): int(counted[v]) for v in np.flatnonzero(counted)}
-
-
 def read_observed(segmentation: Segmentation, store: RasterStore, window: tuple[int, int, int, int]) -> Observed:
     """The observed map of a window (row, column, rows, columns) of a map: read from its observed map, or made
     from its class map and cloud mask (maps stored before observed maps)."""
-    row0, col0, rows, cols = window
     if segmentation.observed_url:
-        values = store.read_pixels(segmentation.observed_url, row0, col0, rows, cols)
+        values = store.read_pixels(segmentation.observed_url, *window)
         return Observed(values, *Observed.markers(values.dtype))
-    classes = store.read_pixels(segmentation.raster_url, row0, col0, rows, cols)
-    cloud_mask = (store.read_pixels(segmentation.cloud_mask_url, row0, col0, rows, cols)
-                  if segmentation.cloud_mask_url else None)
+    return _observed_from_layers(segmentation, store, window)
+
+
+def _observed_from_layers(segmentation: Segmentation, store: RasterStore, window: tuple[int, int, int, int]
+                          ) -> Observed:
+    """The observed map of a window made from the map's class map and cloud mask."""
+    classes = store.read_pixels(segmentation.raster_url, *window)
+    cloud_mask = store.read_pixels(segmentation.cloud_mask_url, *window) if segmentation.cloud_mask_url else None
     return observe(classes, store.nodata(segmentation.raster_url), cloud_mask)
 
 
@@ -196,13 +200,9 @@ def count_directly(segmentation: Segmentation, region: BaseGeometry, store: Rast
     window = pixel_window(region, transform, width, height)
     if window is None:
         return MapCount({}, *Observed.markers(np.dtype(np.uint8)), pixel_m2(transform))
-    row0, col0, rows, cols = window
-    classes = store.read_pixels(segmentation.raster_url, row0, col0, rows, cols)
-    cloud_mask = (store.read_pixels(segmentation.cloud_mask_url, row0, col0, rows, cols)
-                  if segmentation.cloud_mask_url else None)
-    observed = observe(classes, store.nodata(segmentation.raster_url), cloud_mask)
-    counted = _masked_counts(observed.data, region, transform @ Affine.translation(col0, row0))
-    return MapCount(_as_dict(counted), observed.cloud, observed.nodata, pixel_m2(transform))
+    observed = _observed_from_layers(segmentation, store, window)
+    return MapCount(_window_counts(observed.data, region, transform, window), observed.cloud, observed.nodata,
+                    pixel_m2(transform))
 
 
 def count_by_cells(segmentation: Segmentation, region: BaseGeometry, store: RasterStore) -> MapCount:
@@ -216,18 +216,15 @@ def count_by_cells(segmentation: Segmentation, region: BaseGeometry, store: Rast
         return MapCount({}, cloud, nodata, pixel_m2(transform))
     whole, edges = _cells_touched(region, transform, cells, (height, width), window)
     if edges.sum() * EDGE_SHARE_READ_WHOLE >= whole.sum() + edges.sum():  # a small area: one read is faster
-        row0, col0, rows, cols = window
-        values = store.read_pixels(segmentation.observed_url, row0, col0, rows, cols)
-        counted = _masked_counts(values, region, transform @ Affine.translation(col0, row0))
-        return MapCount(_as_dict(counted), cloud, nodata, pixel_m2(transform))
+        values = store.read_pixels(segmentation.observed_url, *window)
+        return MapCount(_window_counts(values, region, transform, window), cloud, nodata, pixel_m2(transform))
     counted = dict(zip(cells.values.tolist(), cells.counts[whole].sum(axis=0, dtype=np.int64).tolist(), strict=True))
     size = cells.cell
     for row, first, last in _runs(edges):  # a run of neighbouring edge cells is one read
-        row0, col0 = row * size, first * size
-        rows, cols = min(size, height - row0), min((last - first + 1) * size, width - col0)
-        values = store.read_pixels(segmentation.observed_url, row0, col0, rows, cols)
-        inside = _masked_counts(values, region, transform @ Affine.translation(col0, row0))
-        for value, pixels in _as_dict(inside).items():
+        run = (row * size, first * size, min(size, height - row * size), min((last - first + 1) * size,
+                                                                             width - first * size))
+        values = store.read_pixels(segmentation.observed_url, *run)
+        for value, pixels in _window_counts(values, region, transform, run).items():
             counted[value] = counted.get(value, 0) + pixels
     return MapCount({v: n for v, n in counted.items() if n}, cloud, nodata, pixel_m2(transform))
 

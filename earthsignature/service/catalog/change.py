@@ -27,8 +27,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from affine import Affine
-from rasterio.features import geometry_mask
-from shapely.geometry import mapping
 from shapely.geometry.base import BaseGeometry
 from shapely.ops import unary_union
 
@@ -39,6 +37,7 @@ from earthsignature.service.catalog.area_statistics import (
     geodesic_hectares,
     grid,
     in_map_crs,
+    inside_mask,
     latest_versions,
     pixel_m2,
     pixel_window,
@@ -142,9 +141,7 @@ def _composite(maps: Sequence[Segmentation], window: tuple[int, int, int, int], 
         observed = read_observed(segmentation, store, window)
         confidence = (store.read_pixels(segmentation.confidence_url, row0, col0, rows, cols)
                       if segmentation.confidence_url else np.zeros((rows, cols), np.uint8))
-        local = in_map_crs(coverage(segmentation), segmentation.crs)
-        covered = (geometry_mask([mapping(local)], (rows, cols), window_transform, invert=True)
-                   if not local.is_empty else np.zeros((rows, cols), dtype=bool))
+        covered = inside_mask(in_map_crs(coverage(segmentation), segmentation.crs), (rows, cols), window_transform)
         composite.add(observed.data.astype(dtype), observed.cloud, observed.nodata, confidence, covered)
     return composite
 
@@ -211,7 +208,7 @@ def _compare_on_grid(reference: Segmentation, before: Sequence[Segmentation], af
     if window is None:
         return None
     row0, col0, rows, cols = window
-    inside = geometry_mask([mapping(local)], (rows, cols), transform @ Affine.translation(col0, row0), invert=True)
+    inside = inside_mask(local, (rows, cols), transform @ Affine.translation(col0, row0))
     dtype = np.dtype(np.uint16)  # holds the values of Byte and 16-bit maps alike
     first, second = (_composite(maps, window, store, transform, dtype) for maps in (before, after))
     no_map = inside & ~(first.present & second.present)

@@ -52,6 +52,7 @@ from earthsignature.service.catalog.observations import (
     CELL,
     CellCounts,
     Observed,
+    Tallies,
     cells_url,
     observe,
     tallies,
@@ -169,6 +170,7 @@ class _Prepared:
     nodata: int
     observed: Observed
     cells: CellCounts
+    tallies: Tallies  # the observed map's clear, clouded and no-data pixels
     classes: list[ClassShare]
     extras: dict[str, np.ndarray]
 
@@ -186,10 +188,12 @@ def _prepare(submission: Submission, model_name: str, model_version: str) -> _Pr
     except ValueError as error:
         raise IngestError(str(error)) from error
     cells = CellCounts.of(observed.data)
+    totals = cells.totals()
     present = [v for v in value_counts(values) if v != nodata]
-    clear = {v: n for v, n in cells.totals().items() if v not in (observed.cloud, observed.nodata)}
+    clear = {v: n for v, n in totals.items() if v not in (observed.cloud, observed.nodata)}
     classes = class_shares(submission.legend, present, clear)
-    return _Prepared(product, model_name, model_version, values, nodata, observed, cells, classes, extras)
+    return _Prepared(product, model_name, model_version, values, nodata, observed, cells,
+                     tallies(totals, observed.cloud, observed.nodata), classes, extras)
 
 
 class StorageFailure(RuntimeError):
@@ -297,7 +301,7 @@ def _store(submission: Submission, catalog: Catalog, store: RasterStore, prepare
     card = dataclasses.asdict(submission.model_card) if submission.model_card else None
     segmentation = SegmentationRecord(model_name, model_version, raster_url, crs, transform.to_gdal(), data.shape[1],
                                       data.shape[0], classes, urls.get("confidence"), urls.get("cloud_mask"), card,
-                                      observed_url, tallies(prepared.cells.totals(), observed.cloud, observed.nodata))
+                                      observed_url, prepared.tallies)
     try:
         segmentation_id, created = catalog.add(product, segmentation)
     except CONNECTION_LOST as error:
