@@ -6,7 +6,8 @@
   streamed as NDJSON lines ``{"result": SegmentationResponse}`` in camelCase, errors as ``google.rpc.Status``
   with grpc-gateway's HTTP status, and an error after the first result sent in-band as a last line
   ``{"error": Status}`` (a pilot can tell a cut stream from an empty one); ``GET /v1/statistics:area`` and
-  ``GET /v1/statistics:change`` answer one AreaStatisticsResponse / AreaChangeResponse as JSON;
+  ``GET /v1/statistics:change`` answer one AreaStatisticsResponse / AreaChangeResponse as JSON (``:change-pictures``
+  the latter with its change maps as pictures, for the map page);
 - a segmentation's files, map pictures, XYZ tiles and quicklooks (``map_files``);
 - the STAC API at ``/stac`` (``stac``) and the map page at ``/map`` (``web/``);
 - ``GET /healthz``: whether the catalog is reachable, for callers with a valid, unrevoked certificate and a
@@ -57,16 +58,33 @@ MAP_PAGE = "/map"
 #: path -> (the core's method, the request message, its translation to the core's record)
 ROUTES = {"/v1/segmentation:list": ("list_maps", database_pb2.ListSegmentationRequest, wire.list_query),
           "/v1/segmentation:search": ("search_maps", database_pb2.SearchSegmentationRequest, wire.text_query)}
+def _as_json(respond):
+    """An answer's message as the JSON bindings send it (grpc-gateway's mapping)."""
+    return lambda model_name, found: json_format.MessageToDict(respond(model_name, found))
+
+
+def _change_with_pictures(model_name: str, found) -> dict:
+    """The change binding's answer with each change map drawn for the map page: a Web Mercator PNG (base64,
+    unchanged pixels transparent: the class maps show through) and its bounds, where the binding sends the
+    COG."""
+    response = wire.change_response(model_name, found)
+    body = json_format.MessageToDict(response)
+    for entry, tile_map in zip(body.get("maps", []), response.maps, strict=True):
+        picture = render_cog_png(tile_map.map.encoded_data, transparent=(change.UNCHANGED.index,))
+        entry["map"] = {"png": base64.b64encode(picture.png).decode(), "bounds3857": picture.bounds_3857}
+    return body
+
+
 #: The unary bindings (one JSON answer each): path -> (the core's method, the request message, its translation,
-#: the answer's message)
+#: the answer as JSON); the last is the map page's, change maps as pictures.
 UNARY_ROUTES = {
     "/v1/statistics:area": ("area_statistics", statistics_pb2.AreaStatisticsRequest, wire.statistics_query,
-                            wire.statistics_response),
+                            _as_json(wire.statistics_response)),
     "/v1/statistics:change": ("area_change", statistics_pb2.AreaChangeRequest, wire.change_query,
-                              wire.change_response),
+                              _as_json(wire.change_response)),
+    "/v1/statistics:change-pictures": ("area_change", statistics_pb2.AreaChangeRequest, wire.change_query,
+                                       _change_with_pictures),
 }
-#: The change binding for the map page: change maps as Web Mercator pictures.
-CHANGE_PICTURES_ROUTE = "/v1/statistics:change-pictures"
 _END = object()
 
 
@@ -118,29 +136,7 @@ def build_app(core: DatabaseCore) -> Starlette:
         def answer() -> dict:
             caller = core.authorize(peer_pem(request.scope))
             query = translate(request_from_query(request.query_params.multi_items(), message_type))
-            return json_format.MessageToDict(respond(query.model_name, getattr(core, method)(caller, query, deadline)))
-
-        try:
-            return JSONResponse(await run_in_threadpool(answer))
-        except Exception as error:
-            return error_response(error)
-
-    async def change_pictures(request: Request) -> Response:
-        """The change binding's answer with each change map drawn for the map page: a Web Mercator PNG (base64,
-        unchanged pixels transparent: the class maps show through) and its bounds, where the binding sends the
-        COG."""
-        deadline = core.deadline()
-
-        def answer() -> dict:
-            caller = core.authorize(peer_pem(request.scope))
-            query = wire.change_query(request_from_query(request.query_params.multi_items(),
-                                                         statistics_pb2.AreaChangeRequest))
-            response = wire.change_response(query.model_name, core.area_change(caller, query, deadline))
-            body = json_format.MessageToDict(response)
-            for entry, tile_map in zip(body.get("maps", []), response.maps, strict=True):
-                picture = render_cog_png(tile_map.map.encoded_data, transparent=(change.UNCHANGED.index,))
-                entry["map"] = {"png": base64.b64encode(picture.png).decode(), "bounds3857": picture.bounds_3857}
-            return body
+            return respond(query.model_name, getattr(core, method)(caller, query, deadline))
 
         try:
             return JSONResponse(await run_in_threadpool(answer))
@@ -171,7 +167,6 @@ def build_app(core: DatabaseCore) -> Starlette:
 
     routes = [Route(path, binding, methods=["GET"]) for path in ROUTES]
     routes += [Route(path, unary, methods=["GET"]) for path in UNARY_ROUTES]
-    routes.append(Route(CHANGE_PICTURES_ROUTE, change_pictures, methods=["GET"]))
     routes += MapFiles(core).routes()
     routes.append(Route("/healthz", RequireCaller(healthz, core, endpoint=True), methods=["GET"]))
     routes.append(Route(MAP_PAGE, RequireCaller(map_page, core, endpoint=True), methods=["GET"]))
