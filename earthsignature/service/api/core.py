@@ -237,8 +237,9 @@ class DatabaseCore:
         """What changed inside ``query.area`` between its two periods (the rules: ``catalog.change``)."""
         self._countable_area(query.area)
         self.check_collection(caller, query.model_name)
-        from_values = self._class_values(query.model_name, query.from_categories)
-        to_values = self._class_values(query.model_name, query.to_categories)
+        legend = [share.land_cover for share in self.catalog.legend(query.model_name)]
+        from_values = self._class_values(query.model_name, legend, query.from_categories)
+        to_values = self._class_values(query.model_name, legend, query.to_categories)
         with self.work_slots.held(deadline, "to search the catalog"):
             before, after = self._maps_to_count(query.area, query.model_name, [query.before, query.after])
         advice = "comparing the periods: ask for shorter periods or a smaller area"
@@ -267,9 +268,9 @@ class DatabaseCore:
                                         "shorter period or a smaller area")
         return found
 
-    def _class_values(self, model_name: str, tokens: tuple[str, ...]) -> frozenset[int]:
-        """The pixel values of the model's classes named by ``tokens`` (names or codes)."""
-        legend = [share.land_cover for share in self.catalog.collections(model_name)[0].legend]
+    @staticmethod
+    def _class_values(model_name: str, legend: list, tokens: tuple[str, ...]) -> frozenset[int]:
+        """The pixel values of the classes of the model's ``legend`` named by ``tokens`` (names or codes)."""
         values = set()
         for token in tokens:
             code = class_code(token)

@@ -261,13 +261,23 @@ class Catalog:
         summaries = []
         with self.sessions() as session:
             for model, count, start, end, versions, *bbox in session.execute(query):
-                newest = session.scalars(
-                    sa.select(Segmentation).where(Segmentation.model_name == model)
-                    .options(selectinload(Segmentation.classes)).order_by(Segmentation.id.desc()).limit(1)).one()
+                newest = self._newest(session, model)
                 summaries.append(ModelCollection(
                     model, count, tuple(bbox), start, end, tuple(sorted(versions)),
                     tuple(c.to_share() for c in newest.classes), newest.model_card))
         return summaries
+
+    def legend(self, model_name: str) -> tuple[ClassShare, ...]:
+        """The legend of the model's newest map (empty: no map of that model), without summarizing its maps."""
+        with self.sessions() as session:
+            newest = self._newest(session, model_name)
+            return tuple(c.to_share() for c in newest.classes) if newest is not None else ()
+
+    @staticmethod
+    def _newest(session: Session, model_name: str) -> Segmentation | None:
+        return session.scalars(
+            sa.select(Segmentation).where(Segmentation.model_name == model_name)
+            .options(selectinload(Segmentation.classes)).order_by(Segmentation.id.desc()).limit(1)).first()
 
     def has_model(self, model_name: str) -> bool:
         """Whether any map of this model is stored."""
