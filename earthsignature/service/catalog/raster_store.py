@@ -198,10 +198,6 @@ class RasterStore:
         """A window of a stored raster's first band at full resolution (pixel offsets on its grid)."""
         return _open(gdal_path(url)).read(1, window=Window(column, row, columns, rows))
 
-    def dtype(self, url: str) -> np.dtype:
-        """A stored raster's pixel type."""
-        return np.dtype(_open(gdal_path(url)).dtypes[0])
-
     def nodata(self, url: str) -> int | None:
         """A stored raster's no-data value."""
         value = _open(gdal_path(url)).nodata
