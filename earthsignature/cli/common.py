@@ -29,6 +29,25 @@ class IsoDate(click.ParamType):
 
 ISO_DATE = IsoDate()
 
+
+class IsoPeriod(click.ParamType):
+    """``DATE`` (that day) or ``DATE/DATE`` (as STAC writes intervals), each as ``IsoDate`` reads it:
+    (start, end or None)."""
+
+    name = "period"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        start, _, end = str(value).partition("/")
+        try:
+            return ISO_DATE.convert(start, param, ctx), ISO_DATE.convert(end, param, ctx) if end else None
+        except click.BadParameter:
+            self.fail(f"{value!r} is not DATE or DATE/DATE (ISO 8601: 2023-06-01/2023-06-30)", param, ctx)
+
+
+ISO_PERIOD = IsoPeriod()
+
 config_option = click.option("-c", "--config", default="embedded", show_default=True,
                              help="service config in earthsignature/conf/service/")
 overrides_argument = click.argument("overrides", nargs=-1)

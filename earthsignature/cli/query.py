@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from earthsignature.cli.common import ISO_DATE, config_option, overrides_argument, service_config
+from earthsignature.cli.common import ISO_DATE, ISO_PERIOD, config_option, overrides_argument, service_config
 from earthsignature.core.layout import CertificateFolder
 
 
@@ -126,30 +126,11 @@ def query_stats(wkt, model, start, end, categories, csv_path, address, ca, cert,
         click.echo(f"table in {csv_path}")
 
 
-def _period(text: str) -> tuple[str, str | None]:
-    """``START`` (one day) or ``START/END`` (ISO dates, as STAC writes intervals)."""
-    start, _, end = text.partition("/")
-    for value in (start, end):
-        if value and not _is_date(value):
-            raise click.BadParameter(f"{text!r} is not DATE or DATE/DATE (ISO 8601: 2023-06-01/2023-06-30)")
-    return start, end or None
-
-
-def _is_date(value: str) -> bool:
-    from datetime import datetime
-
-    try:
-        datetime.fromisoformat(value)
-    except ValueError:
-        return False
-    return True
-
-
 @query.command("change")
 @click.option("--wkt", required=True, help="area, EPSG:4326 Well-Known Text")
 @click.option("--model", required=True, help="whose maps to compare (a collection)")
-@click.option("--before", required=True, help="the first period: DATE or DATE/DATE")
-@click.option("--after", required=True, help="the second period: DATE or DATE/DATE")
+@click.option("--before", type=ISO_PERIOD, required=True, help="the first period: DATE or DATE/DATE")
+@click.option("--after", type=ISO_PERIOD, required=True, help="the second period: DATE or DATE/DATE")
 @click.option("--from", "from_categories", multiple=True, help="draw changes from this class (repeatable)")
 @click.option("--to", "to_categories", multiple=True, help="draw changes to this class (repeatable)")
 @click.option("--save", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -167,10 +148,9 @@ def query_change(wkt, model, before, after, from_categories, to_categories, save
     from earthsignature.client.api_client import save_change_maps
     from earthsignature.client.tables import change_matrix, change_text
 
-    periods = _period(before), _period(after)
     try:
         with _client(address, ca, cert, key, insecure, config, overrides) as client:
-            response = client.change_message(wkt, model, *periods, from_categories=from_categories,
+            response = client.change_message(wkt, model, before, after, from_categories=from_categories,
                                              to_categories=to_categories)
     except grpc.RpcError as error:
         raise click.ClickException(f"{error.code().name}: {error.details()}") from error
