@@ -83,3 +83,32 @@ def https(context, url: str, body: bytes | None = None, content_type: str = "app
             return response.status, json.loads(response.read() or b"null")
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read() or b"null")
+
+
+@contextmanager
+def map_page_in_chromium(certs: Certificates, root: str, query: str = "", height: int = 800) -> Iterator[object]:
+    """The map page in Debian's headless Chromium, presenting the pilot's certificate (Playwright's client
+    certificates; the project CA is not the OS's), once the page says it is ready. Any script error on the
+    page fails the test when the page closes."""
+    import shutil
+
+    from playwright.sync_api import sync_playwright
+
+    chromium = shutil.which("chromium")
+    assert chromium, "Chromium is installed by `make setup` (scripts/os-packages.sh)"
+    key, cert = certs.pilot
+    errors = []
+    with sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        try:
+            context = browser.new_context(
+                client_certificates=[{"origin": root, "certPath": str(cert), "keyPath": str(key)}],
+                ignore_https_errors=True, viewport={"width": 1280, "height": height})
+            page = context.new_page()
+            page.on("pageerror", lambda error: errors.append(str(error)))  # a script that failed to run
+            page.goto(f"{root}/map{query}")
+            page.wait_for_selector("body[data-state=ready]", timeout=30_000)
+            yield page
+        finally:
+            browser.close()
+    assert errors == []

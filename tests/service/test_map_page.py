@@ -6,18 +6,16 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
-from playwright.sync_api import sync_playwright
 
 from earthsignature.samples.requests import CLASSES, product_request
 from earthsignature.service.catalog.queryables import class_slug
 
-from .api_fixtures import client_of, server_with_http_app
+from .api_fixtures import client_of, map_page_in_chromium, server_with_http_app
 
 pytestmark = pytest.mark.postgis
 
@@ -35,23 +33,9 @@ def served(module_db, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def page(served):
-    chromium = shutil.which("chromium")
-    assert chromium, "Chromium is installed by `make setup` (scripts/os-packages.sh)"
     certs, root = served
-    key, cert = certs.pilot
-    with sync_playwright() as driver:
-        browser = driver.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-        context = browser.new_context(client_certificates=[{"origin": root, "certPath": str(cert),
-                                                             "keyPath": str(key)}],
-                                      ignore_https_errors=True, viewport={"width": 1280, "height": 1000})
-        page = context.new_page()
-        errors = []
-        page.on("pageerror", lambda error: errors.append(str(error)))  # a script that failed to run
-        page.goto(f"{root}/map")
-        page.wait_for_selector("body[data-state=ready]", timeout=30_000)
+    with map_page_in_chromium(certs, root, height=1000) as page:
         yield page
-        browser.close()
-        assert errors == []
 
 
 def search(page) -> None:

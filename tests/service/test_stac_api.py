@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 import re
-import shutil
 import ssl
 import subprocess
 import sys
@@ -21,7 +20,6 @@ import numpy as np
 import pytest
 import rasterio
 from cryptography import x509
-from playwright.sync_api import sync_playwright
 from pystac_client import Client
 from pystac_client.stac_api_io import StacApiIO
 from pystac_client.warnings import MissingLink
@@ -30,7 +28,7 @@ from earthsignature.client import EarthSignatureClient
 from earthsignature.core.cog import CLOUD_COLOR
 from earthsignature.samples.requests import class_map, product_request
 
-from .api_fixtures import client_of, server_with_http_app
+from .api_fixtures import client_of, map_page_in_chromium, server_with_http_app
 
 pytestmark = pytest.mark.postgis
 TILES = ["34SGH", "31TCJ", "33UUP", "35VLG", "32TQM", "30TWM", "29TNE"]
@@ -210,41 +208,28 @@ def test_errors_are_clear_and_access_needs_a_valid_certificate(stac) -> None:
 def test_the_map_page_finds_maps_in_a_real_browser(stac, tmp_path) -> None:
     """Debian's Chromium, headless, presenting the pilot's certificate (Playwright's client certificates):
     the page lists the models, a search draws footprints and class maps, the legend names the classes present."""
-    chromium = shutil.which("chromium")
-    assert chromium, "Chromium is installed by `make setup` (scripts/os-packages.sh)"
     certs, root, _ = stac
-    key, cert = certs.pilot
     screenshot = tmp_path / "map-page.png"  # the README's picture comes from test_map_page.py
-    with sync_playwright() as driver:
-        browser = driver.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-        try:
-            context = browser.new_context(
-                client_certificates=[{"origin": root, "certPath": str(cert), "keyPath": str(key)}],
-                ignore_https_errors=True, viewport={"width": 1280, "height": 800})  # the project CA is not the OS's
-            page = context.new_page()
-            page.goto(f"{root}/map?basemap=none")
-            page.wait_for_selector("body[data-state=ready]", timeout=30_000)
-            assert page.eval_on_selector_all("#collection option", "o => o.map(x => x.value)") == \
-                ["burnt-unet", "clc-unet"]
-            page.select_option("#collection", "clc-unet")
-            page.fill("#start", "2021-08-01")
-            page.fill("#end", "2021-08-31")
-            page.select_option("#categories", "burnt_areas")
-            page.evaluate("map.getView().setCenter(ol.proj.fromLonLat([0, 0])); map.getView().setZoom(1)")
-            page.click("#run")
-            page.wait_for_selector("body[data-state=done]", timeout=30_000)
-            assert page.inner_text("#status") == "2 maps found"
-            assert page.evaluate("footprints.getFeatures().length") == 2
-            assert page.evaluate("mapLayers.getLayers().getLength()") == 2  # both class maps drawn
-            legend = page.eval_on_selector_all(".legend-entry", "e => e.map(x => x.dataset.class)")
-            assert "burnt_areas" in legend and "clc-unet" in page.inner_text("#legend h2")
-            # the picture: the newest map filling the view, as a pilot zooms in
-            page.evaluate("map.getView().fit(footprints.getFeatures()[0].getGeometry().getExtent(), "
-                          "{padding: [40, 40, 40, 40]})")
-            page.wait_for_timeout(500)
-            page.screenshot(path=str(screenshot))
-        finally:
-            browser.close()
+    with map_page_in_chromium(certs, root, "?basemap=none") as page:
+        assert page.eval_on_selector_all("#collection option", "o => o.map(x => x.value)") == \
+            ["burnt-unet", "clc-unet"]
+        page.select_option("#collection", "clc-unet")
+        page.fill("#start", "2021-08-01")
+        page.fill("#end", "2021-08-31")
+        page.select_option("#categories", "burnt_areas")
+        page.evaluate("map.getView().setCenter(ol.proj.fromLonLat([0, 0])); map.getView().setZoom(1)")
+        page.click("#run")
+        page.wait_for_selector("body[data-state=done]", timeout=30_000)
+        assert page.inner_text("#status") == "2 maps found"
+        assert page.evaluate("footprints.getFeatures().length") == 2
+        assert page.evaluate("mapLayers.getLayers().getLength()") == 2  # both class maps drawn
+        legend = page.eval_on_selector_all(".legend-entry", "e => e.map(x => x.dataset.class)")
+        assert "burnt_areas" in legend and "clc-unet" in page.inner_text("#legend h2")
+        # the picture: the newest map filling the view, as a pilot zooms in
+        page.evaluate("map.getView().fit(footprints.getFeatures()[0].getGeometry().getExtent(), "
+                      "{padding: [40, 40, 40, 40]})")
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(screenshot))
     assert screenshot.stat().st_size > 10_000
 
 
