@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from earthsignature.core.config import load_config, state_home
-from earthsignature.core.manifest import DEFAULT_OVERLAP, DEFAULT_TILE_SIZE
+from earthsignature.core.manifest import DEFAULT_OVERLAP, DEFAULT_TILE_SIZE, INT8_MIN_AGREEMENT
 from earthsignature.core.settings import BackendSettings
 
 
@@ -50,24 +50,40 @@ def _checkpoint_from(source: str, tracking_uri: str | None) -> Path:
 @click.option("--overlap", type=int, default=DEFAULT_OVERLAP, show_default=True, help="recommended tile overlap")
 @click.option("--tolerance", type=float, default=1e-3, show_default=True, help="max |probability diff| vs PyTorch")
 @click.option("--float16-output", is_flag=True, help="probabilities as float16 (half the bytes from a Triton server)")
+@click.option("--int8", is_flag=True, help="quantize to int8 for CPUs (needs --calibration products)")
+@click.option("--calibration", type=click.Path(exists=True, path_type=Path), multiple=True,
+              help="a Sentinel-2 L2A product (SAFE folder, STAC item) whose tiles calibrate --int8; repeatable")
+@click.option("--min-agreement", type=click.FloatRange(0, 1), default=INT8_MIN_AGREEMENT, show_default=True,
+              help="--int8 is refused below this share of held-out pixels classified as the float model does")
 @click.option("--register/--no-register", default=True, show_default=True,
               help="register the export as a new version in the MLflow registry")
 @_tracking_option
 def export_command(source: str, name: str, out: Path | None, tile_size: int, overlap: int, tolerance: float,
-                   float16_output: bool, register: bool, tracking_uri: str | None) -> None:
+                   float16_output: bool, int8: bool, calibration: tuple[Path, ...], min_agreement: float,
+                   register: bool, tracking_uri: str | None) -> None:
     """Export a checkpoint (path or runs:/RUN_ID) to ONNX + manifest, verify parity, register it."""
+    from earthsignature.core.product import ProductError
     from earthsignature.export.onnx_export import ExportError
-    from earthsignature.export.release import export_and_register
+    from earthsignature.export.release import Int8Request, export_and_register
 
+    if int8 and not calibration:
+        raise click.UsageError("--int8 needs --calibration: products whose tiles calibrate and check the model")
+    if calibration and not int8:
+        raise click.UsageError("--calibration is for --int8 exports")
     out = out or state_home() / "exports" / name
     registry = _registry(tracking_uri) if register else None
+    request = Int8Request(calibration, min_agreement) if int8 else None
     try:
         folder, manifest, report = export_and_register(_checkpoint_from(source, tracking_uri), out, name, registry,
-                                                       tile_size, overlap, tolerance, float16_output)
-    except (ExportError, FileNotFoundError) as error:
+                                                       tile_size, overlap, tolerance, float16_output, request)
+    except (ExportError, ProductError, FileNotFoundError) as error:
         raise click.ClickException(str(error)) from error
     click.echo(f"{folder.onnx}  max |probability diff| {report.max_abs_diff:.2e}, "
                f"argmax agreement {report.argmax_agreement:.5f} on {len(report.shapes)} input sizes")
+    if manifest.quantization is not None:
+        quantization = manifest.quantization
+        click.echo(f"int8: argmax agreement with the float model {quantization.argmax_agreement:.4f} on "
+                   f"{quantization.parity_tiles} held-out tiles (calibrated on {quantization.calibration_tiles})")
     if register:
         click.echo(f"registered {manifest.name} version {manifest.version}")
 

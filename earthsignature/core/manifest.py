@@ -27,6 +27,8 @@ OUTPUT_KINDS = ("probabilities", "logits")
 #: The tile a model is run on and the overlap between neighbouring tiles, unless its export says otherwise.
 DEFAULT_TILE_SIZE = 256
 DEFAULT_OVERLAP = 32
+#: An int8 model is refused below this share of held-out pixels classified as its float export does.
+INT8_MIN_AGREEMENT = 0.99
 
 
 def scale_and_center(image: ArrayT, minimum: float, maximum: float, mean: ArrayT) -> ArrayT:
@@ -75,6 +77,22 @@ class ModelCard:
 
 
 @dataclass(frozen=True)
+class Quantization:
+    """How an int8 model was made from its float export, and how closely the two agree."""
+
+    method: str  # the quantizer and its choices (format, weight and activation types, calibration)
+    calibration_products: tuple[str, ...]  # the products whose tiles calibrated the activation ranges
+    calibration_tiles: int
+    parity_tiles: int  # other tiles of the same products, held out from calibration
+    argmax_agreement: float  # share of their valid pixels classified alike by the int8 and float models
+    min_agreement: float  # below it the quantization was to be refused
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> Quantization:
+        return cls(**{**values, "calibration_products": tuple(values["calibration_products"])})
+
+
+@dataclass(frozen=True)
 class ModelManifest:
     name: str
     task: str
@@ -93,6 +111,8 @@ class ModelManifest:
     output_kind: str = "probabilities"
     #: float32, or float16: half the bytes between a Triton server and its clients, and in memory
     output_dtype: str = "float32"
+    #: Set on int8 models (``export --int8``): their weights and activations are 8-bit integers.
+    quantization: Quantization | None = None
     source: Mapping[str, Any] = field(default_factory=dict)  # checkpoint, training run, git commit
     format_version: int = FORMAT_VERSION
 
@@ -115,6 +135,11 @@ class ModelManifest:
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+    @property
+    def precision(self) -> str:
+        """``int8`` for a quantized model, else ``float32`` (its output may still leave as float16)."""
+        return "int8" if self.quantization is not None else "float32"
 
     @property
     def model_id(self) -> str:
@@ -147,6 +172,8 @@ class ModelManifest:
         values["classes"] = [c.to_dict() for c in self.classes]
         values["normalization"] = dict(self.normalization)
         values["source"] = dict(self.source)
+        if self.quantization is not None:
+            values["quantization"]["calibration_products"] = list(self.quantization.calibration_products)
         return values
 
     @classmethod
@@ -157,8 +184,9 @@ class ModelManifest:
             classes = tuple(LandCoverClass.from_dict(c) for c in values["classes"])
             known = {k: values[k] for k in cls.__dataclass_fields__ if k in values}
             known.setdefault("output_kind", "logits")  # manifests written before the softmax moved in the graph
+            quantization = Quantization.from_dict(values["quantization"]) if values.get("quantization") else None
             return cls(**{**known, "bands": tuple(values["bands"]), "classes": classes,
-                          "resolution": float(values["resolution"])})
+                          "resolution": float(values["resolution"]), "quantization": quantization})
         except (KeyError, TypeError) as error:
             raise ManifestError(f"not a model manifest: {error!r}") from error
 

@@ -34,6 +34,8 @@ RESOLUTION_M = 10.0  # the models read 10 m grids (20 m and 60 m bands are resam
 
 
 LOGITS = "logits"  # the network's own output, inside the graph
+#: The name of every node of the appended softmax begins so (int8 quantization leaves them in float32).
+SOFTMAX_PREFIX = "softmax/"
 
 
 def append_softmax(onnx_path: Path, logits: str, probabilities: str, float16: bool = False) -> None:
@@ -54,6 +56,8 @@ def append_softmax(onnx_path: Path, logits: str, probabilities: str, float16: bo
     if float16:  # computed in float32, handed over in float16
         nodes.append(onnx.helper.make_node("Cast", ["softmax_probabilities"], [probabilities],
                                            to=onnx.TensorProto.FLOAT16))
+    for node in nodes:
+        node.name = f"{SOFTMAX_PREFIX}{node.op_type}"
     model.graph.initializer.append(axes)
     model.graph.node.extend(nodes)
     model.graph.output.remove(output)

@@ -97,8 +97,8 @@ class ModelRegistry:
             registered = manifest.with_version(version)
             mlflow.log_dict(registered.to_dict(), ModelFolder.MANIFEST_NAME)
         gate = manifest.source.get("promotion") or {}
-        tags = {"task": manifest.task, "run_id": run.info.run_id, "data_source": card.training_data,
-                "data_kind": card.data_kind, "test_set": card.test_set,
+        tags = {"task": manifest.task, "precision": manifest.precision, "run_id": run.info.run_id,
+                "data_source": card.training_data, "data_kind": card.data_kind, "test_set": card.test_set,
                 "git_commit": self._git_commit(training_run),
                 GATE_TAG: json.dumps(gate, sort_keys=True) if gate.get("minimum") or gate.get("beat_champion")
                 else ""}

@@ -10,8 +10,9 @@ Layout, one folder per model, one sub-folder per registry version::
 A newly promoted version arrives as a new version folder (written aside, then renamed into place), so a
 server in ``poll`` or ``explicit`` model-control mode serves it without a restart; the version policy
 keeps the newest ``num_versions`` loaded. ``backend="onnxruntime"`` (``platform: onnxruntime_onnx``) is
-for production servers; ``backend="python"`` wraps the same ONNX file in a Python-backend ``model.py``
-running ONNX Runtime, for servers built without the onnxruntime backend (such as the one the tests run).
+for production servers (an int8 export, ``export --int8``, on CPU instances only); ``backend="python"``
+wraps the same ONNX file in a Python-backend ``model.py`` running ONNX Runtime, for servers built without
+the onnxruntime backend (such as the one the tests run).
 """
 
 from __future__ import annotations
@@ -85,6 +86,11 @@ class ServingOptions:
 
 
 def model_config(manifest: ModelManifest, options: ServingOptions) -> mc.ModelConfig:
+    """The model's config.pbtxt. Inputs and outputs keep their float types for an int8 model too (the
+    quantization is inside its graph); such a model is for CPU instances only."""
+    if manifest.quantization is not None and options.instance_kind == "gpu":
+        raise ValueError(f"{manifest.model_id} is int8, quantized for CPUs (ONNX Runtime's CPU kernels); "
+                         "deploy its float export on GPU instances")
     config = mc.ModelConfig(name=manifest.name, max_batch_size=options.max_batch_size)
     if options.backend == "onnxruntime":
         config.platform = "onnxruntime_onnx"

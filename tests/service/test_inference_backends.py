@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -184,3 +185,18 @@ def test_float16_probabilities_cross_the_wire_at_half_the_bytes(tiny_checkpoints
     assert local.dtype == remote.dtype == np.float16 and local.nbytes * 2 == full.nbytes
     np.testing.assert_allclose(remote.astype(np.float32), full, atol=2e-3)
     np.testing.assert_allclose(remote.astype(np.float32), local.astype(np.float32), atol=1e-3)
+
+
+def test_an_int8_model_is_served_like_it_runs_in_process(models, server, tmp_path) -> None:
+    from earthsignature.export.quantize import ProductTiles, quantize_export
+
+    running, repository = server
+    onnx_path, _ = models[0]
+    calibration = ProductTiles(tiles(4, seed=7), tiles(2, seed=8), np.ones((2, 40, 40), bool), ("random",))
+    folder, int8 = quantize_export(onnx_path.parent, calibration, tmp_path / "int8", min_agreement=0.0)
+    served = dataclasses.replace(int8, name="clc-tiny-int8").with_version("1")
+    write_model(repository, folder.onnx, served, OPTIONS)  # the server polls the repository
+    x = tiles(3, seed=9)
+    remote = TritonBackend(running.grpc_url, served, wait_ready_s=60).predict(x)
+    np.testing.assert_allclose(remote, OnnxRuntimeBackend(folder.onnx, int8).predict(x), atol=1e-6)
+    assert int8.precision == "int8" and not np.allclose(remote, OnnxRuntimeBackend(*models[0]).predict(x), atol=1e-6)
