@@ -106,23 +106,32 @@ def test_confidence_keeps_zero_for_no_data_and_certainty_readable() -> None:
     assert values.tolist() == [1, 1, 128, 254, 255, 255]  # 0.998 and certainty no longer read as no data
 
 
-def test_memory_is_bounded_by_the_configuration_not_the_product_height(product, model, tmp_path) -> None:
+def test_memory_does_not_grow_with_the_product_height(tiny_checkpoints, tmp_path) -> None:
+    """Peak memory on a product taller than one read chunk and on one twice as tall. Sentinel-2 tiles are
+    square, so the taller product is also twice as wide, and the segmenter's rows twice as long: what must
+    not grow is the peak per column. (Holding the whole product would double it; the 1098 px product's
+    second chunk is 74 rows against 1024, hence a 15 % margin.)"""
     import tracemalloc
 
+    from earthsignature.service.inference.product_input import CHUNK_ROWS
     from earthsignature.service.inference.segmenter import working_memory
 
-    onnx_path, manifest = model
-    backend = OnnxRuntimeBackend(onnx_path, manifest, batch_size=2)
-    with ProductInput(open_product(product), manifest) as source:
-        tracemalloc.start()
-        segment_product(source, backend, tmp_path)
-        _, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
-        bound = working_memory(manifest, source.height, source.width, batch=2)
-    assert peak <= 1.25 * bound, (peak, bound)
-    # past one chunk of rows, the height changes nothing: 10 or 100 times as tall, the same bound
-    assert working_memory(manifest, 10 * source.height, source.width, 2) == working_memory(
-        manifest, 100 * source.height, source.width, 2)
+    onnx_path, manifest, _ = export_checkpoint(tiny_checkpoints[0], tmp_path / "model", "clc-tiny", 128, 16)
+    per_column = []
+    for size in (1098, 2196):
+        assert size > CHUNK_ROWS
+        spec = ProductSpec(size=size, seed=4, cloud_cover=10, nodata_fraction=0.2, feature_size=40)
+        product = write_product(tmp_path / f"products-{size}", spec)
+        with ProductInput(open_product(product), manifest) as source:
+            tracemalloc.start()
+            segment_product(source, OnnxRuntimeBackend(onnx_path, manifest, batch_size=2), tmp_path / str(size))
+            _, peak = tracemalloc.get_traced_memory()
+            tracemalloc.stop()
+            assert peak <= 1.25 * working_memory(manifest, source.height, source.width, batch=2)
+        per_column.append(peak / size)
+    assert per_column[1] <= 1.15 * per_column[0], per_column
+    # the code's own bound says the same: past one chunk of rows, the height changes nothing
+    assert working_memory(manifest, 10 * 1098, 1098, 2) == working_memory(manifest, 100 * 1098, 1098, 2)
 
 
 @pytest.mark.parametrize("length", [65, 100, 120, 129, 300, 1098, 10980])
