@@ -1,8 +1,8 @@
 """int8 models for CPUs: ONNX Runtime's static quantization of an exported float model, checked against it.
 
 The float export (``model.onnx``, softmax in the graph) is quantized in the QDQ format: weights as int8 per
-output channel, activations as uint8 with ranges calibrated (MinMax) on tiles of real products, read and
-normalised exactly as the monitor reads them (``ProductInput``). The softmax at the end stays in float32,
+output channel, activations as uint8 with ranges calibrated on tiles of real products (each tile's
+minimum and maximum, averaged), read and normalised exactly as the monitor reads them (``ProductInput``). The softmax at the end stays in float32,
 so the confidence keeps its resolution, and so do the first and last convolutions. The int8 model is then
 run beside the float one on *other* tiles of the same products (held out from calibration): the share of
 valid pixels whose class (argmax) agrees must reach ``min_agreement`` (0.99 by default), else the
@@ -34,7 +34,7 @@ from earthsignature.export.onnx_export import LOGITS, SOFTMAX_PREFIX, ExportErro
 from earthsignature.service.inference.product_input import ProductInput
 
 METHOD = ("onnxruntime static quantization, QDQ: int8 weights per output channel, uint8 activations "
-          "calibrated (MinMax) on product tiles; softmax, first and last convolutions in float32")
+          "calibrated on product tiles (MinMax, averaged over tiles); softmax, first and last convolutions in float32")
 #: A tile is representative when most of it holds data (no-data edges would only stretch the ranges).
 MIN_VALID_SHARE = 0.9
 
@@ -121,6 +121,9 @@ def quantize_export(float_folder: Path, tiles: ProductTiles, out_dir: Path,
         quantize_static(str(prepared), str(quantized), _Tiles(manifest.input_name, tiles.calibration),
                         quant_format=QuantFormat.QDQ, per_channel=True, weight_type=QuantType.QInt8,
                         activation_type=QuantType.QUInt8, calibrate_method=CalibrationMethod.MinMax,
+                        # each range the mean of the tiles' ranges, not the extremes of all: measured
+                        # 0.988 -> 0.993 agreement on a trained model, the same on others
+                        extra_options={"CalibMovingAverage": True},
                         nodes_to_exclude=_float_nodes(prepared))
         agreement = argmax_agreement(source.onnx, quantized, manifest, tiles.held_out, tiles.held_out_valid)
         if agreement < min_agreement:
