@@ -1,5 +1,5 @@
 """The seed-size model on a GPU: ONNX Runtime's CUDA and TensorRT execution providers (float32, and float16
-through TensorRT), a few batch sizes, beside the CPU provider on the same machine; JPEG 2000 decoding
+through TensorRT), a few batch sizes, beside the CPU provider on the same machine (float32 and int8); JPEG 2000 decoding
 throughput on its cores, and on the GPU where nvImageCodec is installed. Every figure goes to
 ``benchmarks/results/gpu.json`` with the device named.
 
@@ -26,16 +26,18 @@ from pathlib import Path
 import numpy as np
 from monitor import model, product
 from results_file import write_results
+from seed_model import int8_model
 
 from earthsignature.core.layout import ModelFolder
 from earthsignature.core.manifest import ModelManifest
 
-#: name -> (the model service's provider names, ONNX Runtime provider options)
+#: name -> (the model service's provider names, ONNX Runtime provider options, the export: float32 or int8)
 CONTENDERS = {
-    "cpu float32": (["cpu"], {}),
-    "cuda float32": (["cuda"], {}),
-    "tensorrt float32": (["tensorrt"], {}),
-    "tensorrt float16": (["tensorrt"], {"trt_fp16_enable": True}),
+    "cpu float32": (["cpu"], {}, "float32"),
+    "cpu int8": (["cpu"], {}, "int8"),
+    "cuda float32": (["cuda"], {}, "float32"),
+    "tensorrt float32": (["tensorrt"], {}, "float32"),
+    "tensorrt float16": (["tensorrt"], {"trt_fp16_enable": True}, "float32"),
 }
 
 
@@ -78,10 +80,11 @@ def tiles_per_second(run, batch: np.ndarray, seconds: float) -> float:
     return len(batch) * calls / (time.perf_counter() - start)
 
 
-def model_rows(folder: ModelFolder, tile: int, batches: list[int], seconds: float) -> list[dict]:
-    manifest = ModelManifest.load(folder.manifest)
+def model_rows(folders: dict[str, ModelFolder], tile: int, batches: list[int], seconds: float) -> list[dict]:
+    manifest = ModelManifest.load(folders["float32"].manifest)
     rows = []
-    for name, (providers, options) in CONTENDERS.items():
+    for name, (providers, options, precision) in CONTENDERS.items():
+        folder = folders[precision]
         try:
             made = session(folder.onnx, providers, options, folder.path / "trt-cache")
         except Exception as error:  # any refusal is the figure, recorded with its reason
@@ -141,7 +144,9 @@ def main() -> None:
     args = parser.parse_args()
     device = device_name()
     print(f"device: {device}", flush=True)
-    rows = model_rows(ModelFolder(model(64, 4)), args.tile, args.batches, args.seconds)
+    float_dir = model(64, 4)
+    folders = {"float32": ModelFolder(float_dir), "int8": ModelFolder(int8_model(float_dir, product(2196, 2, "33UUP")))}
+    rows = model_rows(folders, args.tile, args.batches, args.seconds)
     decoding = jpeg2000_rows(product(args.product_size, 0, "34SGH"))
     measured = [r for r in rows if "refused" not in r]
     pending = sorted({r["contender"] for r in rows if "refused" in r})
