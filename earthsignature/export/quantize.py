@@ -1,12 +1,12 @@
 """int8 models for CPUs: ONNX Runtime's static quantization of an exported float model, checked against it.
 
 The float export (``model.onnx``, softmax in the graph) is quantized in the QDQ format: weights as int8 per
-output channel, activations as uint8 with ranges calibrated on tiles of real products (each tile's
-minimum and maximum, averaged), read and normalised exactly as the monitor reads them (``ProductInput``). The softmax at the end stays in float32,
-so the confidence keeps its resolution, and so do the first and last convolutions. The int8 model is then
-run beside the float one on *other* tiles of the same products (held out from calibration): the share of
-valid pixels whose class (argmax) agrees must reach ``min_agreement`` (0.99 by default), else the
-quantization is refused and nothing is written.
+output channel, activations as uint8 with ranges calibrated on tiles of real products (each tile's minimum
+and maximum, averaged), read and normalised exactly as the monitor reads them (``ProductInput``). The
+softmax at the end stays in float32, so the confidence keeps its resolution, and so do the first and last
+convolutions. The int8 model is then run beside the float one on *other* tiles of the same products (held
+out from calibration): the share of valid pixels whose class (argmax) agrees must reach ``min_agreement``
+(0.99 by default), else the quantization is refused and nothing is written.
 
 On CPUs with VNNI or AMX (int8 dot products) ONNX Runtime fuses the QDQ pairs into integer convolutions;
 on GPUs the float export is the one to deploy (TensorRT and CUDA want their own precision choices).
