@@ -215,9 +215,20 @@ def _insert_segmentations(connection, count: int) -> None:
 
 
 def _insert_class_statistics(connection) -> None:
+    """The staged statistics, with their map's acquisition start where the schema keeps it (0005 on;
+    the migration tests write catalogs of earlier revisions too)."""
+    timed = connection.execute(sa.text(
+        "SELECT count(*) FROM information_schema.columns WHERE table_schema = current_schema() "
+        "AND table_name = 'class_statistics' AND column_name = 'start_time'")).scalar_one()
+    if not timed:
+        connection.execute(sa.text(
+            "INSERT INTO class_statistics (segmentation_id, value, code, name, color, pixel_count, fraction) "
+            "SELECT id, value, code, name, color, pixel_count, fraction FROM staged_classes"))
+        return
     connection.execute(sa.text(
-        "INSERT INTO class_statistics (segmentation_id, value, code, name, color, pixel_count, fraction) "
-        "SELECT id, value, code, name, color, pixel_count, fraction FROM staged_classes"))
+        "INSERT INTO class_statistics (segmentation_id, value, code, name, color, pixel_count, fraction, start_time) "
+        "SELECT c.id, c.value, c.code, c.name, c.color, c.pixel_count, c.fraction, p.start_time "
+        "FROM staged_classes AS c JOIN segmentations AS s ON s.id = c.id JOIN products AS p ON p.id = s.product_pk"))
 
 
 def catalog_size_bytes(url: str) -> int:

@@ -4,6 +4,7 @@ catalog that holds data."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -90,6 +91,38 @@ def test_a_filter_on_a_class_share_reads_the_share_index(catalog: Catalog) -> No
         "clc-unet", "burnt-area", "crops"}
 
 
+def test_a_share_filter_reads_the_newest_matching_maps_first(catalog: Catalog) -> None:
+    """Every result must meet the share condition: only a few pages of the newest maps that hold the class
+    so are gathered, in time order, from a share index; under ``or`` all of them are. Both page
+    alike, and a page the few newest cannot fill (another condition refuses them) is searched again."""
+    share = {"op": ">", "args": [{"property": "fraction:burnt"}, 0.2]}
+    everything = {"op": "or", "args": [share, False]}  # the same maps, the condition not a top-level one
+    for tree, gathered in ((share, 40), (everything, None)):
+        plan = catalog.plan(Filters(expression=tree, limit=10))
+        (ids,) = [node for node in nodes(plan) if node.get("Parent Relationship") == "InitPlan"]
+        assert indexes(ids) & {"ix_class_statistics_share", "ix_class_statistics_share_time"}
+        assert (ids["Node Type"], ids["Plan Rows"]) == ("Limit", gathered) if gathered else ids["Node Type"] != "Limit"
+        assert not read_whole(plan) and "pk_segmentations" in indexes(plan)  # then the maps found by id
+
+    def pages(filters: Filters, count: int = 4) -> list[int]:
+        ids, token = [], ""
+        for _ in range(count):
+            page = catalog.search(dataclasses.replace(filters, page_token=token))
+            ids += [found.segmentation.id for found in page]
+            if len(page) < filters.limit:
+                break
+            last = page[-1].segmentation
+            token = PageKey(last.product.start_time, last.id).token()
+        return ids
+
+    newest = pages(Filters(expression=share, limit=10))
+    assert len(newest) == 40 and newest == pages(Filters(expression=everything, limit=10))
+    oldest = catalog.search(Filters(expression=everything, limit=1000))[-1].segmentation
+    rare = Filters(expression=share, tile_ids=(oldest.product.tile_id,), limit=10)
+    found = pages(rare, 100)
+    assert oldest.id in found and found == pages(dataclasses.replace(rare, expression=everything), 100)
+
+
 def test_a_deep_page_starts_where_the_token_points(catalog: Catalog) -> None:
     with catalog.engine.connect() as connection:
         start_time, segmentation_id = connection.execute(sa.text(
@@ -105,7 +138,8 @@ def test_a_deep_page_starts_where_the_token_points(catalog: Catalog) -> None:
 
 
 def test_migrating_a_catalog_that_holds_data(postgis_db: str, tmp_path: Path) -> None:
-    """From the previous revision, with maps in it, to the head and back: nothing lost, the index built."""
+    """From earlier revisions, with maps in them, to the head and back: nothing lost, the indexes built, each
+statistic dated by its product."""
     assert upgrade(postgis_db, "0002") == "0002"
     write_catalog(postgis_db, 3_000, RasterStore(str(tmp_path / "store")))
     engine = sa.create_engine(postgis_db)
@@ -113,18 +147,30 @@ def test_migrating_a_catalog_that_holds_data(postgis_db: str, tmp_path: Path) ->
     def state() -> tuple:
         with engine.connect() as connection:
             return connection.execute(sa.text(
-                "SELECT count(*), sum(fraction), count(DISTINCT segmentation_id) FROM class_statistics")).one()
+                # rounded: 0005 rewrites the rows, and a float sum's last digits follow their order
+                "SELECT count(*), round(sum(fraction)::numeric, 9), count(DISTINCT segmentation_id) "
+                "FROM class_statistics")).one()
 
     def new_indexes() -> set[str]:
         with engine.connect() as connection:
             return set(connection.execute(sa.text(
                 "SELECT indexname FROM pg_indexes WHERE indexname IN ('ix_class_statistics_share', "
-                "'ix_products_footprint_time', 'ix_products_footprint')")).scalars())
+                "'ix_class_statistics_share_time', 'ix_products_footprint_time', 'ix_products_footprint')"
+            )).scalars())
+
+    def misdated() -> int:
+        """Statistics whose acquisition start is not their product's (0005 copies it)."""
+        with engine.connect() as connection:
+            return connection.execute(sa.text(
+                "SELECT count(*) FROM class_statistics c JOIN segmentations s ON s.id = c.segmentation_id "
+                "JOIN products p ON p.id = s.product_pk WHERE c.start_time IS DISTINCT FROM p.start_time")).scalar_one()
 
     before = state()
     assert new_indexes() == {"ix_products_footprint"}
-    assert upgrade(postgis_db) == head_revision() == "0004"
-    assert state() == before and new_indexes() == {"ix_class_statistics_share", "ix_products_footprint_time"}
+    assert upgrade(postgis_db) == head_revision() == "0005"
+    assert state() == before and misdated() == 0
+    assert new_indexes() == {"ix_class_statistics_share", "ix_class_statistics_share_time",
+                             "ix_products_footprint_time"}
     command.downgrade(alembic_config(postgis_db), "0002")
     assert state() == before and new_indexes() == {"ix_products_footprint"}
     engine.dispose()

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.postgis
 
 def test_migrations_build_the_model_schema(postgis_db: str) -> None:
     assert current_revision(postgis_db) is None
-    assert upgrade(postgis_db) == head_revision() == "0004"
+    assert upgrade(postgis_db) == head_revision() == "0005"
     engine = sa.create_engine(postgis_db)
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
@@ -25,7 +25,7 @@ def test_migrations_build_the_model_schema(postgis_db: str) -> None:
     engine.dispose()
     assert differences == []
     assert indexes["ix_products_footprint_time"]["column_names"] == ["footprint", "start_time"]  # one GiST
-    assert upgrade(postgis_db) == "0004"  # idempotent
+    assert upgrade(postgis_db) == "0005"  # idempotent
 
 
 def test_downgrade_removes_the_catalog(postgis_db: str) -> None:

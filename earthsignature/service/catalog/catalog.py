@@ -28,9 +28,12 @@ from earthsignature.core.classes import ClassShare, class_code
 from earthsignature.service.catalog import stac_filter
 from earthsignature.service.catalog.items import item_keys
 from earthsignature.service.catalog.observations import Tallies
+from earthsignature.service.catalog.queryables import NewestFirst
 from earthsignature.service.catalog.tables import ClassStatistic, Product, Segmentation
 
 SEARCH_CONFIG = "english"
+#: A class-share condition first gathers this many pages of the newest maps that meet it (``search``).
+SHARE_PAGES = 4
 #: the text-search configuration as a constant of its own type (a parameter of type regconfig has no
 #: literal form, so EXPLAIN could not show the plan of a text query)
 _SEARCH_CONFIG_SQL = sa.literal_column(f"'{SEARCH_CONFIG}'::regconfig")
@@ -203,7 +206,7 @@ class Catalog:
         key = f"{product.product_id}\x1f{segmentation.model_name}\x1f{segmentation.model_version}"
         with self.sessions.begin() as session:
             session.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key})
-            product_pk = self._upsert_product(session, product)
+            product_pk, start_time = self._upsert_product(session, product)
             existing = session.scalar(sa.select(Segmentation.id).where(
                 Segmentation.product_pk == product_pk, Segmentation.model_name == segmentation.model_name,
                 Segmentation.model_version == segmentation.model_version))
@@ -219,7 +222,7 @@ class Catalog:
                 crs=segmentation.crs, geotransform=[float(v) for v in segmentation.geotransform],
                 width=segmentation.width,
                 height=segmentation.height, search_document=sa.func.to_tsvector(SEARCH_CONFIG, document),
-                classes=[ClassStatistic.from_share(c) for c in segmentation.classes],
+                classes=[ClassStatistic.from_share(c, start_time) for c in segmentation.classes],
                 model_card=dict(segmentation.model_card) if segmentation.model_card else None,
                 observed_url=segmentation.observed_url, **_tally_columns(segmentation.tallies))
             session.add(row)
@@ -227,7 +230,8 @@ class Catalog:
             return row.id, True
 
     @staticmethod
-    def _upsert_product(session: Session, product: ProductRecord) -> int:
+    def _upsert_product(session: Session, product: ProductRecord) -> tuple[int, datetime]:
+        """The stored product's key and acquisition start (the first store of a product keeps its times)."""
         footprint = product.footprint
         if isinstance(footprint, Polygon):
             footprint = MultiPolygon([footprint])
@@ -236,7 +240,9 @@ class Catalog:
                   "end_time": product.end_time, "footprint": from_shape(footprint, srid=4326),
                   "cloud_cover": product.cloud_cover, "quicklook_url": product.quicklook_url}
         session.execute(insert(Product).values(**values).on_conflict_do_nothing(index_elements=["product_id"]))
-        return session.scalar(sa.select(Product.id).where(Product.product_id == product.product_id))
+        pk, start_time = session.execute(sa.select(Product.id, Product.start_time)
+                                         .where(Product.product_id == product.product_id)).one()
+        return pk, start_time
 
     # -- reading ------------------------------------------------------------------------------------
 
@@ -293,10 +299,28 @@ class Catalog:
             return list(session.scalars(query))
 
     def search(self, filters: Filters) -> list[Found]:
-        query = self._search_query(filters).options(selectinload(Segmentation.classes),
-                                                    selectinload(Segmentation.product))
+        """A page of segmentations, newest first. A class-share condition that every result must meet
+        gathers only the newest few times a page of the maps it holds; should they not fill the page (other
+        conditions refused most), the page is searched again with all of them."""
+        newest = self._newest_first(filters)
+        found = self._found(filters, newest)
+        if newest is not None and newest.applied and len(found) < filters.limit:
+            found = self._found(filters, None)
+        return found
+
+    def _found(self, filters: Filters, newest: NewestFirst | None) -> list[Found]:
+        query = self._search_query(filters, newest).options(selectinload(Segmentation.classes),
+                                                            selectinload(Segmentation.product))
         with self.sessions() as session:
             return [Found(row) for row in session.scalars(query)]
+
+    @staticmethod
+    def _newest_first(filters: Filters) -> NewestFirst | None:
+        if filters.expression is None:
+            return None
+        token = PageKey.parse(filters.page_token) if filters.page_token else None
+        return NewestFirst(SHARE_PAGES * filters.limit,
+                           (token.start_time, token.segmentation_id) if token else None, filters.end)
 
     def count(self, filters: Filters, cap: int) -> int | None:
         """How many segmentations match ``filters`` (all pages), counted up to ``cap``; None beyond it (a count
@@ -309,19 +333,20 @@ class Catalog:
         return counted if counted <= cap else None
 
     def plan(self, filters: Filters) -> dict:
-        """PostgreSQL's plan for ``search(filters)`` (EXPLAIN, not run): which indexes it reads."""
-        sql = self._search_query(filters).compile(self.engine, compile_kwargs={"literal_binds": True})
+        """PostgreSQL's plan for ``search(filters)``'s first query (EXPLAIN, not run): which indexes it reads."""
+        sql = self._search_query(filters, self._newest_first(filters)).compile(
+            self.engine, compile_kwargs={"literal_binds": True})
         with self.engine.connect() as connection:
             return connection.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {sql}").scalar_one()[0]["Plan"]
 
-    def _search_query(self, filters: Filters) -> sa.Select:
+    def _search_query(self, filters: Filters, newest: NewestFirst | None = None) -> sa.Select:
         query = sa.select(Segmentation).join(Product)
-        for condition in self._conditions(filters):
+        for condition in self._conditions(filters, newest):
             query = query.where(condition)
         return query.order_by(Product.start_time.desc(), Segmentation.id.desc()).limit(filters.limit)
 
     @staticmethod
-    def _conditions(filters: Filters) -> list[sa.ColumnElement[bool]]:
+    def _conditions(filters: Filters, newest: NewestFirst | None = None) -> list[sa.ColumnElement[bool]]:
         conditions: list[sa.ColumnElement[bool]] = []
         if filters.area is not None:
             conditions.append(sa.func.ST_Intersects(Product.footprint, from_shape(filters.area, srid=4326)))
@@ -354,7 +379,7 @@ class Catalog:
             conditions.append(sa.tuple_(Product.product_id, Segmentation.model_name, Segmentation.model_version)
                               .in_(keys) if keys else sa.false())
         if filters.expression is not None:
-            conditions.append(stac_filter.condition(filters.expression))
+            conditions.append(stac_filter.condition(filters.expression, newest=newest))
         if filters.page_token:
             key = PageKey.parse(filters.page_token)
             conditions.append(sa.tuple_(Product.start_time, Segmentation.id) < sa.tuple_(key.start_time,

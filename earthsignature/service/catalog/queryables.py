@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,6 +22,19 @@ from earthsignature.service.catalog.items import item_id_sql
 from earthsignature.service.catalog.tables import PRESENT, ClassStatistic, Product, Segmentation, class_slug_sql
 
 FRACTION_PREFIX = "fraction:"
+
+
+@dataclass
+class NewestFirst:
+    """A search's page, for a class-share condition that every result must meet (a top-level conjunct):
+    only the ``count`` newest maps that meet it, after the page token (``before``: start time and
+    segmentation id) and up to the search's end, need be gathered. The translation sets ``applied`` when
+    it bounds a condition so; a page the bounded search does not fill is then searched again without."""
+
+    count: int
+    before: tuple[datetime, int] | None = None
+    until: datetime | None = None
+    applied: bool = False
 
 
 @dataclass(frozen=True)
@@ -32,9 +46,10 @@ class Queryable:
     #: the item property's value for a stored segmentation; None: an item member, not a property (id, geometry)
     value: Callable[[Segmentation], Any] | None = None
     schema: Mapping[str, Any] = field(default_factory=dict)  # beyond title and type
-    #: ``where(compare, number)``: the condition ``sql() <compare> number`` in a form an index answers, or None
-    #: where it cannot (then the translator compares ``sql()``)
-    where: Callable[[Callable, float], sa.ColumnElement[bool] | None] | None = None
+    #: ``where(compare, number, newest)``: the condition ``sql() <compare> number`` in a form an index answers,
+    #: or None where it cannot (then the translator compares ``sql()``); ``newest``, where the condition is
+    #: one every result must meet, lets it gather only a page's worth of the newest maps
+    where: Callable[[Callable, float, NewestFirst | None], sa.ColumnElement[bool] | None] | None = None
 
     def schema_entry(self) -> dict[str, Any]:
         types = {"string": {"type": "string"}, "number": {"type": "number"},
@@ -92,6 +107,19 @@ def class_slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
 
 
+def _newest(query: sa.Select, newest: NewestFirst) -> sa.ScalarSelect:
+    """``query`` over class statistics, in the search's order (newest first), after its page token and up to
+    its end, ``newest.count`` rows."""
+    if newest.before is not None:
+        query = query.where(sa.tuple_(ClassStatistic.start_time, ClassStatistic.segmentation_id)
+                            < sa.tuple_(*newest.before))
+        query = query.where(ClassStatistic.start_time <= newest.before[0])  # enters the index at the token
+    if newest.until is not None:
+        query = query.where(ClassStatistic.start_time <= newest.until)
+    return (query.order_by(ClassStatistic.start_time.desc(), ClassStatistic.segmentation_id.desc())
+            .limit(newest.count).scalar_subquery())
+
+
 def fraction(class_name: str) -> Queryable:
     """The ``fraction:<slug>`` property of one class."""
     slug = class_slug(class_name)
@@ -105,16 +133,22 @@ def fraction(class_name: str) -> Queryable:
                  .limit(1).scalar_subquery())
         return sa.func.coalesce(share, 0.0)
 
-    def where(compare: Callable, number: float) -> sa.ColumnElement[bool] | None:
+    def where(compare: Callable, number: float, newest: NewestFirst | None = None) -> sa.ColumnElement[bool] | None:
         """The maps that hold the class in a share that compares so, where a map without the class (share 0)
-        cannot match (``> 0.2``, not ``< 0.2``): their ids gathered once through the share index, then found
-        by id (as a semi-join, PostgreSQL would read every map's statistics, newest first, until enough match)."""
+        cannot match (``> 0.2``, not ``< 0.2``): their ids gathered once from the share indexes, then found by
+        id (as a semi-join, PostgreSQL would read every map's statistics, newest first, until enough match).
+        With ``newest``: only the newest ``newest.count`` of them after the page token, read in time order
+        from the share index by time; else all of them, from the share index."""
         if compare(0.0, number):
             return None
-        ids = sa.select(sa.func.array_agg(ClassStatistic.segmentation_id)).where(
-            class_slug_sql(ClassStatistic.name) == slug, present, compare(ClassStatistic.fraction, number))
+        matching = (class_slug_sql(ClassStatistic.name) == slug, present, compare(ClassStatistic.fraction, number))
+        if newest is None:
+            ids = sa.select(sa.func.array_agg(ClassStatistic.segmentation_id)).where(*matching).scalar_subquery()
+        else:
+            newest.applied = True
+            ids = sa.func.array(_newest(sa.select(ClassStatistic.segmentation_id).where(*matching), newest))
         # an array, not a set: ANY over an array is a condition the segmentations' key answers
-        return Segmentation.id == sa.any_(sa.cast(ids.scalar_subquery(), sa.ARRAY(sa.Integer)))
+        return Segmentation.id == sa.any_(sa.cast(ids, sa.ARRAY(sa.Integer)))
 
     def value(segmentation: Segmentation) -> float:
         return next((round(c.fraction, 6) for c in segmentation.classes

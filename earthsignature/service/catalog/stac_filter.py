@@ -28,7 +28,7 @@ from shapely.geometry.base import BaseGeometry
 from earthsignature.service.catalog.areas import area_problem
 from earthsignature.service.catalog.moments import BadMoment, parse_moment
 from earthsignature.service.catalog.parser_pool import ParseRefused, ParserPool
-from earthsignature.service.catalog.queryables import FRACTION_PREFIX, queryable
+from earthsignature.service.catalog.queryables import FRACTION_PREFIX, NewestFirst, queryable
 
 #: CQL2 conformance classes this translation implements (the STAC API declares exactly these).
 CONFORMANCE = (
@@ -126,10 +126,11 @@ def _json_depth(tree) -> int:
     return deepest
 
 
-def condition(tree: Mapping[str, Any], depth: int = 0) -> sa.ColumnElement[bool]:
+def condition(tree: Mapping[str, Any], depth: int = 0, newest: NewestFirst | None = None) -> sa.ColumnElement[bool]:
     """One CQL2 JSON expression -> a boolean SQL condition. Operands are typed (string, number, timestamp,
     geometry) and an operator accepts only operands of one kind it supports, so no filter reaches PostgreSQL
-    as a type error."""
+    as a type error. ``newest`` (a search's page) reaches the comparisons every result must meet, those of
+    the top-level ``and``, never those under ``or`` or ``not``: a bounded set of maps would change those."""
     if depth > MAX_DEPTH:
         raise FilterError(f"the filter nests deeper than {MAX_DEPTH} levels")
     if isinstance(tree, bool):
@@ -138,7 +139,7 @@ def condition(tree: Mapping[str, Any], depth: int = 0) -> sa.ColumnElement[bool]
         raise FilterError(f"expected a CQL2 operation, got {json.dumps(tree)[:80]}")
     op, args = str(tree["op"]).lower(), list(tree.get("args") or [])
     if op in ("and", "or"):
-        parts = [condition(arg, depth + 1) for arg in args]
+        parts = [condition(arg, depth + 1, newest if op == "and" else None) for arg in args]
         return sa.and_(*parts) if op == "and" else sa.or_(*parts)
     if op == "not":
         return sa.not_(condition(_count(args, 1, op)[0], depth + 1))
@@ -148,7 +149,7 @@ def condition(tree: Mapping[str, Any], depth: int = 0) -> sa.ColumnElement[bool]
             raise FilterError("isNull takes a property")
         return _typed(node, None)[0].is_(None)
     if op in _COMPARISONS:
-        indexed = _indexed_comparison(_count(args, 2, op), _COMPARISONS[op])
+        indexed = _indexed_comparison(_count(args, 2, op), _COMPARISONS[op], newest)
         if indexed is not None:
             return indexed
         left, right = _same_kind(args, op, ("string", "number", "timestamp"))
@@ -180,7 +181,7 @@ _COMPARISONS = {"=": lambda a, b: a == b, "<>": lambda a, b: a != b, "<": lambda
 MAX_IN_VALUES = 1_000
 
 
-def _indexed_comparison(args: list, compare) -> sa.ColumnElement[bool] | None:
+def _indexed_comparison(args: list, compare, newest: NewestFirst | None) -> sa.ColumnElement[bool] | None:
     """``property <compare> number`` in the form the property's record says an index answers (a class
     share), or None."""
     node, number = args
@@ -189,7 +190,7 @@ def _indexed_comparison(args: list, compare) -> sa.ColumnElement[bool] | None:
     record = queryable(str(node["property"]))
     if record is None or record.where is None or not math.isfinite(number):
         return None
-    return record.where(compare, float(number))
+    return record.where(compare, float(number), newest)
 
 
 def _count(args: list, expected: int, op: str) -> list:

@@ -131,14 +131,18 @@ class ClassStatistic(Base):
     color: Mapped[int] = mapped_column(Integer)  # 0xRRGGBB
     pixel_count: Mapped[int] = mapped_column(BigInteger)
     fraction: Mapped[float] = mapped_column(Float)
+    #: the map's acquisition start (its product's, which never changes): the share index by time reads the
+    #: newest maps holding a class first (migration 0005)
+    start_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     segmentation: Mapped[Segmentation] = relationship(back_populates="classes")
 
     @classmethod
-    def from_share(cls, share: ClassShare) -> ClassStatistic:
+    def from_share(cls, share: ClassShare, start_time: datetime) -> ClassStatistic:
         land_cover = share.land_cover
         return cls(value=land_cover.index, code=land_cover.code, name=land_cover.name,
-                   color=pack_rgb(land_cover.color), pixel_count=share.pixel_count, fraction=share.fraction)
+                   color=pack_rgb(land_cover.color), pixel_count=share.pixel_count, fraction=share.fraction,
+                   start_time=start_time)
 
     def to_share(self) -> ClassShare:
         return ClassShare(LandCoverClass(self.code, self.name, unpack_rgb(self.color), self.value),
@@ -148,4 +152,7 @@ class ClassStatistic(Base):
         Index("ix_class_statistics_lower_name", func.lower(name)),
         # a CQL2 filter on a class share (fraction:burnt > 0.2) finds its maps here (migration 0003)
         Index("ix_class_statistics_share", class_slug_sql(name), fraction, postgresql_where=pixel_count > PRESENT),
+        # ... and the newest of them first, their shares read from the index (migration 0005)
+        Index("ix_class_statistics_share_time", class_slug_sql(name), start_time.desc(), segmentation_id.desc(),
+              postgresql_include=["fraction"], postgresql_where=pixel_count > PRESENT),
     )
