@@ -116,7 +116,8 @@ def _workloads(url: str, size: int, address: str, stac_root: str,
     try:
         with engine.connect() as connection:
             picked = connection.execute(sa.text(
-                "SELECT p.product_id, s.model_version FROM segmentations s JOIN products p ON p.id = s.product_pk "
+                "SELECT p.product_id, s.model_name, s.model_version FROM segmentations s "
+                "JOIN products p ON p.id = s.product_pk "
                 "WHERE s.id IN (1, 2001, 4001, 6001, 8001) ORDER BY s.id")).all()
             depth = min(DEEP_PAGE * 10, size - 10)  # the last page of a small catalog
             start_time, segmentation_id = connection.execute(sa.text(
@@ -133,7 +134,7 @@ def _workloads(url: str, size: int, address: str, stac_root: str,
     def grpc(params: dict, kind: str = "grpc") -> Workload:
         return Workload(kind, address, str(certs.path), params)
 
-    ids = tuple(item_id(p, v) for p, v in picked)
+    ids = tuple(item_id(product, model, version) for product, model, version in picked)
     token = PageKey(start_time, segmentation_id).token()
     share = {"op": ">", "args": [{"property": "fraction:burnt"}, 0.2]}
     return {

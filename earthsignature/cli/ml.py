@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import sys
 
@@ -18,11 +19,16 @@ def _run_hydra(module_name: str, entry: str, config: str, args: list[str]) -> No
     sweeps, --cfg job, --help, and Lightning's multi-process launcher, which starts the other ranks as
     ``python -m <module> <arguments>``. Plain overrides are composed first, and the module (torch, Lightning)
     imported only then, so a wrong key or type is a one-line error at once."""
-    if not any(arg.startswith("-") for arg in args):
+    flags = {arg for arg in args if arg.startswith("-")}
+    if not flags:
         try:
-            load_config(None, config, args)
+            cfg = load_config(None, config, args)
         except ConfigError as error:
             raise click.ClickException(str(error)) from error
+        _write_fixtures(cfg)
+    elif flags <= _SWEEPING:  # the jobs' common data: the config without the swept overrides
+        with contextlib.suppress(ConfigError):  # Hydra reports it itself, job by job
+            _write_fixtures(load_config(None, config, [a for a in args if a not in flags and not _sweeps(a)]))
     module = importlib.import_module(module_name)
     entry_point = getattr(module, entry)
     main_module = sys.modules["__main__"]
@@ -32,6 +38,30 @@ def _run_hydra(module_name: str, entry: str, config: str, args: list[str]) -> No
         entry_point()
     finally:
         sys.argv, main_module.__spec__ = saved
+
+
+_SWEEPING = {"--multirun", "-m"}
+
+
+_SWEEP_FUNCTIONS = ("range(", "choice(", "glob(", "interval(")
+
+
+def _sweeps(override: str) -> bool:
+    """``key=a,b`` or ``key=range(...)``: an override that differs from job to job (``key=[a,b]`` does not)."""
+    value, depth = override.partition("=")[2], 0
+    for char in value:
+        depth += (char in "[(") - (char in "])")
+        if char == "," and depth == 0:
+            return True
+    return value.startswith(_SWEEP_FUNCTIONS)
+
+
+def _write_fixtures(cfg) -> None:
+    """The smoke experiments' synthetic data sets, written before training (which only reads data sets)."""
+    from earthsignature.embedded.fixtures import write_missing_fixtures
+
+    for root in write_missing_fixtures(cfg):
+        click.echo(f"wrote the synthetic data set {root}", err=True)
 
 
 #: Hydra's own options that take a value as the next argument (``--config-name NAME``, ``--cfg job``)

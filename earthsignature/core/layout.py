@@ -1,9 +1,10 @@
 """The folder layouts several parts share, each stated once.
 
 A model folder (``model.onnx`` + ``manifest.json``) is written by export and deploy and read by the model
-service and the monitor; the certificate folder is written by ``certs init`` and read by the server,
-the monitor and the pilots' client; the monitor's work folder is written by its pipeline and read by
-``monitor status``. Nobody else rebuilds these paths from strings.
+service and the monitor; a data set's root says whether the fixture writers made it; the certificate folder
+is written by ``certs init`` and read by the server, the monitor and the pilots' client; the monitor's work
+folder is written by its pipeline and read by ``monitor status``. Nobody else rebuilds these paths from
+strings.
 """
 
 from __future__ import annotations
@@ -30,6 +31,25 @@ class ModelFolder:
     @property
     def manifest(self) -> Path:
         return Path(self.path) / self.MANIFEST_NAME
+
+
+@dataclass(frozen=True)
+class DatasetFolder:
+    """A training data set's root. A set the fixture writers made (``earthsignature.samples``) carries a
+    marker file there, so what is trained on it knows, and says, that it never saw real Sentinel-2 data."""
+
+    path: Path
+
+    SYNTHETIC_MARKER: ClassVar[str] = "SYNTHETIC-DATA.txt"
+
+    @property
+    def synthetic_marker(self) -> Path:
+        return Path(self.path) / self.SYNTHETIC_MARKER
+
+    @property
+    def kind(self) -> str:
+        """"synthetic" for a set a fixture writer made, else "real"."""
+        return "synthetic" if self.synthetic_marker.exists() else "real"
 
 
 @dataclass(frozen=True)

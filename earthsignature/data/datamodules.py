@@ -3,8 +3,9 @@
 Each one builds its train / validation / test datasets, computes the normalization statistics on the
 training split once (cached as JSON next to the data) unless a model's statistics are given (evaluation
 and fine-tuning reuse the pre-trained model's), normalises every split, and augments the training split
-with the joint flips and rotation. A ``fixture`` config makes ``prepare_data`` write a synthetic data
-set in the real layout when the root folder is missing (the smoke experiment, tests).
+with the joint flips and rotation. They read data sets, real or synthetic alike, and never write one: the
+smoke experiments' synthetic sets (a data config's ``fixture``) are written by the entry points first
+(``embedded.fixtures``).
 """
 
 from __future__ import annotations
@@ -40,7 +41,6 @@ class SegmentationDataModule(LightningDataModule):
         ignore_index: int = 255,
         stats: NormalizationStats | Mapping[str, Any] | None = None,
         stats_file: str | Path | None = None,
-        fixture: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.root = Path(root)
@@ -54,7 +54,6 @@ class SegmentationDataModule(LightningDataModule):
         self.stats = stats
         self.stats_file = Path(stats_file) if stats_file else self.root / (
             f"earthsignature-stats-{'-'.join(self.bands)}.json")
-        self.fixture = dict(fixture) if fixture else None
         self.datasets: dict[str, Dataset] = {}
 
     # -- what a family defines ----------------------------------------------------------------------
@@ -66,14 +65,14 @@ class SegmentationDataModule(LightningDataModule):
     def nomenclature(self) -> Nomenclature:
         raise NotImplementedError
 
-    def write_fixture(self) -> None:
-        raise NotImplementedError
-
     # -- shared machinery ---------------------------------------------------------------------------
 
     def prepare_data(self) -> None:
-        if self.fixture is not None and not self.root.exists():
-            self.write_fixture()
+        """Check the data set is there (it is read, never written here)."""
+        if not self.root.exists():
+            raise FileNotFoundError(
+                f"no data set at {self.root}: set data.root to one (README: Pointing the datasets at real data); "
+                "a smoke experiment's synthetic set is written by `earthsignature train`, `finetune` and `evaluate`")
 
     def setup(self, stage: str | None = None) -> None:
         if self.stats is None:
@@ -116,18 +115,6 @@ class BigEarthNetDataModule(SegmentationDataModule):
         return BigEarthNetV2Segmentation(self.root, split, self.taxonomy, self.bands, self.ignore_index,
                                          transforms, self.source)
 
-    def write_fixture(self) -> None:
-        from earthsignature.samples.bigearthnet_writer import write_bigearthnet_v2
-
-        options = dict(self.fixture or {})
-        if "codes" in options:
-            options["codes"] = tuple(options["codes"])
-        write_bigearthnet_v2(self.root, **options)
-        if self.source == "lmdb":
-            from earthsignature.data.reben_lmdb import pack_release
-
-            pack_release(self.root)
-
 
 PAIR_KINDS = ("hrl", "urban_atlas", "burnt_area", "crops", "pilot")
 
@@ -149,13 +136,3 @@ class PairsDataModule(SegmentationDataModule):
 
     def dataset(self, split: str, transforms: Transform | None) -> Dataset:
         return ImageMaskPairs(self.root, split, self.nomenclature, self.bands, self.ignore_index, transforms)
-
-    def write_fixture(self) -> None:
-        from earthsignature.samples.pairs_writer import write_image_mask_pairs
-
-        options = dict(self.fixture or {})
-        for key in ("codes", "weights"):
-            if key in options:
-                options[key] = tuple(options[key])
-        target = get_nomenclature(options.pop("nomenclature", self.kind))
-        write_image_mask_pairs(self.root, target, bands=self.bands, **options)

@@ -32,6 +32,7 @@ from earthsignature.core.config import load_config, state_home
 from earthsignature.core.layout import CertificateFolder
 from earthsignature.core.manifest import DEFAULT_OVERLAP, DEFAULT_TILE_SIZE
 from earthsignature.core.tiling_grid import tile
+from earthsignature.embedded.fixtures import write_missing_fixtures
 from earthsignature.embedded.postgres import PostgresCluster
 from earthsignature.embedded.stac_provider import COG_ITEMS
 from earthsignature.samples.safe_writer import ProductSpec, write_product
@@ -132,6 +133,7 @@ def _train_models(settings: DemoSettings) -> list[Path]:
             asked = run_name(experiment, [o for o in overrides if not o.startswith("pretrained=")])
             cfg = load_config(None, config, [*overrides, f"run_dir={runs / name}", "trainer.enable_progress_bar=false",
                                              f"logger.run_name='{asked} (demo {name})'"])
+            write_missing_fixtures(cfg)  # the smoke experiments' synthetic data sets
             train(cfg)
         checkpoints.append(Path(json.loads(summary_path.read_text())["best_checkpoint"]))
         click.echo(f"   {name}: {checkpoints[-1]}")

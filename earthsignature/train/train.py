@@ -19,14 +19,14 @@ from lightning.pytorch.loggers import MLFlowLogger
 from omegaconf import DictConfig, OmegaConf
 
 from earthsignature.core.config import CONFIG_DIR
+from earthsignature.core.layout import DatasetFolder
 from earthsignature.core.manifest import ModelCard
 from earthsignature.data.datamodules import BigEarthNetDataModule, PairsDataModule, SegmentationDataModule
-from earthsignature.samples import data_kind
 from earthsignature.train.module import SegmentationModule
 from earthsignature.train.progress import EpochLines, wants_epoch_lines
 from earthsignature.train.tracking import RunReport, ensure_experiment, run_name
 
-_DATA_KEYS = ("root", "bands", "batch_size", "num_workers", "augment", "stats_file", "fixture")
+_DATA_KEYS = ("root", "bands", "batch_size", "num_workers", "augment", "stats_file")
 
 
 def build_datamodule(data: DictConfig, ignore_index: int, stats: dict | None = None
@@ -94,7 +94,7 @@ def _provenance(data: DictConfig, datamodule: SegmentationDataModule) -> dict[st
     detail = data.get("taxonomy") or data.get("kind")
     label = f"{name} ({detail})" if detail and detail != name else name
     # a configured fixture writes the set when missing: synthetic even if written before writers marked it
-    kind = "synthetic" if data.get("fixture") else data_kind(datamodule.root)
+    kind = "synthetic" if data.get("fixture") else DatasetFolder(datamodule.root).kind
     return {"name": label, "root": str(datamodule.root), "kind": kind, "test_set": f"{label} test split"}
 
 

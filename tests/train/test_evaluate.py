@@ -15,6 +15,7 @@ from torch import nn
 
 from earthsignature.core.config import load_config
 from earthsignature.core.nomenclature import burnt_area, clc_level2, clc_level3, hrl, urban_atlas
+from earthsignature.embedded.fixtures import write_missing_fixtures
 from earthsignature.train.evaluate import class_mapping, evaluate, evaluate_set
 from earthsignature.train.module import SegmentationModule
 
@@ -106,6 +107,7 @@ def test_evaluate_writes_table2(tmp_path: Path, hrl_root: Path) -> None:
         f"test_sets.crops.data.root={tmp_path / 'crops'}",
         "test_sets.crops.data.fixture={n_samples: 4, size: 32, codes: [211, 213, 221, 311]}",
         "batch_size=2"])
+    write_missing_fixtures(cfg)  # as `earthsignature evaluate` does
     rows = evaluate(cfg)
     assert [r.label for r in rows] == ["CLC", "HRL", "URBAN-ATLAS", "CERTH", "CROPS"]
     report = tmp_path / "report"

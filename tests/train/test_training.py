@@ -12,6 +12,7 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from earthsignature.core.config import load_config
+from earthsignature.embedded.fixtures import write_missing_fixtures
 from earthsignature.train.module import SegmentationModule
 from earthsignature.train.train import train
 
@@ -34,10 +35,16 @@ def _config(tmp: Path, *extra: str, tracking: bool = True):
                                        *logger, *extra])
 
 
+def fit(cfg) -> dict:
+    """Train as ``earthsignature train`` does: the configured synthetic data set written first."""
+    write_missing_fixtures(cfg)
+    return train(cfg)
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     tmp = tmp_path_factory.mktemp("train")
-    summary = train(_config(tmp))
+    summary = fit(_config(tmp))
     # a stable copy: a later run in the same folder (resume) may replace the best checkpoint
     shutil.copy(summary["best_checkpoint"], tmp / "pretrained.ckpt")
     return tmp, summary
@@ -131,7 +138,7 @@ def test_checkpoint_carries_what_inference_needs(trained) -> None:
 
 def test_resume_continues_from_the_last_checkpoint(trained, capfd) -> None:
     tmp, _ = trained
-    summary = train(_config(tmp, "resume=last", "trainer.max_epochs=3", tracking=False))
+    summary = fit(_config(tmp, "resume=last", "trainer.max_epochs=3", tracking=False))
     assert summary["epochs"] == 3  # one more epoch, not three
     # no terminal here: one line per epoch (losses, validation metrics, seconds), no progress bar
     lines = [line for line in capfd.readouterr().err.splitlines() if line.startswith("epoch ")]
@@ -149,7 +156,7 @@ def test_head_only_finetuning_changes_only_the_head(trained, tmp_path: Path) -> 
         "data.fixture={n_samples: 12, size: 32, codes: [312, 334]}",
         "trainer.max_epochs=2", "trainer.enable_progress_bar=false", "trainer.accelerator=cpu",
         f"run_dir={tmp_path / 'run'}", "logger=none"])
-    result = train(cfg)
+    result = fit(cfg)
     tuned = SegmentationModule.load_from_checkpoint(result["best_checkpoint"], map_location="cpu")
     assert tuned.nomenclature.names == ["Not burnt", "Burnt"] and tuned.hparams.finetune == "head"
     assert tuned.hparams.normalization == pretrained.hparams.normalization
@@ -170,7 +177,7 @@ def test_crops_fine_tunes_from_the_clc_model(trained, tmp_path: Path, experiment
         "data.fixture={n_samples: 12, size: 32, codes: [211, 213, 221, 311]}",
         "trainer.max_epochs=2", "trainer.enable_progress_bar=false", "trainer.accelerator=cpu",
         f"run_dir={tmp_path / 'run'}", "logger=none"])
-    result = train(cfg)
+    result = fit(cfg)
     tuned = SegmentationModule.load_from_checkpoint(result["best_checkpoint"], map_location="cpu")
     assert tuned.hparams.task == "crops" and len(tuned.nomenclature) == 11
     assert tuned.nomenclature.by_code(3).name == "Maize" and tuned.nomenclature.by_code(99).name == "Other"
@@ -199,7 +206,7 @@ def test_a_fine_tune_logs_the_pretrained_architecture(trained, tmp_path: Path) -
         "trainer.accelerator=cpu", f"run_dir={tmp_path / 'run'}", f"logger.tracking_uri={tracking}",
         f"logger.artifact_location={tmp_path / 'artifacts'}", "logger.run_name='burnt_area (a test)'"])
     assert cfg.model.base_width != pretrained.hparams["model"]["base_width"]  # the default differs
-    run_id = train(cfg)["mlflow_run_id"]
+    run_id = fit(cfg)["mlflow_run_id"]
     run = MlflowClient(tracking).get_run(run_id)
     assert run.data.params["model.base_width"] == str(pretrained.hparams["model"]["base_width"])
     assert run.data.params["model.depth"] == str(pretrained.hparams["model"]["depth"])
