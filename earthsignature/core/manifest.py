@@ -13,13 +13,12 @@ import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
 from earthsignature.core.classes import LandCoverClass
-
-ArrayT = TypeVar("ArrayT")
+from earthsignature.core.normalization import NormalizationStats
 
 FORMAT_VERSION = 1
 TASKS = ("land_cover", "burnt_area", "crops", "pilot")
@@ -29,13 +28,6 @@ DEFAULT_TILE_SIZE = 256
 DEFAULT_OVERLAP = 32
 #: An int8 model is refused below this share of held-out pixels classified as its float export does.
 INT8_MIN_AGREEMENT = 0.99
-
-
-def scale_and_center(image: ArrayT, minimum: float, maximum: float, mean: ArrayT) -> ArrayT:
-    """The seed's preprocessing, ``x' = (x - min) / (max - min) - mean[c]``, on a float32 [..., C, H, W]
-    array with ``mean`` shaped [C, 1, 1]: numpy (the model service) or torch (training) alike, so both
-    compute the same float32 operations in the same order."""
-    return (image - minimum) / (maximum - minimum) - mean
 
 
 class ManifestError(ValueError):
@@ -98,7 +90,7 @@ class ModelManifest:
     task: str
     bands: tuple[str, ...]
     resolution: float  # metres per pixel of the model input
-    normalization: Mapping[str, Any]  # {minimum, maximum, mean[band]}: x' = (x - min)/(max - min) - mean
+    normalization: NormalizationStats  # x' = (x - min)/(max - min) - mean[band], the training split's
     classes: tuple[LandCoverClass, ...]  # by output channel
     nomenclature: str
     tile_size: int = DEFAULT_TILE_SIZE
@@ -123,8 +115,9 @@ class ModelManifest:
             raise ManifestError("a model needs at least one input band")
         if [c.index for c in self.classes] != list(range(len(self.classes))):
             raise ManifestError("classes must be listed by output channel, 0..n-1")
-        if len(self.normalization.get("mean", ())) != len(self.bands):
-            raise ManifestError("normalization.mean needs one value per band")
+        if self.normalization.bands != self.bands:
+            raise ManifestError(f"the normalization statistics are for bands {self.normalization.bands}, "
+                                f"the model takes {self.bands}")
         if self.output_dtype not in ("float32", "float16"):
             raise ManifestError(f"output_dtype must be float32 or float16, not {self.output_dtype!r}")
         if self.output_kind not in OUTPUT_KINDS:
@@ -151,9 +144,7 @@ class ModelManifest:
             raise ManifestError(
                 f"{self.name} takes {len(self.bands)} bands ({', '.join(self.bands)}), "
                 f"got an input with {digital_numbers.shape[-3]}")
-        mean = np.asarray(self.normalization["mean"], dtype=np.float32).reshape(-1, 1, 1)
-        return scale_and_center(np.asarray(digital_numbers, dtype=np.float32), float(self.normalization["minimum"]),
-                                float(self.normalization["maximum"]), mean)
+        return self.normalization.apply(digital_numbers)
 
     def colormap(self) -> dict[int, tuple[int, int, int, int]]:
         """Output channel -> RGBA, for GeoTIFF color tables."""
@@ -170,7 +161,7 @@ class ModelManifest:
         values = asdict(self)
         values["bands"] = list(self.bands)
         values["classes"] = [c.to_dict() for c in self.classes]
-        values["normalization"] = dict(self.normalization)
+        values["normalization"] = self.normalization.to_dict()
         values["source"] = dict(self.source)
         if self.quantization is not None:
             values["quantization"]["calibration_products"] = list(self.quantization.calibration_products)
@@ -185,9 +176,14 @@ class ModelManifest:
             known = {k: values[k] for k in cls.__dataclass_fields__ if k in values}
             known.setdefault("output_kind", "logits")  # manifests written before the softmax moved in the graph
             quantization = Quantization.from_dict(values["quantization"]) if values.get("quantization") else None
+            # manifests written before the record named its bands: the model's
+            normalization = NormalizationStats.from_dict({"bands": values["bands"], **values["normalization"]})
             return cls(**{**known, "bands": tuple(values["bands"]), "classes": classes,
-                          "resolution": float(values["resolution"]), "quantization": quantization})
-        except (KeyError, TypeError) as error:
+                          "resolution": float(values["resolution"]), "quantization": quantization,
+                          "normalization": normalization})
+        except ManifestError:
+            raise
+        except (KeyError, TypeError, ValueError) as error:
             raise ManifestError(f"not a model manifest: {error!r}") from error
 
     def save(self, path: Path) -> Path:

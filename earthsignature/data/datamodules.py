@@ -21,10 +21,11 @@ from torchvision.transforms.v2 import Compose
 
 from earthsignature.core.classes import Nomenclature
 from earthsignature.core.nomenclature import get_nomenclature
+from earthsignature.core.normalization import NormalizationStats
 from earthsignature.core.sentinel2 import RGBN_BANDS
 from earthsignature.data.augmentation import JointAugmentation
 from earthsignature.data.bigearthnet import BigEarthNetV2Segmentation
-from earthsignature.data.normalization import NormalizationStats, Normalize, cached_stats
+from earthsignature.data.normalization import Normalize, cached_stats
 from earthsignature.data.pairs import ImageMaskPairs, load_classes_yaml
 
 Transform = Callable[[dict[str, Tensor]], dict[str, Tensor]]

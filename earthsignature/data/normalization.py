@@ -1,10 +1,10 @@
-"""The seed's input preprocessing: min-max scaling, then channel-wise mean-centering (D3.2, 2.2.1).
+"""The seed's input preprocessing on the training side: statistics computed, cached, applied to tensors.
 
-Statistics come from the training split: the global minimum and maximum digital number over every
-band and pixel, and the per-channel mean of the min-max-scaled values. ``x' = (x - min) / (max - min)
-- mean[c]``. They are computed once, cached as JSON next to the data, stored with every trained model
-(checkpoint hyper-parameters, then the model manifest) and reused unchanged for evaluation,
-fine-tuning and inference.
+The record (``core.normalization.NormalizationStats``) is the one the model manifest carries. Statistics
+come from the training split: the global minimum and maximum digital number over every band and pixel,
+and the per-channel mean of the min-max-scaled values. They are computed once, cached as JSON next to the
+data, stored with every trained model (checkpoint hyper-parameters, then the model manifest) and reused
+unchanged for evaluation, fine-tuning and inference.
 """
 
 from __future__ import annotations
@@ -12,40 +12,19 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
-from earthsignature.core.manifest import scale_and_center
+from earthsignature.core.normalization import NormalizationStats, scale_and_center
 
 
-@dataclass(frozen=True)
-class NormalizationStats:
-    bands: tuple[str, ...]
-    minimum: float
-    maximum: float
-    mean: tuple[float, ...]  # per band, of min-max-scaled values
-
-    def __post_init__(self) -> None:
-        if self.maximum <= self.minimum:
-            raise ValueError(f"maximum {self.maximum} must exceed minimum {self.minimum}")
-        if len(self.mean) != len(self.bands):
-            raise ValueError(f"{len(self.mean)} means for {len(self.bands)} bands")
-
-    def apply(self, image: Tensor) -> Tensor:
-        """Normalise a [C, H, W] or [N, C, H, W] image of digital numbers."""
-        mean = torch.tensor(self.mean, dtype=torch.float32, device=image.device).view(-1, 1, 1)
-        return scale_and_center(image.float(), self.minimum, self.maximum, mean)
-
-    def to_dict(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, values: dict) -> NormalizationStats:
-        return cls(tuple(values["bands"]), float(values["minimum"]), float(values["maximum"]),
-                   tuple(float(m) for m in values["mean"]))
+def normalize_tensor(stats: NormalizationStats, image: Tensor) -> Tensor:
+    """Normalise a [C, H, W] or [N, C, H, W] tensor of digital numbers: the float32 operations of
+    ``NormalizationStats.apply`` (the model service's), in the same order."""
+    mean = torch.tensor(stats.mean, dtype=torch.float32, device=image.device).view(-1, 1, 1)
+    return scale_and_center(image.float(), stats.minimum, stats.maximum, mean)
 
 
 def compute_stats(images: Iterable[Tensor], bands: Sequence[str]) -> NormalizationStats:
@@ -88,4 +67,4 @@ class Normalize:
         self.stats = stats
 
     def __call__(self, sample: dict[str, Tensor]) -> dict[str, Tensor]:
-        return {**sample, "image": self.stats.apply(sample["image"])}
+        return {**sample, "image": normalize_tensor(self.stats, sample["image"])}

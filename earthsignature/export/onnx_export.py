@@ -26,6 +26,7 @@ import torch
 
 from earthsignature.core.layout import ModelFolder
 from earthsignature.core.manifest import DEFAULT_OVERLAP, DEFAULT_TILE_SIZE, TASKS, ModelManifest
+from earthsignature.core.normalization import NormalizationStats
 from earthsignature.train.module import SegmentationModule
 
 OPSET = 18
@@ -88,7 +89,7 @@ def manifest_for(module: SegmentationModule, name: str, checkpoint: Path, tile_s
     return ModelManifest(
         name=name, task=hparams.task if hparams.task in TASKS else "pilot",
         bands=tuple(hparams.bands), resolution=RESOLUTION_M,
-        normalization={k: v for k, v in dict(hparams.normalization).items() if k != "bands"},
+        normalization=NormalizationStats.from_dict(dict(hparams.normalization)),
         classes=module.nomenclature.classes, nomenclature=hparams.nomenclature_name,
         tile_size=tile_size, overlap=overlap,
         source={"checkpoint": str(checkpoint), **(source or {})},

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from earthsignature.core.classes import Nomenclature
-from earthsignature.data.normalization import NormalizationStats
+from earthsignature.core.normalization import NormalizationStats
 from earthsignature.models.factory import build_model
 from earthsignature.models.finetune import freeze_all_but_head, frozen_modules, replace_head
 from earthsignature.train.metrics import SegmentationScores, scores_from_confusion

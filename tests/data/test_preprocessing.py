@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from earthsignature.core.normalization import NormalizationStats
 from earthsignature.data.augmentation import JointAugmentation, rotate
-from earthsignature.data.normalization import NormalizationStats, cached_stats, compute_stats
+from earthsignature.data.normalization import cached_stats, compute_stats, normalize_tensor
 
 
 def test_stats_by_hand() -> None:
@@ -18,9 +19,9 @@ def test_stats_by_hand() -> None:
     assert (stats.minimum, stats.maximum) == (0.0, 100.0)
     # band means of the raw values: 25 and 52.5 -> scaled 0.25 and 0.525
     assert stats.mean == pytest.approx((0.25, 0.525))
-    normalised = stats.apply(images[1])
+    normalised = normalize_tensor(stats, images[1])
     assert normalised[:, 0, 0].tolist() == pytest.approx([0.4 - 0.25, 0.6 - 0.525])
-    batch = stats.apply(torch.stack(images))
+    batch = normalize_tensor(stats, torch.stack(images))
     assert batch.shape == (2, 2, 1, 2) and torch.allclose(batch[1], normalised)
 
 

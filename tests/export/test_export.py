@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from earthsignature.core.manifest import ManifestError, ModelManifest
-from earthsignature.data.normalization import NormalizationStats
+from earthsignature.core.normalization import NormalizationStats
+from earthsignature.data.normalization import normalize_tensor
 from earthsignature.export.onnx_export import ExportError, export_checkpoint
 from earthsignature.train.module import SegmentationModule
 
@@ -69,7 +70,7 @@ def test_manifest_describes_the_model(exported, tiny_checkpoints) -> None:
     # preprocessing from the manifest is the training preprocessing, to the bit
     digital_numbers = np.random.default_rng(0).integers(1, 9000, (4, 16, 16)).astype(np.uint16)
     stats = NormalizationStats.from_dict(dict(module.hparams.normalization))
-    expected = stats.apply(torch.from_numpy(digital_numbers.astype(np.float32))).numpy()
+    expected = normalize_tensor(stats, torch.from_numpy(digital_numbers.astype(np.float32))).numpy()
     np.testing.assert_array_equal(manifest.normalize(digital_numbers), expected)  # bit-identical
     assert ModelManifest.load(onnx_path.parent / "manifest.json") == manifest
 
@@ -80,8 +81,13 @@ def test_manifest_round_trip_and_errors(exported, tmp_path: Path) -> None:
     assert ModelManifest.load(versioned.save(tmp_path / "m.json")) == versioned
     assert versioned.model_id == "clc-tiny:7" and versioned.colormap()[0] == (230, 0, 77, 255)
     record = json.loads((tmp_path / "m.json").read_text())
-    with pytest.raises(ManifestError, match="one value per band"):
+    assert record["normalization"]["bands"] == ["B02", "B03", "B04", "B08"]  # one record, its bands named
+    with pytest.raises(ManifestError, match=r"statistics are for bands \('B02', 'B03', 'B04', 'B08'\), the model"):
         ModelManifest.from_dict({**record, "bands": ["B02"]})
+    earlier = {k: v for k, v in record["normalization"].items() if k != "bands"}  # before the record had them
+    assert ModelManifest.from_dict({**record, "normalization": earlier}) == versioned
+    with pytest.raises(ManifestError, match=r"not a model manifest: .*maximum 0\.0 must exceed minimum 0\.0"):
+        ModelManifest.from_dict({**record, "normalization": {**earlier, "maximum": 0.0}})
     with pytest.raises(ManifestError, match="task must be one of"):
         ModelManifest.from_dict({**record, "task": "weather"})
     with pytest.raises(ManifestError, match="newer than this code reads"):

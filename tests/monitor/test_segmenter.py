@@ -46,7 +46,7 @@ def test_product_input_reads_bands_on_the_model_grid(product, model) -> None:
     with rasterio.open(open_product(product).band_path("B02")) as dataset:
         blue = dataset.read(1, window=((100, 150), (0, 300))).astype(np.float32) - 1000  # baseline 05.00 offset
     stats = manifest.normalization
-    expected = (blue - stats["minimum"]) / (stats["maximum"] - stats["minimum"]) - stats["mean"][0]
+    expected = (blue - stats.minimum) / (stats.maximum - stats.minimum) - stats.mean[0]
     assert np.allclose(strip[0][valid], expected[valid], atol=1e-6)  # 10 m bands are read as they are
     clouds = source.cloud_mask(0, 300)
     assert set(np.unique(clouds)) <= {0, 1, 255} and 0.05 < (clouds == 1).mean() < 0.3
