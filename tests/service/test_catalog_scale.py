@@ -121,6 +121,13 @@ def test_a_share_filter_reads_the_newest_matching_maps_first(catalog: Catalog) -
     rare = Filters(expression=share, tile_ids=(oldest.product.tile_id,), limit=10)
     found = pages(rare, 100)
     assert oldest.id in found and found == pages(dataclasses.replace(rare, expression=everything), 100)
+    # numberMatched: every match counted, the products joined only when a condition reads them (the tile)
+    with catalog.engine.connect() as connection:
+        matches = connection.execute(sa.text(
+            "SELECT count(*) FROM class_statistics WHERE name = 'Burnt' AND pixel_count > 0 AND fraction > 0.2"
+        )).scalar_one()
+    assert catalog.count(Filters(expression=share), cap=100_000) == matches > 40
+    assert catalog.count(rare, cap=100_000) == len(found)
 
 
 def test_a_deep_page_starts_where_the_token_points(catalog: Catalog) -> None:

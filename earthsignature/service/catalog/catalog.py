@@ -23,6 +23,7 @@ from shapely.geometry import MultiPolygon, Polygon
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, selectinload, sessionmaker
+from sqlalchemy.sql.util import find_tables
 
 from earthsignature.core.classes import ClassShare, class_code
 from earthsignature.service.catalog import stac_filter
@@ -325,8 +326,11 @@ class Catalog:
     def count(self, filters: Filters, cap: int) -> int | None:
         """How many segmentations match ``filters`` (all pages), counted up to ``cap``; None beyond it (a count
         of a whole continent is work no page needs)."""
-        matching = sa.select(Segmentation.id).join(Product)
-        for condition in self._conditions(dataclasses.replace(filters, page_token="")):
+        conditions = self._conditions(dataclasses.replace(filters, page_token=""))
+        matching = sa.select(Segmentation.id)
+        if any(Product.__table__ in find_tables(c, check_columns=True) for c in conditions):
+            matching = matching.join(Product)  # else every match would be looked up twice for nothing
+        for condition in conditions:
             matching = matching.where(condition)
         with self.sessions() as session:
             counted = session.scalar(sa.select(sa.func.count()).select_from(matching.limit(cap + 1).subquery()))
