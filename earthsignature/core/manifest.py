@@ -40,8 +40,10 @@ DATA_KINDS = ("real", "synthetic", "unknown")
 
 @dataclass(frozen=True)
 class ModelCard:
-    """What a model was trained and tested on, carried wherever its maps appear (manifest, registry, API
-    responses, pilot pictures): a model trained on synthetic scenes says so."""
+    """What a model was trained and tested on, carried wherever its maps appear: made once from the training
+    run (``from_training``), then the same record in the training summary, the manifest, the registry, the
+    catalog, API responses, STAC items and pilot pictures (``to_dict`` is its one JSON form). A model
+    trained on synthetic scenes says so."""
 
     training_data: str = "unknown"  # the data set, e.g. "bigearthnet (clc_level3)"
     data_kind: str = "unknown"  # one of DATA_KINDS
@@ -49,14 +51,23 @@ class ModelCard:
     test_metrics: Mapping[str, float] = field(default_factory=dict)  # miou, oa, ana...
 
     @classmethod
-    def from_source(cls, source: Mapping[str, Any]) -> ModelCard:
-        """The card a manifest's ``source`` (written at export from the training run's summary) describes."""
-        data = dict(source.get("training_data") or {})
-        metrics = {str(k).removeprefix("test_"): float(v) for k, v in dict(source.get("test_metrics") or {}).items()
-                   if str(k) != "test_loss"}
-        kind = str(data.get("kind") or "unknown")
-        return cls(str(data.get("name") or "unknown"), kind if kind in DATA_KINDS else "unknown",
-                   str(data.get("test_set") or ""), metrics)
+    def from_training(cls, data: Mapping[str, Any], test_results: Mapping[str, float]) -> ModelCard:
+        """The card of a training run: its data set's provenance (name, kind, test set) and its test results
+        as Lightning reports them (``test_miou``...; the loss is not a metric of the model)."""
+        metrics = {str(k).removeprefix("test_"): float(v) for k, v in test_results.items() if str(k) != "test_loss"}
+        return cls.from_dict({"training_data": data.get("name"), "data_kind": data.get("kind"),
+                              "test_set": data.get("test_set"), "test_metrics": metrics})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"training_data": self.training_data, "data_kind": self.data_kind, "test_set": self.test_set,
+                "test_metrics": dict(self.test_metrics)}
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> ModelCard:
+        kind = str(values.get("data_kind") or "unknown")
+        return cls(str(values.get("training_data") or "unknown"), kind if kind in DATA_KINDS else "unknown",
+                   str(values.get("test_set") or ""),
+                   {str(k): float(v) for k, v in dict(values.get("test_metrics") or {}).items()})
 
     def line(self) -> str:
         """One line for a caption: ``trained on synthetic data (bigearthnet); test mIoU 0.42 on ...``."""
@@ -105,6 +116,7 @@ class ModelManifest:
     output_dtype: str = "float32"
     #: Set on int8 models (``export --int8``): their weights and activations are 8-bit integers.
     quantization: Quantization | None = None
+    card: ModelCard = field(default_factory=ModelCard)  # what it was trained and tested on
     source: Mapping[str, Any] = field(default_factory=dict)  # checkpoint, training run, git commit
     format_version: int = FORMAT_VERSION
 
@@ -150,10 +162,6 @@ class ModelManifest:
         """Output channel -> RGBA, for GeoTIFF color tables."""
         return {c.index: (*c.color, 255) for c in self.classes}
 
-    @property
-    def card(self) -> ModelCard:
-        return ModelCard.from_source(self.source)
-
     def with_version(self, version: str) -> ModelManifest:
         return replace(self, version=str(version))
 
@@ -163,6 +171,7 @@ class ModelManifest:
         values["classes"] = [c.to_dict() for c in self.classes]
         values["normalization"] = self.normalization.to_dict()
         values["source"] = dict(self.source)
+        values["card"] = self.card.to_dict()
         if self.quantization is not None:
             values["quantization"]["calibration_products"] = list(self.quantization.calibration_products)
         return values
@@ -178,9 +187,12 @@ class ModelManifest:
             quantization = Quantization.from_dict(values["quantization"]) if values.get("quantization") else None
             # manifests written before the record named its bands: the model's
             normalization = NormalizationStats.from_dict({"bands": values["bands"], **values["normalization"]})
+            source = dict(values.get("source") or {})
+            card = (ModelCard.from_dict(values["card"]) if "card" in values  # earlier: inside the source
+                    else ModelCard.from_training(source.get("training_data") or {}, source.get("test_metrics") or {}))
             return cls(**{**known, "bands": tuple(values["bands"]), "classes": classes,
                           "resolution": float(values["resolution"]), "quantization": quantization,
-                          "normalization": normalization})
+                          "normalization": normalization, "card": card})
         except ManifestError:
             raise
         except (KeyError, TypeError, ValueError) as error:

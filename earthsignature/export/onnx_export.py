@@ -25,7 +25,7 @@ import onnxruntime as ort
 import torch
 
 from earthsignature.core.layout import ModelFolder
-from earthsignature.core.manifest import DEFAULT_OVERLAP, DEFAULT_TILE_SIZE, TASKS, ModelManifest
+from earthsignature.core.manifest import DEFAULT_OVERLAP, DEFAULT_TILE_SIZE, TASKS, ModelCard, ModelManifest
 from earthsignature.core.normalization import NormalizationStats
 from earthsignature.train.module import SegmentationModule
 
@@ -123,8 +123,8 @@ def export_checkpoint(checkpoint: Path, out_dir: Path, name: str, tile_size: int
     checkpoint = Path(checkpoint)
     module = SegmentationModule.load_from_checkpoint(checkpoint, map_location="cpu").eval()
     network = module.model.eval()
-    source = _training_source(checkpoint)
-    manifest = dataclasses.replace(manifest_for(module, name, checkpoint, tile_size, overlap, source),
+    source, card = _training_run(checkpoint)
+    manifest = dataclasses.replace(manifest_for(module, name, checkpoint, tile_size, overlap, source), card=card,
                                    output_dtype="float16" if float16_output else "float32")
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = ModelFolder(Path(tmp)).onnx
@@ -152,14 +152,16 @@ def export_checkpoint(checkpoint: Path, out_dir: Path, name: str, tile_size: int
     return folder.onnx, manifest, report
 
 
-def _training_source(checkpoint: Path) -> dict[str, Any]:
-    """What the training run left beside its checkpoints (summary.json): run id, test metrics, training data."""
+def _training_run(checkpoint: Path) -> tuple[dict[str, Any], ModelCard]:
+    """What the training run left beside its checkpoints (summary.json): its run id and promotion gate, and
+    the model card (unknown when there is no summary)."""
     summary_path = checkpoint.parent.parent / "summary.json"
     if not summary_path.exists():
-        return {}
+        return {}, ModelCard()
     summary = json.loads(summary_path.read_text())
-    source: dict[str, Any] = {"test_metrics": summary.get("test", {}), "training_data": summary.get("data", {}),
-                              "promotion": summary.get("promotion", {})}
+    source: dict[str, Any] = {"promotion": summary.get("promotion", {})}
     if summary.get("mlflow_run_id"):
         source["training_run_id"] = summary["mlflow_run_id"]
-    return source
+    card = (ModelCard.from_dict(summary["model_card"]) if "model_card" in summary  # earlier runs: from their data
+            else ModelCard.from_training(summary.get("data", {}), summary.get("test", {})))
+    return source, card

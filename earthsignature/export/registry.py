@@ -43,11 +43,6 @@ def _signature(manifest: ModelManifest):
     return example, ModelSignature(inputs=inputs, outputs=outputs)
 
 
-def _card_dict(card) -> dict:
-    return {"training_data": card.training_data, "data_kind": card.data_kind, "test_set": card.test_set,
-            "test_metrics": dict(card.test_metrics)}
-
-
 class RegistryError(RuntimeError):
     """A model, version or alias that does not exist, or a refused promotion; the message says which."""
 
@@ -92,7 +87,7 @@ class ModelRegistry:
             info = mlflow.onnx.log_model(model, name="model", registered_model_name=manifest.name,
                                          save_as_external_data=False, signature=signature, input_example=example,
                                          extra_files=[str(manifest_file)],
-                                         metadata={"task": manifest.task, "model_card": _card_dict(card)})
+                                         metadata={"task": manifest.task, "model_card": card.to_dict()})
             version = str(info.registered_model_version)
             registered = manifest.with_version(version)
             mlflow.log_dict(registered.to_dict(), ModelFolder.MANIFEST_NAME)

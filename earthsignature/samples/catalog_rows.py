@@ -142,7 +142,7 @@ def _stage_legends(connection) -> None:
     for k, model in enumerate(models()):
         for land_cover in model.legend.classes:
             rows.append({"model_k": k, "model_name": model.name, "model_version": model.version,
-                         "model_card": json.dumps(dataclasses.asdict(model.card)), "value": land_cover.index,
+                         "model_card": json.dumps(model.card.to_dict()), "value": land_cover.index,
                          "code": land_cover.code, "name": land_cover.name, "color": pack_rgb(land_cover.color),
                          "presence": model.presence.get(land_cover.code, 0.08),
                          "weight": model.weight.get(land_cover.code, 1.0)})

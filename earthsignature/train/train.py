@@ -163,10 +163,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         (results,) = trainer.test(module, datamodule=datamodule, ckpt_path="best", verbose=False)
         summary["test"] = {k: float(v) for k, v in results.items()}
     summary["promotion"] = OmegaConf.to_container(cfg.promotion, resolve=True)  # the experiment's gate
+    card = ModelCard.from_training(summary["data"], summary.get("test", {}))
+    summary["model_card"] = card.to_dict()  # what the exported model will carry
     if isinstance(trainer.logger, MLFlowLogger):
         summary["mlflow_run_id"] = trainer.logger.run_id
-        # the run's description in the MLflow UI: what its model card will say
-        card = ModelCard.from_source({"training_data": summary["data"], "test_metrics": summary.get("test", {})})
+        # the run's description in the MLflow UI: what its model card says
         trainer.logger.experiment.set_tag(trainer.logger.run_id, "mlflow.note.content", card.line())
         _log_dataset(trainer.logger, summary["data"], datamodule)
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))

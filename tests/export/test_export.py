@@ -10,7 +10,7 @@ import onnx
 import pytest
 import torch
 
-from earthsignature.core.manifest import ManifestError, ModelManifest
+from earthsignature.core.manifest import ManifestError, ModelCard, ModelManifest
 from earthsignature.core.normalization import NormalizationStats
 from earthsignature.data.normalization import normalize_tensor
 from earthsignature.export.onnx_export import ExportError, export_checkpoint
@@ -88,6 +88,11 @@ def test_manifest_round_trip_and_errors(exported, tmp_path: Path) -> None:
     assert ModelManifest.from_dict({**record, "normalization": earlier}) == versioned
     with pytest.raises(ManifestError, match=r"not a model manifest: .*maximum 0\.0 must exceed minimum 0\.0"):
         ModelManifest.from_dict({**record, "normalization": {**earlier, "maximum": 0.0}})
+    legacy = {key: value for key, value in record.items() if key != "card"}  # before the card had its field
+    legacy["source"] = {"training_data": {"name": "bigearthnet", "kind": "synthetic", "test_set": "its test split"},
+                        "test_metrics": {"test_miou": 0.5, "test_loss": 1.2}}
+    assert ModelManifest.from_dict(legacy).card == ModelCard("bigearthnet", "synthetic", "its test split",
+                                                             {"miou": 0.5})
     with pytest.raises(ManifestError, match="task must be one of"):
         ModelManifest.from_dict({**record, "task": "weather"})
     with pytest.raises(ManifestError, match="newer than this code reads"):

@@ -97,6 +97,10 @@ def test_a_registered_version_keeps_lineage_signature_manifest_and_model_card(tr
     assert summary["data"]["kind"] == "synthetic" and summary["data"]["name"].startswith("bigearthnet")
     onnx_path, manifest, report = export_checkpoint(Path(summary["best_checkpoint"]), tmp / "export", "clc-lineage")
     assert manifest.card.data_kind == "synthetic" and "miou" in manifest.card.test_metrics
+    # one record, made once from the run: the summary's card is the manifest's, as it is, and stays in the file
+    assert manifest.card.to_dict() == summary["model_card"] == json.loads(
+        (tmp / "export" / "manifest.json").read_text())["card"]
+    assert "test_metrics" not in manifest.source and "training_data" not in manifest.source
     uri = f"sqlite:///{tmp / 'mlflow.db'}"
     registry = ModelRegistry(uri, artifact_root=str(tmp / "artifacts"))
     registered = registry.register(onnx_path, manifest, report.as_metrics())

@@ -21,7 +21,6 @@ from shapely.geometry.base import BaseGeometry
 
 from earthsignature.core.classes import ClassShare
 from earthsignature.core.cog import CLASS_NODATA, CLOUD_MASK_NODATA, CONFIDENCE_NODATA, LAYER_DESCRIPTIONS
-from earthsignature.core.manifest import ModelCard
 from earthsignature.service.catalog.catalog import Found, ModelCollection
 from earthsignature.service.catalog.items import item_id
 from earthsignature.service.catalog.queryables import QUERYABLES, class_slug, fraction, item_properties
@@ -140,8 +139,8 @@ def item(found: Found, base_url: str, public_url: str, quicklook: str, signed: s
         "proj:code": segmentation.crs, "proj:shape": [segmentation.height, segmentation.width],
         "proj:transform": [gt[1], gt[2], gt[0], gt[4], gt[5], gt[3]],
     }
-    if segmentation.model_card:
-        properties["earthsignature:model_card"] = segmentation.model_card
+    if segmentation.card:
+        properties["earthsignature:model_card"] = segmentation.card.to_dict()
     collection_url = f"{base_url}collections/{urllib.parse.quote(segmentation.model_name, safe='')}"
     return {
         "type": "Feature", "stac_version": STAC_VERSION,
@@ -164,7 +163,7 @@ def item(found: Found, base_url: str, public_url: str, quicklook: str, signed: s
 
 def collection(summary: ModelCollection, base_url: str) -> dict[str, Any]:
     """One model's maps as a STAC collection."""
-    card = f" Newest version {ModelCard(**summary.model_card).line()}." if summary.model_card else ""
+    card = f" Newest version {summary.model_card.line()}." if summary.model_card else ""
     url = f"{base_url}collections/{urllib.parse.quote(summary.name, safe='')}"
     return {
         "type": "Collection", "stac_version": STAC_VERSION, "id": summary.name,

@@ -18,7 +18,6 @@ from shapely.geometry.base import BaseGeometry
 
 from earthsignature.core import raster_codec
 from earthsignature.core.cog import LAYER_DESCRIPTIONS, class_tags, cog_bytes
-from earthsignature.core.manifest import ModelCard
 from earthsignature.pb.geobufproto import geobuf_pb2
 from earthsignature.pb.snapearth.api.v1 import database_pb2, segmentation_pb2, statistics_pb2
 from earthsignature.service.api import validation
@@ -177,8 +176,8 @@ def response(answer: MapAnswer, encoding: int, max_bytes: int) -> database_pb2.S
         item_url=answer.links.item_url, map_url=answer.links.map_url)
     message.start_date.FromDatetime(product.start_time)
     message.end_date.FromDatetime(product.end_time)
-    if segmentation.model_card:
-        message.model_card.CopyFrom(raster_codec.model_card_message(ModelCard(**segmentation.model_card)))
+    if segmentation.card:
+        message.model_card.CopyFrom(raster_codec.model_card_message(segmentation.card))
     shares = [row.to_share() for row in segmentation.classes]
     message.classes.extend(raster_codec.class_statistic(share) for share in shares)
     window = answer.classes

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 from sqlalchemy.sql.util import find_tables
 
 from earthsignature.core.classes import ClassShare, class_code
+from earthsignature.core.manifest import ModelCard
 from earthsignature.service.catalog import stac_filter
 from earthsignature.service.catalog.items import item_keys
 from earthsignature.service.catalog.observations import Tallies
@@ -79,7 +80,7 @@ class SegmentationRecord:
     classes: Sequence[ClassShare]
     confidence_url: str | None = None
     cloud_mask_url: str | None = None
-    model_card: Mapping[str, Any] | None = None
+    model_card: ModelCard | None = None
     observed_url: str | None = None  # the observed map (``observations``), with its cell counts beside it
     tallies: Tallies | None = None  # its clear, clouded and no-data pixels
 
@@ -114,7 +115,7 @@ class ModelCollection:
     end: datetime
     versions: tuple[str, ...]
     legend: tuple[ClassShare, ...]  # the newest map's legend (pixel counts of that map)
-    model_card: Mapping[str, Any] | None
+    model_card: ModelCard | None  # the newest map's
 
 
 @dataclass(frozen=True)
@@ -224,7 +225,7 @@ class Catalog:
                 width=segmentation.width,
                 height=segmentation.height, search_document=sa.func.to_tsvector(SEARCH_CONFIG, document),
                 classes=[ClassStatistic.from_share(c, start_time) for c in segmentation.classes],
-                model_card=dict(segmentation.model_card) if segmentation.model_card else None,
+                model_card=segmentation.model_card.to_dict() if segmentation.model_card else None,
                 observed_url=segmentation.observed_url, **_tally_columns(segmentation.tallies))
             session.add(row)
             session.flush()
@@ -271,7 +272,7 @@ class Catalog:
                 newest = self._newest(session, model)
                 summaries.append(ModelCollection(
                     model, count, tuple(bbox), start, end, tuple(sorted(versions)),
-                    tuple(c.to_share() for c in newest.classes), newest.model_card))
+                    tuple(c.to_share() for c in newest.classes), newest.card))
         return summaries
 
     def legend(self, model_name: str) -> tuple[ClassShare, ...]:

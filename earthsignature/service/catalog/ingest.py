@@ -298,10 +298,9 @@ def _store(submission: Submission, catalog: Catalog, store: RasterStore, prepare
         quicklook_url = store.url_for(product.product_id, f"quicklook-{folder[-1]}.png")
         written.append(store.write_bytes(quicklook_url, submission.quicklook_png))
     product = dataclasses.replace(product, quicklook_url=quicklook_url)
-    card = dataclasses.asdict(submission.model_card) if submission.model_card else None
     segmentation = SegmentationRecord(model_name, model_version, raster_url, crs, transform.to_gdal(), data.shape[1],
-                                      data.shape[0], classes, urls.get("confidence"), urls.get("cloud_mask"), card,
-                                      observed_url, prepared.tallies)
+                                      data.shape[0], classes, urls.get("confidence"), urls.get("cloud_mask"),
+                                      submission.model_card, observed_url, prepared.tallies)
     try:
         segmentation_id, created = catalog.add(product, segmentation)
     except CONNECTION_LOST as error:

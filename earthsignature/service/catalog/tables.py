@@ -31,6 +31,7 @@ from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from earthsignature.core.classes import ClassShare, LandCoverClass
+from earthsignature.core.manifest import ModelCard
 from earthsignature.core.raster_codec import pack_rgb, unpack_rgb
 from earthsignature.service.catalog.observations import Tallies
 
@@ -78,8 +79,13 @@ class Segmentation(Base):
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
     search_document = mapped_column(TSVECTOR, nullable=False)
-    #: what the model was trained and tested on (ModelCard fields); None for maps published without one
+    #: what the model was trained and tested on (``ModelCard.to_dict``); None for maps published without one
     model_card: Mapped[dict | None] = mapped_column(JSONB, nullable=True)
+
+    @property
+    def card(self) -> ModelCard | None:
+        """The stored model card as the record it was sent as."""
+        return ModelCard.from_dict(self.model_card) if self.model_card else None
     #: the observed map (classes under a clear sky, clouds, no data) and its pixels of each kind; None for maps
     #: stored before clouds were told apart (migration 0004)
     observed_url: Mapped[str | None] = mapped_column(String(1024))
