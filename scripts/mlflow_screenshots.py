@@ -40,6 +40,14 @@ def wait_until_up(url: str, timeout_s: float = 60) -> None:
     raise SystemExit(f"the MLflow server at {url} did not answer in {timeout_s:.0f} s")
 
 
+def _close_assistant(page) -> None:
+    """MLflow 3's assistant panel takes a third of the page: closed when it is open."""
+    header = page.get_by_text("MLflow Assistant")
+    if header.count():
+        header.first.locator("xpath=ancestor::div[.//button][1]").locator("button").last.click()
+        page.wait_for_timeout(500)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tracking-uri", default="sqlite:///var/mlflow.db")
@@ -73,7 +81,8 @@ def main() -> None:
                 for name, (address, shown) in pages.items():
                     page.goto(address)
                     page.get_by_text(shown).first.wait_for(timeout=60_000)
-                    page.wait_for_load_state("networkidle")
+                    page.wait_for_timeout(4000)  # the UI polls: never idle; its panels fill in a moment
+                    _close_assistant(page)
                     page.screenshot(path=str(args.out / name))
                     print(f"wrote {args.out / name}")
             finally:
