@@ -14,6 +14,7 @@ does not depend on the weights), so their int8 agreement is not a quality figure
 export folder, the demo's by default when it exists) the agreement of a trained model is measured too.
 
     python benchmarks/seed_model.py [--size 2196] [--skip-workers] [--trained var/demo/exports/clc-unet-smoke]
+    python benchmarks/seed_model.py --size 10980 --models "seed (w64 d4)" --precisions float32 --skip-workers
 """
 
 from __future__ import annotations
@@ -136,19 +137,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=2196, help="product side in pixels (10980: a full tile)")
     parser.add_argument("--skip-workers", action="store_true")
+    parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
+    parser.add_argument("--precisions", nargs="+", choices=["float32", "int8"], default=["float32", "int8"])
     parser.add_argument("--trained", type=Path, default=state_home() / "demo" / "exports" / "clc-unet-smoke")
     args = parser.parse_args()
     measured, calibration = product(args.size, 1, "31TCJ"), product(2196, 2, "33UUP")
     megapixels = args.size**2 / 1e6
     rows, folders = [], {}
-    for name, (width, depth) in MODELS.items():
-        float_dir = model(width, depth)
+    for name in args.models:
+        float_dir = model(*MODELS[name])
         folders[name] = {"float32": float_dir, "int8": int8_model(float_dir, calibration)}
-        for precision, folder in folders[name].items():
+        for precision in args.precisions:
+            folder = folders[name][precision]
             rows.append(measure(name, precision, folder, measured, megapixels))
             print(f"  {name} {precision}: {rows[-1]['wall_s']:.1f} s", flush=True)
     scaling = []
-    if not args.skip_workers:
+    if not args.skip_workers and "seed (w64 d4)" in folders:
         pair = [product(2196, 1, "31TCJ"), product(2196, 2, "33UUP")]
         for precision, folder in folders["seed (w64 d4)"].items():
             sequential, parallel = workers(pair, folder)
@@ -156,8 +160,10 @@ def main() -> None:
                             "two_workers_one_thread_s": parallel, "speedup": sequential / parallel})
     agreement = trained_agreement(args.trained, [product(2196, 1, "31TCJ"), product(2196, 2, "33UUP")])
     report(rows, scaling, agreement, args.size)
-    write_results("seed_model", {"args": {**vars(args), "trained": str(args.trained)}, "rows": rows,
-                                 "workers": scaling, "trained_int8": agreement})
+    # the 2196 px crop is the default figure; other sizes (a full product) are kept beside it
+    name = "seed_model" if args.size == 2196 else f"seed_model_{args.size}"
+    write_results(name, {"args": {**vars(args), "trained": str(args.trained)}, "rows": rows, "workers": scaling,
+                         "trained_int8": agreement})
 
 
 def report(rows: list[dict], scaling: list[dict], agreement: dict | None, size: int) -> None:
@@ -171,8 +177,9 @@ def report(rows: list[dict], scaling: list[dict], agreement: dict | None, size: 
               f"{r['wall_s']:>7.1f} {r['model_alone_s']:>8.1f} {r['wall_over_model']:>9.2f}x {r['peak_mb']:>8.0f} "
               f"{r['mpx_per_s']:>6.2f} {r['full_product_s']:>7.0f} {r['products_per_hour']:>7.1f}")
     seed = {r["precision"]: r for r in rows if r["model"].startswith("seed")}
-    print(f"\nseed model, int8 vs float32: {seed['float32']['wall_s'] / seed['int8']['wall_s']:.2f}x on the product, "
-          f"{seed['float32']['model_alone_s'] / seed['int8']['model_alone_s']:.2f}x for the model alone")
+    if len(seed) == 2:
+        print(f"\nseed model, int8 vs float32: {seed['float32']['wall_s'] / seed['int8']['wall_s']:.2f}x on the "
+              f"product, {seed['float32']['model_alone_s'] / seed['int8']['model_alone_s']:.2f}x for the model alone")
     for s in scaling:
         print(f"2 products, {s['model']} {s['precision']}: 1 worker x 2 threads {s['one_worker_two_threads_s']:.1f} s, "
               f"2 workers x 1 thread {s['two_workers_one_thread_s']:.1f} s -> {s['speedup']:.2f}x")
