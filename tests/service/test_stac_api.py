@@ -394,6 +394,37 @@ def test_item_pages_link_to_themselves(stac) -> None:
         assert status == 200 and links["self"].endswith(path) and "next" in links
 
 
+def test_pages_link_forward_and_back(stac) -> None:
+    """Following ``next`` to the last page, then ``prev`` back to the first, visits the same pages (GET and
+    POST alike); the first page has no ``prev``, the last no ``next``."""
+    _, root, _ = stac
+
+    def page(link: dict) -> tuple[list[str], dict[str, dict]]:
+        path = link["href"].removeprefix(root)
+        body = json.dumps({**json.loads(link.get("_sent", "{}")), **link.get("body", {})}).encode() \
+            if link.get("method") == "POST" else None
+        status, _, answer = fetch(stac, path, body=body)
+        assert status == 200, answer
+        document = json.loads(answer)
+        links = {entry["rel"]: {**entry, "_sent": body.decode() if body else "{}"} for entry in document["links"]}
+        return [item["id"] for item in document["features"]], links
+
+    for first in ({"href": f"{root}/stac/search?limit=2"},
+                  {"href": f"{root}/stac/search", "method": "POST", "body": {"limit": 2}}):
+        ids, links = page(first)
+        forward = [ids]
+        assert "prev" not in links
+        while "next" in links:
+            ids, links = page(links["next"])
+            forward.append(ids)
+        backward = [ids]
+        while "prev" in links:
+            ids, links = page(links["prev"])
+            backward.append(ids)
+        assert len(forward) >= 3 and backward == forward[::-1], (forward, backward)
+        assert len({i for ids in forward for i in ids}) == sum(map(len, forward))  # no item twice
+
+
 def test_items_and_collections_validate_against_the_stac_schemas_and_extension_rules(stac) -> None:
     """The core JSON schemas pystac ships (offline), and for each extension used the rules its specification
     states (field types, required fields, allowed values): no schema is fetched from the internet."""

@@ -55,7 +55,14 @@ from earthsignature.service.api.records import (
 from earthsignature.service.api.signed_links import BadSignature, LinkSigner
 from earthsignature.service.catalog import area_statistics, change, query_language, stac_filter
 from earthsignature.service.catalog.area_statistics import DateStatistics
-from earthsignature.service.catalog.catalog import Catalog, CatalogError, Filters, Found, ModelCollection
+from earthsignature.service.catalog.catalog import (
+    Catalog,
+    CatalogError,
+    Filters,
+    Found,
+    ModelCollection,
+    PageKey,
+)
 from earthsignature.service.catalog.ingest import IngestError, OutcomeUnknown, Stored, Submission, ingest, settle
 from earthsignature.service.catalog.items import item_id, item_keys
 from earthsignature.service.catalog.parser_pool import ParserPool
@@ -406,10 +413,18 @@ class DatabaseCore:
                               item_ids=search.ids, expression=expression, limit=limit + 1, page_token=search.token)
             found = self.catalog.search(filters)
             matched = self.catalog.count(filters, self.limits.max_matched)
+            key = PageKey.parse(search.token) if search.token else None
         except (stac_filter.FilterError, CatalogError) as error:
             raise InvalidArgument(None, str(error)) from error
-        page = found[:limit]
-        return ItemPage(page, page[-1].page_key.token() if len(found) > limit else None, matched)
+        # one more answer than the page was asked for: whether there is a page beyond, on the side read
+        if key is not None and key.newer:  # the page before a key: newer pages may lie beyond, older ones do
+            page = found[-limit:]
+            newer, older = len(found) > limit, True
+        else:
+            page = found[:limit]
+            newer, older = key is not None, len(found) > limit
+        return ItemPage(page, next_token=page[-1].page_key.token() if page and older else None,
+                        prev_token=page[0].page_key.before().token() if page and newer else None, matched=matched)
 
     def find_item(self, caller: Caller, collection: str, item: str) -> Found:
         found = self.catalog.search(Filters(model_names=(collection,), item_ids=(item,), limit=1))

@@ -109,4 +109,5 @@ class ItemSearch:
 class ItemPage:
     found: list[Found]
     next_token: str | None  # None: the last page
+    prev_token: str | None = None  # None: the first page
     matched: int | None = None  # items matching the search, all pages (None: more than the count's cap)

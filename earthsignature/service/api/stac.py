@@ -120,8 +120,9 @@ class CatalogStacClient(BaseCoreClient):
         page = self.core.search_items(scope_caller(request.scope), search)
         links = [{"rel": "self", "type": "application/geo+json", "href": str(request.url)},
                  {"rel": "root", "type": "application/json", "href": get_base_url(request)}]
-        if page.next_token:
-            links.append(_next_link(request, page.next_token))
+        for relation, token in (("next", page.next_token), ("prev", page.prev_token)):
+            if token:
+                links.append(_page_link(request, relation, token))
         answer = {"type": "FeatureCollection", "features": [self._item(f, request) for f in page.found],
                   "numberReturned": len(page.found), "links": links}
         if page.matched is not None:  # exact, or left out (more than api.limits.max_matched)
@@ -190,11 +191,12 @@ def _area(bbox, intersects: Mapping[str, Any] | None) -> BaseGeometry | None:
         raise InvalidQueryParameter(str(error)) from error
 
 
-def _next_link(request: Request, token: str) -> dict[str, Any]:
+def _page_link(request: Request, relation: str, token: str) -> dict[str, Any]:
+    """The ``next`` or ``prev`` page: the same search with the page's token (a body to merge for a POST)."""
     if request.method == "POST":
-        return {"rel": "next", "type": "application/geo+json", "method": "POST", "merge": True,
+        return {"rel": relation, "type": "application/geo+json", "method": "POST", "merge": True,
                 "href": str(request.url), "body": {"token": token}}
-    return {"rel": "next", "type": "application/geo+json", "method": "GET",
+    return {"rel": relation, "type": "application/geo+json", "method": "GET",
             "href": str(request.url.include_query_params(token=token))}
 
 

@@ -120,12 +120,22 @@ class ModelCollection:
 
 @dataclass(frozen=True)
 class PageKey:
+    """Where a page starts: after (older than) a segmentation, or, ``newer``, just before it (a previous
+    page, read oldest first from the key and handed back newest first)."""
+
     start_time: datetime
     segmentation_id: int
+    newer: bool = False
 
     def token(self) -> str:
-        payload = json.dumps({"t": self.start_time.isoformat(), "id": self.segmentation_id})
-        return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+        values: dict[str, Any] = {"t": self.start_time.isoformat(), "id": self.segmentation_id}
+        if self.newer:
+            values["d"] = "newer"
+        return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
+
+    def before(self) -> PageKey:
+        """The key of the page before the one that starts at this answer (which is its first)."""
+        return PageKey(self.start_time, self.segmentation_id, newer=True)
 
     MAX_TOKEN = 256
 
@@ -138,12 +148,13 @@ class PageKey:
         try:
             padded = token + "=" * (-len(token) % 4)
             values = json.loads(base64.urlsafe_b64decode(padded.encode()))
-            moment, identifier = datetime.fromisoformat(values["t"]), values["id"]
-        except (ValueError, KeyError, TypeError, IndexError, RecursionError) as error:
+            moment, identifier, direction = datetime.fromisoformat(values["t"]), values["id"], values.get("d")
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError, RecursionError) as error:
             raise refused from error
-        if moment.tzinfo is None or type(identifier) is not int or not 0 < identifier < 2**63:
+        if moment.tzinfo is None or type(identifier) is not int or not 0 < identifier < 2**63 or direction not in (
+                None, "newer"):
             raise refused
-        return cls(moment, identifier)
+        return cls(moment, identifier, direction == "newer")
 
 
 @dataclass
@@ -155,6 +166,11 @@ class Found:
 
     def __post_init__(self) -> None:
         self.page_key = PageKey(self.segmentation.product.start_time, self.segmentation.id)
+
+
+def _newer(filters: Filters) -> bool:
+    """Whether ``filters`` ask for the page before a key."""
+    return bool(filters.page_token) and PageKey.parse(filters.page_token).newer
 
 
 def _tally_columns(tallies: Tallies | None) -> dict[str, int | None]:
@@ -301,14 +317,16 @@ class Catalog:
             return list(session.scalars(query))
 
     def search(self, filters: Filters) -> list[Found]:
-        """A page of segmentations, newest first. A class-share condition that every result must meet
-        gathers only the newest few times a page of the maps it holds; should they not fill the page (other
-        conditions refused most), the page is searched again with all of them."""
+        """A page of segmentations, newest first: the newest ones, those older than a page token's key, or,
+        for a token to the page before (``PageKey.newer``), the ``limit`` ones just newer than its key. A
+        class-share condition that every result must meet gathers only the newest few times a page of the
+        maps it holds; should they not fill the page (other conditions refused most), the page is searched
+        again with all of them."""
         newest = self._newest_first(filters)
         found = self._found(filters, newest)
         if newest is not None and newest.applied and len(found) < filters.limit:
             found = self._found(filters, None)
-        return found
+        return found[::-1] if _newer(filters) else found
 
     def _found(self, filters: Filters, newest: NewestFirst | None) -> list[Found]:
         query = self._search_query(filters, newest).options(selectinload(Segmentation.classes),
@@ -318,7 +336,7 @@ class Catalog:
 
     @staticmethod
     def _newest_first(filters: Filters) -> NewestFirst | None:
-        if filters.expression is None:
+        if filters.expression is None or _newer(filters):
             return None
         token = PageKey.parse(filters.page_token) if filters.page_token else None
         return NewestFirst(SHARE_PAGES * filters.limit,
@@ -348,6 +366,8 @@ class Catalog:
         query = sa.select(Segmentation).join(Product)
         for condition in self._conditions(filters, newest):
             query = query.where(condition)
+        if _newer(filters):  # the page before a key: the answers just newer than it, oldest first
+            return query.order_by(Product.start_time, Segmentation.id).limit(filters.limit)
         return query.order_by(Product.start_time.desc(), Segmentation.id.desc()).limit(filters.limit)
 
     @staticmethod
@@ -387,7 +407,9 @@ class Catalog:
             conditions.append(stac_filter.condition(filters.expression, newest=newest))
         if filters.page_token:
             key = PageKey.parse(filters.page_token)
-            conditions.append(sa.tuple_(Product.start_time, Segmentation.id) < sa.tuple_(key.start_time,
-                                                                                        key.segmentation_id))
-            conditions.append(Product.start_time <= key.start_time)  # the same bound, that an index can use
+            order, bound = sa.tuple_(Product.start_time, Segmentation.id), sa.tuple_(key.start_time,
+                                                                                     key.segmentation_id)
+            # the same bound on the time alone, for the time index to be entered at the key
+            conditions += ([order > bound, Product.start_time >= key.start_time] if key.newer
+                           else [order < bound, Product.start_time <= key.start_time])
         return conditions
