@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Install the OS packages EarthSignature needs when they are missing: PostgreSQL + PostGIS (the catalog),
-# Node.js + npm (the map page's web library, at setup), Chromium (the map page's browser test) and Debian's GDAL
-# command-line tools (a signed map link opened by the gdalinfo pilots have). As root it installs them; otherwise
-# it prints the exact command to run. Idempotent.
+# Node.js + npm (the map page's web library, at setup), Chromium (the map page's browser test), Debian's GDAL
+# command-line tools (a signed map link opened by the gdalinfo pilots have) and curl (the README's examples).
+# As root it installs them; otherwise it prints the exact command to run. Idempotent.
 set -euo pipefail
 
 have_postgis() {
@@ -15,9 +15,10 @@ have_postgis || PACKAGES+=(postgresql postgresql-15-postgis-3)
 command -v npm >/dev/null || PACKAGES+=(nodejs npm)
 command -v chromium >/dev/null || PACKAGES+=(chromium fonts-liberation)
 command -v gdalinfo >/dev/null || PACKAGES+=(gdal-bin)
+command -v curl >/dev/null || PACKAGES+=(curl)
 
 if [ ${#PACKAGES[@]} -eq 0 ]; then
-    echo "os-packages: PostgreSQL, PostGIS, npm, Chromium and GDAL's tools are installed"
+    echo "os-packages: PostgreSQL, PostGIS, npm, Chromium, GDAL's tools and curl are installed"
     exit 0
 fi
 if [ "$(id -u)" -ne 0 ]; then
@@ -29,4 +30,5 @@ echo "os-packages: installing ${PACKAGES[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}" >/dev/null
-have_postgis && command -v npm >/dev/null && command -v chromium >/dev/null && command -v gdalinfo >/dev/null
+have_postgis && command -v npm >/dev/null && command -v chromium >/dev/null && command -v gdalinfo >/dev/null &&
+    command -v curl >/dev/null
