@@ -31,7 +31,7 @@ from earthsignature.core.layout import ModelFolder
 from earthsignature.core.manifest import INT8_MIN_AGREEMENT, ModelManifest, Quantization
 from earthsignature.core.readers import open_product
 from earthsignature.export.onnx_export import LOGITS, SOFTMAX_PREFIX, ExportError
-from earthsignature.service.inference.product_input import ProductInput
+from earthsignature.service.inference.product_input import ProcessingError, ProductInput
 
 METHOD = ("onnxruntime static quantization, QDQ: int8 weights per output channel, uint8 activations "
           "calibrated on product tiles (MinMax, averaged over tiles); softmax, first and last convolutions in float32")
@@ -56,7 +56,11 @@ def product_tiles(products: Sequence[Path], manifest: ModelManifest, calibration
     tiles, masks = [], []
     wanted = calibration + held_out
     for path in products:
-        with ProductInput(open_product(path), manifest) as source:
+        try:
+            source = ProductInput(open_product(path), manifest)
+        except ProcessingError as error:  # an L1C product: the models read L2A
+            raise ExportError(f"{Path(path).name} cannot calibrate the model: {error}") from error
+        with source:
             for image, valid in _strip_tiles(source, wanted):
                 tiles.append(image)
                 masks.append(valid)

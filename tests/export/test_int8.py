@@ -160,6 +160,12 @@ def test_export_int8_end_to_end_through_the_cli(scene, tmp_path) -> None:
     assert MlflowClient(tracking).get_model_version("clc-int8", "1").tags["precision"] == "int8"
 
 
+def test_calibration_products_must_be_ones_the_model_reads(float_model, tmp_path) -> None:
+    l1c = write_product(tmp_path / "l1c", ProductSpec(level="L1C", size=120))
+    with pytest.raises(ExportError, match=r"L1C.*cannot calibrate the model: .* convert it with to_l2a"):
+        product_tiles([l1c], ModelManifest.load(float_model.manifest))
+
+
 def test_int8_needs_enough_tiles(scene, float_model, tmp_path) -> None:
     with pytest.raises(ExportError, match=r"needs 400 mostly valid tiles of 64 px; the products given hold \d+"):
         export_and_register(scene[1], tmp_path / "out", "clc-int8", None, TILE, OVERLAP,
