@@ -8,7 +8,6 @@ real or synthetic, the same way, and never imports the writers (``earthsignature
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +38,7 @@ def write_fixture(data: DictConfig) -> None:
     """The synthetic set ``data.fixture`` describes, in the layout of ``data.family`` (and packed into
     reBEN's LMDB when ``data.source`` is lmdb)."""
     options: dict[str, Any] = {key: tuple(value) if key in _SEQUENCES else value
-                               for key, value in _plain(data.fixture).items()}
+                               for key, value in OmegaConf.to_container(data.fixture, resolve=True).items()}
     root = Path(data.root)
     if data.family == "bigearthnet":
         from earthsignature.samples.bigearthnet_writer import write_bigearthnet_v2
@@ -56,7 +55,3 @@ def write_fixture(data: DictConfig) -> None:
         write_image_mask_pairs(root, target, bands=tuple(data.bands), **options)
     else:
         raise ValueError(f"no fixture writer for the data family {data.family!r}")
-
-
-def _plain(node: Any) -> Mapping[str, Any]:
-    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
