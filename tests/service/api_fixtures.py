@@ -85,6 +85,21 @@ def https(context, url: str, body: bytes | None = None, content_type: str = "app
         return error.code, json.loads(error.read() or b"null")
 
 
+def search_on_map_page(page, collection: str, categories: tuple[str, ...] = (),
+                       center: tuple[float, float] = (10, 40), zoom: int = 3) -> None:
+    """A pilot's search on the map page: a model, August 2021, optional categories, run from a view away from
+    the results (which the page then fits), waited for until the page says it is done."""
+    page.select_option("#collection", collection)
+    page.fill("#start", "2021-08-01")
+    page.fill("#end", "2021-08-31")
+    if categories:
+        page.select_option("#categories", list(categories))
+    page.evaluate(f"map.getView().setCenter(ol.proj.fromLonLat([{center[0]}, {center[1]}])); "
+                  f"map.getView().setZoom({zoom})")
+    page.click("#run")
+    page.wait_for_selector("body[data-state=done]", timeout=30_000)
+
+
 @contextmanager
 def map_page_in_chromium(certs: Certificates, root: str, query: str = "", height: int = 800) -> Iterator[object]:
     """The map page in Debian's headless Chromium, presenting the pilot's certificate (Playwright's client

@@ -15,7 +15,7 @@ from PIL import Image
 from earthsignature.samples.requests import CLASSES, product_request
 from earthsignature.service.catalog.queryables import class_slug
 
-from .api_fixtures import client_of, map_page_in_chromium, server_with_http_app
+from .api_fixtures import client_of, map_page_in_chromium, search_on_map_page, server_with_http_app
 
 pytestmark = pytest.mark.postgis
 
@@ -38,15 +38,6 @@ def page(served):
         yield page
 
 
-def search(page) -> None:
-    page.select_option("#collection", "clc-unet")
-    page.fill("#start", "2021-08-01")
-    page.fill("#end", "2021-08-31")
-    page.evaluate("map.getView().setCenter(ol.proj.fromLonLat([10, 40])); map.getView().setZoom(3)")
-    page.click("#run")
-    page.wait_for_selector("body[data-state=done]", timeout=30_000)
-
-
 def map_pixels(page) -> np.ndarray:
     page.wait_for_timeout(400)
     return np.asarray(Image.open(io.BytesIO(page.locator("#map").screenshot())).convert("RGB")).astype(int)
@@ -56,7 +47,7 @@ def test_basemap_scale_bar_fitted_view_and_a_clickable_list(page) -> None:
     page.wait_for_function("baseLayers.length === 1 && baseLayers[0].getSource().getFeatures().length > 200",
                            timeout=30_000)  # the country outlines shipped with the page: no internet needed
     assert page.locator(".ol-scale-bar").count() == 1
-    search(page)
+    search_on_map_page(page, "clc-unet")
     assert page.inner_text("#status") == "3 maps found"
     assert page.evaluate("ol.extent.containsExtent(map.getView().calculateExtent(), footprints.getExtent())")
     assert page.evaluate("map.getView().getZoom()") > 5  # fitted to the results, not the world

@@ -28,7 +28,7 @@ from earthsignature.client import EarthSignatureClient
 from earthsignature.core.cog import CLOUD_COLOR
 from earthsignature.samples.requests import class_map, product_request
 
-from .api_fixtures import client_of, map_page_in_chromium, server_with_http_app
+from .api_fixtures import client_of, map_page_in_chromium, search_on_map_page, server_with_http_app
 
 pytestmark = pytest.mark.postgis
 TILES = ["34SGH", "31TCJ", "33UUP", "35VLG", "32TQM", "30TWM", "29TNE"]
@@ -213,13 +213,7 @@ def test_the_map_page_finds_maps_in_a_real_browser(stac, tmp_path) -> None:
     with map_page_in_chromium(certs, root, "?basemap=none") as page:
         assert page.eval_on_selector_all("#collection option", "o => o.map(x => x.value)") == \
             ["burnt-unet", "clc-unet"]
-        page.select_option("#collection", "clc-unet")
-        page.fill("#start", "2021-08-01")
-        page.fill("#end", "2021-08-31")
-        page.select_option("#categories", "burnt_areas")
-        page.evaluate("map.getView().setCenter(ol.proj.fromLonLat([0, 0])); map.getView().setZoom(1)")
-        page.click("#run")
-        page.wait_for_selector("body[data-state=done]", timeout=30_000)
+        search_on_map_page(page, "clc-unet", ("burnt_areas",), center=(0, 0), zoom=1)
         assert page.inner_text("#status") == "2 maps found"
         assert page.evaluate("footprints.getFeatures().length") == 2
         assert page.evaluate("mapLayers.getLayers().getLength()") == 2  # both class maps drawn
