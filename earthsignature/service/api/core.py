@@ -61,7 +61,6 @@ from earthsignature.service.catalog.catalog import (
     Filters,
     Found,
     ModelCollection,
-    PageKey,
 )
 from earthsignature.service.catalog.ingest import IngestError, OutcomeUnknown, Stored, Submission, ingest, settle
 from earthsignature.service.catalog.items import item_id, item_keys
@@ -413,7 +412,7 @@ class DatabaseCore:
                               item_ids=search.ids, expression=expression, limit=limit + 1, page_token=search.token)
             found = self.catalog.search(filters)
             matched = self.catalog.count(filters, self.limits.max_matched)
-            key = PageKey.parse(search.token) if search.token else None
+            key = filters.page_key
         except (stac_filter.FilterError, CatalogError) as error:
             raise InvalidArgument(None, str(error)) from error
         # one more answer than the page was asked for: whether there is a page beyond, on the side read

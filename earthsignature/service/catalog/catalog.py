@@ -103,6 +103,17 @@ class Filters:
     limit: int = 10
     page_token: str = ""
 
+    @property
+    def page_key(self) -> PageKey | None:
+        """Where the page starts (``CatalogError`` for a token this server did not issue); None: the newest."""
+        return PageKey.parse(self.page_token) if self.page_token else None
+
+    @property
+    def newer(self) -> bool:
+        """Whether the page asked for is the one before its key."""
+        key = self.page_key
+        return key is not None and key.newer
+
 
 @dataclass(frozen=True)
 class ModelCollection:
@@ -166,11 +177,6 @@ class Found:
 
     def __post_init__(self) -> None:
         self.page_key = PageKey(self.segmentation.product.start_time, self.segmentation.id)
-
-
-def _newer(filters: Filters) -> bool:
-    """Whether ``filters`` ask for the page before a key."""
-    return bool(filters.page_token) and PageKey.parse(filters.page_token).newer
 
 
 def _tally_columns(tallies: Tallies | None) -> dict[str, int | None]:
@@ -326,7 +332,7 @@ class Catalog:
         found = self._found(filters, newest)
         if newest is not None and newest.applied and len(found) < filters.limit:
             found = self._found(filters, None)
-        return found[::-1] if _newer(filters) else found
+        return found[::-1] if filters.newer else found
 
     def _found(self, filters: Filters, newest: NewestFirst | None) -> list[Found]:
         query = self._search_query(filters, newest).options(selectinload(Segmentation.classes),
@@ -336,9 +342,9 @@ class Catalog:
 
     @staticmethod
     def _newest_first(filters: Filters) -> NewestFirst | None:
-        if filters.expression is None or _newer(filters):
+        if filters.expression is None or filters.newer:
             return None
-        token = PageKey.parse(filters.page_token) if filters.page_token else None
+        token = filters.page_key
         return NewestFirst(SHARE_PAGES * filters.limit,
                            (token.start_time, token.segmentation_id) if token else None, filters.end)
 
@@ -366,7 +372,7 @@ class Catalog:
         query = sa.select(Segmentation).join(Product)
         for condition in self._conditions(filters, newest):
             query = query.where(condition)
-        if _newer(filters):  # the page before a key: the answers just newer than it, oldest first
+        if filters.newer:  # the page before a key: the answers just newer than it, oldest first
             return query.order_by(Product.start_time, Segmentation.id).limit(filters.limit)
         return query.order_by(Product.start_time.desc(), Segmentation.id.desc()).limit(filters.limit)
 
@@ -405,8 +411,8 @@ class Catalog:
                               .in_(keys) if keys else sa.false())
         if filters.expression is not None:
             conditions.append(stac_filter.condition(filters.expression, newest=newest))
-        if filters.page_token:
-            key = PageKey.parse(filters.page_token)
+        key = filters.page_key
+        if key is not None:
             order, bound = sa.tuple_(Product.start_time, Segmentation.id), sa.tuple_(key.start_time,
                                                                                      key.segmentation_id)
             # the same bound on the time alone, for the time index to be entered at the key
