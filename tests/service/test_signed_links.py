@@ -4,6 +4,7 @@ previous key valid."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -17,6 +18,7 @@ import urllib.request
 import pytest
 
 from earthsignature.samples.requests import product_request
+from earthsignature.service.api import access_tokens
 from earthsignature.service.api.signed_links import PARAMETERS, BadSignature, LinkKeys, LinkSigner
 
 from .api_fixtures import client_of, https, https_context, server_with_http_app
@@ -124,3 +126,84 @@ def test_debians_gdal_opens_a_signed_link_and_reads_the_class_names(served) -> N
     assert "Driver: GTiff" in result.stdout and "CLASS_2=Burnt areas" in result.stdout
     assert "Categories:" in result.stdout  # the .aux.xml beside it, fetched with the same signature
     assert "Burnt areas" in result.stdout.split("Categories:")[1]
+
+
+def test_an_access_token_is_bound_to_its_certificate_serial_and_expires(tmp_path) -> None:
+    signer = LinkSigner(LinkKeys(tmp_path / "keys"), lifetime_s=600)
+    issued = access_tokens.issue(signer, "acme", 0x1F2E, now=1_000_000)
+    assert issued.expires_at == 1_000_600 and issued.token.startswith(access_tokens.PREFIX)
+    assert access_tokens.verify(signer, issued.token, now=1_000_100) == access_tokens.TokenHolder("acme", 0x1F2E)
+    with pytest.raises(BadSignature, match="expired"):
+        access_tokens.verify(signer, issued.token, now=1_000_601)
+    body = base64.urlsafe_b64decode(issued.token.removeprefix(access_tokens.PREFIX) + "==")
+    forged = access_tokens.PREFIX + base64.urlsafe_b64encode(body.replace(b"1f2e/", b"1f2f/", 1)).decode()
+    with pytest.raises(BadSignature, match="altered"):  # another certificate's serial: the signature breaks
+        access_tokens.verify(signer, forged, now=1_000_100)
+    for garbage in ("", "Bearer", "es1.", "es1.!!!!", "es1." + "A" * 2000, issued.token[:-3]):
+        with pytest.raises(BadSignature):
+            access_tokens.verify(signer, garbage, now=1_000_100)
+
+
+def with_token(certs, url: str, token: str) -> tuple[int, bytes]:
+    """A request that presents no certificate, the access token in its Authorization header."""
+    context = ssl.create_default_context(cafile=str(certs.ca.cert_path))
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, context=context, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def test_an_access_token_opens_every_route_for_a_while_and_a_revocation_ends_it(served) -> None:
+    certs, server, root = served
+    status, issued = https(https_context(certs), f"{root}/v1/token")
+    token = issued["access_token"]
+    assert status == 200 and issued["token_type"] == "Bearer" and issued["expires_in"] == 3600
+    status, body = with_token(certs, f"{root}/stac/search?collections=clc-unet", token)
+    item = json.loads(body)["features"][0]
+    signed = item["assets"]["classes"]["href"].split("/signed/")[1]
+    assert status == 200 and signed.split("/")[2] == "acme"  # the answer's links are signed for the token's pilot
+    assert with_token(certs, f"{root}/v1/segmentation:list?n_results=1", token)[0] == 200
+    plain_map = f"{root}/v1/maps/clc-unet/{urllib.parse.quote(item['id'])}/classes.tif"
+    status, body = with_token(certs, plain_map, token)
+    assert status == 200 and body[:4] == b"II*\x00"  # no signed folder: the token authenticates the map
+    status, body = with_token(certs, f"{root}/v1/token", token)
+    assert status == 401  # a token never mints a token: only the certificate does
+    assert https(https_context(certs, "internal"), f"{root}/v1/token")[0] == 403  # pilots only
+    for bad in (token[:-2] + ("AA" if token[-2:] != "AA" else "BB"), "nonsense"):
+        status, body = with_token(certs, f"{root}/stac/search", bad)
+        assert status == 401 and "access token" in json.loads(body)["message"]
+    expired = access_tokens.issue(server.core.signer, "acme", 1, now=time.time() - 7200).token
+    status, body = with_token(certs, f"{root}/stac/search", expired)
+    assert status == 401 and "expired" in json.loads(body)["message"]
+
+    # a second pilot's token works until that pilot's certificate is revoked
+    key, cert = certs.ca.issue(certs.ca.folder.parent / "beta", "beta", "pilot")
+    context = ssl.create_default_context(cafile=str(certs.ca.cert_path))
+    context.load_cert_chain(str(cert), str(key))
+    beta = https(context, f"{root}/v1/token")[1]["access_token"]
+    assert with_token(certs, f"{root}/stac/search", beta)[0] == 200
+    from cryptography import x509
+
+    certs.ca.revoke(x509.load_pem_x509_certificate(cert.read_bytes()).serial_number)
+    status, body = with_token(certs, f"{root}/stac/search", beta)
+    assert status == 401 and "revoked" in json.loads(body)["message"]
+    assert with_token(certs, f"{root}/stac/search", token)[0] == 200  # acme's still works
+
+
+def test_debians_gdal_and_curl_open_a_map_with_an_access_token(served) -> None:
+    certs, _, root = served
+    token = https(https_context(certs), f"{root}/v1/token")[1]["access_token"]
+    _, found = https(https_context(certs), f"{root}/stac/search?collections=clc-unet")
+    plain_map = f"{root}/v1/maps/clc-unet/{urllib.parse.quote(found['features'][0]['id'])}/classes.tif"
+    ca = str(certs.ca.cert_path)
+    environment = {**os.environ, "GDAL_CURL_CA_BUNDLE": ca, "CURL_CA_BUNDLE": ca, "SSL_CERT_FILE": ca,
+                   "GDAL_HTTP_HEADERS": f"Authorization: Bearer {token}"}
+    environment.pop("GDAL_DATA", None)
+    result = subprocess.run([shutil.which("gdalinfo"), f"/vsicurl/{plain_map}"], capture_output=True, text=True,
+                            timeout=60, env=environment)
+    assert result.returncode == 0 and "Burnt areas" in result.stdout.split("Categories:")[1], result.stderr
+    search = subprocess.run(["curl", "-sf", "--cacert", ca, "-H", f"Authorization: Bearer {token}",
+                             f"{root}/stac/search?collections=clc-unet&limit=1"], capture_output=True, timeout=60)
+    assert search.returncode == 0 and json.loads(search.stdout)["features"]

@@ -22,7 +22,7 @@ from earthsignature.core import raster_codec
 from earthsignature.core.classes import class_code
 from earthsignature.core.cog import CLOUD_COLOR, legend_sidecars
 from earthsignature.core.settings import ApiLimits
-from earthsignature.service.api import stac_items, validation
+from earthsignature.service.api import access_tokens, stac_items, validation
 from earthsignature.service.api.auth import (
     ROLES,
     AuthError,
@@ -34,6 +34,7 @@ from earthsignature.service.api.auth import (
 )
 from earthsignature.service.api.budget import Deadline, WorkSlots
 from earthsignature.service.api.errors import (
+    FailedPrecondition,
     InvalidArgument,
     NotFound,
     PermissionDenied,
@@ -106,26 +107,51 @@ class DatabaseCore:
 
     # -- who is asking ---------------------------------------------------------------------------------------
 
-    def authorize(self, certificate: bytes | None) -> Caller:
+    def authorize(self, certificate: bytes | None, token: str | None = None) -> Caller:
         """The caller named by the client certificate its TLS layer verified (PEM): readable, not revoked, with
-        a role. Which role a call needs is the call's own check (``require``)."""
+        a role; without a certificate, the pilot an access token (HTTP's bearer token) was issued to. Which role
+        a call needs is the call's own check (``require``)."""
         if self.insecure:
             return INSECURE_CALLER
+        if not certificate and token:
+            return self._token_holder(token)
         if not certificate:
-            raise Unauthenticated("a client certificate signed by the project CA is required")
+            raise Unauthenticated("a client certificate signed by the project CA is required (over HTTP, or an "
+                                  "access token: Authorization: Bearer, from GET /v1/token)")
         try:
             caller = caller_from_pem(certificate)
         except AuthError as error:
             raise Unauthenticated(str(error)) from error
-        try:
-            revoked = caller.serial in self.revoked
-        except RevocationUnavailable as error:
-            raise Unavailable(str(error)) from error
-        if revoked:
-            raise Unauthenticated(f"certificate serial {format_serial(caller.serial)} is revoked")
+        self._check_not_revoked(caller.serial)
         if caller.role not in ROLES:
             raise PermissionDenied(f"certificate of {excerpt(caller.common_name)} has no role")
         return caller
+
+    def _check_not_revoked(self, serial: int) -> None:
+        try:
+            revoked = serial in self.revoked
+        except RevocationUnavailable as error:
+            raise Unavailable(str(error)) from error
+        if revoked:
+            raise Unauthenticated(f"certificate serial {format_serial(serial)} is revoked")
+
+    def _token_holder(self, token: str) -> Caller:
+        if self.signer is None:
+            raise Unauthenticated("this server issues no access tokens: present your client certificate")
+        try:
+            holder = access_tokens.verify(self.signer, token)
+        except BadSignature as error:
+            raise Unauthenticated(str(error)) from error
+        self._check_not_revoked(holder.serial)
+        return Caller(holder.common_name, "pilot", holder.serial)
+
+    def access_token(self, caller: Caller) -> access_tokens.AccessToken:
+        """A bearer token standing for ``caller``'s certificate on the HTTP routes, for a while
+        (``access_tokens``): pilots only, and only to a caller who presented the certificate itself."""
+        self.require(caller, "pilot")
+        if self.signer is None or self.insecure:
+            raise FailedPrecondition("this server issues no access tokens (no signing keys, or insecure mode)")
+        return access_tokens.issue(self.signer, caller.common_name, caller.serial)
 
     @staticmethod
     def require(caller: Caller, role: str) -> None:
@@ -384,11 +410,12 @@ class DatabaseCore:
         return self.signer.sign(stac_items.map_files_scope(segmentation.model_name, item), caller.common_name)
 
     def authorize_map_files(self, certificate: bytes | None, collection: str, item: str,
-                            signed: dict[str, str] | None) -> Caller:
+                            signed: dict[str, str] | None, token: str | None = None) -> Caller:
         """The caller of a map-file request: a signed folder's (its parts; no certificate needed), else the
-        certificate's. A bad signature is PERMISSION_DENIED (403), whatever certificate comes with it."""
+        certificate's or the access token's. A bad signature is PERMISSION_DENIED (403), whatever certificate
+        comes with it."""
         if signed is None:
-            return self.authorize(certificate)
+            return self.authorize(certificate, token)
         if self.signer is None:
             raise PermissionDenied("this server does not sign links: present your client certificate")
         try:

@@ -96,6 +96,12 @@ class NotFound(ApiError):
     code = Code.NOT_FOUND
 
 
+class FailedPrecondition(ApiError):
+    """A request the server cannot answer in its configuration (HTTP 400)."""
+
+    code = Code.FAILED_PRECONDITION
+
+
 class DeadlineExceeded(ApiError):
     """A request over its budget: cancelled, and answered (HTTP 503: retry, or ask less)."""
 

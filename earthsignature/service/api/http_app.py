@@ -9,11 +9,14 @@
   ``GET /v1/statistics:change`` answer one AreaStatisticsResponse / AreaChangeResponse as JSON (``:change-pictures``
   the latter with its change maps as pictures, for the map page);
 - a segmentation's files, map pictures, XYZ tiles and quicklooks (``map_files``);
+- ``GET /v1/token``: a pilot's certificate exchanged for an access token, which every route then takes as
+  ``Authorization: Bearer`` in place of the certificate (``access_tokens``), for tools that send no
+  certificate;
 - the STAC API at ``/stac`` (``stac``) and the map page at ``/map`` (``web/``);
 - ``GET /healthz``: whether the catalog is reachable, for callers with a valid, unrevoked certificate and a
   role like every other route (it reports on the catalog; a load balancer presents a certificate of its own).
 
-``http_server`` serves it with mutual TLS; every route checks the caller as gRPC does.
+``http_server`` serves it with mutual TLS; every route checks the caller as gRPC does (or the access token).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import AsyncIterator, Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -39,6 +43,7 @@ from earthsignature.service.api.core import DatabaseCore
 from earthsignature.service.api.errors import ApiError, Code, InvalidArgument, as_api_error
 from earthsignature.service.api.http_context import (
     CALLER_KEY,
+    credentials,
     error_response,
     peer_pem,
     scope_caller,
@@ -47,13 +52,15 @@ from earthsignature.service.api.http_context import (
 )
 from earthsignature.service.api.map_files import MapFiles
 from earthsignature.service.api.map_render import render_cog_png
-from earthsignature.service.api.stac import build_stac_app
+from earthsignature.service.api.stac import STAC_DESCRIPTIONS, build_stac_app
 from earthsignature.service.api.stac_items import STAC_PREFIX
 from earthsignature.service.catalog import change
 
 #: The pilots' map page: map.html, and static/ (our script and style, the web library in static/vendor).
 WEB_DIR = Path(__file__).with_name("web")
 MAP_PAGE = "/map"
+#: a pilot's certificate exchanged for an access token (``access_tokens``)
+TOKEN_ROUTE = "/v1/token"
 
 #: path -> (the core's method, the request message, its translation to the core's record)
 ROUTES = {"/v1/segmentation:list": ("list_maps", database_pb2.ListSegmentationRequest, wire.list_query),
@@ -117,7 +124,7 @@ def build_app(core: DatabaseCore) -> Starlette:
         deadline = core.deadline()
 
         def start():  # in a worker thread: checking an area (WKT up to 100,000 characters) is work
-            caller = core.authorize(peer_pem(request.scope))
+            caller = core.authorize(*credentials(request.scope))
             message = request_from_query(request.query_params.multi_items(), message_type)
             answers = getattr(core, method)(caller, translate(message), deadline)
             stream = wire.responses(answers, message.raster_encoding, core, deadline)
@@ -134,7 +141,7 @@ def build_app(core: DatabaseCore) -> Starlette:
         deadline = core.deadline()
 
         def answer() -> dict:
-            caller = core.authorize(peer_pem(request.scope))
+            caller = core.authorize(*credentials(request.scope))
             query = translate(request_from_query(request.query_params.multi_items(), message_type))
             return respond(query.model_name, getattr(core, method)(caller, query, deadline))
 
@@ -142,6 +149,18 @@ def build_app(core: DatabaseCore) -> Starlette:
             return JSONResponse(await run_in_threadpool(answer))
         except Exception as error:
             return error_response(error)
+
+    async def token(request: Request) -> Response:
+        def issue():  # the certificate itself, never a token: a token cannot renew itself
+            return core.access_token(core.authorize(peer_pem(request.scope)))
+
+        try:
+            issued = await run_in_threadpool(issue)
+        except Exception as error:
+            return error_response(error)
+        expires = datetime.fromtimestamp(issued.expires_at, UTC).isoformat().replace("+00:00", "Z")
+        return JSONResponse({"access_token": issued.token, "token_type": "Bearer", "expires_in": issued.lifetime_s,
+                             "expires_at": expires}, headers={"Cache-Control": "no-store"})
 
     async def map_page(request: Request) -> Response:
         if not (WEB_DIR / "static" / "vendor" / "ol.js").exists():
@@ -160,7 +179,7 @@ def build_app(core: DatabaseCore) -> Starlette:
     async def http_error(request: Request, error: HTTPException) -> Response:
         code = {404: Code.NOT_FOUND, 405: Code.UNIMPLEMENTED}.get(error.status_code, Code.INVALID_ARGUMENT)
         message = (f"no route {request.url.path[:80]}; routes: {', '.join([*ROUTES, *UNARY_ROUTES])}, "
-                   "/v1/maps/..., /stac/, /map, /healthz"
+                   f"/v1/maps/..., {TOKEN_ROUTE}, /stac/, /map, /healthz"
                    if error.status_code == 404 else f"{request.method} is not allowed here: use GET")
         return JSONResponse(status(code, message), status_code=error.status_code,
                             headers=getattr(error, "headers", None))
@@ -168,11 +187,14 @@ def build_app(core: DatabaseCore) -> Starlette:
     routes = [Route(path, binding, methods=["GET"]) for path in ROUTES]
     routes += [Route(path, unary, methods=["GET"]) for path in UNARY_ROUTES]
     routes += MapFiles(core).routes()
+    routes.append(Route(TOKEN_ROUTE, token, methods=["GET"]))
     routes.append(Route("/healthz", RequireCaller(healthz, core, endpoint=True), methods=["GET"]))
     routes.append(Route(MAP_PAGE, RequireCaller(map_page, core, endpoint=True), methods=["GET"]))
     routes.append(Mount(f"{MAP_PAGE}/static", app=RequireCaller(StaticFiles(directory=WEB_DIR / "static",
                                                                             check_dir=False), core)))
-    routes.append(Mount(STAC_PREFIX, app=RequireCaller(build_stac_app(core), core)))
+    # the API's OpenAPI description and its page are public: validators and code generators fetch them
+    # without credentials (stac-api-validator sends no Authorization header there), and they hold no data
+    routes.append(Mount(STAC_PREFIX, app=RequireCaller(build_stac_app(core), core, public=STAC_DESCRIPTIONS)))
     return Starlette(routes=routes, exception_handlers={HTTPException: http_error})
 
 
@@ -181,14 +203,15 @@ class RequireCaller:
     check as gRPC: project CA, role, revocation), and finds the caller in its scope (``scope_caller``).
     ``endpoint``: ``app`` is a Starlette request handler."""
 
-    def __init__(self, app, core: DatabaseCore, endpoint: bool = False):
-        self.app, self.core = (request_response(app) if endpoint else app), core
+    def __init__(self, app, core: DatabaseCore, endpoint: bool = False, public: frozenset[str] = frozenset()):
+        """``public``: paths under the mount point answered without a caller (descriptions that hold no data)."""
+        self.app, self.core, self.public = (request_response(app) if endpoint else app), core, public
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["path"].removeprefix(scope.get("root_path", "")) in self.public:
             return await self.app(scope, receive, send)
         try:
-            caller = self.core.authorize(peer_pem(scope))
+            caller = self.core.authorize(*credentials(scope))
         except ApiError as error:
             return await error_response(error)(scope, receive, send)
         started = [False]

@@ -26,6 +26,20 @@ def peer_pem(scope: dict) -> bytes | None:
     return chain[0].encode() if chain else None
 
 
+def bearer_token(scope: dict) -> str | None:
+    """The access token of ``Authorization: Bearer <token>`` (``access_tokens``), if the request sends one."""
+    for name, value in scope.get("headers", ()):
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            return token.strip() or None if scheme.lower() == "bearer" else None
+    return None
+
+
+def credentials(scope: dict) -> tuple[bytes | None, str | None]:
+    """What a request authenticates with: its verified client certificate, and its bearer token."""
+    return peer_pem(scope), bearer_token(scope)
+
+
 def scope_caller(scope: dict) -> Caller:
     """The caller ``RequireCaller`` authorized for this request."""
     return scope[CALLER_KEY]

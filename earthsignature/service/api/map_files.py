@@ -24,7 +24,7 @@ from starlette.routing import Route
 from earthsignature.core.product import gdal_path
 from earthsignature.service.api.core import QUICKLOOK_PATH, DatabaseCore
 from earthsignature.service.api.errors import ApiError, Code, InvalidArgument, NotFound, ResourceExhausted
-from earthsignature.service.api.http_context import error_response, peer_pem, status_response
+from earthsignature.service.api.http_context import credentials, error_response, status_response
 from earthsignature.service.api.map_render import render_png, render_tile
 from earthsignature.service.api.signed_links import PARAMETERS
 from earthsignature.service.api.stac_items import MAP_ASSETS, MAP_FILE_PATH, SIGNED_MAP_FILE_PATH
@@ -115,10 +115,11 @@ class MapFiles:
         try:
             if "collection" in params:
                 signed = {name: params[name] for name in PARAMETERS} if "signature" in params else None
-                caller = self.core.authorize_map_files(peer_pem(request.scope), params["collection"], params["item"],
-                                                       signed)
+                certificate, token = credentials(request.scope)
+                caller = self.core.authorize_map_files(certificate, params["collection"], params["item"], signed,
+                                                       token)
             else:
-                caller = self.core.authorize(peer_pem(request.scope))
+                caller = self.core.authorize(*credentials(request.scope))
             return await work(caller)
         except ApiError as error:
             return error_response(error)

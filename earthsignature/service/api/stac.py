@@ -56,6 +56,11 @@ from earthsignature.service.catalog import stac_filter
 log = logging.getLogger("earthsignature.stac")
 
 
+#: the OpenAPI description (service-desc) and its HTML page (service-doc), under ``STAC_PREFIX``
+OPENAPI_PATH, OPENAPI_PAGE = "/api", "/api.html"
+STAC_DESCRIPTIONS = frozenset({OPENAPI_PATH, OPENAPI_PAGE})
+
+
 @attr.s
 class CatalogStacClient(BaseCoreClient):
     """stac-fastapi's core client answered by the service core (``core``) for the caller ``RequireCaller``
@@ -70,8 +75,9 @@ class CatalogStacClient(BaseCoreClient):
                                   extension_schemas=[])
         page["links"] += [
             {"rel": stac_items.QUERYABLES_REL, "type": "application/schema+json", "href": f"{base}queryables"},
-            {"rel": "service-desc", "type": "application/vnd.oai.openapi+json;version=3.0", "href": f"{base}api"},
-            {"rel": "service-doc", "type": "text/html", "href": f"{base}api.html"}]
+            {"rel": "service-desc", "type": "application/vnd.oai.openapi+json;version=3.0",
+             "href": base + OPENAPI_PATH.lstrip("/")},
+            {"rel": "service-doc", "type": "text/html", "href": base + OPENAPI_PAGE.lstrip("/")}]
         return page
 
     # -- collections -----------------------------------------------------------------------------------
@@ -212,9 +218,10 @@ def build_stac_app(core) -> SearchBodies:
     settings = ApiSettings(stac_fastapi_title="EarthSignature land-cover maps",
                            stac_fastapi_description="Sentinel-2 land-cover segmentations, one collection per model",
                            stac_fastapi_landing_id="earthsignature", stac_fastapi_version=version("earthsignature"),
-                           openapi_url="/api", docs_url="/api.html")
+                           openapi_url=OPENAPI_PATH, docs_url=OPENAPI_PAGE)
     client = CatalogStacClient(
         core=core, landing_page_id="earthsignature", title=settings.stac_fastapi_title,
+        stac_version=stac_items.STAC_VERSION,
         description=settings.stac_fastapi_description,
         base_conformance_classes=list(BASE_CONFORMANCE_CLASSES),
         extensions=extensions)
