@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 import json
-import re
+import os
 import ssl
 import subprocess
 import sys
@@ -27,8 +27,10 @@ from pystac_client.warnings import MissingLink
 from earthsignature.client import EarthSignatureClient
 from earthsignature.core.cog import CLOUD_COLOR
 from earthsignature.samples.requests import class_map, product_request
+from earthsignature.service.api.stac_items import EXTENSIONS
 
 from .api_fixtures import client_of, map_page_in_chromium, search_on_map_page, server_with_http_app
+from .extension_rules import SCHEMAS as EXTENSION_SCHEMAS
 
 pytestmark = pytest.mark.postgis
 TILES = ["34SGH", "31TCJ", "33UUP", "35VLG", "32TQM", "30TWM", "29TNE"]
@@ -105,6 +107,13 @@ def test_pystac_client_searches_pages_and_filters(stac, pystac_client) -> None:
                                        {"op": "=", "args": [{"property": "collection"}, "clc-unet"]}]}
     assert [i.properties["eo:cloud_cover"] for i in client.search(filter=cql2_json, method="POST").items()] \
         == [10.0, 5.0]
+    for bounds in ([5, 12], [[5, 12]]):  # between: CQL2's three arguments, and the drafts' [low, high]
+        between = {"op": "between", "args": [{"property": "eo:cloud_cover"}, *bounds]}
+        found = client.search(collections=["clc-unet"], filter=between, method="POST").items()
+        assert sorted(i.properties["eo:cloud_cover"] for i in found) == [5.0, 10.0]
+    assert {i.properties["platform"] for i in client.search(filter="mission = 'sentinel-2' AND platform LIKE "
+                                                                   "'sentinel-2%'", max_items=100).items()} \
+        == {"sentinel-2a"}
     west, south, *_ = items[-1].bbox  # 34SGH's map, the oldest
     inside = [west + 0.001, south + 0.001, west + 0.002, south + 0.002]
     assert [i.collection_id for i in client.search(bbox=inside, datetime="2021-08-01/2021-08-03").items()] \
@@ -376,6 +385,10 @@ def test_get_search_takes_intersects_as_geojson(stac) -> None:
     status, _, body = fetch(stac, "/stac/search?" + urllib.parse.urlencode({"intersects": point}))
     found = json.loads(body)["features"]
     assert status == 200 and found and all(f["properties"]["grid:code"] == "MGRS-34SGH" for f in found)
+    far_line = {"type": "LineString", "coordinates": [[101.0, 0.0], [102.0, 1.0]]}  # any GeoJSON geometry
+    collection = json.dumps({"type": "GeometryCollection", "geometries": [json.loads(point), far_line]})
+    status, _, body = fetch(stac, "/stac/search?" + urllib.parse.urlencode({"intersects": collection}))
+    assert status == 200 and {f["id"] for f in json.loads(body)["features"]} == {f["id"] for f in found}
     for bad in ("{", '{"type": "Point", "coordinates": [NaN, 0]}', "[" * 5000):
         status, _, body = fetch(stac, "/stac/search?" + urllib.parse.urlencode({"intersects": bad}))
         assert status == 400 and "intersects" in json.loads(body)["message"]
@@ -421,61 +434,100 @@ def test_pages_link_forward_and_back(stac) -> None:
 
 def test_items_and_collections_validate_against_the_stac_schemas_and_extension_rules(stac) -> None:
     """The core JSON schemas pystac ships (offline), and for each extension used the rules its specification
-    states (field types, required fields, allowed values): no schema is fetched from the internet."""
+    states (``extension_rules``): no schema is fetched from the internet."""
     from jsonschema import Draft7Validator
-    from pystac.validation.local_validator import VERSION, get_local_schema_cache
     from referencing import Registry, Resource
     from referencing.jsonschema import DRAFT7
 
-    cache = get_local_schema_cache()
+    schemas = offline_schemas()
     registry = Registry().with_resources(
-        (uri, Resource.from_contents(schema, default_specification=DRAFT7)) for uri, schema in cache.items())
+        (uri, Resource.from_contents(schema, default_specification=DRAFT7)) for uri, schema in schemas.items())
 
-    def errors(document: dict, kind: str) -> list[str]:
-        schema = cache[f"https://schemas.stacspec.org/v{VERSION}/{kind}-spec/json-schema/{kind}.json"]
-        return [error.message for error in Draft7Validator(schema, registry=registry).iter_errors(document)]
+    def errors(document: dict, schema_url: str) -> list[str]:
+        return [error.message for error in Draft7Validator(schemas[schema_url], registry=registry)
+                .iter_errors(document)]
+
+    def core(kind: str) -> str:
+        return f"https://schemas.stacspec.org/v1.1.0/{kind}-spec/json-schema/{kind}.json"
 
     status, _, body = fetch(stac, "/stac/search?limit=100")
     items = json.loads(body)["features"]
     status_c, _, body_c = fetch(stac, "/stac/collections")
     collections = json.loads(body_c)["collections"]
     assert status == status_c == 200 and len(items) == len(TILES) + 1 and len(collections) == 2
+    for document in [*items, *collections]:
+        kind = "item" if document["type"] == "Feature" else "collection"
+        assert document["stac_version"] == "1.1.0" and errors(document, core(kind)) == [], document["id"]
+        assert document["stac_extensions"] and all(url in EXTENSION_SCHEMAS for url in document["stac_extensions"])
+        for url in document["stac_extensions"]:
+            assert errors(document, url) == [], (document["id"], url)
     for item in items:
-        assert errors(item, "item") == [], item["id"]
-        _extension_rules(item)
-    broken = {**items[0], "properties": {**items[0]["properties"], "datetime": "yesterday"}}
-    assert errors(broken, "item") and errors({**items[0], "assets": {"classes": {}}}, "item")  # the schemas bite
-    for collection in collections:
-        assert errors(collection, "collection") == [], collection["id"]
-        for entry in collection["item_assets"]["classes"]["classification:classes"]:
-            _classification_class(entry)
+        for key, value in item["properties"].items():  # our own fractions: numbers in 0..1
+            if key.startswith("fraction:") or key.endswith("_fraction"):
+                assert 0 <= value <= 1, key
+        assert {link["rel"] for link in item["links"]} >= {"self", "parent", "collection", "root", "xyz"}
+    # the schemas bite: a bad datetime, an asset without href, a class without a name, an xyz link without {z}
+    item = items[0]
+    assert errors({**item, "properties": {**item["properties"], "datetime": "yesterday"}}, core("item"))
+    assert errors({**item, "assets": {"classes": {}}}, core("item"))
+    classes = item["assets"]["classes"]
+    unnamed = {**classes, "classification:classes": [{"value": 1}]}
+    assert errors({**item, "assets": {**item["assets"], "classes": unnamed}}, EXTENSIONS["classification"])
+    bad_xyz = [{**link, "href": link["href"].replace("{z}", "z")} for link in item["links"]]
+    assert errors({**item, "links": bad_xyz}, EXTENSIONS["web_map_links"])
+    assert errors({**item, "properties": {**item["properties"], "grid:code": "34SGH"}}, EXTENSIONS["grid"])
     assert len({item["id"] for item in items}) == len(items)  # ids unique across collections
 
 
-def _classification_class(entry: dict) -> None:
-    """classification v2.0.0: value (integer) and name (``^[0-9A-Za-z-_]+$``) required; color_hint six hex
-    digits; nodata a boolean."""
-    assert isinstance(entry["value"], int) and re.fullmatch(r"[0-9A-Za-z\-_]+", entry["name"]), entry
-    assert "color_hint" not in entry or re.fullmatch(r"[0-9A-Fa-f]{6}", entry["color_hint"]), entry
-    assert isinstance(entry.get("nodata", False), bool), entry
+def offline_schemas() -> dict[str, dict]:
+    """Every schema a STAC validator fetches, by URL: the core and GeoJSON ones pystac ships, and the
+    extensions' stated rules."""
+    from pystac.validation.local_validator import get_local_schema_cache
+
+    return {**get_local_schema_cache(), **EXTENSION_SCHEMAS}
 
 
-def _extension_rules(item: dict) -> None:
-    properties = item["properties"]
-    # projection v2.0.0: proj:code "AUTHORITY:CODE"; proj:shape [rows, cols] integers; proj:transform 6 or 9
-    assert re.fullmatch(r"[A-Z]+:[0-9]+", properties["proj:code"])
-    assert len(properties["proj:shape"]) == 2 and all(isinstance(v, int) and v > 0 for v in properties["proj:shape"])
-    assert len(properties["proj:transform"]) in (6, 9) and all(isinstance(v, float | int)
-                                                             for v in properties["proj:transform"])
-    # eo v2.0.0: eo:cloud_cover a percentage; grid v1.1.0: grid:code "AUTHORITY-CODE"
-    assert 0 <= properties["eo:cloud_cover"] <= 100
-    assert re.fullmatch(r"[A-Z0-9]+-[-_.A-Za-z0-9]+", properties["grid:code"])
-    for key, value in properties.items():  # our own fractions: numbers in 0..1
-        if key.startswith("fraction:") or key.endswith("_fraction"):
-            assert 0 <= value <= 1, key
-    for entry in item["assets"]["classes"]["classification:classes"]:
-        _classification_class(entry)
-    # web-map-links v1.2.0: an "xyz" link's href holds {z}, {x} and {y}
-    xyz = [link for link in item["links"] if link["rel"] == "xyz"]
-    assert len(xyz) == 1 and all(part in xyz[0]["href"] for part in ("{z}", "{x}", "{y}"))
-    assert {link["rel"] for link in item["links"]} >= {"self", "parent", "collection", "root"}
+#: stac-api-validator sends its own requests through ``Session.send``, which trusts certifi's CAs only (it ignores
+#: REQUESTS_CA_BUNDLE): the one change to it, a session that trusts the project's CA too. A server with a publicly
+#: trusted certificate needs none.
+_VALIDATOR_TRUSTING_THE_PROJECT_CA = """
+import os
+import requests
+import stac_api_validator.validations as validations
+from stac_api_validator.__main__ import main
+
+class Session(requests.Session):
+    def __init__(self):
+        super().__init__()
+        self.verify = os.environ["REQUESTS_CA_BUNDLE"]
+
+validations.Session = Session
+main(prog_name="stac-api-validator")
+"""
+
+
+def test_stac_api_validator_passes_every_declared_conformance_class(stac, tmp_path) -> None:
+    """stac-api-validator (PyPI) against the running server as the pilot (an access token for the pilot's
+    certificate: the validator sends no certificate), offline: the schemas it fetches come from a local mirror
+    (the core ones pystac ships, the extensions' stated rules)."""
+    from .schema_mirror import schema_mirror
+
+    certs, root, _ = stac
+    _, _, body = fetch(stac, "/stac/")
+    declared = json.loads(body)["conformsTo"]
+    classes = {"core": "/v1.0.0/core", "collections": "/v1.0.0/collections", "features": "/ogcapi-features",
+               "item-search": "/v1.0.0/item-search", "filter": "item-search#filter"}
+    assert all(any(uri.endswith(suffix) for uri in declared) for suffix in classes.values())
+    token = json.loads(fetch(stac, "/v1/token")[2])["access_token"]  # the pilot's certificate, for a token
+    area = {"type": "Polygon", "coordinates": [[[-180, -85], [180, -85], [180, 85], [-180, 85], [-180, -85]]]}
+    with schema_mirror(tmp_path, offline_schemas()) as mirror:
+        run = subprocess.run(
+            [sys.executable, "-c", _VALIDATOR_TRUSTING_THE_PROJECT_CA, "--root-url", f"{root}/stac/",
+             "--headers", f"Authorization: Bearer {token}", "--collection", "clc-unet", "--geometry", json.dumps(area),
+             "--validate-pagination", *(arg for name in classes for arg in ("--conformance", name))],
+            capture_output=True, text=True, timeout=600, env={**os.environ, **mirror.environment(certs.ca.cert_path)})
+    report = run.stdout[run.stdout.find("Warnings"):]
+    assert run.returncode == 0 and "Errors: none" in report, report[-6000:] + run.stderr[-2000:]
+    # the items and collections were validated against every schema they name, all served by the mirror
+    assert mirror.refused == [], mirror.refused
+    assert set(mirror.served) >= {EXTENSIONS[name] for name in ("classification", "projection", "grid")}

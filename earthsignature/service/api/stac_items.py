@@ -134,9 +134,7 @@ def item(found: Found, base_url: str, public_url: str, quicklook: str, signed: s
     gt = segmentation.geotransform
     properties: dict[str, Any] = {
         **item_properties(segmentation), "created": segmentation.created_at.isoformat(),
-        "platform": f"sentinel-{product.platform[1:].lower()}" if product.platform.startswith("S") else
-        product.platform, "constellation": "sentinel-2", "processing:level": product.processing_level,
-        "proj:code": segmentation.crs, "proj:shape": [segmentation.height, segmentation.width],
+        "instruments": ["msi"], "proj:code": segmentation.crs, "proj:shape": [segmentation.height, segmentation.width],
         "proj:transform": [gt[1], gt[2], gt[0], gt[4], gt[5], gt[3]],
     }
     if segmentation.card:
@@ -180,11 +178,12 @@ def collection(summary: ModelCollection, base_url: str) -> dict[str, Any]:
         | {"classes": {"type": COG, "roles": ["data"], "title": MAP_ASSETS["classes"][3],
                        "classification:classes": classification(summary.legend)}},
         "links": [
-            {"rel": "self", "type": "application/json", "href": url},
-            {"rel": "items", "type": "application/geo+json", "href": f"{url}/items"},
-            {"rel": QUERYABLES_REL, "type": "application/schema+json", "href": f"{url}/queryables"},
-            {"rel": "parent", "type": "application/json", "href": base_url},
-            {"rel": "root", "type": "application/json", "href": base_url},
+            {"rel": "self", "type": "application/json", "title": summary.name, "href": url},
+            {"rel": "items", "type": "application/geo+json", "title": "Maps", "href": f"{url}/items"},
+            {"rel": QUERYABLES_REL, "type": "application/schema+json", "title": "Queryables",
+             "href": f"{url}/queryables"},
+            {"rel": "parent", "type": "application/json", "title": "EarthSignature", "href": base_url},
+            {"rel": "root", "type": "application/json", "title": "EarthSignature", "href": base_url},
         ],
     }
 

@@ -42,7 +42,7 @@ MAX_FOOTPRINT_BYTES = 1024 * 1024
 MAX_GEOBUF_PRECISION = 12  # decimal digits of coordinates (geobuf computes 10 ** precision)
 # protobuf Timestamp's own range: 0001-01-01 .. 9999-12-31
 _MIN_SECONDS, _MAX_SECONDS = -62_135_596_800, 253_402_300_799
-AREA_TYPES = ("Polygon", "MultiPolygon", "Point", "MultiPoint", "LineString", "MultiLineString")
+AREA_TYPES = ("Polygon", "MultiPolygon", "Point", "MultiPoint", "LineString", "MultiLineString", "GeometryCollection")
 
 
 def text(field: str, value: str, max_length: int, spaces: bool = False) -> str:

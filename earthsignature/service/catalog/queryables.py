@@ -37,6 +37,11 @@ class NewestFirst:
     applied: bool = False
 
 
+def _platform(name: str) -> str:
+    """ESA's satellite name as STAC's ``platform``: S2A -> sentinel-2a."""
+    return f"sentinel-{name[1:].lower()}" if name.startswith("S") else name
+
+
 @dataclass(frozen=True)
 class Queryable:
     name: str
@@ -74,6 +79,18 @@ QUERYABLES: tuple[Queryable, ...] = (
               lambda s: f"MGRS-{s.product.tile_id}"),
     Queryable("earthsignature:product_id", "Sentinel-2 product name", "string", lambda: Product.product_id,
               lambda s: s.product.product_id),
+    # STAC common metadata of the source product (instrument fields)
+    Queryable("platform", "Satellite (sentinel-2a, sentinel-2b, sentinel-2c)", "string",
+              lambda: sa.case((Product.platform.like("S%"),
+                               sa.func.lower(sa.func.concat("sentinel-", sa.func.substr(Product.platform, 2)))),
+                              else_=Product.platform),
+              lambda s: _platform(s.product.platform)),
+    Queryable("constellation", "Constellation (sentinel-2)", "string", lambda: sa.literal("sentinel-2"),
+              lambda s: "sentinel-2"),
+    Queryable("mission", "Mission (sentinel-2)", "string", lambda: sa.literal("sentinel-2"),
+              lambda s: "sentinel-2"),
+    Queryable("processing:level", "Processing level of the product (L1C, L2A)", "string",
+              lambda: Product.processing_level, lambda s: s.product.processing_level),
     Queryable("earthsignature:model_version", "Model version", "string", lambda: Segmentation.model_version,
               lambda s: s.model_version),
 )

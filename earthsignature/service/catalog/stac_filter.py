@@ -161,6 +161,8 @@ def condition(tree: Mapping[str, Any], depth: int = 0, newest: NewestFirst | Non
         left, right = _same_kind(args, op, ("string",))
         return left.like(right)
     if op == "between":
+        if len(args) == 2 and isinstance(args[1], list):  # the drafts' [property, [low, high]] (STAC validators)
+            args = [args[0], *args[1]]
         value, low, high = _same_kind(_count(args, 3, op), op, ("string", "number", "timestamp"))
         return value.between(low, high)
     if op == "in":
