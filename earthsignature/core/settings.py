@@ -63,7 +63,8 @@ class ApiLimits:
     statistics_max_maps: int = 500
     #: a STAC search counts its matches (numberMatched) up to this many; beyond, it leaves the count out
     max_matched: int = 10_000
-    #: how long a signed map link opens without a client certificate (``service/api/signed_links.py``)
+    #: how long a signed map link or an access token opens without a client certificate (``signed_links``,
+    #: ``access_tokens``)
     link_lifetime_s: float = 3600.0
     #: HTTP: a request's headers must arrive within header_timeout_s of the connection (or of the previous
     #: response), its body within body_timeout_s

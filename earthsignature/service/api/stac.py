@@ -6,7 +6,8 @@ of truth (no second copy of every item to keep in step, no pgSTAC schema to migr
 each request becomes one query on the indexes that the gRPC API already uses. The client answers
 landing page, conformance, collections (one per model), items, item search (GET and POST: bbox,
 intersects, datetime, ids, collections, a CQL2 filter, token paging) and queryables; the conformance
-classes are exactly the ones implemented.
+classes are exactly the ones implemented (stac-api-validator passes them: ``tests/service/test_stac_api.py``).
+Its OpenAPI description and page are public (no data in them); everything else needs a caller.
 """
 
 from __future__ import annotations
