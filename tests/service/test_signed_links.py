@@ -71,10 +71,12 @@ def served(module_db, tmp_path_factory):
         yield certs, server, f"https://127.0.0.1:{gateway.port}"
 
 
-def without_certificate(certs, url: str) -> tuple[int, bytes]:
+def without_certificate(certs, url: str, token: str | None = None) -> tuple[int, bytes]:
+    """A request that presents no certificate (``token``: an access token in its Authorization header)."""
     context = ssl.create_default_context(cafile=str(certs.ca.cert_path))  # trusts the server, presents nothing
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
     try:
-        with urllib.request.urlopen(url, context=context, timeout=10) as response:
+        with urllib.request.urlopen(request, context=context, timeout=10) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.read()
@@ -144,38 +146,27 @@ def test_an_access_token_is_bound_to_its_certificate_serial_and_expires(tmp_path
             access_tokens.verify(signer, garbage, now=1_000_100)
 
 
-def with_token(certs, url: str, token: str) -> tuple[int, bytes]:
-    """A request that presents no certificate, the access token in its Authorization header."""
-    context = ssl.create_default_context(cafile=str(certs.ca.cert_path))
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
-    try:
-        with urllib.request.urlopen(request, context=context, timeout=10) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
-
-
 def test_an_access_token_opens_every_route_for_a_while_and_a_revocation_ends_it(served) -> None:
     certs, server, root = served
     status, issued = https(https_context(certs), f"{root}/v1/token")
     token = issued["access_token"]
     assert status == 200 and issued["token_type"] == "Bearer" and issued["expires_in"] == 3600
-    status, body = with_token(certs, f"{root}/stac/search?collections=clc-unet", token)
+    status, body = without_certificate(certs, f"{root}/stac/search?collections=clc-unet", token)
     item = json.loads(body)["features"][0]
     signed = item["assets"]["classes"]["href"].split("/signed/")[1]
     assert status == 200 and signed.split("/")[2] == "acme"  # the answer's links are signed for the token's pilot
-    assert with_token(certs, f"{root}/v1/segmentation:list?n_results=1", token)[0] == 200
+    assert without_certificate(certs, f"{root}/v1/segmentation:list?n_results=1", token)[0] == 200
     plain_map = f"{root}/v1/maps/clc-unet/{urllib.parse.quote(item['id'])}/classes.tif"
-    status, body = with_token(certs, plain_map, token)
+    status, body = without_certificate(certs, plain_map, token)
     assert status == 200 and body[:4] == b"II*\x00"  # no signed folder: the token authenticates the map
-    status, body = with_token(certs, f"{root}/v1/token", token)
+    status, body = without_certificate(certs, f"{root}/v1/token", token)
     assert status == 401  # a token never mints a token: only the certificate does
     assert https(https_context(certs, "internal"), f"{root}/v1/token")[0] == 403  # pilots only
     for bad in (token[:-2] + ("AA" if token[-2:] != "AA" else "BB"), "nonsense"):
-        status, body = with_token(certs, f"{root}/stac/search", bad)
+        status, body = without_certificate(certs, f"{root}/stac/search", bad)
         assert status == 401 and "access token" in json.loads(body)["message"]
     expired = access_tokens.issue(server.core.signer, "acme", 1, now=time.time() - 7200).token
-    status, body = with_token(certs, f"{root}/stac/search", expired)
+    status, body = without_certificate(certs, f"{root}/stac/search", expired)
     assert status == 401 and "expired" in json.loads(body)["message"]
 
     # a second pilot's token works until that pilot's certificate is revoked
@@ -183,13 +174,13 @@ def test_an_access_token_opens_every_route_for_a_while_and_a_revocation_ends_it(
     context = ssl.create_default_context(cafile=str(certs.ca.cert_path))
     context.load_cert_chain(str(cert), str(key))
     beta = https(context, f"{root}/v1/token")[1]["access_token"]
-    assert with_token(certs, f"{root}/stac/search", beta)[0] == 200
+    assert without_certificate(certs, f"{root}/stac/search", beta)[0] == 200
     from cryptography import x509
 
     certs.ca.revoke(x509.load_pem_x509_certificate(cert.read_bytes()).serial_number)
-    status, body = with_token(certs, f"{root}/stac/search", beta)
+    status, body = without_certificate(certs, f"{root}/stac/search", beta)
     assert status == 401 and "revoked" in json.loads(body)["message"]
-    assert with_token(certs, f"{root}/stac/search", token)[0] == 200  # acme's still works
+    assert without_certificate(certs, f"{root}/stac/search", token)[0] == 200  # acme's still works
 
 
 def test_debians_gdal_and_curl_open_a_map_with_an_access_token(served) -> None:
