@@ -104,10 +104,10 @@ class _Schemas(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         url = f"https://{self.host}{self.path.split('?')[0]}"
-        body = self.server.documents.get(url)
-        (self.server.mirror.served if body else self.server.mirror.refused).append(url)
-        body = body or b'{"error": "not mirrored"}'
-        self.send_response(200 if url in self.server.documents else 404)
+        found = url in self.server.documents
+        (self.server.mirror.served if found else self.server.mirror.refused).append(url)
+        body = self.server.documents[url] if found else b'{"error": "not mirrored"}'
+        self.send_response(200 if found else 404)
         self.send_header("Content-Type", "application/schema+json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()

@@ -15,11 +15,16 @@ from __future__ import annotations
 
 import base64
 import binascii
-import time
 import urllib.parse
 from dataclasses import dataclass
 
-from earthsignature.service.api.signed_links import PARAMETERS, SIGNED, BadSignature, LinkSigner
+from earthsignature.service.api.signed_links import (
+    PARAMETERS,
+    BadSignature,
+    ExpiredSignature,
+    LinkSigner,
+    joined_parts,
+)
 
 PREFIX = "es1."
 
@@ -45,10 +50,9 @@ def _scope(serial: int) -> str:
 
 def issue(signer: LinkSigner, common_name: str, serial: int, now: float | None = None) -> AccessToken:
     """A token for the holder of certificate ``serial``."""
-    folder = signer.sign(_scope(serial), common_name, now)  # signed/<expires>/<key>/<caller>/<signature>
-    encoded = base64.urlsafe_b64encode(f"{serial:x}/{folder.removeprefix(SIGNED + '/')}".encode()).decode()
-    expires = int(folder.split("/")[1])
-    return AccessToken(PREFIX + encoded.rstrip("="), expires, int(signer.lifetime_s))
+    parts = signer.signature(_scope(serial), common_name, now)
+    encoded = base64.urlsafe_b64encode("/".join([f"{serial:x}", *joined_parts(parts)]).encode()).decode()
+    return AccessToken(PREFIX + encoded.rstrip("="), int(parts["expires"]), int(signer.lifetime_s))
 
 
 def verify(signer: LinkSigner, token: str, now: float | None = None) -> TokenHolder:
@@ -64,9 +68,9 @@ def verify(signer: LinkSigner, token: str, now: float | None = None) -> TokenHol
     if len(values) != len(PARAMETERS) or not values[0].isdigit():
         raise BadSignature("the access token is damaged: ask GET /v1/token for a new one")
     parts = {name: urllib.parse.unquote(value) for name, value in zip(PARAMETERS, values, strict=True)}
-    if int(parts["expires"]) < (time.time() if now is None else now):
-        raise BadSignature("the access token has expired: ask GET /v1/token for a new one")
     try:
         return TokenHolder(signer.verify(_scope(serial), parts, now), serial)
+    except ExpiredSignature:
+        raise BadSignature("the access token has expired: ask GET /v1/token for a new one") from None
     except BadSignature:
         raise BadSignature("the access token was not signed by this server, or was altered") from None

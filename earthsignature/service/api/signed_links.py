@@ -33,6 +33,10 @@ class BadSignature(ValueError):
     """A link whose signature is expired, altered, or not made by this server; the message says which."""
 
 
+class ExpiredSignature(BadSignature):
+    """A signature this server made, past its expiry."""
+
+
 @dataclass(frozen=True)
 class SigningKey:
     key_id: str  # the key's short fingerprint, written in the link so a rotation keeps older links readable
@@ -97,14 +101,17 @@ class LinkSigner:
     def keys(self) -> list[SigningKey]:
         return self.source.keys()
 
-    def sign(self, scope: str, caller: str, now: float | None = None) -> str:
-        """The signed folder (``signed/<expires>/<key>/<caller>/<signature>``) that opens every file under
-        ``scope`` (a path ending in ``/``) for ``caller``."""
+    def signature(self, scope: str, caller: str, now: float | None = None) -> dict[str, str]:
+        """The parts (``PARAMETERS``) of a signature over ``scope`` for ``caller``, made with the current key."""
         key = self.keys[0]
         expires = int((time.time() if now is None else now) + self.lifetime_s)
         signature = self._mac(key.secret, scope, expires, caller)
-        parts = {"expires": str(expires), "key": key.key_id, "caller": caller, "signature": signature}
-        return "/".join([SIGNED, *(urllib.parse.quote(parts[name], safe="") for name in PARAMETERS)])
+        return {"expires": str(expires), "key": key.key_id, "caller": caller, "signature": signature}
+
+    def sign(self, scope: str, caller: str, now: float | None = None) -> str:
+        """The signed folder (``signed/<expires>/<key>/<caller>/<signature>``) that opens every file under
+        ``scope`` (a path ending in ``/``) for ``caller``."""
+        return "/".join([SIGNED, *joined_parts(self.signature(scope, caller, now))])
 
     def verify(self, scope: str, parts: dict[str, str], now: float | None = None) -> str:
         """The caller a signed folder (its parts, decoded) was made for, or ``BadSignature``."""
@@ -117,10 +124,15 @@ class LinkSigner:
         if key is None or not hmac.compare_digest(self._mac(key.secret, scope, expires_at, caller), signature):
             raise BadSignature("the link's signature does not match it: ask for a new link")
         if expires_at < (time.time() if now is None else now):
-            raise BadSignature("the link has expired: ask for a new link (a query answers with fresh ones)")
+            raise ExpiredSignature("the link has expired: ask for a new link (a query answers with fresh ones)")
         return caller
 
     @staticmethod
     def _mac(secret: bytes, scope: str, expires: int, caller: str) -> str:
         message = f"{scope}\n{expires}\n{caller}".encode()
         return hmac.new(secret, message, hashlib.sha256).hexdigest()
+
+
+def joined_parts(parts: dict[str, str]) -> list[str]:
+    """A signature's parts in ``PARAMETERS`` order, each quoted to be one path segment."""
+    return [urllib.parse.quote(parts[name], safe="") for name in PARAMETERS]
