@@ -48,6 +48,9 @@ def test_a_signature_covers_scope_expiry_and_caller(tmp_path) -> None:
         signer.verify(SCOPE, query, now=1_000_601)
     with pytest.raises(BadSignature, match="carries"):
         signer.verify(SCOPE, {"signature": query["signature"]}, now=1_000_100)
+    for part in ("key", "signature", "caller"):  # any text a path segment decodes to, non-ASCII included
+        with pytest.raises(BadSignature):
+            signer.verify(SCOPE, query | {part: "é\u0000²😀"}, now=1_000_100)
 
 
 def test_a_rotation_keeps_the_previous_key_valid_for_one_more_rotation(tmp_path) -> None:
@@ -100,6 +103,8 @@ def test_answers_carry_links_that_open_without_a_certificate(served) -> None:
         map_url = next(pilot.list_messages()).map_url
     assert "/signed/" in map_url and without_certificate(certs, map_url)[0] == 200  # a gRPC answer's link too
 
+    non_ascii_key = href.replace(f"/{signed['key']}/", "/%C3%A9/")
+    assert without_certificate(certs, non_ascii_key)[0] == 403  # was a TypeError in the comparison: 500
     other_item = href.replace("-clc-unet-v1/", "-clc-unet-v2/")
     status, body = without_certificate(certs, other_item)
     assert status == 403 and json.loads(body)["code"] == 7  # PERMISSION_DENIED, not NOT_FOUND
@@ -141,7 +146,9 @@ def test_an_access_token_is_bound_to_its_certificate_serial_and_expires(tmp_path
     forged = access_tokens.PREFIX + base64.urlsafe_b64encode(body.replace(b"1f2e/", b"1f2f/", 1)).decode()
     with pytest.raises(BadSignature, match="altered"):  # another certificate's serial: the signature breaks
         access_tokens.verify(signer, forged, now=1_000_100)
-    for garbage in ("", "Bearer", "es1.", "es1.!!!!", "es1." + "A" * 2000, issued.token[:-3]):
+    non_ascii = base64.urlsafe_b64encode(body.replace(b"/acme/", "/acmé/".encode())).decode()
+    for garbage in ("", "Bearer", "es1.", "es1.!!!!", "es1." + "A" * 2000, issued.token[:-3],
+                    access_tokens.PREFIX + non_ascii):
         with pytest.raises(BadSignature):
             access_tokens.verify(signer, garbage, now=1_000_100)
 

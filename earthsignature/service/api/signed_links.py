@@ -120,8 +120,10 @@ class LinkSigner:
             expires_at = int(expires)
         except (KeyError, ValueError) as error:
             raise BadSignature(f"a signed link carries {', '.join(PARAMETERS)}") from error
-        key = next((k for k in self.keys if hmac.compare_digest(k.key_id, key_id)), None)
-        if key is None or not hmac.compare_digest(self._mac(key.secret, scope, expires_at, caller), signature):
+        # compared as bytes: compare_digest refuses str with non-ASCII characters (a link's parts are anything)
+        key = next((k for k in self.keys if hmac.compare_digest(k.key_id.encode(), key_id.encode())), None)
+        if key is None or not hmac.compare_digest(self._mac(key.secret, scope, expires_at, caller).encode(),
+                                                  signature.encode()):
             raise BadSignature("the link's signature does not match it: ask for a new link")
         if expires_at < (time.time() if now is None else now):
             raise ExpiredSignature("the link has expired: ask for a new link (a query answers with fresh ones)")
