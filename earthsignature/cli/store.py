@@ -30,7 +30,7 @@ def store_check(repair: bool, min_age_s: float | None, config: str, overrides: t
     cfg = service_config(config, overrides)
     catalog = Catalog(database_url(config, overrides), pool_size=1)
     try:
-        report = check_store(catalog, RasterStore(cfg.api.store_url), repair,
+        report = check_store(catalog, RasterStore(cfg.api.store_url, cfg.api.store_endpoint), repair,
                              DEFAULT_MIN_AGE_S if min_age_s is None else min_age_s)
     finally:
         catalog.dispose()

@@ -82,6 +82,8 @@ class ApiSettings:
     #: <http_port>. Links in responses and STAC items (quicklooks, maps, items) point there, never at server paths.
     public_url: str | None = None
     store_url: str = "${home:}/rasters"  # COG store: a folder, or s3://bucket/prefix, gs://...
+    #: an S3-compatible store's address (http(s)://host:port: MinIO, Ceph) for an s3:// store_url; None: AWS
+    store_endpoint: str | None = None
     workers: int = 16  # gRPC threads per process
     #: Server processes sharing the gRPC and HTTP ports (SO_REUSEPORT: the kernel spreads connections), to
     #: use every core; more than 1 needs a fixed port in address. Each runs the gRPC server and the HTTP app.

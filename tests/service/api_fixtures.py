@@ -33,8 +33,10 @@ def make_certificates(folder: Path) -> Certificates:
 
 
 @contextmanager
-def server_with_http_app(database_url: str, folder: Path, limits=None) -> Iterator[tuple[Certificates, object, object]]:
-    """The Database service with its HTTP app, both on 127.0.0.1 with real TLS: (certificates, server, app)."""
+def server_with_http_app(database_url: str, folder: Path, limits=None, store_url: str | None = None,
+                         store_endpoint: str | None = None) -> Iterator[tuple[Certificates, object, object]]:
+    """The Database service with its HTTP app, both on 127.0.0.1 with real TLS: (certificates, server, app);
+    its maps in a folder of ``folder``, or at ``store_url`` (``store_endpoint``: an S3-compatible server's)."""
     from earthsignature.embedded.ports import free_port
     from earthsignature.service.api.auth import TlsFiles
     from earthsignature.service.api.http_server import start_gateway
@@ -44,8 +46,8 @@ def server_with_http_app(database_url: str, folder: Path, limits=None) -> Iterat
     tls = TlsFiles(certs.ca.cert_path, certs.server[1], certs.server[0], certs.ca.revoked_path,
                    folder / "certs" / "link-keys")  # map links signed, as `serve` signs them
     http_port = free_port()
-    with build_server(database_url, str(folder / "store"), "127.0.0.1:0", tls, limits=limits,
-                      public_url=f"https://127.0.0.1:{http_port}") as server:
+    with build_server(database_url, store_url or str(folder / "store"), "127.0.0.1:0", tls, limits=limits,
+                      public_url=f"https://127.0.0.1:{http_port}", store_endpoint=store_endpoint) as server:
         gateway = start_gateway(server.core, ("127.0.0.1", http_port), tls)
         try:
             yield certs, server, gateway

@@ -77,6 +77,13 @@ QUICKLOOK_PATH = "/v1/products/{product_id}/quicklook.png"
 INSECURE_CALLER = Caller("insecure-local", "internal", 0)
 
 
+def _stored_files(segmentation) -> dict[str, str | None]:
+    """A segmentation's files in the store by the name its links give them (None: a layer it has not)."""
+    aux, style = legend_sidecars(segmentation.raster_url)
+    return {"classes.tif": segmentation.raster_url, "confidence.tif": segmentation.confidence_url,
+            "cloud_mask.tif": segmentation.cloud_mask_url, "classes.tif.aux.xml": aux, "classes.qml": style}
+
+
 def quicklook_route(product_id: str) -> str:
     return QUICKLOOK_PATH.format(product_id=urllib.parse.quote(product_id, safe=""))
 
@@ -354,10 +361,7 @@ class DatabaseCore:
 
     def map_file(self, caller: Caller, collection: str, item: str, file_name: str) -> str:
         """The store URL of one of a segmentation's files, or ``NotFound``/``InvalidArgument``."""
-        segmentation = self._segmentation(collection, item)
-        aux, style = legend_sidecars(segmentation.raster_url)
-        urls = {"classes.tif": segmentation.raster_url, "confidence.tif": segmentation.confidence_url,
-                "cloud_mask.tif": segmentation.cloud_mask_url, "classes.tif.aux.xml": aux, "classes.qml": style}
+        urls = _stored_files(self._segmentation(collection, item))
         if not urls.get(file_name):
             raise NotFound(f"{item[:120]} has no file {file_name[:40]!r}; files: "
                            f"{', '.join(name for name, url in urls.items() if url)}")
@@ -395,19 +399,33 @@ class DatabaseCore:
         segmentation, product = found.segmentation, found.segmentation.product
         item = item_id(product.product_id, segmentation.model_name, segmentation.model_version)
         quicklook = f"{self.public_url}{quicklook_route(product.product_id)}" if product.quicklook_url else ""
-        signed = self.signed_folder(found, caller)
-        return Links(self.public_url + stac_items.item_route(segmentation.model_name, item),
-                     self.public_url + stac_items.map_file_route(segmentation.model_name, item, "classes.tif", signed),
-                     quicklook)
+        map_url = (self.store_links(found, caller).get("classes.tif") or self.public_url +
+                   stac_items.map_file_route(segmentation.model_name, item, "classes.tif",
+                                             self.signed_folder(found, caller)))
+        return Links(self.public_url + stac_items.item_route(segmentation.model_name, item), map_url, quicklook)
+
+    def signs_links_for(self, caller: Caller | None) -> bool:
+        """Whether answers to ``caller`` carry links that open without a certificate (a signer, a caller, TLS)."""
+        return self.signer is not None and caller is not None and not self.insecure
 
     def signed_folder(self, found: Found, caller: Caller | None) -> str:
         """The signed folder that opens every file of a segmentation for ``caller`` ("" when links are not
         signed: no signer, no caller, or insecure mode)."""
-        if self.signer is None or caller is None or self.insecure:
+        if not self.signs_links_for(caller):
             return ""
         segmentation = found.segmentation
         item = item_id(segmentation.product.product_id, segmentation.model_name, segmentation.model_version)
         return self.signer.sign(stac_items.map_files_scope(segmentation.model_name, item), caller.common_name)
+
+    def store_links(self, found: Found, caller: Caller | None) -> dict[str, str]:
+        """The object store's own pre-signed URLs of a segmentation's stored files, by file name, for a caller
+        whose links are signed (``signed_folder``): the bytes then come from the store, not through this
+        service. Empty for a store that cannot sign (a folder): the signed folder's links stand."""
+        if not self.store.remote or not self.signs_links_for(caller):
+            return {}
+        links = {name: self.store.presigned_url(url, self.limits.link_lifetime_s)
+                 for name, url in _stored_files(found.segmentation).items() if url}
+        return {name: link for name, link in links.items() if link}
 
     def authorize_map_files(self, certificate: bytes | None, collection: str, item: str,
                             signed: dict[str, str] | None, token: str | None = None) -> Caller:

@@ -74,7 +74,8 @@ def serving(database_url: str, api: object, insecure: bool = False, grace_s: flo
     limits = api.limits if isinstance(api.limits, ApiLimits) else ApiLimits(**api.limits)
     processes = int(api.processes)
     server = build_server(database_url, api.store_url, api.address, tls, insecure, limits, api.workers,
-                          migrate=first, share_port=processes > 1, public_url=public_url(api, insecure))
+                          migrate=first, share_port=processes > 1, public_url=public_url(api, insecure),
+                          store_endpoint=api.store_endpoint)
     gateway, extra, stop = None, [], None
     try:
         if first and api.store_check_at_start:

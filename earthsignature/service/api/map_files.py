@@ -1,7 +1,8 @@
 """A segmentation's files and its product's quicklook over HTTPS, to the certificates and roles of the gRPC API.
 
 ``/v1/maps/<collection>/<item>/<file>``: the COGs (classes, confidence, cloud mask) and the class map's
-legend sidecars, with range requests (GDAL's ``/vsicurl/`` and QGIS read windows and overviews);
+legend sidecars, with range requests (GDAL's ``/vsicurl/`` and QGIS read windows and overviews), or, from an
+object store, a redirect (307) to the store's pre-signed URL of the file (GDAL, curl -L and browsers follow it);
 ``.../classes.png``: the whole class map in Web Mercator for web pages; ``.../tiles/{z}/{x}/{y}.png``: XYZ
 tiles (both with clouds drawn as clouds, ``core.picture_source``); ``/v1/products/<id>/quicklook.png``: the
 RGB quicklook the monitor sent. STAC items and gRPC responses link here (``stac_items``).
@@ -18,7 +19,7 @@ import sqlalchemy as sa
 from rasterio.errors import RasterioError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from earthsignature.core.product import gdal_path
@@ -70,6 +71,11 @@ class MapFiles:
             url = await run_in_threadpool(self.core.map_file, caller, params["collection"], params["item"],
                                           params["file_name"])
             if self.core.store.remote:
+                # the store's own pre-signed URL: the bytes (range requests included) come from the store
+                presigned = await run_in_threadpool(self.core.store.presigned_url, url,
+                                                    self.core.limits.link_lifetime_s)
+                if presigned:
+                    return RedirectResponse(presigned, status_code=307, headers={"Cache-Control": "no-store"})
                 return await run_in_threadpool(ranged_response, self.core.store, url, request.headers.get("range"))
             path = gdal_path(url)
             if not await run_in_threadpool(os.path.isfile, path):
@@ -86,7 +92,7 @@ class MapFiles:
         async def work(caller) -> Response:
             url, clouds = await run_in_threadpool(self.core.picture_source, caller, params["collection"],
                                                   params["item"])
-            rendered = await run_in_threadpool(render_png, url, 1024, clouds)
+            rendered = await run_in_threadpool(self._drawn, render_png, url, 1024, clouds)
             bounds = ",".join(f"{v:.3f}" for v in rendered.bounds_3857)
             return Response(rendered.png, media_type="image/png", headers={
                 "X-Bounds-EPSG-3857": bounds, "Access-Control-Expose-Headers": "X-Bounds-EPSG-3857", **CACHED})
@@ -103,10 +109,15 @@ class MapFiles:
                 raise InvalidArgument("tile", f"z/x/y must have z in 0..{MAX_TILE_ZOOM} and x, y below 2^z")
             url, clouds = await run_in_threadpool(self.core.picture_source, caller, params["collection"],
                                                   params["item"])
-            return Response(await run_in_threadpool(render_tile, url, z, x, y, 256, clouds), media_type="image/png",
-                            headers=CACHED)
+            return Response(await run_in_threadpool(self._drawn, render_tile, url, z, x, y, 256, clouds),
+                            media_type="image/png", headers=CACHED)
 
         return await self._answer(request, work, "the map")
+
+    def _drawn(self, render: Callable, *args):
+        """A picture drawn from the store's maps (GDAL given the store's settings)."""
+        with self.core.store.gdal_env():
+            return render(*args)
 
     async def _answer(self, request: Request, work: Callable, what: str) -> Response:
         """The caller checked (the same roles and revocation as gRPC, or a map file's signed link), then

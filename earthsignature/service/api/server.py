@@ -84,8 +84,9 @@ def _handlers(service: DatabaseService) -> grpc.GenericRpcHandler:
 def build_server(database_url: str, store_url: str, address: str, tls: TlsFiles | None, insecure: bool = False,
                  limits: ApiLimits | None = None, workers: int = 16, migrate: bool = True,
                  max_request_bytes: int = MAX_REQUEST_BYTES, share_port: bool = False,
-                 public_url: str | None = None) -> ApiServer:
-    """A started server on ``address`` (port 0: any free port)."""
+                 public_url: str | None = None, store_endpoint: str | None = None) -> ApiServer:
+    """A started server on ``address`` (port 0: any free port); its maps in the store at ``store_url``
+    (``store_endpoint``: an S3-compatible store's address, ``RasterStore``)."""
     if tls is None and not insecure:
         raise ValueError("TLS files are required unless insecure mode is asked for explicitly")
     limits = limits or ApiLimits()
@@ -95,8 +96,9 @@ def build_server(database_url: str, store_url: str, address: str, tls: TlsFiles 
                       lock_timeout_ms=limits.lock_timeout_ms)
     signer = (LinkSigner(LinkKeys(tls.link_keys), limits.link_lifetime_s)
               if tls is not None and tls.link_keys is not None else None)
-    core = DatabaseCore(catalog, RasterStore(store_url), limits, RevocationList(tls.revoked if tls else None),
-                        insecure=tls is None, public_url=public_url, signer=signer)
+    core = DatabaseCore(catalog, RasterStore(store_url, store_endpoint), limits,
+                        RevocationList(tls.revoked if tls else None), insecure=tls is None, public_url=public_url,
+                        signer=signer)
     service = DatabaseService(core)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers), options=[
         ("grpc.max_receive_message_length", max_request_bytes),

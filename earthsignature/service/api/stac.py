@@ -140,7 +140,7 @@ class CatalogStacClient(BaseCoreClient):
         public = self.core.public_url or str(request.base_url).removesuffix(f"{STAC_PREFIX}/").rstrip("/")
         caller = scope_caller(request.scope)
         return stac_items.item(found, get_base_url(request), public, self.core.links(found).quicklook_url,
-                               self.core.signed_folder(found, caller))
+                               self.core.signed_folder(found, caller), self.core.store_links(found, caller))
 
 
 @attr.s

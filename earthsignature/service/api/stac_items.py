@@ -6,13 +6,14 @@ Items carry the product's footprint and times, ``eo:cloud_cover``, ``grid:code``
 (``classification:classes``: value, name, title, colour) and the share of each class present as
 ``fraction:<class slug>`` properties (queryable with CQL2). Asset links point at the HTTP app's
 ``/v1/maps/<collection>/<item>/<file>`` route, which answers range requests, so GDAL's ``/vsicurl/`` and
-QGIS read windows of the COGs without downloading them.
+QGIS read windows of the COGs without downloading them; with an object store, the stored files' links are the
+store's own pre-signed URLs (the pictures and tiles, drawn by the service, stay its routes).
 """
 
 from __future__ import annotations
 
 import urllib.parse
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from geoalchemy2.shape import to_shape
@@ -89,7 +90,8 @@ def classification(legend: Iterable[ClassShare]) -> list[dict[str, Any]]:
     return [*classes, {"value": CLASS_NODATA, "name": "no_data", "title": "No data", "nodata": True}]
 
 
-def _assets(found: Found, public_url: str, quicklook: str, signed: str = "") -> dict[str, dict[str, Any]]:
+def _assets(found: Found, public_url: str, quicklook: str, signed: str = "",
+            stored: Mapping[str, str] | None = None) -> dict[str, dict[str, Any]]:
     segmentation = found.segmentation
     present = {"classes": True, "confidence": bool(segmentation.confidence_url),
                "cloud_mask": bool(segmentation.cloud_mask_url), "visual": True, "style": True, "legend": True}
@@ -98,8 +100,9 @@ def _assets(found: Found, public_url: str, quicklook: str, signed: str = "") -> 
     for key, (file_name, media_type, roles, title) in MAP_ASSETS.items():
         if not present[key]:
             continue
-        assets[key] = {"href": public_url + map_file_route(segmentation.model_name, identifier, file_name, signed),
-                       "type": media_type, "roles": roles, "title": title}
+        href = (stored or {}).get(file_name) or public_url + map_file_route(segmentation.model_name, identifier,
+                                                                             file_name, signed)
+        assets[key] = {"href": href, "type": media_type, "roles": roles, "title": title}
         if key in LAYER_DESCRIPTIONS:
             assets[key]["description"] = LAYER_DESCRIPTIONS[key]
     assets["classes"]["classification:classes"] = classification(c.to_share() for c in segmentation.classes)
@@ -125,9 +128,11 @@ def bbox(footprint: BaseGeometry) -> list[float]:
     return [west, south, east, north]
 
 
-def item(found: Found, base_url: str, public_url: str, quicklook: str, signed: str = "") -> dict[str, Any]:
+def item(found: Found, base_url: str, public_url: str, quicklook: str, signed: str = "",
+         stored: Mapping[str, str] | None = None) -> dict[str, Any]:
     """One segmentation as a STAC item; ``base_url``: the STAC API root, ``public_url``: the HTTP app's;
-    ``signed``: the signed folder of its map files (``signed_links``), where their links point."""
+    ``signed``: the signed folder of its map files (``signed_links``), where their links point; ``stored``:
+    the object store's pre-signed URLs of its stored files by file name, which their links are instead."""
     segmentation, product = found.segmentation, found.segmentation.product
     footprint = to_shape(product.footprint)
     identifier = item_id(product.product_id, segmentation.model_name, segmentation.model_version)
@@ -145,7 +150,7 @@ def item(found: Found, base_url: str, public_url: str, quicklook: str, signed: s
         "stac_extensions": [EXTENSIONS[k] for k in ("classification", "projection", "eo", "grid", "web_map_links")],
         "id": identifier, "collection": segmentation.model_name,
         "geometry": mapping(footprint), "bbox": bbox(footprint), "properties": properties,
-        "assets": _assets(found, public_url, quicklook, signed),
+        "assets": _assets(found, public_url, quicklook, signed, stored),
         "links": [
             {"rel": "self", "type": "application/geo+json",
              "href": f"{collection_url}/items/{urllib.parse.quote(identifier, safe='')}"},

@@ -1,7 +1,11 @@
 """Segmentation rasters as Cloud-Optimized GeoTIFFs in a store addressed by URL.
 
 The store root is a local folder by default (``var/rasters``) or any URL GDAL reads and fsspec writes
-(``s3://bucket/prefix``, ``gs://...``): production swaps the URL, not code. COGs are tiled (256),
+(``s3://bucket/prefix``, ``gs://...``): production swaps the URL, not code. An S3-compatible store other than
+AWS (MinIO, Ceph, a test server) is named by its endpoint, which both fsspec and GDAL are given here;
+credentials come from the usual places (``AWS_ACCESS_KEY_ID``... or ``~/.aws``), read by both. An object
+store hands out its own pre-signed URLs for the files (``presigned_url``), so pilots read maps from the store,
+not through the service. COGs are tiled (256),
 deflate-compressed, with nearest-neighbour overviews and the model's color table. Readers ask for the
 part of a raster under an area (EPSG:4326) and a pixel budget: only that window is read, from the
 overview that matches the asked resolution, and pixels outside the area become nodata.
@@ -10,12 +14,14 @@ overview that matches the asked resolution, and pixels outside the area become n
 from __future__ import annotations
 
 import collections
+import contextlib
 import functools
 import math
 import re
 import shutil
 import tempfile
 import threading
+import urllib.parse
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,17 +65,51 @@ class RasterWindow:
         return list(self.transform.to_gdal())
 
 
-def filesystem(url: str):
-    """fsspec's file system for a store URL (object storage or a local folder) and the path within it."""
-    import fsspec
-
-    return fsspec.core.url_to_fs(url)
-
-
 class RasterStore:
-    def __init__(self, root_url: str):
+    def __init__(self, root_url: str, endpoint_url: str | None = None):
+        """``endpoint_url``: an S3-compatible store's address (``http(s)://host:port``) for an ``s3://`` root;
+        None: AWS itself."""
         self.root_url = root_url.rstrip("/")
         self.remote = self.root_url.startswith(_REMOTE)
+        self.endpoint_url = endpoint_url
+        self.storage_options: dict = {}
+        self.gdal_options: dict[str, str] = {}
+        if self.root_url.startswith("s3://"):
+            # SigV4: what every AWS region and S3-compatible store takes (botocore may pick the older v2)
+            self.storage_options["config_kwargs"] = {"signature_version": "s3v4"}
+            # other server processes write to the store too: a listing remembered here would go stale
+            self.storage_options["use_listings_cache"] = False
+        if endpoint_url:
+            endpoint = urllib.parse.urlsplit(endpoint_url)
+            if not self.root_url.startswith("s3://") or endpoint.scheme not in ("http", "https") or \
+                    not endpoint.netloc:
+                raise ValueError(f"a store endpoint is the http(s)://host:port of an s3:// store, not "
+                                 f"{endpoint_url!r} for {self.root_url!r}")
+            self.storage_options["client_kwargs"] = {"endpoint_url": endpoint_url}
+            self.gdal_options = {"AWS_S3_ENDPOINT": endpoint.netloc, "AWS_HTTPS": "YES" if endpoint.scheme ==
+                                 "https" else "NO", "AWS_VIRTUAL_HOSTING": "FALSE"}  # bucket in the path
+
+    def filesystem(self, url: str):
+        """fsspec's file system for a URL in this store (object storage or a local folder) and the path within
+        it."""
+        import fsspec
+
+        return fsspec.core.url_to_fs(url, **(self.storage_options if self.remote else {}))
+
+    def gdal_env(self) -> contextlib.AbstractContextManager:
+        """GDAL's settings for reading this store's files (its endpoint), around any GDAL open of them."""
+        return rasterio.Env(**self.gdal_options) if self.gdal_options else contextlib.nullcontext()
+
+    def presigned_url(self, url: str, lifetime_s: float) -> str | None:
+        """The object store's own pre-signed URL of a stored file: it opens without credentials for
+        ``lifetime_s`` seconds, served by the store. None for a local folder or a store that cannot sign."""
+        if not self.remote:
+            return None
+        fs, path = self.filesystem(url)
+        try:
+            return fs.sign(path, expiration=int(lifetime_s))
+        except NotImplementedError:  # plain HTTP(S) roots
+            return None
 
     def url_for(self, *parts: str) -> str:
         for part in parts:
@@ -98,33 +138,29 @@ class RasterStore:
 
     def read_bytes(self, url: str) -> bytes:
         if self.remote:
-            import fsspec
-
-            with fsspec.open(url, "rb") as handle:
-                return handle.read()
+            fs, path = self.filesystem(url)
+            return fs.cat_file(path)
         return Path(gdal_path(url)).read_bytes()
 
     def size(self, url: str) -> int:
         if self.remote:
-            fs, path = filesystem(url)
+            fs, path = self.filesystem(url)
             return int(fs.size(path))
         return Path(gdal_path(url)).stat().st_size
 
     def read_range(self, url: str, start: int, end: int) -> bytes:
         """Bytes [start, end) of a stored file (one request to object storage)."""
         if self.remote:
-            fs, path = filesystem(url)
+            fs, path = self.filesystem(url)
             return fs.cat_file(path, start=start, end=end)
         with Path(gdal_path(url)).open("rb") as handle:
             handle.seek(start)
             return handle.read(end - start)
 
     def _put(self, local: Path, url: str) -> None:
-        if self.remote:
-            import fsspec
-
-            with local.open("rb") as source, fsspec.open(url, "wb") as target:
-                shutil.copyfileobj(source, target)
+        if self.remote:  # an object store's upload is whole or nothing
+            fs, path = self.filesystem(url)
+            fs.put_file(str(local), path)
             return
         destination = Path(gdal_path(url))
         destination.parent.mkdir(parents=True, exist_ok=True)
@@ -134,14 +170,14 @@ class RasterStore:
 
     def exists(self, url: str) -> bool:
         if self.remote:
-            fs, path = filesystem(url)
+            fs, path = self.filesystem(url)
             return fs.exists(path)
         return Path(gdal_path(url)).exists()
 
     def delete(self, url: str) -> None:
         """Remove a file, and the folders it leaves empty up to the store's root (object stores have none)."""
         if self.remote:
-            fs, path = filesystem(url)
+            fs, path = self.filesystem(url)
             if fs.exists(path):  # like unlink(missing_ok=True)
                 fs.rm(path)
             return
@@ -159,7 +195,7 @@ class RasterStore:
     def read(self, url: str, area: BaseGeometry | None = None, max_pixels: int = 4_000_000) -> RasterWindow | None:
         """The pixels under ``area`` (EPSG:4326; None: everything), downsampled by a whole factor when
         the window exceeds ``max_pixels``. None when the area misses the raster."""
-        dataset = _open(gdal_path(url))
+        dataset = self._open(url)
         crs, nodata = dataset.crs.to_string(), dataset.nodata
         window = Window(0, 0, dataset.width, dataset.height)
         if area is not None:
@@ -196,12 +232,16 @@ class RasterStore:
 
     def read_pixels(self, url: str, row: int, column: int, rows: int, columns: int) -> np.ndarray:
         """A window of a stored raster's first band at full resolution (pixel offsets on its grid)."""
-        return _open(gdal_path(url)).read(1, window=Window(column, row, columns, rows))
+        return self._open(url).read(1, window=Window(column, row, columns, rows))
 
     def nodata(self, url: str) -> int | None:
         """A stored raster's no-data value."""
-        value = _open(gdal_path(url)).nodata
+        value = self._open(url).nodata
         return None if value is None else int(value)
+
+    def _open(self, url: str):
+        with self.gdal_env():
+            return _open(gdal_path(url))
 
 
 @functools.lru_cache(maxsize=4096)  # by value: a grid's extent never changes, and popular maps are read often

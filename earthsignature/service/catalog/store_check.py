@@ -7,6 +7,7 @@ Files younger than ``min_age_s`` are left alone: an ingestion may be writing the
 
 from __future__ import annotations
 
+import datetime
 import logging
 import time
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from earthsignature.core.cog import legend_sidecars
 from earthsignature.core.product import gdal_path
 from earthsignature.service.catalog.catalog import Catalog
 from earthsignature.service.catalog.observations import cells_url
-from earthsignature.service.catalog.raster_store import RasterStore, filesystem
+from earthsignature.service.catalog.raster_store import RasterStore
 from earthsignature.service.catalog.tables import Product, Segmentation
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ URL_COLUMNS = ("raster_url", "confidence_url", "cloud_mask_url", "observed_url")
 def _key(store: RasterStore, url: str) -> str:
     """A comparable name for a store URL (local files by their path)."""
     if store.remote:
-        return filesystem(url)[1]
+        return store.filesystem(url)[1]
     return str(Path(gdal_path(url)).absolute())
 
 
@@ -75,11 +76,19 @@ def _referenced(catalog: Catalog) -> dict[str, tuple[str, int]]:
 
 def _files(store: RasterStore) -> dict[str, float | None]:
     """Every file in the store with its modification time (None where the store does not say)."""
-    fs, root = filesystem(store.root_url)
+    fs, root = store.filesystem(store.root_url)
     if not fs.exists(root):
         return {}
-    found = fs.find(root, detail=True)
-    return {path: info.get("mtime") if isinstance(info.get("mtime"), float) else None for path, info in found.items()}
+    return {path: _modified(info) for path, info in fs.find(root, detail=True).items()}
+
+
+def _modified(info: dict) -> float | None:
+    """A file's modification time (unix seconds) as fsspec describes it: ``mtime`` in a local folder, S3's
+    ``LastModified``; None where the store does not say."""
+    stamp = info.get("mtime", info.get("LastModified"))
+    if isinstance(stamp, datetime.datetime):
+        return stamp.timestamp()
+    return float(stamp) if isinstance(stamp, int | float) else None
 
 
 def check_store(catalog: Catalog, store: RasterStore, repair: bool = False,
@@ -101,7 +110,7 @@ def check_store(catalog: Catalog, store: RasterStore, repair: bool = False,
 
 
 def _repair(catalog: Catalog, store: RasterStore, report: StoreReport, referenced: dict) -> None:
-    fs, _ = filesystem(store.root_url)
+    fs, _ = store.filesystem(store.root_url)
     for path in report.orphans + report.partial:
         fs.rm(path)
         log.warning("store check: removed %s", path)
