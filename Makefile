@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: setup os-packages triton reference-data web test lint proto proto-check demo clean-state
+.PHONY: setup os-packages triton reference-data web test lint proto proto-check demo clean-state qgis-check
 
 setup: $(INSTALLED) os-packages triton reference-data web
 
@@ -55,6 +55,11 @@ test: setup lint proto-check
 
 demo: setup
 	$(BIN)/earthsignature demo
+
+# Debian's QGIS opens a pilot's map links (benchmarks/qgis_check.py); its packages are large: not in setup.
+qgis-check: setup
+	bash scripts/os-packages.sh --qgis
+	cd benchmarks && ../$(BIN)/python qgis_check.py
 
 clean-state:
 	-$(BIN)/earthsignature db down

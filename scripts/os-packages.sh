@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the OS packages EarthSignature needs when they are missing: PostgreSQL + PostGIS (the catalog),
 # Node.js + npm (the map page's web library, at setup), Chromium (the map page's browser test), Debian's GDAL
-# command-line tools (a signed map link opened by the gdalinfo pilots have) and curl (the README's examples).
+# command-line tools (a signed map link opened by the gdalinfo pilots have) and curl (the README's examples);
+# with --qgis also Debian's PyQGIS (`make qgis-check`: about 200 packages, so not for `make setup`).
 # As root it installs them; otherwise it prints the exact command to run. Idempotent.
 set -euo pipefail
 
@@ -16,9 +17,13 @@ command -v npm >/dev/null || PACKAGES+=(nodejs npm)
 command -v chromium >/dev/null || PACKAGES+=(chromium fonts-liberation)
 command -v gdalinfo >/dev/null || PACKAGES+=(gdal-bin)
 command -v curl >/dev/null || PACKAGES+=(curl)
+have_qgis() { /usr/bin/python3 -c "import qgis.core" 2>/dev/null; }
+QGIS=false
+[ "${1:-}" = "--qgis" ] && QGIS=true
+$QGIS && ! have_qgis && PACKAGES+=(python3-qgis qgis-providers)
 
 if [ ${#PACKAGES[@]} -eq 0 ]; then
-    echo "os-packages: PostgreSQL, PostGIS, npm, Chromium, GDAL's tools and curl are installed"
+    echo "os-packages: PostgreSQL, PostGIS, npm, Chromium, GDAL's tools and curl$($QGIS && echo ", PyQGIS") are installed"
     exit 0
 fi
 if [ "$(id -u)" -ne 0 ]; then
@@ -31,4 +36,4 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}" >/dev/null
 have_postgis && command -v npm >/dev/null && command -v chromium >/dev/null && command -v gdalinfo >/dev/null &&
-    command -v curl >/dev/null
+    command -v curl >/dev/null && { ! $QGIS || have_qgis; }
