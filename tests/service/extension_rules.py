@@ -79,16 +79,20 @@ EO = {
 # grid v1.1.0: grid:code "<GRID>-<CODE>" (upper-case grid name, a dash, then the cell's code), in properties.
 GRID = {"grid:code": {"type": "string", "pattern": "^[A-Z0-9]+-[-_.A-Za-z0-9]+$"}}
 
-# web-map-links v1.2.0: an "xyz" link's href is a URL template holding {z}, {x} and {y}.
+# web-map-links v1.2.0: an "xyz" link's href is a URL template holding {z}, {x} and {y}; a "tilejson" link's
+# href is a TileJSON document's URL, of type application/json.
 WEB_MAP_LINKS = {
     "$schema": "http://json-schema.org/draft-07/schema#", "$id": EXTENSIONS["web_map_links"],
     "allOf": [_listed(EXTENSIONS["web_map_links"]), {
         "type": "object", "required": ["links"],
-        "properties": {"links": {"type": "array", "items": {
-            "if": {"properties": {"rel": {"const": "xyz"}}, "required": ["rel"]},
-            "then": {"required": ["href"], "properties": {"href": {
-                "type": "string", "allOf": [{"pattern": r"\{z\}"}, {"pattern": r"\{x\}"}, {"pattern": r"\{y\}"}]}}},
-        }}},
+        "properties": {"links": {"type": "array", "items": {"allOf": [
+            {"if": {"properties": {"rel": {"const": "xyz"}}, "required": ["rel"]},
+             "then": {"required": ["href"], "properties": {"href": {
+                 "type": "string", "allOf": [{"pattern": r"\{z\}"}, {"pattern": r"\{x\}"}, {"pattern": r"\{y\}"}]}}}},
+            {"if": {"properties": {"rel": {"const": "tilejson"}}, "required": ["rel"]},
+             "then": {"required": ["href", "type"], "properties": {"href": {"type": "string", "format": "uri"},
+                                                                   "type": {"const": "application/json"}}}},
+        ]}}},
     }],
 }
 

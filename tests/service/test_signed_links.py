@@ -99,6 +99,9 @@ def test_answers_carry_links_that_open_without_a_certificate(served) -> None:
     assert without_certificate(certs, f"{folder}/classes.tif.aux.xml")[0] == 200  # one folder, every file
     tile = next(link["href"] for link in item["links"] if link["rel"] == "xyz").format(z=0, x=0, y=0)
     assert "/signed/" in tile and without_certificate(certs, tile)[0] == 200
+    tilejson = next(link["href"] for link in item["links"] if link["rel"] == "tilejson")
+    status, body = without_certificate(certs, tilejson)
+    assert status == 200 and json.loads(body)["tiles"][0].startswith(folder + "/tiles/")  # the tiles stay signed
     with client_of(certs, server, "pilot") as pilot:
         map_url = next(pilot.list_messages()).map_url
     assert "/signed/" in map_url and without_certificate(certs, map_url)[0] == 200  # a gRPC answer's link too

@@ -352,6 +352,34 @@ def test_class_maps_as_xyz_tiles(stac, pystac_client) -> None:
     assert tile(23, 0, 0)[0] == 400 and tile(3, 8, 0)[0] == 400
 
 
+def test_a_maps_tilejson_describes_its_tiles(stac, pystac_client) -> None:
+    import math
+
+    item = next(pystac_client().search(collections=["clc-unet"], filter="grid:code = 'MGRS-34SGH'").items())
+    links = {link.rel: link for link in item.links}
+    assert links["tilejson"].media_type == "application/json"
+    status, headers, body = fetch(stac, links["tilejson"].href.removeprefix(stac[1]))
+    document = json.loads(body)
+    assert status == 200 and headers["Content-Type"] == "application/json"
+    assert document["tilejson"] == "3.0.0" and document["tiles"] == [links["xyz"].href]
+    assert document["bounds"] == pytest.approx(item.bbox) and document["minzoom"] == 0
+    # the deepest zoom is the first whose pixels are finer than the map's (10 m) at its latitude
+    west, south, east, north = item.bbox
+    latitude = (south + north) / 2
+    pixel = item.properties["proj:transform"][0]
+
+    def metres(zoom: int) -> float:
+        return 2 * math.pi * 6378137 * math.cos(math.radians(latitude)) / 256 / 2 ** zoom
+
+    assert metres(document["maxzoom"]) <= pixel < metres(document["maxzoom"] - 1)
+    lon, lat, zoom = document["center"]
+    assert west < lon < east and south < lat < north and 0 <= zoom <= document["maxzoom"]
+    x = int((lon + 180) / 360 * 2 ** zoom)
+    y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * 2 ** zoom)
+    status, _, png = fetch(stac, document["tiles"][0].removeprefix(stac[1]).format(z=zoom, x=x, y=y))
+    assert status == 200 and png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_every_queryable_is_in_the_items_and_finds_them(stac) -> None:
     """One record per property: each name on /queryables is in the item (a property, or the item's own id,
     collection, geometry), and a CQL2 filter on the item's own value finds that item."""
@@ -465,7 +493,7 @@ def test_items_and_collections_validate_against_the_stac_schemas_and_extension_r
         for key, value in item["properties"].items():  # our own fractions: numbers in 0..1
             if key.startswith("fraction:") or key.endswith("_fraction"):
                 assert 0 <= value <= 1, key
-        assert {link["rel"] for link in item["links"]} >= {"self", "parent", "collection", "root", "xyz"}
+        assert {link["rel"] for link in item["links"]} >= {"self", "parent", "collection", "root", "xyz", "tilejson"}
     # the schemas bite: a bad datetime, an asset without href, a class without a name, an xyz link without {z}
     item = items[0]
     assert errors({**item, "properties": {**item["properties"], "datetime": "yesterday"}}, core("item"))
@@ -475,6 +503,8 @@ def test_items_and_collections_validate_against_the_stac_schemas_and_extension_r
     assert errors({**item, "assets": {**item["assets"], "classes": unnamed}}, EXTENSIONS["classification"])
     bad_xyz = [{**link, "href": link["href"].replace("{z}", "z")} for link in item["links"]]
     assert errors({**item, "links": bad_xyz}, EXTENSIONS["web_map_links"])
+    untyped = [{k: v for k, v in link.items() if link["rel"] != "tilejson" or k != "type"} for link in item["links"]]
+    assert errors({**item, "links": untyped}, EXTENSIONS["web_map_links"])
     assert errors({**item, "properties": {**item["properties"], "grid:code": "34SGH"}}, EXTENSIONS["grid"])
     assert len({item["id"] for item in items}) == len(items)  # ids unique across collections
 

@@ -15,6 +15,7 @@ import urllib.parse
 from collections.abc import Iterator
 
 import sqlalchemy as sa
+from geoalchemy2.shape import to_shape
 from rasterio.errors import RasterioError
 from shapely.geometry.base import BaseGeometry
 
@@ -49,6 +50,7 @@ from earthsignature.service.api.records import (
     ItemSearch,
     Links,
     MapAnswer,
+    MapExtent,
     MapQuery,
     StatisticsQuery,
     TextQuery,
@@ -373,6 +375,12 @@ class DatabaseCore:
         segmentation = self._segmentation(collection, item)
         clouds = Clouds(segmentation.cloud_mask_url, (*CLOUD_COLOR, 255)) if segmentation.cloud_mask_url else None
         return segmentation.raster_url, clouds
+
+    def map_extent(self, caller: Caller, collection: str, item: str) -> MapExtent:
+        """A stored map's lon/lat bounds (its footprint's, as its STAC item gives them) and pixel size."""
+        segmentation = self.find_item(caller, collection, item).segmentation  # its product loaded with it
+        west, south, east, north = stac_items.bbox(to_shape(segmentation.product.footprint))
+        return MapExtent((west, south, east, north), abs(float(segmentation.geotransform[1])))
 
     def _segmentation(self, collection: str, item: str):
         """The stored segmentation of a STAC item of a collection, or ``NotFound``/``InvalidArgument``."""

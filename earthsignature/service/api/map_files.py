@@ -1,16 +1,18 @@
 """A segmentation's files and its product's quicklook over HTTPS, to the certificates and roles of the gRPC API.
 
-``/v1/maps/<collection>/<item>/<file>``: the COGs (classes, confidence, cloud mask) and the class map's
-legend sidecars, with range requests (GDAL's ``/vsicurl/`` and QGIS read windows and overviews), or, from an
-object store, a redirect (307) to the store's pre-signed URL of the file (GDAL, curl -L and browsers follow it);
-``.../classes.png``: the whole class map in Web Mercator for web pages; ``.../tiles/{z}/{x}/{y}.png``: XYZ
-tiles (both with clouds drawn as clouds, ``core.picture_source``); ``/v1/products/<id>/quicklook.png``: the
-RGB quicklook the monitor sent. STAC items and gRPC responses link here (``stac_items``).
+``/v1/maps/<collection>/<item>/<file>``: the COGs (classes, confidence, cloud mask) and the class map's legend
+sidecars, with range requests (GDAL's ``/vsicurl/`` and QGIS read windows and overviews), or, from an object
+store, a redirect (307) to the store's pre-signed URL of the file (GDAL, curl -L and browsers follow it);
+``.../classes.png``: the whole class map in Web Mercator for web pages; ``.../tiles/{z}/{x}/{y}.png``: XYZ tiles
+(both with clouds drawn as clouds, ``core.picture_source``) and ``.../tilejson.json`` describing them;
+``/v1/products/<id>/quicklook.png``: the RGB quicklook the monitor sent. STAC items and gRPC responses link here
+(``stac_items``).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 from collections.abc import Callable
@@ -19,7 +21,7 @@ import sqlalchemy as sa
 from rasterio.errors import RasterioError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import FileResponse, RedirectResponse, Response
+from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from earthsignature.core.product import gdal_path
@@ -27,8 +29,9 @@ from earthsignature.service.api.core import QUICKLOOK_PATH, DatabaseCore
 from earthsignature.service.api.errors import ApiError, Code, InvalidArgument, NotFound, ResourceExhausted
 from earthsignature.service.api.http_context import credentials, error_response, status_response
 from earthsignature.service.api.map_render import render_png, render_tile
+from earthsignature.service.api.records import MapExtent
 from earthsignature.service.api.signed_links import PARAMETERS
-from earthsignature.service.api.stac_items import MAP_ASSETS, MAP_FILE_PATH, SIGNED_MAP_FILE_PATH
+from earthsignature.service.api.stac_items import MAP_ASSETS, MAP_FILE_PATH, SIGNED_MAP_FILE_PATH, TILEJSON
 
 log = logging.getLogger("earthsignature.http")
 RANGE = re.compile(r"bytes=(\d*)-(\d*)")
@@ -51,6 +54,7 @@ class MapFiles:
             routes += [Route(maps.replace("{file_name}", "classes.png"), self.picture, methods=["GET"]),
                        Route(maps.replace("{file_name}", "tiles/{z:int}/{x:int}/{y:int}.png"), self.tile,
                              methods=["GET"]),
+                       Route(maps.replace("{file_name}", TILEJSON), self.tilejson, methods=["GET"]),
                        Route(maps, self.file, methods=["GET", "HEAD"])]
         return routes
 
@@ -114,6 +118,18 @@ class MapFiles:
 
         return await self._answer(request, work, "the map")
 
+    async def tilejson(self, request: Request) -> Response:
+        """The map's XYZ tiles as TileJSON 3.0.0, their template in the folder asked (a signed one stays signed)."""
+        params = request.path_params
+
+        async def work(caller) -> Response:
+            extent = await run_in_threadpool(self.core.map_extent, caller, params["collection"], params["item"])
+            root = self.core.public_url or str(request.base_url).rstrip("/")
+            folder = root + request.url.path.removesuffix(TILEJSON)
+            return JSONResponse(tile_json(extent, folder + "tiles/{z}/{x}/{y}.png", params["item"]), headers=CACHED)
+
+        return await self._answer(request, work, "the map")
+
     def _drawn(self, render: Callable, *args):
         """A picture drawn from the store's maps (GDAL given the store's settings)."""
         with self.core.store.gdal_env():
@@ -137,6 +153,20 @@ class MapFiles:
         except UNREADABLE as error:
             log.error("%s %s: %s", what, request.url.path[:200], error)
             return status_response(Code.UNAVAILABLE, f"{what} cannot be read now; retry later")
+
+
+def tile_json(extent: MapExtent, template: str, name: str) -> dict:
+    """TileJSON 3.0.0 of a map's XYZ tiles: zooms up to the first at which a tile pixel is finer than a map
+    pixel (Web Mercator's scale at the map's middle latitude), bounds and centre from its footprint."""
+    west, south, east, north = extent.bounds
+    latitude = (south + north) / 2
+    ground = 2 * math.pi * 6378137 * math.cos(math.radians(latitude)) / 256  # metres a pixel at zoom 0
+    maxzoom = max(0, min(MAX_TILE_ZOOM, math.ceil(math.log2(ground / max(extent.resolution_m, 0.01)))))
+    longitude = (west + east) / 2 if west <= east else (west + east + 360) / 2  # across 180°: the middle of it
+    longitude = longitude - 360 if longitude > 180 else longitude
+    return {"tilejson": "3.0.0", "name": name, "scheme": "xyz", "tiles": [template], "minzoom": 0,
+            "maxzoom": maxzoom, "bounds": [west, south, east, north],
+            "center": [longitude, latitude, max(0, maxzoom - 4)]}
 
 
 def ranged_response(store, url: str, header: str | None) -> Response:

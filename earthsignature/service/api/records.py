@@ -111,3 +111,11 @@ class ItemPage:
     next_token: str | None  # None: the last page
     prev_token: str | None = None  # None: the first page
     matched: int | None = None  # items matching the search, all pages (None: more than the count's cap)
+
+
+@dataclass(frozen=True)
+class MapExtent:
+    """Where a stored map lies and how fine it is: what a web map needs to show its tiles (TileJSON)."""
+
+    bounds: tuple[float, float, float, float]  # lon/lat west, south, east, north (west > east across 180°)
+    resolution_m: float  # a pixel's side on the ground

@@ -43,6 +43,8 @@ COG = "image/tiff; application=geotiff; profile=cloud-optimized"
 #: The HTTP app's route to a segmentation's files, and the same files in a signed folder (``signed_links``).
 MAP_FILE_PATH = "/v1/maps/{collection}/{item}/{file_name}"
 SIGNED_MAP_FILE_PATH = "/v1/maps/{collection}/{item}/signed/{expires}/{key}/{caller}/{signature}/{file_name}"
+#: The file name of a map's TileJSON, beside its tiles
+TILEJSON = "tilejson.json"
 #: asset key -> (file name, media type, roles, title)
 MAP_ASSETS = {
     "classes": ("classes.tif", COG, ["data"], "Land-cover classes"),
@@ -69,6 +71,11 @@ def map_file_route(collection: str, item: str, file_name: str, signed: str = "")
     quote = urllib.parse.quote
     return MAP_FILE_PATH.format(collection=quote(collection, safe=""), item=quote(item, safe=""),
                                 file_name=f"{signed}/{file_name}" if signed else file_name)
+
+
+def tilejson_route(collection: str, item: str, signed: str = "") -> str:
+    """The route of a map's TileJSON (its XYZ tiles, bounds and zooms for web maps)."""
+    return map_file_route(collection, item, TILEJSON, signed)
 
 
 def map_files_scope(collection: str, item: str) -> str:
@@ -160,6 +167,8 @@ def item(found: Found, base_url: str, public_url: str, quicklook: str, signed: s
             {"rel": "xyz", "type": "image/png", "title": "Class map as XYZ tiles, clouds white (web maps, QGIS XYZ "
                                                         "layers)",
              "href": public_url + tiles_template(segmentation.model_name, identifier, signed)},
+            {"rel": "tilejson", "type": "application/json", "title": "The XYZ tiles as TileJSON (bounds, zooms)",
+             "href": public_url + tilejson_route(segmentation.model_name, identifier, signed)},
         ],
     }
 
