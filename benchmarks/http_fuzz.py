@@ -212,8 +212,8 @@ class Requests:
         rng = self.rng
         collection, item = rng.choice(self.items)
         name = rng.choice(["classes.tif", "confidence.tif", "cloud_mask.tif", "classes.tif.aux.xml", "classes.qml",
-                           "classes.png", "..%2Fclasses.tif", "nothing.tif", urllib.parse.quote(rng.choice(ODD_TEXT),
-                                                                                                 safe="")])
+                           "classes.png", "tilejson.json", "..%2Fclasses.tif", "nothing.tif",
+                           urllib.parse.quote(rng.choice(ODD_TEXT), safe="")])
         ranges = ["bytes=0-16383", "bytes=-100", "bytes=100-", "bytes=0-0,5-9", "bytes=9-1", "bytes=abc",
                   "bytes=99999999999-", "bytes=0-99999999999", "items=0-1", "bytes=" + "0-1," * 500]
         headers = {"Range": rng.choice(ranges)} if rng.random() < 0.7 else {}
