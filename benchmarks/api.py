@@ -9,7 +9,9 @@
 3. With 1, 8 and 32 concurrent clients (one channel each): latency p50/p99 and throughput of a
    10 km x 10 km area query, a categories query, and 10 km windows of the full-size maps; throughput as
    a ratio to 1 client of the same server, and the catalog query alone (PostGIS, no gRPC, no rasters) as
-   the baseline of the same run.
+   the baseline of the same run. Measured after the load has settled (vacuumed, checkpointed, flushed), in
+   ``--rounds`` rounds (each: both server configurations, every query); a row is the median over the rounds,
+   and a scaling figure the median of each round's ratio to the same round's 1-client figure, with its range.
 4. Bytes on the wire for the same clipped 1000 x 1000 map: zstd (default), PNG, legacy repeated
    uint32 (the seed's), and class polygons (geobuf), as ratios to the legacy form.
 5. The HTTP app of the same server (HTTPS with client certificates, in every server process): STAC item
@@ -17,7 +19,7 @@
    reads of a class-map COG, with 1, 8 and 32 clients (a requests session each), beside the gRPC rows above.
    Every row's throughput is also given against one client of one server process (the scaling figure).
 
-    python benchmarks/api.py [--products 10000] [--seconds 4] [--full-size 10980]
+    python benchmarks/api.py [--products 10000] [--seconds 4] [--full-size 10980] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -116,6 +118,18 @@ def load_catalog(url: str, store: RasterStore, products: int, full_size: int) ->
     catalog.dispose()
     corner = Polygon(big.footprint_lonlat(10_000, 10_000))
     return big_id, corner
+
+
+def settle(url: str) -> None:
+    """Let the load's after-effects finish before measuring: the tables vacuumed and analysed (autovacuum would
+    do it during the first measurements), PostgreSQL's dirty pages and the written COGs flushed to disk. Else
+    the first rows measured, the 1-client 1-process baseline among them, share the machine with that work."""
+    import psycopg
+
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as connection:
+        connection.execute("VACUUM ANALYZE")
+        connection.execute("CHECKPOINT")
+    os.sync()
 
 
 def _add_full_size_products(catalog: Catalog, store: RasterStore, big, size: int) -> None:
@@ -289,6 +303,7 @@ def main() -> None:
     parser.add_argument("--work-slots", type=int, default=ApiLimits.work_slots,
                         help="map queries working at once per server process (api.limits.work_slots)")
     parser.add_argument("--only", default="", help="measure only the queries whose name contains this")
+    parser.add_argument("--rounds", type=int, default=3, help="each configuration measured this many times")
     args = parser.parse_args()
     with scratch_cluster("earthsignature-api-bench-") as (cluster, work):
         run(args, work, cluster)
@@ -301,117 +316,146 @@ def run(args: argparse.Namespace, work: Path, cluster: PostgresCluster) -> None:
     started = time.perf_counter()
     big_id, area = load_catalog(url, store, args.products, args.full_size)
     load_seconds = time.perf_counter() - started
+    settle(url)
     certs = CertificateFolder(work / "certs")
     init_certificates(certs, ("server", "pilot"))
-    pilot = certs.identity("pilot")
-    address = f"127.0.0.1:{free_port()}"
-    queries = {
+    address, http_port = f"127.0.0.1:{free_port()}", free_port()
+    stac_root, bbox = f"https://127.0.0.1:{http_port}", ",".join(f"{v:.6f}" for v in area.bounds)
+    grpc_queries = {
         "area 10 km x 10 km": Workload("grpc", address, str(certs.path), {"wkt": area.wkt}),
         "categories (burnt areas)": Workload("grpc", address, str(certs.path), {"categories": ["Burnt areas"]}),
         "10 km windows of full-size maps": Workload("grpc", address, str(certs.path),
                                                     {"wkt": area.wkt, "model_names": [FULL_SIZE_MODEL]}),
     }
-    baselines = {"area 10 km x 10 km": Filters(area=area),
-                 "categories (burnt areas)": Filters(category_names=("burnt areas",)),
-                 "10 km windows of full-size maps": Filters(area=area, model_names=(FULL_SIZE_MODEL,))}
-
-    def make_client() -> EarthSignatureClient:
-        return EarthSignatureClient(address, ca=certs.ca_cert, cert=pilot.cert, key=pilot.key)
-
-    bbox = ",".join(f"{v:.6f}" for v in area.bounds)
-
-    http_port = free_port()
-    stac_root = f"https://127.0.0.1:{http_port}"
-    stac_queries = {
+    http_queries = {
         "STAC search: area 10 km x 10 km": Workload("stac", stac_root, str(certs.path), {"bbox": bbox}),
         "STAC search: CQL2 burnt >= 0.1": Workload("stac", stac_root, str(certs.path),
                                                    {"filter": "fraction:burnt_areas >= 0.1"}),
     }
+    catalog_p50 = catalog_baselines(url, area)
 
-    catalog = Catalog(url, pool_size=2)
-    base = {}
-    for name, filters in baselines.items():
-        timings = []
-        for _ in range(50):
-            t = time.perf_counter()
-            catalog.search(filters)
-            timings.append(time.perf_counter() - t)
-        base[name] = 1000 * statistics.median(timings)
+    def settings(processes: int) -> ApiSettings:
+        return ApiSettings(address=address, http_port=http_port, store_url=str(work / "store"),
+                           certs_dir=str(certs.path), workers=args.workers, processes=processes,
+                           limits=ApiLimits(work_slots=args.work_slots))
+
     rows = []
+    for round_number in range(args.rounds):  # each round: both server configurations, every query
+        for processes in sorted({1, os.cpu_count() or 1}):
+            with running(url, settings(processes)):
+                if "map file: 16 KiB range read" not in http_queries:
+                    with StacSession(stac_root, certs) as session:
+                        href = session.search(bbox=bbox)[0]["assets"]["classes"]["href"]
+                    http_queries["map file: 16 KiB range read"] = Workload("range", stac_root, str(certs.path),
+                                                                           {"path": href.removeprefix(stac_root)})
+                for name, workload in (grpc_queries | http_queries).items():
+                    if args.only in name:
+                        for clients in (1, 8, 32):
+                            rows.append({"query": name, "round": round_number, "server_processes": processes,
+                                         "clients": clients, **latencies(workload, clients, args.seconds)})
+    with running(url, settings(1)):
+        sizes, pixels = wire_sizes(grpc_queries["area 10 km x 10 km"], area, big_id)
+    summary = summarize(rows, catalog_p50)
+    print_table(args, load_seconds, summary, sizes, pixels)
+    write_results("api", {"products": args.products + 1, "full_size": args.full_size, "rounds": args.rounds,
+                          "seconds": args.seconds, "load_seconds": load_seconds, "rows": summary,
+                          "measurements": rows, "wire_bytes": sizes, "pixels": pixels})
+
+
+@contextlib.contextmanager
+def running(url: str, settings: ApiSettings):
+    """The service (``settings.processes`` server processes) in a process of its own while the block runs."""
     context = multiprocessing.get_context("spawn")
-    for processes in sorted({1, os.cpu_count() or 1}):
-        settings = ApiSettings(address=address, http_port=http_port, store_url=str(work / "store"),
-                               certs_dir=str(certs.path), workers=args.workers, processes=processes,
-                               limits=ApiLimits(work_slots=args.work_slots))
-        ready, stop = context.Event(), context.Event()
-        process = context.Process(target=serve, args=(url, settings, ready, stop))
-        process.start()
-        ready.wait(120)
-        try:
-            for name, workload in queries.items():
-                if args.only not in name:
-                    continue
-                for clients in (1, 8, 32):
-                    result = latencies(workload, clients, args.seconds)
-                    rows.append({"query": name, "server_processes": processes, "clients": clients, **result,
-                                 "catalog_only_p50_ms": base[name], "p50_over_catalog": result["p50_ms"] / base[name]})
-                one = next(r for r in rows if (r["query"], r["server_processes"], r["clients"]) == (name, processes, 1))
-                for row in rows:
-                    if (row["query"], row["server_processes"]) == (name, processes):
-                        row["throughput_vs_1_client"] = row["per_s"] / one["per_s"]
-            if "map file: 16 KiB range read" not in stac_queries:
-                with StacSession(stac_root, certs) as session:
-                    href = session.search(bbox=bbox)[0]["assets"]["classes"]["href"]
-                stac_queries["map file: 16 KiB range read"] = Workload("range", stac_root, str(certs.path),
-                                                                      {"path": href.removeprefix(stac_root)})
-            for name, workload in stac_queries.items():  # the HTTP app runs in every process
-                if args.only not in name:
-                    continue
-                for clients in (1, 8, 32):
-                    result = latencies(workload, clients, args.seconds)
-                    rows.append({"query": name, "server_processes": processes, "clients": clients, **result})
-                one = rows[-3]
-                for row in rows[-3:]:
-                    row["throughput_vs_1_client"] = row["per_s"] / one["per_s"]
-        finally:
-            if processes != max({1, os.cpu_count() or 1}):
-                stop.set()
-                process.join(60)
+    ready, stop = context.Event(), context.Event()
+    process = context.Process(target=serve, args=(url, settings, ready, stop))
+    process.start()
     try:
-        sizes = {}
-        with make_client() as client:
-            for label, encoding in (("zstd (default)", Encoding.RASTER_ENCODING_ZSTD),
-                                    ("PNG", Encoding.RASTER_ENCODING_PNG),
-                                    ("legacy repeated uint32 (seed)", Encoding.RASTER_ENCODING_LEGACY_UINT32),
-                                    ("class polygons (geobuf)", Encoding.RASTER_ENCODING_GEOBUF_POLYGONS)):
-                (message,) = list(client.list_messages(wkt=area.wkt, product_ids=[big_id], encoding=encoding))
-                sizes[label] = message.ByteSize()
-                if label.startswith("zstd"):
-                    pixels = message.segmentation.height * message.segmentation.width
+        if not ready.wait(120):
+            raise RuntimeError("the service did not start within 120 s")
+        yield
     finally:
-        catalog.dispose()
         stop.set()
         process.join(60)
-    for row in rows:  # the scaling figure: against one client of one server process
-        single = next(r for r in rows if (r["query"], r["server_processes"], r["clients"]) == (row["query"], 1, 1))
-        row["throughput_vs_1_client_1_process"] = row["per_s"] / single["per_s"]
-    legacy = sizes["legacy repeated uint32 (seed)"]
+
+
+def catalog_baselines(url: str, area: Polygon) -> dict[str, float]:
+    """The catalog query of each gRPC query alone (PostGIS, no gRPC, no rasters): p50 ms of 50."""
+    filters = {"area 10 km x 10 km": Filters(area=area),
+               "categories (burnt areas)": Filters(category_names=("burnt areas",)),
+               "10 km windows of full-size maps": Filters(area=area, model_names=(FULL_SIZE_MODEL,))}
+    catalog, base = Catalog(url, pool_size=2), {}
+    try:
+        for name, query in filters.items():
+            timings = []
+            for _ in range(50):
+                t = time.perf_counter()
+                catalog.search(query)
+                timings.append(time.perf_counter() - t)
+            base[name] = 1000 * statistics.median(timings)
+    finally:
+        catalog.dispose()
+    return base
+
+
+def wire_sizes(area_query: Workload, area: Polygon, big_id: str) -> tuple[dict[str, int], int]:
+    """Bytes of one clipped map's answer in each raster encoding, and its pixels."""
+    sizes, pixels = {}, 0
+    with area_query.client() as client:
+        for label, encoding in (("zstd (default)", Encoding.RASTER_ENCODING_ZSTD),
+                                ("PNG", Encoding.RASTER_ENCODING_PNG),
+                                ("legacy repeated uint32 (seed)", Encoding.RASTER_ENCODING_LEGACY_UINT32),
+                                ("class polygons (geobuf)", Encoding.RASTER_ENCODING_GEOBUF_POLYGONS)):
+            (message,) = list(client.list_messages(wkt=area.wkt, product_ids=[big_id], encoding=encoding))
+            sizes[label] = message.ByteSize()
+            pixels = message.segmentation.height * message.segmentation.width
+    return sizes, pixels
+
+
+def summarize(rows: list[dict], catalog_p50: dict[str, float]) -> list[dict]:
+    """One row per query, server processes and clients: medians over the rounds, and the scaling figures as
+    each round's ratio to the same round's 1 client (of the same server; of 1 server process), their median
+    and range. A ratio within one round compares measurements minutes apart, not a whole run apart."""
+    def of(query: str, round_number: int, processes: int, clients: int) -> dict:
+        return next(r for r in rows if (r["query"], r["round"], r["server_processes"], r["clients"]) ==
+                    (query, round_number, processes, clients))
+
+    summary = []
+    for key in dict.fromkeys((r["query"], r["server_processes"], r["clients"]) for r in rows):
+        query, processes, clients = key
+        same = [r for r in rows if (r["query"], r["server_processes"], r["clients"]) == key]
+        vs_one = [r["per_s"] / of(query, r["round"], processes, 1)["per_s"] for r in same]
+        vs_single = [r["per_s"] / of(query, r["round"], 1, 1)["per_s"] for r in same]
+        row = {"query": query, "server_processes": processes, "clients": clients,
+               "per_s": statistics.median(r["per_s"] for r in same),
+               "p50_ms": statistics.median(r["p50_ms"] for r in same),
+               "p99_ms": statistics.median(r["p99_ms"] for r in same),
+               "client_cpu_share": statistics.median(r["client_cpu_share"] for r in same),
+               "throughput_vs_1_client": statistics.median(vs_one),
+               "throughput_vs_1_client_1_process": statistics.median(vs_single),
+               "throughput_vs_1_client_1_process_range": [min(vs_single), max(vs_single)]}
+        if query in catalog_p50:
+            row |= {"catalog_only_p50_ms": catalog_p50[query], "p50_over_catalog": row["p50_ms"] / catalog_p50[query]}
+        summary.append(row)
+    return summary
+
+
+def print_table(args, load_seconds: float, summary: list[dict], sizes: dict[str, int], pixels: int) -> None:
     print(f"\ncatalog of {args.products + 1} products loaded in {load_seconds:.0f} s "
-          f"({(args.products + 1) / load_seconds:.0f} products/s through Catalog.add)")
-    print(f"{'query':<32} {'procs':>5} {'clients':>7} {'requests':>8} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>7} "
-          f"{'vs 1 client':>11} {'vs 1 cl 1 proc':>14} {'client CPU':>10} {'p50 / catalog':>14}")
-    for row in rows:
+          f"({(args.products + 1) / load_seconds:.0f} products/s through Catalog.add); {args.rounds} rounds of "
+          f"{args.seconds:.0f} s per measurement, medians")
+    print(f"{'query':<32} {'procs':>5} {'clients':>7} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>7} {'vs 1 client':>11} "
+          f"{'vs 1 cl 1 proc':>14} {'(range)':>13} {'client CPU':>10} {'p50 / catalog':>14}")
+    for row in summary:
         over_catalog = f"{row['p50_over_catalog']:>13.1f}x" if "p50_over_catalog" in row else f"{'-':>14}"
-        print(f"{row['query']:<32} {row['server_processes']:>5} {row['clients']:>7} {row['requests']:>8} "
-              f"{row['p50_ms']:>8.1f} {row['p99_ms']:>8.1f} {row['per_s']:>7.1f} "
-              f"{row['throughput_vs_1_client']:>10.2f}x {row['throughput_vs_1_client_1_process']:>13.2f}x "
+        low, high = row["throughput_vs_1_client_1_process_range"]
+        print(f"{row['query']:<32} {row['server_processes']:>5} {row['clients']:>7} {row['p50_ms']:>8.1f} "
+              f"{row['p99_ms']:>8.1f} {row['per_s']:>7.1f} {row['throughput_vs_1_client']:>10.2f}x "
+              f"{row['throughput_vs_1_client_1_process']:>13.2f}x {f'{low:.2f}-{high:.2f}x':>13} "
               f"{row['client_cpu_share']:>9.0%} {over_catalog}")
+    legacy = sizes["legacy repeated uint32 (seed)"]
     print(f"\nbytes on the wire for one clipped map ({pixels:,} pixels):")
     for label, size in sizes.items():
         print(f"  {label:<32} {size:>10,} bytes  {size / legacy:>7.4f} of legacy")
-    write_results("api", {"products": args.products + 1, "full_size": args.full_size,
-                          "load_seconds": load_seconds, "rows": rows,
-                          "wire_bytes": sizes, "pixels": pixels})
 
 
 if __name__ == "__main__":
