@@ -30,6 +30,7 @@ from .test_signed_links import without_certificate
 
 pytestmark = pytest.mark.postgis
 LIFETIME_S = 3600  # api.limits.link_lifetime_s
+QUICKLOOK = b"\x89PNG\r\n\x1a\n a product's quicklook"  # stored and served as sent
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +44,9 @@ def served(module_db, tmp_path_factory, s3):
     with server_with_http_app(module_db, tmp_path_factory.mktemp("s3"), store_url=s3.url("service"),
                               store_endpoint=s3.endpoint) as (certs, server, gateway):
         with client_of(certs, server) as client:
-            client.create(product_request(1, "34SGH", burnt_share=0.3))
+            request = product_request(1, "34SGH", burnt_share=0.3)
+            request.quicklook_png = QUICKLOOK
+            client.create(request)
         yield certs, server, f"https://127.0.0.1:{gateway.port}"
 
 
@@ -107,13 +110,15 @@ def test_a_pilots_map_links_are_the_stores_presigned_urls(served, s3) -> None:
     certs, server, root = served
     status, found = https(https_context(certs), f"{root}/stac/search?collections=clc-unet")
     item = found["features"][0]
-    stored = [key for key in ("classes", "confidence", "cloud_mask", "legend", "style") if key in item["assets"]]
-    assert status == 200 and {"classes", "cloud_mask", "legend", "style"} <= set(stored)
+    stored = [key for key in ("classes", "confidence", "cloud_mask", "legend", "style", "thumbnail")
+              if key in item["assets"]]
+    assert status == 200 and {"classes", "cloud_mask", "legend", "style", "thumbnail"} <= set(stored)
     for key in stored:  # the stored files: from the store
         href = urllib.parse.urlsplit(item["assets"][key]["href"])
         query = urllib.parse.parse_qs(href.query)
         assert f"{href.scheme}://{href.netloc}" == s3.endpoint and href.path.startswith(f"/{s3.bucket}/service/")
         assert query["X-Amz-Expires"] == [str(LIFETIME_S)] and query["X-Amz-Signature"]
+    assert opened(item["assets"]["thumbnail"]["href"])[1] == QUICKLOOK
     classes = item["assets"]["classes"]["href"]
     status, body, answered = opened(classes)
     assert status == 200 and body[:4] == b"II*\x00" and answered.startswith(s3.endpoint)

@@ -139,8 +139,15 @@ def test_items_carry_assets_classes_and_fractions(stac, pystac_client) -> None:
     classes = {c["value"]: c for c in item.assets["classes"].extra_fields["classification:classes"]}
     assert classes[2]["title"] == "Burnt areas" and classes[2]["name"] == "burnt_areas" and classes[255]["nodata"]
     assert set(item.assets) >= {"classes", "cloud_mask", "style", "legend"}
-    assert all(a.href.startswith(stac[1] + "/v1/maps/clc-unet/") for k, a in item.assets.items() if k != "thumbnail")
-    assert item.assets["thumbnail"].href.startswith(stac[1] + "/v1/products/")
+    assert all(a.href.startswith(stac[1] + "/v1/maps/clc-unet/") for a in item.assets.values())
+    # the product's quicklook in the item's signed folder too: a STAC browser shows it without a certificate
+    thumbnail = item.assets["thumbnail"].href
+    assert thumbnail.startswith(item.assets["classes"].href.rpartition("/")[0] + "/")
+    context = ssl.create_default_context(cafile=str(stac[0].ca.cert_path))  # trusts the server, presents nothing
+    with urllib.request.urlopen(thumbnail, context=context, timeout=10) as response:
+        assert response.headers["Content-Type"] == "image/png" and response.read() == quicklook_png()
+    status, _, body = fetch(stac, f"/v1/maps/clc-unet/{urllib.parse.quote(item.id)}/thumbnail.png")
+    assert status == 200 and body == quicklook_png()  # and by the certificate
     assert item.assets["classes"].media_type == "image/tiff; application=geotiff; profile=cloud-optimized"
 
 

@@ -79,11 +79,15 @@ QUICKLOOK_PATH = "/v1/products/{product_id}/quicklook.png"
 INSECURE_CALLER = Caller("insecure-local", "internal", 0)
 
 
-def _stored_files(segmentation) -> dict[str, str | None]:
-    """A segmentation's files in the store by the name its links give them (None: a layer it has not)."""
+def _stored_files(segmentation, with_product: bool = False) -> dict[str, str | None]:
+    """A segmentation's files in the store by the name its links give them (None: a layer it has not);
+    ``with_product``: its product's quicklook too (as ``THUMBNAIL``; the product must be loaded with it)."""
     aux, style = legend_sidecars(segmentation.raster_url)
-    return {"classes.tif": segmentation.raster_url, "confidence.tif": segmentation.confidence_url,
-            "cloud_mask.tif": segmentation.cloud_mask_url, "classes.tif.aux.xml": aux, "classes.qml": style}
+    files = {"classes.tif": segmentation.raster_url, "confidence.tif": segmentation.confidence_url,
+             "cloud_mask.tif": segmentation.cloud_mask_url, "classes.tif.aux.xml": aux, "classes.qml": style}
+    if with_product:
+        files[stac_items.THUMBNAIL] = segmentation.product.quicklook_url
+    return files
 
 
 def quicklook_route(product_id: str) -> str:
@@ -362,8 +366,12 @@ class DatabaseCore:
     # -- map files -------------------------------------------------------------------------------------------
 
     def map_file(self, caller: Caller, collection: str, item: str, file_name: str) -> str:
-        """The store URL of one of a segmentation's files, or ``NotFound``/``InvalidArgument``."""
-        urls = _stored_files(self._segmentation(collection, item))
+        """The store URL of one of a segmentation's files (its product's quicklook among them, as
+        ``THUMBNAIL``), or ``NotFound``/``InvalidArgument``."""
+        if file_name == stac_items.THUMBNAIL:  # the product's: found with it (a map file's lookup loads no product)
+            urls = _stored_files(self.find_item(caller, collection, item).segmentation, with_product=True)
+        else:
+            urls = _stored_files(self._segmentation(collection, item))
         if not urls.get(file_name):
             raise NotFound(f"{item[:120]} has no file {file_name[:40]!r}; files: "
                            f"{', '.join(name for name, url in urls.items() if url)}")
@@ -406,11 +414,25 @@ class DatabaseCore:
             return Links()
         segmentation, product = found.segmentation, found.segmentation.product
         item = item_id(product.product_id, segmentation.model_name, segmentation.model_version)
-        quicklook = f"{self.public_url}{quicklook_route(product.product_id)}" if product.quicklook_url else ""
-        map_url = (self.store_links(found, caller).get("classes.tif") or self.public_url +
-                   stac_items.map_file_route(segmentation.model_name, item, "classes.tif",
-                                             self.signed_folder(found, caller)))
-        return Links(self.public_url + stac_items.item_route(segmentation.model_name, item), map_url, quicklook)
+        signed, stored = self.signed_folder(found, caller), self.store_links(found, caller)
+        map_url = stored.get("classes.tif") or self.public_url + stac_items.map_file_route(
+            segmentation.model_name, item, "classes.tif", signed)
+        return Links(self.public_url + stac_items.item_route(segmentation.model_name, item), map_url,
+                     self.quicklook_link(found, signed, stored))
+
+    def quicklook_link(self, found: Found, signed: str = "", stored: dict[str, str] | None = None) -> str:
+        """The link to a segmentation's product quicklook: the store's pre-signed URL (``stored``), else the
+        item's ``signed`` folder's ``THUMBNAIL``, else the certificate route; "" without a quicklook."""
+        segmentation, product = found.segmentation, found.segmentation.product
+        if not product.quicklook_url or not self.public_url:
+            return ""
+        if stored and stored.get(stac_items.THUMBNAIL):
+            return stored[stac_items.THUMBNAIL]
+        if signed:
+            item = item_id(product.product_id, segmentation.model_name, segmentation.model_version)
+            return self.public_url + stac_items.map_file_route(segmentation.model_name, item, stac_items.THUMBNAIL,
+                                                               signed)
+        return f"{self.public_url}{quicklook_route(product.product_id)}"
 
     def signs_links_for(self, caller: Caller | None) -> bool:
         """Whether answers to ``caller`` carry links that open without a certificate (a signer, a caller, TLS)."""
@@ -432,7 +454,7 @@ class DatabaseCore:
         if not self.store.remote or not self.signs_links_for(caller):
             return {}
         links = {name: self.store.presigned_url(url, self.limits.link_lifetime_s)
-                 for name, url in _stored_files(found.segmentation).items() if url}
+                 for name, url in _stored_files(found.segmentation, with_product=True).items() if url}
         return {name: link for name, link in links.items() if link}
 
     def authorize_map_files(self, certificate: bytes | None, collection: str, item: str,

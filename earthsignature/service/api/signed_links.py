@@ -1,13 +1,14 @@
 """Map links any tool can open: short-lived signatures, like object storage's pre-signed URLs.
 
-A pilot authenticated by mutual TLS receives map links (STAC assets, a gRPC answer's ``map_url``, the XYZ
-template) under a signed folder, ``/v1/maps/<collection>/<item>/signed/<expires>/<key>/<caller>/<signature>/
-<file>``: an HMAC-SHA256 over the item's folder of files (``/v1/maps/<collection>/<item>/``), the expiry
-(unix time) and the caller's common name. GDAL, QGIS, a browser or a notebook opens such a link without a
-client certificate until it expires; an expired, altered or foreign signature is refused (403). The
-signature is part of the path, not a query string, so every file of the item (the COG, its legend sidecars,
-its pictures and tiles) sits in the same signed folder and GDAL finds ``classes.tif.aux.xml`` beside the COG
-as it does on a disk (GDAL 3.6 does not look for sidecars of a URL with a query string).
+A pilot authenticated by mutual TLS receives map links (STAC assets, a gRPC answer's ``map_url`` and
+``quicklook``, the XYZ template and TileJSON) under a signed folder,
+``/v1/maps/<collection>/<item>/signed/<expires>/<key>/<caller>/<signature>/ <file>``: an HMAC-SHA256 over the
+item's folder of files (``/v1/maps/<collection>/<item>/``), the expiry (unix time) and the caller's common
+name. GDAL, QGIS, a browser or a notebook opens such a link without a client certificate until it expires; an
+expired, altered or foreign signature is refused (403). The signature is part of the path, not a query string,
+so every file of the item (the COG, its legend sidecars, its pictures, tiles and the product's quicklook) sits
+in the same signed folder and GDAL finds ``classes.tif.aux.xml`` beside the COG as it does on a disk (GDAL 3.6
+does not look for sidecars of a URL with a query string).
 
 Keys live in the certificate folder (``link-keys/current.key``, made on first use) or in a secret file
 (``api.link_key_file``); ``rotate`` makes a new current key and keeps the previous one valid, so links signed

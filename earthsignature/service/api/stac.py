@@ -139,8 +139,9 @@ class CatalogStacClient(BaseCoreClient):
     def _item(self, found, request: Request) -> dict[str, Any]:
         public = self.core.public_url or str(request.base_url).removesuffix(f"{STAC_PREFIX}/").rstrip("/")
         caller = scope_caller(request.scope)
-        return stac_items.item(found, get_base_url(request), public, self.core.links(found).quicklook_url,
-                               self.core.signed_folder(found, caller), self.core.store_links(found, caller))
+        signed, stored = self.core.signed_folder(found, caller), self.core.store_links(found, caller)
+        return stac_items.item(found, get_base_url(request), public, self.core.quicklook_link(found, signed, stored),
+                               signed, stored)
 
 
 @attr.s

@@ -45,6 +45,8 @@ MAP_FILE_PATH = "/v1/maps/{collection}/{item}/{file_name}"
 SIGNED_MAP_FILE_PATH = "/v1/maps/{collection}/{item}/signed/{expires}/{key}/{caller}/{signature}/{file_name}"
 #: The file name of a map's TileJSON, beside its tiles
 TILEJSON = "tilejson.json"
+#: The product's quicklook among an item's files (in its signed folder; the store's own name differs)
+THUMBNAIL = "thumbnail.png"
 #: asset key -> (file name, media type, roles, title)
 MAP_ASSETS = {
     "classes": ("classes.tif", COG, ["data"], "Land-cover classes"),
