@@ -2,7 +2,7 @@
 
 A pilot authenticated by mutual TLS receives map links (STAC assets, a gRPC answer's ``map_url`` and
 ``quicklook``, the XYZ template and TileJSON) under a signed folder,
-``/v1/maps/<collection>/<item>/signed/<expires>/<key>/<caller>/<signature>/ <file>``: an HMAC-SHA256 over the
+``/v1/maps/<collection>/<item>/signed/<expires>/<key>/<caller>/<signature>/<file>``: an HMAC-SHA256 over the
 item's folder of files (``/v1/maps/<collection>/<item>/``), the expiry (unix time) and the caller's common
 name. GDAL, QGIS, a browser or a notebook opens such a link without a client certificate until it expires; an
 expired, altered or foreign signature is refused (403). The signature is part of the path, not a query string,
