@@ -37,10 +37,12 @@ def running(postgis_db, tmp_path):
 QUICKLOOK = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64  # what the monitor sent, byte for byte
 
 
-def _fetch(url: str, certs, who: str = "pilot") -> tuple[int, bytes]:
+def _fetch(url: str, certs, who: str | None = "pilot") -> tuple[int, bytes]:
+    """(status, body) of a GET presenting ``who``'s certificate (None: none)."""
     context = ssl.create_default_context(cafile=str(certs.ca.cert_path))
-    key, cert = getattr(certs, who)
-    context.load_cert_chain(cert, key)
+    if who:
+        key, cert = getattr(certs, who)
+        context.load_cert_chain(cert, key)
     try:
         with urllib.request.urlopen(url, context=context, timeout=10) as response:
             return response.status, response.read()
@@ -54,10 +56,14 @@ def test_quicklooks_are_links_a_pilot_can_open(running) -> None:
     with EarthSignatureClient(f"127.0.0.1:{server.port}", ca=certs.ca.cert_path, cert=cert, key=key) as client:
         messages = {m.tile_id: m for m in client.list_messages()}
     link = messages["34SGH"].quicklook
-    assert link == (f"https://127.0.0.1:{gateway.port}/v1/products/{messages['34SGH'].product_id}/quicklook.png")
+    assert link.startswith(f"https://127.0.0.1:{gateway.port}/v1/maps/") and "/signed/" in link
+    assert link.endswith("/thumbnail.png")  # among the map's files, signed for the pilot
     assert messages["31TCJ"].quicklook == ""  # published without one
-    assert _fetch(link, certs) == (200, QUICKLOOK)
-    status, body = _fetch(link.replace("34SGH", "35VLG"), certs)
+    assert _fetch(link, certs, who=None) == (200, QUICKLOOK)  # opens without a certificate, like the maps
+    product_route = f"https://127.0.0.1:{gateway.port}/v1/products/{messages['34SGH'].product_id}/quicklook.png"
+    assert _fetch(product_route, certs) == (200, QUICKLOOK)  # the product's route, with the certificate
+    assert _fetch(product_route, certs, who=None)[0] == 401
+    status, body = _fetch(product_route.replace("34SGH", "35VLG"), certs)
     assert status == 404 and json.loads(body)["code"] == 5
     status, body = _fetch(f"https://127.0.0.1:{gateway.port}/v1/products/..%2F..%2Fetc/quicklook.png", certs)
     assert status == 404 and json.loads(body)["code"] == 5  # an identifier, never a path
