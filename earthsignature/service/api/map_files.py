@@ -5,8 +5,8 @@ sidecars, with range requests (GDAL's ``/vsicurl/`` and QGIS read windows and ov
 store, a redirect (307) to the store's pre-signed URL of the file (GDAL, curl -L and browsers follow it);
 ``.../classes.png``: the whole class map in Web Mercator for web pages; ``.../tiles/{z}/{x}/{y}.png``: XYZ tiles
 (both with clouds drawn as clouds, ``core.picture_source``) and ``.../tilejson.json`` describing them;
-``/v1/products/<id>/quicklook.png``: the RGB quicklook the monitor sent. STAC items and gRPC responses link here
-(``stac_items``).
+``.../thumbnail.png``: the product's quicklook among the item's files; ``/v1/products/<id>/quicklook.png``: the
+RGB quicklook the monitor sent. STAC items and gRPC responses link here (``stac_items``).
 """
 
 from __future__ import annotations

@@ -71,7 +71,6 @@ class RasterStore:
         None: AWS itself."""
         self.root_url = root_url.rstrip("/")
         self.remote = self.root_url.startswith(_REMOTE)
-        self.endpoint_url = endpoint_url
         self.storage_options: dict = {}
         self.gdal_options: dict[str, str] = {}
         if self.root_url.startswith("s3://"):
