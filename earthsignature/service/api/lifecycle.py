@@ -19,6 +19,7 @@ from omegaconf import OmegaConf
 
 from earthsignature.core.layout import CertificateFolder
 from earthsignature.core.settings import ApiLimits, ApiSettings
+from earthsignature.service.api.allocator import keep_freed_memory
 from earthsignature.service.api.auth import TlsFiles
 from earthsignature.service.api.http_server import HttpGateway, start_gateway
 from earthsignature.service.api.server import ApiServer, build_server
@@ -71,6 +72,7 @@ def serving(database_url: str, api: object, insecure: bool = False, grace_s: flo
     ``api.processes`` > 1 the extra processes start too, each with the gRPC server and the HTTP app on the
     shared ports. ``first``: this process migrates and repairs the store at start (the extra ones do not)."""
     tls = preflight(api, insecure)
+    keep_freed_memory()  # each server process: answers reuse the memory of the ones before
     limits = api.limits if isinstance(api.limits, ApiLimits) else ApiLimits(**api.limits)
     processes = int(api.processes)
     server = build_server(database_url, api.store_url, api.address, tls, insecure, limits, api.workers,

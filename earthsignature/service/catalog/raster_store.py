@@ -225,7 +225,7 @@ class RasterStore:
             if not shapely_shape(local).contains(box(min(left, right), min(top, bottom), max(left, right),
                                                      max(top, bottom))):
                 outside = geometry_mask([local], shape, transform)
-                data = np.where(outside, np.asarray(nodata, dtype=data.dtype), data)
+                np.copyto(data, np.asarray(nodata, dtype=data.dtype), where=outside)  # in place: no second copy
         return RasterWindow(data, transform, crs, None if nodata is None else int(nodata))
 
 
