@@ -311,9 +311,7 @@ def test_map_queries_work_in_turn_within_their_deadline(service):
     release, taken = threading.Event(), threading.Barrier(core.limits.work_slots + 1)
 
     def hold() -> None:
-        with core.work_slots.held(Deadline.within(30.0), "held by the test"):
-            taken.wait(10)
-            release.wait(30)
+        core.work_slots.run(Deadline.within(30.0), "held by the test", lambda: (taken.wait(10), release.wait(30)))
 
     holders = [threading.Thread(target=hold) for _ in range(core.limits.work_slots)]
     for holder in holders:

@@ -115,8 +115,9 @@ class DatabaseCore:
         self.work_slots = WorkSlots(self.limits.work_slots)
 
     def close(self) -> None:
-        """Stop the parser processes (the server is stopping)."""
+        """Stop the parser processes and the work slots (the server is stopping)."""
         self.parsers.close()
+        self.work_slots.close()
 
     # -- who is asking ---------------------------------------------------------------------------------------
 
@@ -234,17 +235,15 @@ class DatabaseCore:
 
     def _answers(self, filters: Filters, max_pixels: int, deadline: Deadline, caller: Caller) -> Iterator[MapAnswer]:
         try:
-            with self.work_slots.held(deadline, "to search the catalog"):
-                found = self.catalog.search(filters)
+            found = self.work_slots.run(deadline, "to search the catalog", self.catalog.search, filters)
         except CatalogError as error:
             raise InvalidArgument(None, str(error)) from error
         for sent, item in enumerate(found):
             deadline.check(f"after {sent} of {len(found)} results: ask fewer results (n_results), a smaller area "
                            "or a lower max_pixels")
             try:
-                with self.work_slots.held(deadline, f"to read maps, after {sent} of {len(found)} results"):
-                    answer = self._answer(item, filters.area, max_pixels, caller)
-                yield answer
+                yield self.work_slots.run(deadline, f"to read maps, after {sent} of {len(found)} results",
+                                          self._answer, item, filters.area, max_pixels, caller)
             except UNREADABLE_RASTER as error:  # one damaged map must not fail the whole answer
                 log.error("left %s (%s) out of an answer: its stored raster is unreadable: %s",
                           item.segmentation.product.product_id, item.segmentation.model_name, error)
@@ -269,9 +268,7 @@ class DatabaseCore:
         area_ha = self._countable_area(query.area)
         self.check_collection(caller, query.model_name)
         codes, names = self._categories(query.categories)
-        with self.work_slots.held(deadline, "to search the catalog"):
-            found = self._maps_to_count(query.area, query.model_name, [(query.start, query.end)])[0]
-            plans = area_statistics.plan(query.area, found)
+        plans = self.work_slots.run(deadline, "to search the catalog", self._plan_statistics, query)
 
         def keep(land_cover) -> bool:
             return not (codes or names) or land_cover.code in codes or land_cover.name.lower() in names
@@ -285,12 +282,15 @@ class DatabaseCore:
         legend = [share.land_cover for share in self.catalog.legend(query.model_name)]
         from_values = self._class_values(query.model_name, legend, query.from_categories)
         to_values = self._class_values(query.model_name, legend, query.to_categories)
-        with self.work_slots.held(deadline, "to search the catalog"):
-            before, after = self._maps_to_count(query.area, query.model_name, [query.before, query.after])
+        before, after = self.work_slots.run(deadline, "to search the catalog", self._maps_to_count, query.area,
+                                            query.model_name, [query.before, query.after])
         advice = "comparing the periods: ask for shorter periods or a smaller area"
-        with self.work_slots.held(deadline, advice):
-            return change.compare(query.area, before, after, self.store, from_values, to_values,
-                                  lambda: deadline.check(advice))
+        return self.work_slots.run(deadline, advice, change.compare, query.area, before, after, self.store,
+                                   from_values, to_values, lambda: deadline.check(advice))
+
+    def _plan_statistics(self, query: StatisticsQuery) -> list[area_statistics.DatePlan]:
+        found = self._maps_to_count(query.area, query.model_name, [(query.start, query.end)])[0]
+        return area_statistics.plan(query.area, found)
 
     def _countable_area(self, area: BaseGeometry) -> float:
         """The area's hectares, when it is within the statistics' limit."""
@@ -332,8 +332,8 @@ class DatabaseCore:
         for segmentation, region in zip(date_plan.maps, date_plan.regions, strict=True):
             advice = f"counting {date_plan.day}: ask for a shorter period or a smaller area"
             deadline.check(advice)
-            with self.work_slots.held(deadline, advice):
-                counts.append(area_statistics.count_map(segmentation, region, self.store))
+            counts.append(self.work_slots.run(deadline, advice, area_statistics.count_map, segmentation, region,
+                                              self.store))
         return area_statistics.summarize(date_plan, counts, area_ha, keep)
 
     # -- ingestion ---------------------------------------------------------------------------------------------

@@ -158,9 +158,8 @@ def responses(answers: Iterable[MapAnswer], encoding: int, core: DatabaseCore,
     reader."""
     limits = core.limits
     for answer in answers:
-        with core.work_slots.held(deadline, "to encode an answer"):
-            message = response(answer, encoding or limits.default_encoding, limits.max_response_bytes)
-        yield message
+        yield core.work_slots.run(deadline, "to encode an answer", response, answer,
+                                  encoding or limits.default_encoding, limits.max_response_bytes)
 
 
 def response(answer: MapAnswer, encoding: int, max_bytes: int) -> database_pb2.SegmentationResponse:
