@@ -111,15 +111,15 @@ def serve(insecure: bool, config: str, overrides: tuple[str, ...]) -> None:
     cfg = service_config(config, overrides)
     try:
         preflight(cfg.api, insecure)  # fail before starting the database
+        with serving(database_url(config, overrides), cfg.api, insecure) as running:
+            http = running.http_address
+            click.echo(f"gRPC on {cfg.api.address} ({'insecure' if insecure else 'mutual TLS'}, "
+                       f"{cfg.api.processes} process(es))"
+                       + (f", HTTP gateway on {http[0]}:{http[1]}" if http else ""), err=True)
+            stopping = threading.Event()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(signum, lambda *_: stopping.set())
+            stopping.wait()
     except ServeError as error:
         raise click.ClickException(str(error)) from error
-    with serving(database_url(config, overrides), cfg.api, insecure) as running:
-        http = running.http_address
-        click.echo(f"gRPC on {cfg.api.address} ({'insecure' if insecure else 'mutual TLS'}, "
-                   f"{cfg.api.processes} process(es))"
-                   + (f", HTTP gateway on {http[0]}:{http[1]}" if http else ""), err=True)
-        stopping = threading.Event()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda *_: stopping.set())
-        stopping.wait()
     click.echo("stopped", err=True)

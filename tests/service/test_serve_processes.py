@@ -3,7 +3,9 @@ port, the store repaired at start, a clean stop on SIGTERM."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import select
 import signal
 import ssl
 import subprocess
@@ -20,6 +22,7 @@ from earthsignature.core.layout import CertificateFolder
 from earthsignature.embedded.ports import free_port
 from earthsignature.samples.requests import product_request
 from earthsignature.service.api.auth import init_certificates
+from earthsignature.service.api.lifecycle import ServeError, _wait_serving
 
 pytestmark = pytest.mark.postgis
 
@@ -55,6 +58,28 @@ def _listening(port: int) -> set[int]:
     return holders
 
 
+def _wait_for_line(server: subprocess.Popen, text: str, deadline: float) -> None:
+    """Read the server's output until a line holds ``text``."""
+    while time.monotonic() < deadline:
+        if select.select([server.stdout], [], [], 0.5)[0]:
+            line = server.stdout.readline().decode(errors="replace")
+            assert line or server.poll() is None, "the server exited"
+            if text in line:
+                return
+    raise AssertionError(f"the server did not print {text!r}")
+
+
+def _exit_at_once() -> None:
+    sys.exit(3)
+
+
+def test_a_server_process_that_fails_to_start_is_named() -> None:
+    process = multiprocessing.get_context("spawn").Process(target=_exit_at_once, name="earthsignature-api-2")
+    process.start()
+    with pytest.raises(ServeError, match=r"earthsignature-api-2 exited while starting \(exit code 3\)"):
+        _wait_serving(process, multiprocessing.get_context("spawn").Event())
+
+
 def test_two_server_processes_share_the_port_and_stop_together(postgis_db, tmp_path) -> None:
     certs = CertificateFolder(tmp_path / "certs")
     init_certificates(certs, ("server", "monitor", "pilot"))
@@ -69,6 +94,10 @@ def test_two_server_processes_share_the_port_and_stop_together(postgis_db, tmp_p
     monitor, pilot = certs.identity("monitor"), certs.identity("pilot")
     try:
         deadline = time.monotonic() + 60
+        _wait_for_line(server, "gRPC on", deadline)
+        # when the command says it serves, both processes do, on both ports: none is still starting
+        grpc_port = int(address.rsplit(":", 1)[1])
+        assert len(_listening(grpc_port)) == 2 and len(_listening(http_port)) == 2
         while True:
             try:
                 with EarthSignatureClient(address, ca=certs.ca_cert, cert=monitor.cert, key=monitor.key,

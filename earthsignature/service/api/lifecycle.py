@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import signal
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,10 +27,12 @@ from earthsignature.service.api.server import ApiServer, build_server
 from earthsignature.service.catalog.store_check import check_store
 
 log = logging.getLogger(__name__)
+STARTUP_S = 120.0  # the most a server process may take to start serving
 
 
 class ServeError(ValueError):
-    """Settings the service cannot start with (no server certificate, several processes on port 0)."""
+    """The service cannot start: its settings (no server certificate, several processes on port 0), or one of
+    its server processes failed to."""
 
 
 @dataclass
@@ -70,7 +73,8 @@ def serving(database_url: str, api: object, insecure: bool = False, grace_s: flo
             first: bool = True) -> Iterator[RunningApi]:
     """Run the service described by a config's ``api`` section against ``database_url``; with
     ``api.processes`` > 1 the extra processes start too, each with the gRPC server and the HTTP app on the
-    shared ports. ``first``: this process migrates and repairs the store at start (the extra ones do not)."""
+    shared ports, and all of them serve on entry. ``first``: this process migrates and repairs the store at
+    start (the extra ones do not)."""
     tls = preflight(api, insecure)
     keep_freed_memory()  # each server process: answers reuse the memory of the ones before
     limits = api.limits if isinstance(api.limits, ApiLimits) else ApiLimits(**api.limits)
@@ -101,19 +105,43 @@ def serving(database_url: str, api: object, insecure: bool = False, grace_s: flo
 
 
 def _start_extra_processes(database_url: str, api: object, insecure: bool, count: int):
+    """``count`` more server processes, each serving when this returns (a process that fails to start stops
+    the others: ``ServeError``)."""
     if count < 1:
         return [], None
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: no inherited gRPC threads
     stop = context.Event()
     settings = OmegaConf.to_object(api) if OmegaConf.is_config(api) else api
-    processes = [context.Process(target=_extra_process, args=(database_url, settings, insecure, stop),
-                                 name=f"earthsignature-api-{k + 2}", daemon=True) for k in range(count)]
+    started = [context.Event() for _ in range(count)]
+    processes = [context.Process(target=_extra_process, args=(database_url, settings, insecure, stop, ready),
+                                 name=f"earthsignature-api-{k + 2}", daemon=True) for k, ready in enumerate(started)]
     for process in processes:
         process.start()
+    try:
+        for process, ready in zip(processes, started, strict=True):
+            _wait_serving(process, ready)
+    except BaseException:
+        stop.set()
+        for process in processes:
+            process.join(STARTUP_S)
+        raise
     return processes, stop
 
 
-def _extra_process(database_url: str, api: ApiSettings, insecure: bool, stop) -> None:
+def _wait_serving(process, ready) -> None:
+    """Until ``process`` serves: its imports, its database pool and its ports take seconds, and until then the
+    kernel gives none of the shared ports' connections to it."""
+    deadline = time.monotonic() + STARTUP_S
+    while not ready.wait(0.2):
+        if not process.is_alive():
+            raise ServeError(f"server process {process.name} exited while starting (exit code "
+                             f"{process.exitcode}); its error is in the log above")
+        if time.monotonic() > deadline:
+            raise ServeError(f"server process {process.name} did not start within {STARTUP_S:.0f} s")
+
+
+def _extra_process(database_url: str, api: ApiSettings, insecure: bool, stop, ready) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the first process, which stops the others
     with serving(database_url, api, insecure, first=False):
+        ready.set()
         stop.wait()
