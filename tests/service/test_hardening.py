@@ -22,7 +22,7 @@ from earthsignature.core import raster_codec
 from earthsignature.pb.snapearth.api.v1 import database_pb2, segmentation_pb2
 from earthsignature.samples.requests import product_request
 from earthsignature.service.api.auth import TlsFiles
-from earthsignature.service.api.server import build_server
+from earthsignature.service.api.server import MAX_STREAMS_PER_CONNECTION, SERVICE_NAME, build_server
 from earthsignature.service.catalog.raster_store import RasterStore
 from earthsignature.service.catalog.store_check import check_store
 
@@ -36,10 +36,10 @@ def api(postgis_db, certs, tmp_path):
     tls = TlsFiles(certs.ca.cert_path, certs.server[1], certs.server[0], certs.ca.revoked_path)
     store = tmp_path / "store"
     with build_server(postgis_db, str(store), "127.0.0.1:0", tls) as server:
-        def client(who: str = "internal") -> EarthSignatureClient:
+        def client(who: str = "internal", timeout_s: float = 30) -> EarthSignatureClient:
             key, cert = getattr(certs, who)
             return EarthSignatureClient(f"127.0.0.1:{server.port}", ca=certs.ca.cert_path, cert=cert, key=key,
-                                        timeout_s=30)
+                                        timeout_s=timeout_s)
 
         yield client, server, store
 
@@ -219,6 +219,55 @@ def test_undecodable_bytes_are_invalid_arguments(api) -> None:
         for call in (lambda: create(garbage, timeout=30), lambda: list(listing(garbage, timeout=30))):
             error = refused(call)
             assert error.code() == INVALID and "not a" in error.details()
+
+
+def test_calls_whose_request_never_arrives_hold_nothing_back(api) -> None:
+    """A pilot opens as many calls as one connection may carry (more than the server's handler threads) and
+    never sends their requests: other connections are answered at once; that connection's next call waits."""
+    client, _, _ = api
+    arriving = threading.Event()
+
+    def never_sent():
+        arriving.wait(60)
+        yield from ()
+
+    with client("pilot") as attacker, client("pilot", timeout_s=5) as pilot:
+        stalled = attacker.channel.stream_unary(f"/{SERVICE_NAME}/ListSegmentation")
+        calls = [stalled.future(never_sent()) for _ in range(MAX_STREAMS_PER_CONNECTION)]
+        try:
+            assert [m.product_id for m in pilot.list(n_results=1)] == []  # within its 5 s deadline
+            one_more = attacker.channel.unary_stream(f"/{SERVICE_NAME}/ListSegmentation")
+            error = refused(lambda: list(one_more(b"", timeout=1.0)))
+            assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED  # queued behind the connection's limit
+        finally:
+            arriving.set()
+            for call in calls:
+                call.cancel()
+
+
+def test_calls_ended_early_hold_nothing_back(api) -> None:
+    """Pilots that read one answer of several and hang up, more often than the server has handler threads:
+    the server still answers in full."""
+    client, _, _ = api
+    with client("internal") as internal:
+        for number in range(4):
+            internal.create(product_request(number))
+    with client("pilot", timeout_s=10) as pilot:
+        for _ in range(40):
+            answers = pilot.stub.ListSegmentation(database_pb2.ListSegmentationRequest(), timeout=30)
+            next(answers)
+            answers.cancel()
+        assert len(list(pilot.list())) == 4  # within its 10 s deadline
+
+
+def test_compressed_requests_are_refused_before_they_inflate(api) -> None:
+    """16 MiB of request squeezed into a few kB by gzip: refused as it arrives, never inflated."""
+    client, _, _ = api
+    request = database_pb2.ListSegmentationRequest(wkt=" " * (16 * 1024 * 1024))
+    with client("pilot") as pilot:
+        error = refused(lambda: list(pilot.stub.ListSegmentation(request, compression=grpc.Compression.Gzip,
+                                                                 timeout=30)))
+    assert error.code() == grpc.StatusCode.UNIMPLEMENTED and "'gzip' is disabled" in error.details()
 
 
 def test_the_database_going_away_is_unavailable_then_recovers(api, postgis_cluster) -> None:

@@ -7,7 +7,7 @@ and server reflection (so ``grpcurl`` works), message size limits, and a gracefu
 
 from __future__ import annotations
 
-from concurrent import futures
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import grpc
@@ -19,6 +19,8 @@ from earthsignature.core.settings import ApiLimits
 from earthsignature.pb.snapearth.api.v1 import database_pb2, statistics_pb2
 from earthsignature.service.api.auth import RevocationList, TlsFiles
 from earthsignature.service.api.core import DatabaseCore
+from earthsignature.service.api.handler_threads import streaming, unary
+from earthsignature.service.api.loop_thread import LoopThread
 from earthsignature.service.api.servicer import DatabaseService
 from earthsignature.service.api.signed_links import LinkKeys, LinkSigner
 from earthsignature.service.api.wire import Undecodable
@@ -28,18 +30,25 @@ from earthsignature.service.catalog.schema import upgrade
 
 SERVICE_NAME = database_pb2.DESCRIPTOR.services_by_name["DatabaseProductService"].full_name
 MAX_REQUEST_BYTES = 256 * 1024 * 1024  # a whole 10980 x 10980 product, compressed, fits
+MAX_STREAMS_PER_CONNECTION = 100  # calls at once on one connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS)
 
 
 @dataclass
 class ApiServer:
-    grpc_server: grpc.Server
+    grpc_server: grpc.aio.Server
     port: int
     catalog: Catalog
     core: DatabaseCore  # what the HTTP app in the same process serves too
+    loop: LoopThread  # the gRPC server's event loop
+    handler_threads: ThreadPoolExecutor  # where the service's (synchronous) methods run
 
     def stop(self, grace: float | None = 5.0) -> None:
         """Finish in-flight calls (up to ``grace`` seconds), then release the database."""
-        self.grpc_server.stop(grace).wait()
+        if self.loop.loop.is_closed():
+            return
+        self.loop.run(self.grpc_server.stop(grace))
+        self.handler_threads.shutdown(wait=True)  # the methods still running end by their deadline checks
+        self.loop.close()
         self.core.close()
         self.catalog.dispose()
 
@@ -61,22 +70,25 @@ def _tolerant(message_class):
     return parse
 
 
-def _handlers(service: DatabaseService) -> grpc.GenericRpcHandler:
-    """The service's three methods, as the generated code registers them but with tolerant parsing."""
+def _handlers(service: DatabaseService, threads: ThreadPoolExecutor) -> grpc.GenericRpcHandler:
+    """The service's methods, as the generated code registers them but with tolerant parsing, run in
+    ``threads`` (``handler_threads``)."""
     response = database_pb2.SegmentationResponse.SerializeToString
     return grpc.method_handlers_generic_handler(SERVICE_NAME, {
         "ListSegmentation": grpc.unary_stream_rpc_method_handler(
-            service.ListSegmentation, _tolerant(database_pb2.ListSegmentationRequest), response),
+            streaming(service.ListSegmentation, threads), _tolerant(database_pb2.ListSegmentationRequest),
+            response),
         "SearchSegmentation": grpc.unary_stream_rpc_method_handler(
-            service.SearchSegmentation, _tolerant(database_pb2.SearchSegmentationRequest), response),
+            streaming(service.SearchSegmentation, threads), _tolerant(database_pb2.SearchSegmentationRequest),
+            response),
         "CreateProduct": grpc.unary_unary_rpc_method_handler(
-            service.CreateProduct, _tolerant(database_pb2.CreateProductRequest),
+            unary(service.CreateProduct, threads), _tolerant(database_pb2.CreateProductRequest),
             database_pb2.CreateProductResponse.SerializeToString),
         "AreaStatistics": grpc.unary_unary_rpc_method_handler(
-            service.AreaStatistics, _tolerant(statistics_pb2.AreaStatisticsRequest),
+            unary(service.AreaStatistics, threads), _tolerant(statistics_pb2.AreaStatisticsRequest),
             statistics_pb2.AreaStatisticsResponse.SerializeToString),
         "AreaChange": grpc.unary_unary_rpc_method_handler(
-            service.AreaChange, _tolerant(statistics_pb2.AreaChangeRequest),
+            unary(service.AreaChange, threads), _tolerant(statistics_pb2.AreaChangeRequest),
             statistics_pb2.AreaChangeResponse.SerializeToString),
     })
 
@@ -100,24 +112,42 @@ def build_server(database_url: str, store_url: str, address: str, tls: TlsFiles 
                         RevocationList(tls.revoked if tls else None), insecure=tls is None, public_url=public_url,
                         signer=signer)
     service = DatabaseService(core)
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers), options=[
+    loop, handler_threads = LoopThread("grpc-server"), ThreadPoolExecutor(workers, "grpc-handler")
+    options = [
         ("grpc.max_receive_message_length", max_request_bytes),
         ("grpc.max_send_message_length", limits.max_response_bytes + 1024 * 1024),
         # several server processes on one port only when asked: otherwise a second server fails to bind
         ("grpc.so_reuseport", 1 if share_port else 0),
-    ])
-    server.add_generic_rpc_handlers((_handlers(service),))
-    health_servicer = health.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
-    if tls is None:
-        port = server.add_insecure_port(address)
-    else:
-        credentials = grpc.ssl_server_credentials(
-            [(tls.server_key.read_bytes(), tls.server_cert.read_bytes())],
-            root_certificates=tls.ca_cert.read_bytes(), require_client_auth=True)
-        port = server.add_secure_port(address, credentials)
-    server.start()
-    for name in ("", SERVICE_NAME):
-        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return ApiServer(server, port, catalog, core)
+        # requests are taken uncompressed only: a compressed one could inflate to max_request_bytes from a
+        # thousandth of that (the maps inside a request are compressed already)
+        ("grpc.compression_enabled_algorithms_bitset", 1 << grpc.Compression.NoCompression.value),
+        ("grpc.max_concurrent_streams", MAX_STREAMS_PER_CONNECTION),
+    ]
+
+    async def start() -> tuple[grpc.aio.Server, int]:
+        # grpc.aio: the event loop receives requests and sends answers, so a call whose request never arrives
+        # or whose answers are not read holds no thread; the service's methods run in handler_threads
+        server = grpc.aio.server(options=options)
+        server.add_generic_rpc_handlers((_handlers(service, handler_threads),))
+        health_servicer = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+        if tls is None:
+            port = server.add_insecure_port(address)
+        else:
+            credentials = grpc.ssl_server_credentials(
+                [(tls.server_key.read_bytes(), tls.server_cert.read_bytes())],
+                root_certificates=tls.ca_cert.read_bytes(), require_client_auth=True)
+            port = server.add_secure_port(address, credentials)
+        await server.start()
+        for name in ("", SERVICE_NAME):
+            await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        return server, port
+
+    try:
+        server, port = loop.run(start())
+    except BaseException:
+        loop.close()
+        handler_threads.shutdown()
+        raise
+    return ApiServer(server, port, catalog, core, loop, handler_threads)
