@@ -299,7 +299,8 @@ def main() -> None:
     parser.add_argument("--products", type=int, default=10_000)
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--full-size", type=int, default=10_980, help="side of the full-size maps, pixels")
-    parser.add_argument("--workers", type=int, default=ApiSettings.workers, help="gRPC threads per server process")
+    parser.add_argument("--workers", type=int, default=ApiSettings.workers,
+                        help="threads the gRPC methods run in, per server process")
     parser.add_argument("--work-slots", type=int, default=ApiLimits.work_slots,
                         help="map queries working at once per server process (api.limits.work_slots)")
     parser.add_argument("--only", default="", help="measure only the queries whose name contains this")

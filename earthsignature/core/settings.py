@@ -54,8 +54,9 @@ class ApiLimits:
     #: operations (comparisons, and/or/not...) in one CQL2 filter
     max_filter_terms: int = 64
     #: map queries working at once in one server process (searching the catalog, reading map windows,
-    #: encoding answers); the others wait their turn within their deadline. More threads at work than cores
-    #: contend for the interpreter lock, and every answer then costs more CPU (README, Benchmarks).
+    #: encoding answers), each on a thread of its own; the others wait their turn within their deadline.
+    #: More threads at work than cores contend for the interpreter lock, and every answer then costs more CPU
+    #: (README, Benchmarks).
     work_slots: int = 2
     #: area statistics: the largest area (km², on the ellipsoid; a Sentinel-2 tile is about 12,000) and the
     #: most maps one request may count
@@ -84,7 +85,7 @@ class ApiSettings:
     store_url: str = "${home:}/rasters"  # COG store: a folder, or s3://bucket/prefix, gs://...
     #: an S3-compatible store's address (http(s)://host:port: MinIO, Ceph) for an s3:// store_url; None: AWS
     store_endpoint: str | None = None
-    workers: int = 16  # gRPC threads per process
+    workers: int = 16  # threads the gRPC methods run in, per process (requests and answers: its event loop)
     #: Server processes sharing the gRPC and HTTP ports (SO_REUSEPORT: the kernel spreads connections), to
     #: use every core; more than 1 needs a fixed port in address. Each runs the gRPC server and the HTTP app.
     processes: int = 1

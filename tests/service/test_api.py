@@ -16,6 +16,7 @@ from shapely.geometry import box, shape
 from earthsignature.client import EarthSignatureClient, Encoding
 from earthsignature.core import raster_codec
 from earthsignature.core.tiling_grid import tile
+from earthsignature.pb.snapearth.api.v1 import database_pb2
 from earthsignature.samples.requests import class_map, product_request
 from earthsignature.service.api.auth import TlsFiles
 from earthsignature.service.api.server import build_server
@@ -195,6 +196,9 @@ def test_roles_certificates_and_revocation(api, certs) -> None:
     with client("pilot") as pilot, pytest.raises(grpc.RpcError) as raised:
         pilot.create(product_request(1))
     assert raised.value.code() == grpc.StatusCode.PERMISSION_DENIED and "internal role" in raised.value.details()
+    with client("pilot") as pilot, pytest.raises(grpc.RpcError) as raised:  # the role first, whatever the request
+        pilot.stub.CreateProduct(database_pb2.CreateProductRequest(), timeout=30)
+    assert raised.value.code() == grpc.StatusCode.PERMISSION_DENIED
     with client("foreign", ca=certs.ca.cert_path) as mallory, pytest.raises(grpc.RpcError) as raised:
         list(mallory.list())  # a certificate from another CA: refused in the handshake
     assert raised.value.code() == grpc.StatusCode.UNAVAILABLE

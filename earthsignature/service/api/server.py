@@ -2,7 +2,9 @@
 
 Mutual TLS by default (client certificates signed by the project CA; no certificate or a foreign CA is
 refused at the handshake), an insecure local mode only behind an explicit flag, gRPC health checking
-and server reflection (so ``grpcurl`` works), message size limits, and a graceful stop.
+and server reflection (so ``grpcurl`` works), message size limits, uncompressed requests only, and a
+graceful stop. A grpc.aio server: its event loop (``LoopThread``) receives requests and sends answers, the
+service's methods run in handler threads (``handler_threads``).
 """
 
 from __future__ import annotations

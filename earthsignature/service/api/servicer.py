@@ -48,6 +48,7 @@ class DatabaseService(database_pb2_grpc.DatabaseProductServiceServicer):
 
     def _create(self, request, context):
         caller = self.caller(context)
+        self.core.require(caller, "internal")  # before reading the request: a pilot learns nothing of what it needs
         submission = wire.submission(request)
         try:
             return wire.created(self.core.create_product(caller, submission))
