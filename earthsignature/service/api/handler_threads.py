@@ -3,8 +3,8 @@ each answer; the method runs in the handler threads, one answer at a time, and a
 client gone, the deadline passed, the server stopping) stops its method cleanly.
 
 grpc.aio's own bridge for synchronous generators hands each answer over through a queue of one and waits for
-the loop forever: a call cancelled mid-stream left its handler thread stuck, and 40 such calls stopped a
-process. Here a handler thread only ever waits for its own work.
+the loop forever: a call cancelled mid-stream left its handler thread stuck (with it, the test of 40 such
+calls never ended). Here a handler thread only ever waits for its own work.
 """
 
 from __future__ import annotations
