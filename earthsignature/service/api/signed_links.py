@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import secrets
 import time
 import urllib.parse
@@ -66,10 +67,10 @@ class LinkKeys:
 
     def keys(self) -> list[SigningKey]:
         """The current key (made when there is none) and the previous one, if any."""
-        if not self.current_file.exists():
+        stamp = (_modified(self.current_file), _modified(self.previous_file))  # a stat each: once per link signed
+        if stamp[0] is None:
             self._write(self.current_file, secrets.token_bytes(32))
-        stamp = tuple(path.stat().st_mtime_ns if path.exists() else None
-                      for path in (self.current_file, self.previous_file))
+            stamp = (_modified(self.current_file), stamp[1])
         if self._read is None or self._read[0] != stamp:
             keys = [_key(self.current_file.read_bytes())]
             if self.previous_file.exists():
@@ -90,6 +91,13 @@ class LinkKeys:
         partial.touch(mode=0o600)
         partial.write_bytes(secret)
         partial.replace(path)
+
+
+def _modified(path: Path) -> int | None:
+    try:
+        return os.stat(path).st_mtime_ns
+    except FileNotFoundError:
+        return None
 
 
 class LinkSigner:

@@ -27,6 +27,7 @@ from shapely.geometry.base import BaseGeometry
 from sqlalchemy.exc import DataError, ProgrammingError
 from stac_fastapi.api.app import StacApi
 from stac_fastapi.api.models import (
+    GeoJSONResponse,
     ItemCollectionUri,
     create_get_request_model,
     create_post_request_model,
@@ -96,20 +97,21 @@ class CatalogStacClient(BaseCoreClient):
 
     # -- items -------------------------------------------------------------------------------------------
 
-    def get_item(self, item_id: str, collection_id: str, request: Request, **kwargs) -> dict[str, Any]:
-        return self._item(self.core.find_item(scope_caller(request.scope), collection_id, item_id), request)
+    def get_item(self, item_id: str, collection_id: str, request: Request, **kwargs) -> GeoJSONResponse:
+        return GeoJSONResponse(self._item(self.core.find_item(scope_caller(request.scope), collection_id, item_id),
+                                          request))
 
     def item_collection(self, collection_id: str, request: Request, bbox=None, datetime=None, limit: int = 10,
-                        token: str | None = None, **kwargs) -> dict[str, Any]:
+                        token: str | None = None, **kwargs) -> GeoJSONResponse:
         # 404 for an unknown collection, not an empty page
         self.core.check_collection(scope_caller(request.scope), collection_id)
         return self._search(request, collections=[collection_id], bbox=bbox, datetime=datetime, limit=limit,
                             token=token, **kwargs)
 
-    def get_search(self, request: Request, **kwargs) -> dict[str, Any]:
+    def get_search(self, request: Request, **kwargs) -> GeoJSONResponse:
         return self._search(request, **kwargs)
 
-    def post_search(self, search_request, request: Request, **kwargs) -> dict[str, Any]:
+    def post_search(self, search_request, request: Request, **kwargs) -> GeoJSONResponse:
         values = search_request.model_dump(by_alias=False, exclude_none=True)
         if search_request.intersects is not None:
             values["intersects"] = search_request.intersects.model_dump(exclude_none=True)
@@ -119,7 +121,7 @@ class CatalogStacClient(BaseCoreClient):
 
     def _search(self, request: Request, collections=None, ids=None, bbox=None, intersects=None, datetime=None,
                 limit: int | None = None, token: str | None = None, filter_expr=None, filter_lang=None,
-                **ignored) -> dict[str, Any]:
+                **ignored) -> GeoJSONResponse:
         start, end = _interval(datetime)
         search = ItemSearch(area=_area(bbox, intersects), start=start, end=end, collections=tuple(collections or ()),
                             ids=tuple(ids or ()), filter=filter_expr, filter_lang=filter_lang, limit=limit,
@@ -134,7 +136,9 @@ class CatalogStacClient(BaseCoreClient):
                   "numberReturned": len(page.found), "links": links}
         if page.matched is not None:  # exact, or left out (more than api.limits.max_matched)
             answer["numberMatched"] = page.matched
-        return answer
+        # rendered here, in the request's worker thread: an answer FastAPI encodes itself is walked by its
+        # encoder on the event loop, where it holds up every other connection of the process
+        return GeoJSONResponse(answer)
 
     def _item(self, found, request: Request) -> dict[str, Any]:
         public = self.core.public_url or str(request.base_url).removesuffix(f"{STAC_PREFIX}/").rstrip("/")

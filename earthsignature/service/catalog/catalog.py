@@ -22,7 +22,7 @@ from geoalchemy2.shape import from_shape
 from shapely.geometry import MultiPolygon, Polygon
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.orm import Session, selectinload, sessionmaker
+from sqlalchemy.orm import Session, contains_eager, selectinload, sessionmaker
 from sqlalchemy.sql.util import find_tables
 
 from earthsignature.core.classes import ClassShare, class_code
@@ -335,8 +335,9 @@ class Catalog:
         return found[::-1] if filters.newer else found
 
     def _found(self, filters: Filters, newest: NewestFirst | None) -> list[Found]:
-        query = self._search_query(filters, newest).options(selectinload(Segmentation.classes),
-                                                            selectinload(Segmentation.product))
+        # the product from the search's own join; the legend by one more query for the whole page
+        query = self._search_query(filters, newest).options(contains_eager(Segmentation.product),
+                                                            selectinload(Segmentation.classes))
         with self.sessions() as session:
             return [Found(row) for row in session.scalars(query)]
 
