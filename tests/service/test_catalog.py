@@ -130,6 +130,9 @@ def test_count_is_exact_up_to_its_cap_and_ignores_the_page(catalog: Catalog) -> 
     second_page = Filters(limit=2, page_token=catalog.search(everything)[-1].page_key.token())
     assert catalog.count(second_page, cap=10) == 5  # all pages, wherever the page starts
     assert catalog.count(Filters(category_names=("burnt areas",)), cap=10) == 2
+    page, matched = catalog.search_counted(second_page, cap=10)  # what a STAC page asks, in one session
+    assert [f.segmentation.id for f in page] == [f.segmentation.id for f in catalog.search(second_page)]
+    assert len(page) == 2 and matched == 5 and catalog.search_counted(everything, cap=4)[1] is None
 
 
 def test_item_ids_name_product_model_and_version_and_read_back() -> None:

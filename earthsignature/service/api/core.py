@@ -485,8 +485,7 @@ class DatabaseCore:
                                            self.limits.max_filter_terms) if search.filter else None
             filters = Filters(area=search.area, start=search.start, end=search.end, model_names=search.collections,
                               item_ids=search.ids, expression=expression, limit=limit + 1, page_token=search.token)
-            found = self.catalog.search(filters)
-            matched = self.catalog.count(filters, self.limits.max_matched)
+            found, matched = self.catalog.search_counted(filters, self.limits.max_matched)
             key = filters.page_key
         except (stac_filter.FilterError, CatalogError) as error:
             raise InvalidArgument(None, str(error)) from error

@@ -328,18 +328,26 @@ class Catalog:
         class-share condition that every result must meet gathers only the newest few times a page of the
         maps it holds; should they not fill the page (other conditions refused most), the page is searched
         again with all of them."""
+        with self.sessions() as session:
+            return self._page(session, filters)
+
+    def search_counted(self, filters: Filters, cap: int) -> tuple[list[Found], int | None]:
+        """``search(filters)`` and ``count(filters, cap)`` in one session (one connection, one transaction)."""
+        with self.sessions() as session:
+            return self._page(session, filters), self._count(session, filters, cap)
+
+    def _page(self, session: Session, filters: Filters) -> list[Found]:
         newest = self._newest_first(filters)
-        found = self._found(filters, newest)
+        found = self._found(session, filters, newest)
         if newest is not None and newest.applied and len(found) < filters.limit:
-            found = self._found(filters, None)
+            found = self._found(session, filters, None)
         return found[::-1] if filters.newer else found
 
-    def _found(self, filters: Filters, newest: NewestFirst | None) -> list[Found]:
+    def _found(self, session: Session, filters: Filters, newest: NewestFirst | None) -> list[Found]:
         # the product from the search's own join; the legend by one more query for the whole page
         query = self._search_query(filters, newest).options(contains_eager(Segmentation.product),
                                                             selectinload(Segmentation.classes))
-        with self.sessions() as session:
-            return [Found(row) for row in session.scalars(query)]
+        return [Found(row) for row in session.scalars(query)]
 
     @staticmethod
     def _newest_first(filters: Filters) -> NewestFirst | None:
@@ -352,14 +360,17 @@ class Catalog:
     def count(self, filters: Filters, cap: int) -> int | None:
         """How many segmentations match ``filters`` (all pages), counted up to ``cap``; None beyond it (a count
         of a whole continent is work no page needs)."""
+        with self.sessions() as session:
+            return self._count(session, filters, cap)
+
+    def _count(self, session: Session, filters: Filters, cap: int) -> int | None:
         conditions = self._conditions(dataclasses.replace(filters, page_token=""))
         matching = sa.select(Segmentation.id)
         if any(Product.__table__ in find_tables(c, check_columns=True) for c in conditions):
             matching = matching.join(Product)  # else every match would be looked up twice for nothing
         for condition in conditions:
             matching = matching.where(condition)
-        with self.sessions() as session:
-            counted = session.scalar(sa.select(sa.func.count()).select_from(matching.limit(cap + 1).subquery()))
+        counted = session.scalar(sa.select(sa.func.count()).select_from(matching.limit(cap + 1).subquery()))
         return counted if counted <= cap else None
 
     def plan(self, filters: Filters) -> dict:
