@@ -431,9 +431,27 @@ def test_get_search_takes_intersects_as_geojson(stac) -> None:
 
 def test_item_pages_link_to_themselves(stac) -> None:
     for path in ("/stac/search?limit=2", "/stac/collections/clc-unet/items?limit=2"):
-        status, _, body = fetch(stac, path)
+        status, headers, body = fetch(stac, path)
         links = {link["rel"]: link["href"] for link in json.loads(body)["links"]}
         assert status == 200 and links["self"].endswith(path) and "next" in links
+        assert headers["Content-Type"] == "application/geo+json"
+
+
+def test_item_answers_hold_no_nulls(stac) -> None:
+    """The service renders its item answers itself: nothing is left null for a schema to refuse (a STAC
+    field is left out when it has no value)."""
+    _, first = fetch(stac, "/stac/search?limit=3")[::2]
+    item = json.loads(first)["features"][0]
+    single = fetch(stac, f"/stac/collections/{item['collection']}/items/{item['id']}")[2]
+    for document in (json.loads(first), json.loads(single)):
+        assert document["type"] in ("FeatureCollection", "Feature") and not list(_nulls(document))
+
+
+def _nulls(value, path: str = ""):
+    if value is None:
+        yield path
+    for key, inner in value.items() if isinstance(value, dict) else enumerate(value if isinstance(value, list) else ()):
+        yield from _nulls(inner, f"{path}/{key}")
 
 
 def test_pages_link_forward_and_back(stac) -> None:
