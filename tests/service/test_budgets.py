@@ -18,7 +18,7 @@ from earthsignature.samples.requests import product_request
 from earthsignature.service.api.auth import Caller
 from earthsignature.service.api.budget import Deadline
 from earthsignature.service.api.errors import DeadlineExceeded
-from earthsignature.service.api.records import MapQuery
+from earthsignature.service.api.records import ItemSearch, MapQuery
 
 from .api_fixtures import client_of, https, https_context, server_with_http_app
 
@@ -303,9 +303,9 @@ def test_odd_methods_and_paths_are_4xx(service, method, path, expected):
 
 
 def test_map_queries_work_in_turn_within_their_deadline(service):
-    """While every work slot of the process is taken, a map query waits (gRPC) or, past its deadline, is
-    answered DEADLINE_EXCEEDED naming the wait; once a slot frees, it is answered."""
-    certs, server, _ = service
+    """While every work slot of the process is taken, a map query or a STAC search waits or, past its deadline,
+    is answered DEADLINE_EXCEEDED naming the wait; once a slot frees, it is answered."""
+    certs, server, root = service
     core = server.core
     caller = Caller("pilot", "pilot", 1)
     release, taken = threading.Event(), threading.Barrier(core.limits.work_slots + 1)
@@ -320,15 +320,23 @@ def test_map_queries_work_in_turn_within_their_deadline(service):
     try:
         with pytest.raises(DeadlineExceeded, match="waiting for the server to search the catalog"):
             list(core.list_maps(caller, MapQuery(), Deadline.within(0.3)))
+        with pytest.raises(DeadlineExceeded, match="waiting for the server to search the catalog"):
+            core.search_items(caller, ItemSearch(), Deadline.within(0.3), lambda page: page)
         answered: list = []
         with client_of(certs, server, "pilot") as client:
-            asking = threading.Thread(target=lambda: answered.extend(client.list(tile_ids=["31TCJ"])))
-            asking.start()
-            asking.join(1.0)
-            assert asking.is_alive() and not answered  # waiting for a slot
+            asking = [threading.Thread(target=lambda: answered.extend(client.list(tile_ids=["31TCJ"]))),
+                      threading.Thread(target=lambda: answered.append(
+                          https(https_context(certs), f"{root}/stac/search?limit=5")[1]))]
+            for ask in asking:
+                ask.start()
+            time.sleep(1.0)
+            assert all(ask.is_alive() for ask in asking) and not answered  # waiting for a slot
             release.set()
-            asking.join(30)
-        assert [result.product_id for result in answered] == [product_request(2, "31TCJ", day=2).product_id]
+            for ask in asking:
+                ask.join(30)
+        stac_page = next(a for a in answered if isinstance(a, dict))
+        listed = [a.product_id for a in answered if not isinstance(a, dict)]
+        assert listed == [product_request(2, "31TCJ", day=2).product_id] and stac_page["numberReturned"] == 2
     finally:
         release.set()
         for holder in holders:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 import threading
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import sqlalchemy as sa
 from geoalchemy2.shape import to_shape
@@ -64,6 +65,7 @@ from earthsignature.service.catalog.catalog import (
     Filters,
     Found,
     ModelCollection,
+    PageKey,
 )
 from earthsignature.service.catalog.ingest import IngestError, OutcomeUnknown, Stored, Submission, ingest, settle
 from earthsignature.service.catalog.items import item_id, item_keys
@@ -71,6 +73,7 @@ from earthsignature.service.catalog.parser_pool import ParserPool
 from earthsignature.service.catalog.raster_store import RasterStore, UnsafePath
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 #: Errors of a stored raster that cannot be read: that product is left out of the answer.
 UNREADABLE_RASTER = (RasterioError, OSError, raster_codec.RasterCodecError)
 #: The HTTP app's route to a product's quicklook.
@@ -474,8 +477,11 @@ class DatabaseCore:
 
     # -- the STAC API ----------------------------------------------------------------------------------------
 
-    def search_items(self, caller: Caller, search: ItemSearch) -> ItemPage:
-        """One page of STAC items: segmentations by area, period, collection, id and CQL2 filter."""
+    def search_items(self, caller: Caller, search: ItemSearch, deadline: Deadline,
+                     present: Callable[[ItemPage], T]) -> T:
+        """One page of STAC items (segmentations by area, period, collection, id and CQL2 filter), as
+        ``present`` writes it. The filter is parsed in a parser process; the catalog search and ``present``
+        run in one work-slot turn (CPU work in as many threads as cores: ``api.limits.work_slots``)."""
         limit = min(int(search.limit or self.limits.default_results), self.limits.max_results)
         for name, values in (("ids", search.ids), ("collections", search.collections)):
             if len(values) > validation.MAX_ITEMS:
@@ -485,9 +491,16 @@ class DatabaseCore:
                                            self.limits.max_filter_terms) if search.filter else None
             filters = Filters(area=search.area, start=search.start, end=search.end, model_names=search.collections,
                               item_ids=search.ids, expression=expression, limit=limit + 1, page_token=search.token)
-            found, matched = self.catalog.search_counted(filters, self.limits.max_matched)
-            key = filters.page_key
+            key = filters.page_key  # a page token this server did not issue: refused before a slot is taken
         except (stac_filter.FilterError, CatalogError) as error:
+            raise InvalidArgument(None, str(error)) from error
+        return self.work_slots.run(deadline, "to search the catalog",
+                                   lambda: present(self._item_page(filters, key, limit)))
+
+    def _item_page(self, filters: Filters, key: PageKey | None, limit: int) -> ItemPage:
+        try:
+            found, matched = self.catalog.search_counted(filters, self.limits.max_matched)
+        except (stac_filter.FilterError, CatalogError) as error:  # a property no queryable names, ...
             raise InvalidArgument(None, str(error)) from error
         # one more answer than the page was asked for: whether there is a page beyond, on the side read
         if key is not None and key.newer:  # the page before a key: newer pages may lie beyond, older ones do

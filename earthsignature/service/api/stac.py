@@ -51,7 +51,7 @@ from starlette.responses import JSONResponse
 from earthsignature.service.api import stac_items, validation
 from earthsignature.service.api.errors import ApiError, Code, InvalidArgument, NotFound, as_api_error
 from earthsignature.service.api.http_context import scope_caller, status_response
-from earthsignature.service.api.records import ItemSearch
+from earthsignature.service.api.records import ItemPage, ItemSearch
 from earthsignature.service.api.stac_bodies import SearchBodies, strict_json
 from earthsignature.service.api.stac_items import STAC_PREFIX
 from earthsignature.service.catalog import stac_filter
@@ -135,7 +135,10 @@ class CatalogStacClient(BaseCoreClient):
         search = ItemSearch(area=_area(bbox, intersects), start=start, end=end, collections=tuple(collections or ()),
                             ids=tuple(ids or ()), filter=filter_expr, filter_lang=filter_lang, limit=limit,
                             token=token or "")
-        page = self.core.search_items(scope_caller(request.scope), search)
+        return self.core.search_items(scope_caller(request.scope), search, self.core.deadline(),
+                                      lambda page: self._answer(request, page))
+
+    def _answer(self, request: Request, page: ItemPage) -> ItemsResponse:
         links = [{"rel": "self", "type": "application/geo+json", "href": str(request.url)},
                  {"rel": "root", "type": "application/json", "href": get_base_url(request)}]
         for relation, token in (("next", page.next_token), ("prev", page.prev_token)):
@@ -145,8 +148,8 @@ class CatalogStacClient(BaseCoreClient):
                   "numberReturned": len(page.found), "links": links}
         if page.matched is not None:  # exact, or left out (more than api.limits.max_matched)
             answer["numberMatched"] = page.matched
-        # rendered here, in the request's worker thread: an answer FastAPI encodes itself is walked by its
-        # encoder on the event loop, where it holds up every other connection of the process
+        # rendered here, off the event loop: an answer FastAPI encodes itself is walked by its encoder on the
+        # event loop, where it holds up every other connection of the process
         return ItemsResponse(answer)
 
     def _item(self, found, request: Request) -> dict[str, Any]:
