@@ -53,8 +53,9 @@ class ApiLimits:
     parse_processes: int = 2
     #: operations (comparisons, and/or/not...) in one CQL2 filter
     max_filter_terms: int = 64
-    #: map queries working at once in one server process (searching the catalog, reading map windows,
-    #: encoding answers), each on a thread of its own; the others wait their turn within their deadline.
+    #: map queries and STAC searches working at once in one server process (searching the catalog, reading
+    #: map windows, encoding answers, writing a STAC page), each on a thread of its own; the others wait their
+    #: turn within their deadline.
     #: More threads at work than cores contend for the interpreter lock, and every answer then costs more CPU
     #: (README, Benchmarks).
     work_slots: int = 2
