@@ -39,8 +39,9 @@ class Deadline:
 
 
 class WorkSlots:
-    """A map query's CPU-heavy steps (the catalog search, each answer's window reads and its encoding) run on
-    ``count`` threads of their own, in turn; the gRPC and HTTP threads hand them over and wait. Few threads at
+    """A map query's CPU-heavy steps (the catalog search, each answer's window reads and its encoding) and a
+    STAC search's (the catalog search, the items, their rendering) run on ``count`` threads of their own, in
+    turn; the gRPC and HTTP threads hand them over and wait. Few threads at
     work means little contention for the interpreter lock, and always the same ones keeps their caches (GDAL's,
     PROJ's, the allocator's) warm: handed to whichever of 16 gRPC threads came next, an area query cost 51 ms
     of server CPU at 32 clients instead of 45 (measured under Benchmarks). Sending, which may wait on a slow
