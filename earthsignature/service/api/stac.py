@@ -107,8 +107,8 @@ class CatalogStacClient(BaseCoreClient):
     # -- items -------------------------------------------------------------------------------------------
 
     def get_item(self, item_id: str, collection_id: str, request: Request, **kwargs) -> ItemsResponse:
-        return ItemsResponse(self._item(self.core.find_item(scope_caller(request.scope), collection_id, item_id),
-                                          request))
+        found = self.core.find_item(scope_caller(request.scope), collection_id, item_id)
+        return ItemsResponse(self._item(found, request))
 
     def item_collection(self, collection_id: str, request: Request, bbox=None, datetime=None, limit: int = 10,
                         token: str | None = None, **kwargs) -> ItemsResponse:
