@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 from earthsignature.cli import main
 from earthsignature.client import EarthSignatureClient
+from earthsignature.core.product import gdal_path
 from earthsignature.samples.requests import product_request
 from earthsignature.service.api.core import INSECURE_CALLER
 
@@ -221,3 +222,18 @@ def test_one_access_log_line_per_request(running, caplog) -> None:
     # the caller (the pilot certificate's common name), address, method, path, status, duration
     assert lines[0].startswith("acme 127.0.0.1 GET /v1/segmentation:list 200 ") and lines[0].endswith(" ms")
     assert " GET /v1/nothing 404 " in lines[1]
+
+
+def test_a_map_file_missing_from_the_store_is_404(running) -> None:
+    """A catalog row whose file is gone (or is a folder) is answered 404 naming the file, never a 500."""
+    certs, server, gateway = running
+    _, lines = _get(gateway, certs, "/stac/search?collections=clc-unet")
+    item = lines[0]["features"][0]["id"]
+    path = Path(gdal_path(server.core.map_file(INSECURE_CALLER, "clc-unet", item, "classes.tif")))
+    route = f"/v1/maps/clc-unet/{item}/classes.tif"
+    assert _get(gateway, certs, route, method="HEAD") == (200, [])
+    path.rename(path.with_suffix(".moved"))
+    status, body = _get(gateway, certs, route)
+    assert status == 404 and "classes.tif of" in body[0]["message"] and "not in the store" in body[0]["message"]
+    path.mkdir()  # a folder in its place
+    assert _get(gateway, certs, route) == (status, body)

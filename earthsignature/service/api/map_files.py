@@ -15,6 +15,7 @@ import logging
 import math
 import os
 import re
+import stat
 from collections.abc import Callable
 
 import sqlalchemy as sa
@@ -72,22 +73,34 @@ class MapFiles:
         params = request.path_params
 
         async def work(caller) -> Response:
-            url = await run_in_threadpool(self.core.map_file, caller, params["collection"], params["item"],
-                                          params["file_name"])
-            if self.core.store.remote:
+            url, found = await run_in_threadpool(self._stored_file, caller, params)
+            if found is None:
                 # the store's own pre-signed URL: the bytes (range requests included) come from the store
                 presigned = await run_in_threadpool(self.core.store.presigned_url, url,
                                                     self.core.limits.link_lifetime_s)
                 if presigned:
                     return RedirectResponse(presigned, status_code=307, headers={"Cache-Control": "no-store"})
                 return await run_in_threadpool(ranged_response, self.core.store, url, request.headers.get("range"))
-            path = gdal_path(url)
-            if not await run_in_threadpool(os.path.isfile, path):
-                raise NotFound(f"{params['file_name']} of {params['item'][:120]} is not in the store")
             media_type = next((m for f, m, *_ in MAP_ASSETS.values() if f == params["file_name"]), None)
-            return FileResponse(path, media_type=media_type, headers=CACHED)  # ranges, HEAD, If-Range
+            # ranges, HEAD, If-Range; the stat given, FileResponse does not ask a worker thread for it again
+            return FileResponse(gdal_path(url), media_type=media_type, headers=CACHED, stat_result=found)
 
         return await self._answer(request, work, "the map")
+
+    def _stored_file(self, caller, params) -> tuple[str, os.stat_result | None]:
+        """A map file's store URL and, in a local store, its stat: one worker-thread call where the lookup,
+        the file check and FileResponse's own stat took three (each a hand-over between the event loop and a
+        worker thread)."""
+        url = self.core.map_file(caller, params["collection"], params["item"], params["file_name"])
+        if self.core.store.remote:
+            return url, None
+        try:
+            found = os.stat(gdal_path(url))
+        except FileNotFoundError:
+            found = None
+        if found is None or not stat.S_ISREG(found.st_mode):
+            raise NotFound(f"{params['file_name']} of {params['item'][:120]} is not in the store")
+        return url, found
 
     async def picture(self, request: Request) -> Response:
         """The class map as a Web Mercator PNG; its bounds in a header (the page lays it at them)."""
