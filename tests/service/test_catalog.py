@@ -125,11 +125,11 @@ def test_count_is_exact_up_to_its_cap_and_ignores_the_page(catalog: Catalog) -> 
     for number in range(5):
         catalog.add(product(number, day=number), segmentation(burnt=0.3 if number % 2 else 0.0))
     everything = Filters(limit=2)
-    assert catalog.count(everything, cap=10) == 5 and catalog.count(everything, cap=5) == 5
-    assert catalog.count(everything, cap=4) is None  # more than the cap: not counted
+    assert catalog.search_counted(everything, cap=10)[1] == 5 and catalog.search_counted(everything, cap=5)[1] == 5
+    assert catalog.search_counted(everything, cap=4)[1] is None  # more than the cap: not counted
     second_page = Filters(limit=2, page_token=catalog.search(everything)[-1].page_key.token())
-    assert catalog.count(second_page, cap=10) == 5  # all pages, wherever the page starts
-    assert catalog.count(Filters(category_names=("burnt areas",)), cap=10) == 2
+    assert catalog.search_counted(second_page, cap=10)[1] == 5  # all pages, wherever the page starts
+    assert catalog.search_counted(Filters(category_names=("burnt areas",)), cap=10)[1] == 2
     page, matched = catalog.search_counted(second_page, cap=10)  # what a STAC page asks, in one session
     assert [f.segmentation.id for f in page] == [f.segmentation.id for f in catalog.search(second_page)]
     assert len(page) == 2 and matched == 5 and catalog.search_counted(everything, cap=4)[1] is None

@@ -126,8 +126,8 @@ def test_a_share_filter_reads_the_newest_matching_maps_first(catalog: Catalog) -
         matches = connection.execute(sa.text(
             "SELECT count(*) FROM class_statistics WHERE name = 'Burnt' AND pixel_count > 0 AND fraction > 0.2"
         )).scalar_one()
-    assert catalog.count(Filters(expression=share), cap=100_000) == matches > 40
-    assert catalog.count(rare, cap=100_000) == len(found)
+    assert catalog.search_counted(Filters(expression=share), cap=100_000)[1] == matches > 40
+    assert catalog.search_counted(rare, cap=100_000)[1] == len(found)
 
 
 def test_a_deep_page_starts_where_the_token_points(catalog: Catalog) -> None:

@@ -73,7 +73,7 @@ class LinkKeys:
             stamp = (_modified(self.current_file), stamp[1])
         if self._read is None or self._read[0] != stamp:
             keys = [_key(self.current_file.read_bytes())]
-            if self.previous_file.exists():
+            if stamp[1] is not None:
                 keys.append(_key(self.previous_file.read_bytes()))
             self._read = (stamp, keys)
         return self._read[1]

@@ -332,7 +332,8 @@ class Catalog:
             return self._page(session, filters)
 
     def search_counted(self, filters: Filters, cap: int) -> tuple[list[Found], int | None]:
-        """``search(filters)`` and ``count(filters, cap)`` in one session (one connection, one transaction)."""
+        """``search(filters)`` and how many segmentations match ``filters`` on all pages, counted up to ``cap``
+        (None beyond it), in one session (one connection, one transaction)."""
         with self.sessions() as session:
             return self._page(session, filters), self._count(session, filters, cap)
 
@@ -357,13 +358,9 @@ class Catalog:
         return NewestFirst(SHARE_PAGES * filters.limit,
                            (token.start_time, token.segmentation_id) if token else None, filters.end)
 
-    def count(self, filters: Filters, cap: int) -> int | None:
+    def _count(self, session: Session, filters: Filters, cap: int) -> int | None:
         """How many segmentations match ``filters`` (all pages), counted up to ``cap``; None beyond it (a count
         of a whole continent is work no page needs)."""
-        with self.sessions() as session:
-            return self._count(session, filters, cap)
-
-    def _count(self, session: Session, filters: Filters, cap: int) -> int | None:
         conditions = self._conditions(dataclasses.replace(filters, page_token=""))
         matching = sa.select(Segmentation.id)
         if any(Product.__table__ in find_tables(c, check_columns=True) for c in conditions):
