@@ -214,9 +214,15 @@ class Requests:
         name = rng.choice(["classes.tif", "confidence.tif", "cloud_mask.tif", "classes.tif.aux.xml", "classes.qml",
                            "classes.png", "tilejson.json", "..%2Fclasses.tif", "nothing.tif",
                            urllib.parse.quote(rng.choice(ODD_TEXT), safe="")])
+        def offset() -> str:  # up to past int()'s 4,300 digits
+            return str(rng.randint(1, 9)) * rng.choice([1, 5, 19, 400, 5000])
+
         ranges = ["bytes=0-16383", "bytes=-100", "bytes=100-", "bytes=0-0,5-9", "bytes=9-1", "bytes=abc",
-                  "bytes=99999999999-", "bytes=0-99999999999", "items=0-1", "bytes=" + "0-1," * 500]
+                  "bytes=99999999999-", "bytes=0-99999999999", "items=0-1", "bytes=" + "0-1," * 500,
+                  f"bytes={offset()}-", f"bytes=0-{offset()}", f"bytes=-{offset()}", f"bytes={offset()}-{offset()}"]
         headers = {"Range": rng.choice(ranges)} if rng.random() < 0.7 else {}
+        if headers and rng.random() < 0.2:  # a client's copy, current or not
+            headers["If-Range"] = rng.choice(['"an-older-etag"', "W/\"weak\"", "Thu, 01 Jan 1970 00:00:00 GMT"])
         return "map file", rng.choice(["GET", "GET", "HEAD"]), f"/v1/maps/{collection}/{item}/{name}", None, headers
 
     def tile(self):

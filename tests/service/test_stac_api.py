@@ -182,6 +182,37 @@ def test_an_asset_opens_in_gdal_through_https_range_reads(stac, pystac_client) -
     assert status == 200 and categories[2] == "Burnt areas"
 
 
+@pytest.mark.parametrize("preread", [4 * 1024 * 1024, 0], ids=["read-with-the-lookup", "streamed"])
+def test_a_byte_range_is_the_files_bytes_under_the_files_headers(stac, pystac_client, monkeypatch, preread) -> None:
+    """Each form of one range answers those bytes of the file under the whole file's ETag and Last-Modified,
+    whether read in the call that finds the file or streamed by FileResponse; If-Range keeps or drops it."""
+    from earthsignature.service.api import map_files
+
+    monkeypatch.setattr(map_files, "PREREAD_RANGE_BYTES", preread)
+    item = next(pystac_client().search(collections=["clc-unet"], filter="grid:code = 'MGRS-34SGH'").items())
+    path = item.assets["classes"].href.removeprefix(stac[1])
+    status, file_headers, whole = fetch(stac, path)
+    size = len(whole)
+    assert status == 200 and int(file_headers["Content-Length"]) == size > 200
+    spans = {"bytes=0-99": (0, 100), "bytes=100-": (100, size), "bytes=-64": (size - 64, size),
+             f"bytes={size - 10}-{size + 1000}": (size - 10, size), "bytes=5-5": (5, 6), "bytes=-99999": (0, size)}
+    for header, (start, end) in spans.items():
+        status, headers, body = fetch(stac, path, {"Range": header})
+        assert status == 206 and body == whole[start:end], header
+        assert headers["Content-Range"] == f"bytes {start}-{end - 1}/{size}", header
+        assert int(headers["Content-Length"]) == end - start
+        same = ("ETag", "Last-Modified", "Content-Type", "Accept-Ranges", "Cache-Control")
+        assert [headers[name] for name in same] == [file_headers[name] for name in same]
+    status, _, body = fetch(stac, path, {"Range": "bytes=10-19", "If-Range": file_headers["ETag"]})
+    assert status == 206 and body == whole[10:20]
+    status, _, body = fetch(stac, path, {"Range": "bytes=10-19", "If-Range": '"an-older-etag"'})
+    assert status == 200 and body == whole  # changed since the client's copy: all of it
+    status, headers, _ = fetch(stac, path, {"Range": f"bytes={size}-"})
+    assert status == 416 and headers["Content-Range"] == f"bytes */{size}"
+    for endless in ("bytes=" + "1" * 5000 + "-", "bytes=0-" + "9" * 5000, "bytes=-" + "9" * 5000):
+        assert fetch(stac, path, {"Range": endless})[0] in (400, 416)  # never int()'s ValueError as a 500
+
+
 def test_grpc_responses_link_to_the_stac_item_and_the_map(stac, pystac_client) -> None:
     certs, root, address = stac
     key, cert = certs.pilot
@@ -316,6 +347,7 @@ def test_object_store_files_are_served_by_single_byte_ranges(tmp_path, monkeypat
     assert map_files.ranged_response(store, url, "bytes=1000-").body == bytes(range(232, 256))
     assert map_files.ranged_response(store, url, "bytes=abc").status_code == 416
     assert map_files.ranged_response(store, url, "bytes=2000-").status_code == 416
+    assert map_files.ranged_response(store, url, "bytes=" + "9" * 5000 + "-").status_code == 416
     monkeypatch.setattr(map_files, "MAX_RANGE_BYTES", 100)
     with pytest.raises(ResourceExhausted):
         map_files.ranged_response(store, url, None)

@@ -17,10 +17,12 @@ import os
 import re
 import stat
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 from rasterio.errors import RasterioError
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -35,12 +37,26 @@ from earthsignature.service.api.signed_links import PARAMETERS
 from earthsignature.service.api.stac_items import MAP_ASSETS, MAP_FILE_PATH, SIGNED_MAP_FILE_PATH, TILEJSON
 
 log = logging.getLogger("earthsignature.http")
-RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+#: one byte range; offsets of up to 18 digits (int() refuses strings of over 4,300, and no file is 10^18 bytes)
+ONE_RANGE = re.compile(r"bytes=(\d{0,18})-(\d{0,18})")
 MAX_RANGE_BYTES = 64 * 1024 * 1024
+#: a local file's single byte range up to this size is read in the worker-thread call that finds the file and
+#: sent whole (GDAL and QGIS read 16 KiB blocks); larger or several ranges, If-Range and HEAD go to FileResponse
+PREREAD_RANGE_BYTES = 4 * 1024 * 1024
 MAX_TILE_ZOOM = 22
 CACHED = {"Cache-Control": "private, max-age=3600"}
 #: store errors that mean "not now": the file system or object store, the catalog, GDAL
 UNREADABLE = (OSError, RasterioError, sa.exc.SQLAlchemyError)
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """Where a map file is, and for a local one its stat and, when a small single range was asked, its bytes."""
+
+    url: str
+    found: os.stat_result | None = None  # None: in an object store
+    span: tuple[int, int] | None = None  # [start, end) of the bytes read
+    body: bytes | None = None
 
 
 class MapFiles:
@@ -72,35 +88,38 @@ class MapFiles:
         """A COG or legend file, with range requests."""
         params = request.path_params
 
+        wanted = request.headers.get("range")
+        preread = wanted if request.method == "GET" and "if-range" not in request.headers else None
+
         async def work(caller) -> Response:
-            url, found = await run_in_threadpool(self._stored_file, caller, params)
-            if found is None:
+            stored = await run_in_threadpool(self._stored_file, caller, params, preread)
+            url = stored.url
+            if stored.found is None:
                 # the store's own pre-signed URL: the bytes (range requests included) come from the store
                 presigned = await run_in_threadpool(self.core.store.presigned_url, url,
                                                     self.core.limits.link_lifetime_s)
                 if presigned:
                     return RedirectResponse(presigned, status_code=307, headers={"Cache-Control": "no-store"})
-                return await run_in_threadpool(ranged_response, self.core.store, url, request.headers.get("range"))
+                return await run_in_threadpool(ranged_response, self.core.store, url, wanted)
             media_type = next((m for f, m, *_ in MAP_ASSETS.values() if f == params["file_name"]), None)
-            # ranges, HEAD, If-Range; the stat given, FileResponse does not ask a worker thread for it again
-            return FileResponse(gdal_path(url), media_type=media_type, headers=CACHED, stat_result=found)
+            # the stat given, FileResponse does not ask a worker thread for it again; its headers (ETag,
+            # Last-Modified) are the ones a range read already made is answered with
+            whole = FileResponse(gdal_path(url), media_type=media_type, headers=CACHED, stat_result=stored.found)
+            return whole if stored.body is None else part_of(whole, stored.span, stored.body)
 
         return await self._answer(request, work, "the map")
 
-    def _stored_file(self, caller, params) -> tuple[str, os.stat_result | None]:
-        """A map file's store URL and, in a local store, its stat: one worker-thread call where the lookup,
-        the file check and FileResponse's own stat took three (each a hand-over between the event loop and a
-        worker thread)."""
+    def _stored_file(self, caller, params, wanted: str | None) -> StoredFile:
+        """A map file's store URL and, in a local store, its stat and the bytes of the one small range
+        ``wanted``: one worker-thread call where the lookup, the stat and FileResponse's open, seek, read and
+        close took six (each a hand-over between the event loop and a worker thread)."""
         url = self.core.map_file(caller, params["collection"], params["item"], params["file_name"])
         if self.core.store.remote:
-            return url, None
-        try:
-            found = os.stat(gdal_path(url))
-        except FileNotFoundError:
-            found = None
-        if found is None or not stat.S_ISREG(found.st_mode):
+            return StoredFile(url)
+        stored = local_file(url, wanted)
+        if stored is None:
             raise NotFound(f"{params['file_name']} of {params['item'][:120]} is not in the store")
-        return url, found
+        return stored
 
     async def picture(self, request: Request) -> Response:
         """The class map as a Web Mercator PNG; its bounds in a header (the page lays it at them)."""
@@ -182,21 +201,56 @@ def tile_json(extent: MapExtent, template: str, name: str) -> dict:
             "center": [longitude, latitude, max(0, maxzoom - 4)]}
 
 
+def local_file(url: str, wanted: str | None) -> StoredFile | None:
+    """A local store's file, its stat and, when ``wanted`` is one range of at most PREREAD_RANGE_BYTES, those
+    bytes; None when no file is there (nothing, or a folder)."""
+    try:  # non-blocking: a FIFO in the store must not hold a worker thread
+        handle = os.open(gdal_path(url), os.O_RDONLY | os.O_NONBLOCK)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    try:
+        found = os.fstat(handle)
+        if not stat.S_ISREG(found.st_mode):
+            return None
+        span = byte_range(wanted, found.st_size) if wanted else None
+        if span is None or span[1] - span[0] > PREREAD_RANGE_BYTES:
+            return StoredFile(url, found)
+        body = os.pread(handle, span[1] - span[0], span[0])
+        return StoredFile(url, found, span, body) if len(body) == span[1] - span[0] else StoredFile(url, found)
+    finally:
+        os.close(handle)
+
+
+def byte_range(header: str, size: int) -> tuple[int, int] | None:
+    """The [start, end) of a file of ``size`` bytes that a Range header of one range asks for (RFC 9110:
+    ``bytes=first-last``, ``bytes=first-``, ``bytes=-suffix``; an end past the file is the file's end), or None
+    when it is not one range that the file can satisfy."""
+    match = ONE_RANGE.fullmatch(header.strip())
+    if match is None or match.groups() == ("", ""):
+        return None
+    first, last = match.groups()
+    start, end = (max(size - int(last), 0), size) if not first else (int(first), min(size, int(last or size - 1) + 1))
+    return (start, end) if start < min(end, size) else None
+
+
+def part_of(whole: FileResponse, span: tuple[int, int], body: bytes) -> Response:
+    """The 206 answer to a single range of a file read already: the whole file's headers, its range's length."""
+    headers = MutableHeaders(raw=list(whole.raw_headers))
+    headers["content-range"] = f"bytes {span[0]}-{span[1] - 1}/{whole.stat_result.st_size}"
+    headers["content-length"] = str(len(body))
+    return Response(body, status_code=206, headers=headers)
+
+
 def ranged_response(store, url: str, header: str | None) -> Response:
     """A file of an object store, whole (up to MAX_RANGE_BYTES) or one byte range of it (206)."""
     size = store.size(url)
-    match = RANGE.fullmatch(header.strip()) if header else None
-    if header and (match is None or match.groups() == ("", "")):
+    span = byte_range(header, size) if header else (0, size)
+    if span is None:
         return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
-    start, end = 0, size
-    if match:
-        first, last = match.groups()
-        start, end = (size - int(last), size) if not first else (int(first), min(size, int(last or size - 1) + 1))
-        if start >= size or start >= end:
-            return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
+    start, end = span
     if end - start > MAX_RANGE_BYTES:
         raise ResourceExhausted(f"ask for at most {MAX_RANGE_BYTES} bytes at a time (a Range header)")
     headers = {"Accept-Ranges": "bytes", "Cache-Control": "private, max-age=3600"}
-    if match:
-        headers["Content-Range"] = f"bytes {max(start, 0)}-{end - 1}/{size}"
-    return Response(store.read_range(url, max(start, 0), end), status_code=206 if match else 200, headers=headers)
+    if header:
+        headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+    return Response(store.read_range(url, start, end), status_code=206 if header else 200, headers=headers)
