@@ -38,7 +38,7 @@ TILES = ("34SGH", "31TCJ", "33UUP", "35VLG", "01XDA")
 ODD_TEXT = ["", "..", "../../etc/passwd", "%00", "\x00", "é", "²", "٣", "9" * 40, "x" * 3000, "' OR 1=1 --",
             "%s%n", "null", "[]", "{}", "-1", "1e400", "NaN", "-Infinity", "0001-01-01T00:00:00+23:59"]
 NUMBERS = ["0", "1", "-1", "1e400", "-1e400", "nan", "inf", "1e-320", "180.0000001", "-90", "91", "10", "50",
-           "0x10", "1_000", "", "²"]
+           "0x10", "1_000", "", "²", "1" * 400, "1" * 5000]  # past a float; past int()'s 4,300 digits
 PROPERTIES = ["eo:cloud_cover", "fraction:burnt_areas", "fraction:coniferous_forest", "datetime", "id",
               "collection", "grid:code", "geometry", "start_datetime", "unknown:thing", "earthsignature:product_id"]
 LITERALS = ["5", "0.5", "'x'", "'S2A%'", "TIMESTAMP('2021-08-01T00:00:00Z')", "DATE('2021-08-01')",
@@ -170,7 +170,8 @@ class Requests:
         headers = {"Content-Type": "application/json"}
         if roll < 0.1:
             body = rng.choice([b"[1,2]", b'"text"', b"42", b"null", b"{", b"[" * 50_000, b"\xff\xfe",
-                               b'{"limit": NaN}', b'{"bbox": [Infinity, 0, 1, 1]}'])
+                               b'{"limit": NaN}', b'{"bbox": [Infinity, 0, 1, 1]}',
+                               b'{"bbox": [' + b"1" * 400 + b', 0, 1, 1]}', b'{"limit": ' + b"1" * 5000 + b"}"])
         elif roll < 0.15:
             body, headers = b'{"limit": 2}', {"Content-Type": rng.choice(["text/plain", "application/xml", ""])}
         else:
@@ -228,8 +229,9 @@ class Requests:
     def tile(self):
         rng = self.rng
         collection, item = rng.choice(self.items)
-        z = rng.choice([0, 3, 8, 12, 14, 30, 99, -1])
-        x, y = (rng.choice([0, 1, 2 ** max(z, 0) // 2, 2 ** 40, -5]) for _ in range(2))
+        z = rng.choice([0, 3, 8, 12, 14, 30, 99, -1, "x", "1" * 5000])  # up to past int()'s 4,300 digits
+        zoom = z if isinstance(z, int) else 0
+        x, y = (rng.choice([0, 1, 2 ** max(zoom, 0) // 2, 2 ** 40, -5, "9" * 5000]) for _ in range(2))
         return "XYZ tile", "GET", f"/v1/maps/{collection}/{item}/tiles/{z}/{x}/{y}.png", None, {}
 
     def quicklook(self):

@@ -286,6 +286,39 @@ def test_other_client_text_is_answered_at_its_worst(service, field, value):
             assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error.details()
 
 
+LONG = "1" * 5_000  # past the 4,300 digits int() takes from text
+HUGE = "1" * 400  # an integer past a float's range
+
+
+@pytest.mark.parametrize("path", [
+    f"/v1/maps/clc-unet/S2A_nothing-v1/tiles/{LONG}/0/0.png", f"/v1/maps/clc-unet/S2A_nothing-v1/tiles/3/1/{LONG}.png",
+    f"/stac/search?limit={LONG}", f"/stac/search?bbox={LONG},0,1,1", f"/stac/collections/clc-unet/items?limit={LONG}",
+    f"/stac/search?datetime={LONG}-01-01T00:00:00Z/..", f"/v1/segmentation:list?nResults={LONG}",
+    f"/v1/segmentation:list?maxPixels={HUGE}", f"/v1/segmentation:search?query=cloud%3C{LONG}",
+    *("/stac/search?" + urllib.parse.urlencode({"filter": f"{name} > {number}"})
+      for name in ("eo:cloud_cover", '"fraction:burnt_areas"') for number in (LONG, HUGE, f"-{HUGE}")),
+], ids=lambda text: f"{text[:45]}...{len(text)}")
+def test_numbers_past_int_and_float_are_4xx(service, path):
+    """Numbers in paths, parameters and filters longer than int() parses or larger than a float holds: a 4xx
+    naming the input, as every other bad number is, never a 500."""
+    certs, _, root = service
+    status, answer = https(https_context(certs), root + path)
+    assert 400 <= status < 500 and answer["code"] in (3, 5, 11), (path[:80], status, answer)
+
+
+@pytest.mark.parametrize("body", [
+    f'{{"limit": {LONG}}}', f'{{"bbox": [{HUGE}, 0, 1, 1]}}', f'{{"bbox": [{LONG}, 0, 1, 1]}}',
+    f'{{"intersects": {{"type": "Point", "coordinates": [{HUGE}, 0]}}}}',
+    *(f'{{"filter-lang": "cql2-json", "filter": {{"op": ">", "args": [{{"property": "{name}"}}, {number}]}}}}'
+      for name in ("eo:cloud_cover", "fraction:burnt_areas") for number in (LONG, HUGE)),
+    f'{{"filter": "eo:cloud_cover > {HUGE}", "filter-lang": "cql2-text"}}',
+], ids=lambda text: f"{text[:45]}...{len(text)}")
+def test_numbers_past_int_and_float_in_search_bodies_are_400(service, body):
+    certs, _, root = service
+    status, answer = https(https_context(certs), f"{root}/stac/search", body.encode())
+    assert status == 400 and answer["code"] == 3, (body[:80], status, answer)
+
+
 @pytest.mark.parametrize(("method", "path", "expected"), [
     ("PATCH", "/map/static/../../x", 405), ("DELETE", "/map/static/app.js", 405), ("PUT", "/stac/search", 405),
     ("POST", "/healthz", 405), ("GET", "/nothing", 404),

@@ -44,6 +44,7 @@ MAX_RANGE_BYTES = 64 * 1024 * 1024
 #: sent whole (GDAL and QGIS read 16 KiB blocks); larger or several ranges, If-Range and HEAD go to FileResponse
 PREREAD_RANGE_BYTES = 4 * 1024 * 1024
 MAX_TILE_ZOOM = 22
+TILE_NUMBER = re.compile(r"[0-9]{1,8}")  # 2^22 has 7 digits
 CACHED = {"Cache-Control": "private, max-age=3600"}
 #: store errors that mean "not now": the file system or object store, the catalog, GDAL
 UNREADABLE = (OSError, RasterioError, sa.exc.SQLAlchemyError)
@@ -69,7 +70,7 @@ class MapFiles:
         routes = [Route(QUICKLOOK_PATH, self.quicklook, methods=["GET"])]
         for maps in (MAP_FILE_PATH, SIGNED_MAP_FILE_PATH):  # with the certificate, or in a signed folder
             routes += [Route(maps.replace("{file_name}", "classes.png"), self.picture, methods=["GET"]),
-                       Route(maps.replace("{file_name}", "tiles/{z:int}/{x:int}/{y:int}.png"), self.tile,
+                       Route(maps.replace("{file_name}", "tiles/{z}/{x}/{y}.png"), self.tile,
                              methods=["GET"]),
                        Route(maps.replace("{file_name}", TILEJSON), self.tilejson, methods=["GET"]),
                        Route(maps, self.file, methods=["GET", "HEAD"])]
@@ -138,11 +139,9 @@ class MapFiles:
     async def tile(self, request: Request) -> Response:
         """XYZ tile z/x/y of a class map (transparent where the map is not)."""
         params = request.path_params
-        z, x, y = params["z"], params["x"], params["y"]
 
         async def work(caller) -> Response:
-            if not (0 <= z <= MAX_TILE_ZOOM and x < 2 ** z and y < 2 ** z):
-                raise InvalidArgument("tile", f"z/x/y must have z in 0..{MAX_TILE_ZOOM} and x, y below 2^z")
+            z, x, y = tile_address(params["z"], params["x"], params["y"])
             url, clouds = await run_in_threadpool(self.core.picture_source, caller, params["collection"],
                                                   params["item"])
             return Response(await run_in_threadpool(self._drawn, render_tile, url, z, x, y, 256, clouds),
@@ -185,6 +184,16 @@ class MapFiles:
         except UNREADABLE as error:
             log.error("%s %s: %s", what, request.url.path[:200], error)
             return status_response(Code.UNAVAILABLE, f"{what} cannot be read now; retry later")
+
+
+def tile_address(*texts: str) -> tuple[int, int, int]:
+    """z, x, y of a tile's path, checked as text before int() (which raises past 4,300 digits)."""
+    if not all(TILE_NUMBER.fullmatch(text) for text in texts):
+        raise InvalidArgument("tile", "z, x and y are whole numbers")
+    z, x, y = (int(text) for text in texts)
+    if not (z <= MAX_TILE_ZOOM and x < 2 ** z and y < 2 ** z):
+        raise InvalidArgument("tile", f"z/x/y must have z in 0..{MAX_TILE_ZOOM} and x, y below 2^z")
+    return z, x, y
 
 
 def tile_json(extent: MapExtent, template: str, name: str) -> dict:

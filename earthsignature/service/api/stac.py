@@ -200,7 +200,10 @@ def _area(bbox, intersects: Mapping[str, Any] | None) -> BaseGeometry | None:
             return validation.checked_area("intersects", geometry)
         if bbox is None:
             return None
-        values = [float(v) for v in bbox]
+        try:
+            values = [float(v) for v in bbox]
+        except (TypeError, ValueError, OverflowError):  # OverflowError: a JSON integer past a float's range
+            values = []
         if len(values) not in (4, 6) or not all(math.isfinite(v) for v in values):
             raise InvalidQueryParameter("bbox holds 4 (or 6, with heights) finite numbers")
         west, south, east, north = (values[0], values[1], values[3], values[4]) if len(values) == 6 else values
