@@ -254,8 +254,10 @@ def _lonlat_extent(crs: str, bounds: tuple[float, float, float, float]) -> BaseG
 
 #: Maps kept open per thread (a dataset is not shared between threads): opening one costs about as much as
 #: reading a window of it, and answers read the same popular maps again and again. Stored files never change
-#: (each ingestion writes a folder of its own), so an open dataset never goes stale.
-OPEN_PER_THREAD = 8
+#: (each ingestion writes a folder of its own), so an open dataset never goes stale. More than a page of
+#: answers (10 by default): with 8, a page of 10 asked again in the same order missed every time (least
+#: recently used, under a cyclic scan). The service reads maps in its work slots, 2 threads a process.
+OPEN_PER_THREAD = 64
 _open_maps = threading.local()
 
 
