@@ -112,8 +112,8 @@ class MapFiles:
 
     def _stored_file(self, caller, params, wanted: str | None) -> StoredFile:
         """A map file's store URL and, in a local store, its stat and the bytes of the one small range
-        ``wanted``: one worker-thread call where the lookup, the stat and FileResponse's open, seek, read and
-        close took six (each a hand-over between the event loop and a worker thread)."""
+        ``wanted``: one worker-thread call where the lookup and stat, then FileResponse's open, seek, read and
+        close took five (each a hand-over between the event loop and a worker thread)."""
         url = self.core.map_file(caller, params["collection"], params["item"], params["file_name"])
         if self.core.store.remote:
             return StoredFile(url)
