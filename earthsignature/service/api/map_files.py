@@ -259,7 +259,7 @@ def ranged_response(store, url: str, header: str | None) -> Response:
     start, end = span
     if end - start > MAX_RANGE_BYTES:
         raise ResourceExhausted(f"ask for at most {MAX_RANGE_BYTES} bytes at a time (a Range header)")
-    headers = {"Accept-Ranges": "bytes", "Cache-Control": "private, max-age=3600"}
+    headers = {"Accept-Ranges": "bytes", **CACHED}
     if header:
         headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
     return Response(store.read_range(url, start, end), status_code=206 if header else 200, headers=headers)
